@@ -1,0 +1,17 @@
+//! Implementations of phonegate's ports.
+//!
+//! - [`sql`]: users, challenges and devices on SQLite or Postgres, through one
+//!   sea-query layer, with per-backend migrations.
+//! - [`sms`]: the console SMS sender for development (and tests).
+//! - [`jwt`]: HS256 access tokens.
+//! - [`clock`] and [`random`]: the system clock and the OS CSPRNG, plus a
+//!   manual clock for tests.
+//!
+//! Adapters translate library errors into the domain's error types; nothing
+//! from sqlx or jsonwebtoken crosses a port.
+
+pub mod clock;
+pub mod jwt;
+pub mod random;
+pub mod sms;
+pub mod sql;

@@ -1,0 +1,98 @@
+//! Schema migrations, one set per backend, applied at start.
+//!
+//! A migration is a commented SQL file embedded in the binary. Applied
+//! versions are recorded in `phonegate_migrations`. The whole run happens in
+//! one transaction that first takes a lock (an advisory lock on Postgres,
+//! the write lock on SQLite), so several instances starting together apply
+//! each migration exactly once.
+
+use sea_query::{Expr, Iden, Query};
+
+use super::db::{Backend, Db, DbError};
+
+struct Migration {
+    version: i64,
+    name: &'static str,
+    sqlite: &'static str,
+    postgres: &'static str,
+}
+
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "initial",
+    sqlite: include_str!("../../migrations/sqlite/0001_initial.sql"),
+    postgres: include_str!("../../migrations/postgres/0001_initial.sql"),
+}];
+
+#[derive(Iden)]
+enum PhonegateMigrations {
+    Table,
+    Version,
+    Name,
+    AppliedAt,
+}
+
+#[derive(sqlx::FromRow)]
+struct Applied {
+    version: i64,
+}
+
+/// Applies every migration not yet applied. Returns how many were applied.
+pub async fn migrate(db: &Db, now_millis: i64) -> Result<usize, DbError> {
+    let mut tx = db.begin().await?;
+    if db.backend() == Backend::Postgres {
+        // Serialises concurrent starts; released when the transaction ends.
+        // The number is arbitrary but fixed: "phonegat" in ASCII.
+        tx.raw("SELECT pg_advisory_xact_lock(8100917815175225716)")
+            .await?;
+    }
+    tx.raw(
+        "CREATE TABLE IF NOT EXISTS phonegate_migrations (
+            version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+    )
+    .await?;
+    let done: Vec<Applied> = tx
+        .run()
+        .fetch_all(
+            &Query::select()
+                .column(PhonegateMigrations::Version)
+                .from(PhonegateMigrations::Table)
+                .to_owned(),
+        )
+        .await?;
+    let mut applied = 0;
+    for migration in MIGRATIONS {
+        if done.iter().any(|row| row.version == migration.version) {
+            continue;
+        }
+        let script = match db.backend() {
+            Backend::Sqlite => migration.sqlite,
+            Backend::Postgres => migration.postgres,
+        };
+        tx.raw(script).await.map_err(|source| DbError::Migration {
+            version: migration.version,
+            name: migration.name,
+            source,
+        })?;
+        tx.run()
+            .execute(
+                &Query::insert()
+                    .into_table(PhonegateMigrations::Table)
+                    .columns([
+                        PhonegateMigrations::Version,
+                        PhonegateMigrations::Name,
+                        PhonegateMigrations::AppliedAt,
+                    ])
+                    .values_panic([
+                        Expr::val(migration.version),
+                        Expr::val(migration.name),
+                        Expr::val(now_millis),
+                    ])
+                    .to_owned(),
+            )
+            .await?;
+        applied += 1;
+    }
+    tx.commit().await?;
+    Ok(applied)
+}

@@ -1,0 +1,10 @@
+//! SQL storage for SQLite and Postgres, written once with sea-query.
+
+pub mod db;
+mod migrate;
+mod schema;
+mod store;
+
+pub use db::{Backend, Db, DbError, DbOptions};
+pub use migrate::migrate;
+pub use store::SqlStore;

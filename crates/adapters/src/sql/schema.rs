@@ -1,0 +1,80 @@
+//! Table and column names for sea-query. They mirror the migrations.
+
+use sea_query::Iden;
+
+#[derive(Iden, Clone, Copy)]
+pub enum Users {
+    Table,
+    Id,
+    Phone,
+    Email,
+    FirstName,
+    LastName,
+    CreatedAt,
+}
+
+#[derive(Iden, Clone, Copy)]
+pub enum Addresses {
+    Table,
+    Id,
+    UserId,
+    Street,
+    Flat,
+    Building,
+    DistrictId,
+    AddressType,
+    CreatedAt,
+}
+
+#[derive(Iden, Clone, Copy)]
+pub enum Permissions {
+    Table,
+    Id,
+    UserId,
+    Name,
+}
+
+#[derive(Iden, Clone, Copy)]
+pub enum OtpChallenges {
+    Table,
+    Id,
+    Purpose,
+    Phone,
+    UserId,
+    Channel,
+    DeviceBinding,
+    LookupHash,
+    CodeHash,
+    Attempts,
+    MaxAttempts,
+    State,
+    CreatedAt,
+    ExpiresAt,
+    ClosedAt,
+}
+
+#[derive(Iden, Clone, Copy)]
+pub enum Devices {
+    Table,
+    Id,
+    UserId,
+    Platform,
+    PushHandle,
+    CreatedAt,
+    UpdatedAt,
+}
+
+#[derive(Iden, Clone, Copy)]
+pub enum ServerSecrets {
+    Table,
+    Name,
+    Value,
+    CreatedAt,
+}
+
+/// Values of `otp_challenges.state`.
+pub mod state {
+    pub const LIVE: &str = "live";
+    pub const CONSUMED: &str = "consumed";
+    pub const SUPERSEDED: &str = "superseded";
+}

@@ -1,0 +1,545 @@
+//! [`SqlStore`]: the domain's store ports on SQLite or Postgres.
+//!
+//! Each port method is one statement or one transaction. The guarantees the
+//! ports promise (one winner per code, bounded attempts) come from
+//! conditional `UPDATE`s whose `WHERE` clause re-checks the state, so they
+//! hold under any concurrency on either backend.
+
+use async_trait::async_trait;
+use phonegate_domain::{
+    StoreError,
+    device::{PushHandle, PushPlatform},
+    otp::{AttemptOutcome, ChallengeAttempt, ChallengeId, NewChallenge, SecretHash},
+    phone::PhoneNumber,
+    ports::{ChallengeStore, CreateUserError, DeviceStore, Readiness, UserStore},
+    time::Timestamp,
+    user::{Address, NewUser, Permission, User, UserId, UserProfile},
+};
+use sea_query::{Expr, ExprTrait as _, InsertStatement, OnConflict, Order, Query, UpdateStatement};
+
+use super::{
+    db::{Db, is_unique_violation, store_error},
+    schema::{Addresses, Devices, OtpChallenges, Permissions, ServerSecrets, Users, state},
+};
+
+/// The SQL implementation of every store port.
+#[derive(Debug, Clone)]
+pub struct SqlStore {
+    db: Db,
+}
+
+impl SqlStore {
+    pub fn new(db: Db) -> Self {
+        Self { db }
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// The secret named `name`, created from `fresh` if there is none yet.
+    /// Concurrent callers all end up with the same value.
+    pub async fn secret_or_insert(
+        &self,
+        name: &str,
+        fresh: Vec<u8>,
+        now: Timestamp,
+    ) -> Result<Vec<u8>, StoreError> {
+        let insert = Query::insert()
+            .into_table(ServerSecrets::Table)
+            .columns([
+                ServerSecrets::Name,
+                ServerSecrets::Value,
+                ServerSecrets::CreatedAt,
+            ])
+            .values_panic([name.into(), fresh.into(), now.unix_millis().into()])
+            .on_conflict(
+                OnConflict::column(ServerSecrets::Name)
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .to_owned();
+        self.db.run().execute(&insert).await.map_err(store_error)?;
+        let select = Query::select()
+            .column(ServerSecrets::Value)
+            .from(ServerSecrets::Table)
+            .and_where(Expr::col(ServerSecrets::Name).eq(name))
+            .to_owned();
+        let row: SecretRow = self
+            .db
+            .run()
+            .fetch_one(&select)
+            .await
+            .map_err(store_error)?;
+        Ok(row.value)
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct SecretRow {
+    value: Vec<u8>,
+}
+
+#[derive(sqlx::FromRow)]
+struct UserRow {
+    id: i64,
+    phone: Option<String>,
+    email: Option<String>,
+    first_name: Option<String>,
+    last_name: Option<String>,
+}
+
+impl UserRow {
+    fn into_user(self) -> User {
+        User {
+            id: UserId::new(self.id),
+            // Only validated numbers are ever written, so this cannot fail;
+            // a row edited by hand into garbage reads as "no phone".
+            phone: self
+                .phone
+                .and_then(|phone| PhoneNumber::parse_e164(&phone).ok()),
+            email: self.email,
+            first_name: self.first_name,
+            last_name: self.last_name,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct AddressRow {
+    id: i64,
+    user_id: i64,
+    street: Option<String>,
+    flat: Option<String>,
+    building: Option<String>,
+    district_id: Option<i64>,
+    address_type: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
+struct PermissionRow {
+    id: i64,
+    name: String,
+}
+
+#[derive(sqlx::FromRow)]
+struct IdRow {
+    id: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct AttemptRow {
+    id: i64,
+    phone: String,
+    user_id: Option<i64>,
+    device_binding: Option<String>,
+    code_hash: Vec<u8>,
+    attempts: i32,
+    max_attempts: i32,
+    expires_at: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct ChallengeStateRow {
+    state: String,
+    expires_at: i64,
+}
+
+const USER_COLUMNS: [Users; 5] = [
+    Users::Id,
+    Users::Phone,
+    Users::Email,
+    Users::FirstName,
+    Users::LastName,
+];
+
+/// Closes the live challenges of one purpose and phone.
+fn supersede_live(challenge: &NewChallenge) -> UpdateStatement {
+    Query::update()
+        .table(OtpChallenges::Table)
+        .value(OtpChallenges::State, state::SUPERSEDED)
+        .value(OtpChallenges::ClosedAt, challenge.created_at.unix_millis())
+        .and_where(Expr::col(OtpChallenges::Purpose).eq(challenge.purpose.as_str()))
+        .and_where(Expr::col(OtpChallenges::Phone).eq(challenge.phone.as_str()))
+        .and_where(Expr::col(OtpChallenges::State).eq(state::LIVE))
+        .to_owned()
+}
+
+fn insert_challenge(challenge: &NewChallenge) -> InsertStatement {
+    Query::insert()
+        .into_table(OtpChallenges::Table)
+        .columns([
+            OtpChallenges::Purpose,
+            OtpChallenges::Phone,
+            OtpChallenges::UserId,
+            OtpChallenges::Channel,
+            OtpChallenges::DeviceBinding,
+            OtpChallenges::LookupHash,
+            OtpChallenges::CodeHash,
+            OtpChallenges::Attempts,
+            OtpChallenges::MaxAttempts,
+            OtpChallenges::State,
+            OtpChallenges::CreatedAt,
+            OtpChallenges::ExpiresAt,
+        ])
+        .values_panic([
+            challenge.purpose.as_str().into(),
+            challenge.phone.as_str().into(),
+            challenge.user_id.map(UserId::get).into(),
+            challenge.channel.as_str().into(),
+            challenge.device_binding.clone().into(),
+            challenge.lookup_hash.as_bytes().to_vec().into(),
+            challenge.code_hash.as_bytes().to_vec().into(),
+            0i32.into(),
+            i32::try_from(challenge.max_attempts)
+                .unwrap_or(i32::MAX)
+                .into(),
+            state::LIVE.into(),
+            challenge.created_at.unix_millis().into(),
+            challenge.expires_at.unix_millis().into(),
+        ])
+        .returning_col(OtpChallenges::Id)
+        .to_owned()
+}
+
+#[async_trait]
+impl UserStore for SqlStore {
+    async fn find_by_phone(&self, phone: &PhoneNumber) -> Result<Option<User>, StoreError> {
+        let query = Query::select()
+            .columns(USER_COLUMNS)
+            .from(Users::Table)
+            .and_where(Expr::col(Users::Phone).eq(phone.as_str()))
+            .to_owned();
+        let row: Option<UserRow> = self
+            .db
+            .run()
+            .fetch_optional(&query)
+            .await
+            .map_err(store_error)?;
+        Ok(row.map(UserRow::into_user))
+    }
+
+    async fn profile(&self, id: UserId) -> Result<Option<UserProfile>, StoreError> {
+        let user = Query::select()
+            .columns(USER_COLUMNS)
+            .from(Users::Table)
+            .and_where(Expr::col(Users::Id).eq(id.get()))
+            .to_owned();
+        let Some(user) = self
+            .db
+            .run()
+            .fetch_optional::<UserRow, _>(&user)
+            .await
+            .map_err(store_error)?
+        else {
+            return Ok(None);
+        };
+        let addresses = Query::select()
+            .columns([
+                Addresses::Id,
+                Addresses::UserId,
+                Addresses::Street,
+                Addresses::Flat,
+                Addresses::Building,
+                Addresses::DistrictId,
+                Addresses::AddressType,
+            ])
+            .from(Addresses::Table)
+            .and_where(Expr::col(Addresses::UserId).eq(id.get()))
+            .order_by(Addresses::Id, Order::Asc)
+            .to_owned();
+        let addresses: Vec<AddressRow> = self
+            .db
+            .run()
+            .fetch_all(&addresses)
+            .await
+            .map_err(store_error)?;
+        let permissions = Query::select()
+            .columns([Permissions::Id, Permissions::Name])
+            .from(Permissions::Table)
+            .and_where(Expr::col(Permissions::UserId).eq(id.get()))
+            .order_by(Permissions::Id, Order::Asc)
+            .to_owned();
+        let permissions: Vec<PermissionRow> = self
+            .db
+            .run()
+            .fetch_all(&permissions)
+            .await
+            .map_err(store_error)?;
+        Ok(Some(UserProfile {
+            user: user.into_user(),
+            addresses: addresses
+                .into_iter()
+                .map(|row| Address {
+                    id: row.id,
+                    user_id: UserId::new(row.user_id),
+                    street: row.street,
+                    flat: row.flat,
+                    building: row.building,
+                    district_id: row.district_id,
+                    address_type: row.address_type,
+                })
+                .collect(),
+            permissions: permissions
+                .into_iter()
+                .map(|row| Permission {
+                    id: row.id,
+                    name: row.name,
+                })
+                .collect(),
+        }))
+    }
+
+    async fn create_with_challenge(
+        &self,
+        user: NewUser,
+        mut challenge: NewChallenge,
+    ) -> Result<UserId, CreateUserError> {
+        let now = challenge.created_at.unix_millis();
+        let mut tx = self.db.begin().await.map_err(store_error)?;
+        let insert_user = Query::insert()
+            .into_table(Users::Table)
+            .columns([
+                Users::Phone,
+                Users::FirstName,
+                Users::LastName,
+                Users::CreatedAt,
+            ])
+            .values_panic([
+                user.phone.as_str().into(),
+                user.first_name.into(),
+                user.last_name.into(),
+                now.into(),
+            ])
+            .returning_col(Users::Id)
+            .to_owned();
+        let user_id = match tx.run().fetch_one::<IdRow, _>(&insert_user).await {
+            Ok(row) => UserId::new(row.id),
+            // Dropping the transaction rolls it back.
+            Err(error) if is_unique_violation(&error) => return Err(CreateUserError::PhoneTaken),
+            Err(error) => return Err(store_error(error).into()),
+        };
+        if let Some(address) = user.address {
+            let insert_address = Query::insert()
+                .into_table(Addresses::Table)
+                .columns([
+                    Addresses::UserId,
+                    Addresses::Street,
+                    Addresses::Flat,
+                    Addresses::Building,
+                    Addresses::DistrictId,
+                    Addresses::AddressType,
+                    Addresses::CreatedAt,
+                ])
+                .values_panic([
+                    user_id.get().into(),
+                    address.street.into(),
+                    address.flat.into(),
+                    address.building.into(),
+                    address.district_id.into(),
+                    address.address_type.into(),
+                    now.into(),
+                ])
+                .to_owned();
+            tx.run()
+                .execute(&insert_address)
+                .await
+                .map_err(store_error)?;
+        }
+        challenge.user_id = Some(user_id);
+        tx.run()
+            .execute(&supersede_live(&challenge))
+            .await
+            .map_err(store_error)?;
+        tx.run()
+            .execute(&insert_challenge(&challenge))
+            .await
+            .map_err(store_error)?;
+        tx.commit().await.map_err(store_error)?;
+        Ok(user_id)
+    }
+}
+
+#[async_trait]
+impl ChallengeStore for SqlStore {
+    async fn replace_live(&self, challenge: NewChallenge) -> Result<ChallengeId, StoreError> {
+        let mut tx = self.db.begin().await.map_err(store_error)?;
+        tx.run()
+            .execute(&supersede_live(&challenge))
+            .await
+            .map_err(store_error)?;
+        let row: IdRow = tx
+            .run()
+            .fetch_one(&insert_challenge(&challenge))
+            .await
+            .map_err(store_error)?;
+        tx.commit().await.map_err(store_error)?;
+        Ok(ChallengeId::new(row.id))
+    }
+
+    async fn spend_attempt(
+        &self,
+        lookup_hash: &SecretHash,
+        now: Timestamp,
+    ) -> Result<AttemptOutcome, StoreError> {
+        let lookup = lookup_hash.as_bytes().to_vec();
+        // One round trip in the common case: the WHERE clause re-checks
+        // every condition, so concurrent attempts are counted exactly.
+        let spend = Query::update()
+            .table(OtpChallenges::Table)
+            .value(
+                OtpChallenges::Attempts,
+                Expr::col(OtpChallenges::Attempts).add(1),
+            )
+            .and_where(Expr::col(OtpChallenges::LookupHash).eq(lookup.clone()))
+            .and_where(Expr::col(OtpChallenges::State).eq(state::LIVE))
+            .and_where(Expr::col(OtpChallenges::ExpiresAt).gt(now.unix_millis()))
+            .and_where(Expr::col(OtpChallenges::Attempts).lt(Expr::col(OtpChallenges::MaxAttempts)))
+            .returning(Query::returning().columns([
+                OtpChallenges::Id,
+                OtpChallenges::Phone,
+                OtpChallenges::UserId,
+                OtpChallenges::DeviceBinding,
+                OtpChallenges::CodeHash,
+                OtpChallenges::Attempts,
+                OtpChallenges::MaxAttempts,
+                OtpChallenges::ExpiresAt,
+            ]))
+            .to_owned();
+        if let Some(row) = self
+            .db
+            .run()
+            .fetch_optional::<AttemptRow, _>(&spend)
+            .await
+            .map_err(store_error)?
+        {
+            let phone = PhoneNumber::parse_e164(&row.phone)
+                .map_err(|_| StoreError(format!("challenge {} has a malformed phone", row.id)))?;
+            return Ok(AttemptOutcome::Spent(ChallengeAttempt {
+                id: ChallengeId::new(row.id),
+                phone,
+                user_id: row.user_id.map(UserId::new),
+                device_binding: row.device_binding,
+                code_hash: SecretHash::from_bytes(row.code_hash),
+                attempts: u32::try_from(row.attempts).unwrap_or(u32::MAX),
+                max_attempts: u32::try_from(row.max_attempts).unwrap_or(0),
+                expires_at: Timestamp::from_unix_millis(row.expires_at),
+            }));
+        }
+        // Nothing was spent: find out why, for the caller's error message.
+        let why = Query::select()
+            .columns([OtpChallenges::State, OtpChallenges::ExpiresAt])
+            .from(OtpChallenges::Table)
+            .and_where(Expr::col(OtpChallenges::LookupHash).eq(lookup))
+            .to_owned();
+        let row: Option<ChallengeStateRow> = self
+            .db
+            .run()
+            .fetch_optional(&why)
+            .await
+            .map_err(store_error)?;
+        Ok(match row {
+            None => AttemptOutcome::NotFound,
+            Some(row) if row.state != state::LIVE => AttemptOutcome::Closed,
+            Some(row) if row.expires_at <= now.unix_millis() => AttemptOutcome::Expired,
+            Some(_) => AttemptOutcome::Exhausted,
+        })
+    }
+
+    async fn consume(&self, id: ChallengeId, now: Timestamp) -> Result<bool, StoreError> {
+        let consume = Query::update()
+            .table(OtpChallenges::Table)
+            .value(OtpChallenges::State, state::CONSUMED)
+            .value(OtpChallenges::ClosedAt, now.unix_millis())
+            .and_where(Expr::col(OtpChallenges::Id).eq(id.get()))
+            .and_where(Expr::col(OtpChallenges::State).eq(state::LIVE))
+            .to_owned();
+        let affected = self.db.run().execute(&consume).await.map_err(store_error)?;
+        Ok(affected == 1)
+    }
+}
+
+#[async_trait]
+impl DeviceStore for SqlStore {
+    async fn register_push(
+        &self,
+        user: UserId,
+        platform: PushPlatform,
+        handle: &PushHandle,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let upsert = Query::insert()
+            .into_table(Devices::Table)
+            .columns([
+                Devices::UserId,
+                Devices::Platform,
+                Devices::PushHandle,
+                Devices::CreatedAt,
+                Devices::UpdatedAt,
+            ])
+            .values_panic([
+                user.get().into(),
+                platform.as_str().into(),
+                handle.as_str().into(),
+                now.unix_millis().into(),
+                now.unix_millis().into(),
+            ])
+            .on_conflict(
+                OnConflict::columns([Devices::Platform, Devices::PushHandle])
+                    .update_columns([Devices::UserId, Devices::UpdatedAt])
+                    .to_owned(),
+            )
+            .to_owned();
+        self.db.run().execute(&upsert).await.map_err(store_error)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Readiness for SqlStore {
+    async fn check(&self) -> Result<(), StoreError> {
+        self.db.ping().await.map_err(store_error)
+    }
+}
+
+/// Reads for tests and admin tooling that the ports do not need.
+impl SqlStore {
+    /// The push registrations of `user` as `(platform, handle)`.
+    pub async fn push_registrations(
+        &self,
+        user: UserId,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            platform: String,
+            push_handle: String,
+        }
+        let query = Query::select()
+            .columns([Devices::Platform, Devices::PushHandle])
+            .from(Devices::Table)
+            .and_where(Expr::col(Devices::UserId).eq(user.get()))
+            .order_by(Devices::Id, Order::Asc)
+            .to_owned();
+        let rows: Vec<Row> = self.db.run().fetch_all(&query).await.map_err(store_error)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.platform, r.push_handle))
+            .collect())
+    }
+
+    /// Grants `name` to `user` (admin tooling; pin-auth lists permissions).
+    pub async fn grant_permission(&self, user: UserId, name: &str) -> Result<(), StoreError> {
+        let insert = Query::insert()
+            .into_table(Permissions::Table)
+            .columns([Permissions::UserId, Permissions::Name])
+            .values_panic([user.get().into(), name.into()])
+            .on_conflict(
+                OnConflict::columns([Permissions::UserId, Permissions::Name])
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .to_owned();
+        self.db.run().execute(&insert).await.map_err(store_error)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,100 @@
+//! The Host header allow-list (`security.allowed_hosts`).
+
+use axum::http::{HeaderMap, Uri, header::HOST};
+
+/// Hosts a request may be addressed to. An entry `example.com` matches that
+/// host exactly; `.example.com` matches it and every subdomain. Ports are
+/// ignored on both sides. Empty allows any host.
+#[derive(Debug, Clone, Default)]
+pub struct AllowedHosts(Vec<String>);
+
+impl AllowedHosts {
+    pub fn new(hosts: impl IntoIterator<Item = String>) -> Self {
+        Self(
+            hosts
+                .into_iter()
+                .map(|host| strip_port(host.trim()).to_ascii_lowercase())
+                .filter(|host| !host.is_empty())
+                .collect(),
+        )
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether a request with these headers and URI may be served.
+    pub fn permits(&self, headers: &HeaderMap, uri: &Uri) -> bool {
+        if self.0.is_empty() {
+            return true;
+        }
+        let host = headers
+            .get(HOST)
+            .and_then(|value| value.to_str().ok())
+            .or_else(|| uri.authority().map(|authority| authority.as_str()));
+        let Some(host) = host else {
+            return false;
+        };
+        let host = strip_port(host.trim()).to_ascii_lowercase();
+        self.0
+            .iter()
+            .any(|allowed| match allowed.strip_prefix('.') {
+                Some(domain) => {
+                    host == domain
+                        || host
+                            .strip_suffix(domain)
+                            .is_some_and(|sub| sub.ends_with('.'))
+                }
+                None => host == *allowed,
+            })
+    }
+}
+
+/// `example.com:8080` → `example.com`; `[::1]:8080` → `[::1]`.
+fn strip_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        return host.find(']').map_or(host, |end| &host[..=end]);
+    }
+    match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+
+    use super::*;
+
+    fn permits(allowed: &[&str], host: &str) -> bool {
+        let mut headers = HeaderMap::new();
+        headers.insert(HOST, HeaderValue::from_str(host).unwrap());
+        AllowedHosts::new(allowed.iter().map(|h| h.to_string()))
+            .permits(&headers, &Uri::from_static("/"))
+    }
+
+    #[test]
+    fn exact_hosts_match_with_or_without_port() {
+        assert!(permits(&["api.example.com"], "api.example.com"));
+        assert!(permits(&["api.example.com"], "API.example.com:8443"));
+        assert!(permits(&["api.example.com:443"], "api.example.com"));
+        assert!(!permits(&["api.example.com"], "evil.com"));
+        assert!(!permits(&["api.example.com"], "api.example.com.evil.com"));
+        assert!(permits(&["[::1]"], "[::1]:8080"));
+    }
+
+    #[test]
+    fn dotted_entries_match_subdomains() {
+        assert!(permits(&[".example.com"], "example.com"));
+        assert!(permits(&[".example.com"], "a.b.example.com"));
+        assert!(!permits(&[".example.com"], "badexample.com"));
+    }
+
+    #[test]
+    fn empty_list_permits_anything_and_a_missing_host_is_refused_otherwise() {
+        assert!(permits(&[], "anything"));
+        let list = AllowedHosts::new(["a.com".to_owned()]);
+        assert!(!list.permits(&HeaderMap::new(), &Uri::from_static("/")));
+    }
+}

@@ -1,0 +1,97 @@
+//! phonegate's HTTP surfaces.
+//!
+//! One module per API its existing clients speak, each with its own request
+//! and response types and its own error shape ([`pin_auth`] answers
+//! `{"errors": "…"}`), plus the operational endpoints in [`ops`]. This is
+//! the only crate that knows HTTP or JSON; it turns requests into calls of
+//! the domain's use cases and their results into responses.
+//!
+//! Logging: every request gets an `x-request-id` (kept if the client sent
+//! one) that is on every log line of the request. Only the path is logged,
+//! never the query string or a body, because some clients put codes and
+//! tokens there.
+
+use std::{sync::Arc, time::Duration};
+
+use axum::{Router, http::Request};
+use phonegate_domain::{pin_auth::PinAuth, ports::Readiness};
+use tower::ServiceBuilder;
+use tower_http::{
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer},
+    trace::{DefaultOnFailure, TraceLayer},
+};
+use tracing::Level;
+
+mod hosts;
+pub mod ops;
+mod params;
+pub mod pin_auth;
+
+pub use hosts::AllowedHosts;
+
+/// The use cases the routers call.
+#[derive(Clone)]
+pub struct Services {
+    pub pin_auth: Arc<PinAuth>,
+    pub readiness: Arc<dyn Readiness>,
+}
+
+impl std::fmt::Debug for Services {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Services").finish_non_exhaustive()
+    }
+}
+
+/// HTTP-level settings.
+#[derive(Debug, Clone, Default)]
+pub struct HttpSettings {
+    /// The Host header allow-list; empty allows any host.
+    pub allowed_hosts: AllowedHosts,
+}
+
+/// The whole HTTP application: every surface and the ops endpoints, with
+/// request ids and request logging.
+pub fn router(services: Services, settings: HttpSettings) -> Router {
+    Router::new()
+        .merge(pin_auth::router(
+            services.pin_auth.clone(),
+            &settings.allowed_hosts,
+        ))
+        .merge(ops::router(services.readiness.clone()))
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(|request: &Request<_>| {
+                            let request_id = request
+                                .extensions()
+                                .get::<RequestId>()
+                                .and_then(|id| id.header_value().to_str().ok())
+                                .unwrap_or("-");
+                            // The path only: query strings may carry codes.
+                            tracing::info_span!(
+                                "request",
+                                request_id = %request_id,
+                                method = %request.method(),
+                                path = %request.uri().path(),
+                            )
+                        })
+                        .on_request(())
+                        .on_response(
+                            |response: &axum::response::Response,
+                             latency: Duration,
+                             _span: &tracing::Span| {
+                                tracing::info!(
+                                    status = response.status().as_u16(),
+                                    latency_us =
+                                        u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),
+                                    "request finished"
+                                );
+                            },
+                        )
+                        .on_failure(DefaultOnFailure::new().level(Level::WARN)),
+                )
+                .layer(PropagateRequestIdLayer::x_request_id()),
+        )
+}

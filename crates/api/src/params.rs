@@ -1,0 +1,276 @@
+//! Request parameters, wherever the client put them.
+//!
+//! The clients phonegate replaces grew up on Rails and Django, which read
+//! parameters from a JSON body, a form body or the query string alike, with
+//! Rails-style nested form keys (`user_auth[mobile]=…`). [`Params`] does the
+//! same: it merges the query string and the body into one JSON object
+//! (body wins), so each handler reads fields without caring how they came.
+
+use axum::{
+    body::{Bytes, to_bytes},
+    extract::{FromRequest, Request},
+    http::header::CONTENT_TYPE,
+};
+use serde_json::{Map, Value};
+
+/// The most a request body may hold. Every surface's requests are tiny.
+const BODY_LIMIT: usize = 64 * 1024;
+
+/// A request's parameters as one JSON object.
+#[derive(Debug, Clone, Default)]
+pub struct Params(Map<String, Value>);
+
+/// Why the parameters could not be read. Each surface turns this into a
+/// 4xx in its own error shape.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParamsError {
+    #[error("Request body is too large")]
+    TooLarge,
+    #[error("Request body is not valid JSON")]
+    MalformedJson,
+    #[error("Request body must be a JSON object")]
+    NotAnObject,
+    #[error("Request parameters are malformed")]
+    MalformedForm,
+}
+
+/// Handlers take `Result<Params, ParamsError>` and answer in their
+/// surface's own shape; this plain 400 is only the fallback axum requires.
+impl axum::response::IntoResponse for ParamsError {
+    fn into_response(self) -> axum::response::Response {
+        (axum::http::StatusCode::BAD_REQUEST, self.to_string()).into_response()
+    }
+}
+
+impl<S: Send + Sync> FromRequest<S> for Params {
+    type Rejection = ParamsError;
+
+    async fn from_request(request: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        let mut params = Map::new();
+        if let Some(query) = request.uri().query() {
+            merge_form(&mut params, query.as_bytes())?;
+        }
+        let content_type = request
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .map(|value| value.to_ascii_lowercase());
+        let body = to_bytes(request.into_body(), BODY_LIMIT)
+            .await
+            .map_err(|_| ParamsError::TooLarge)?;
+        merge_body(&mut params, content_type.as_deref(), &body)?;
+        Ok(Self(params))
+    }
+}
+
+fn merge_body(
+    params: &mut Map<String, Value>,
+    content_type: Option<&str>,
+    body: &Bytes,
+) -> Result<(), ParamsError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(());
+    }
+    let is_json = match content_type {
+        Some(ct) if ct.starts_with("application/json") || ct.contains("+json") => true,
+        Some(ct) if ct.starts_with("application/x-www-form-urlencoded") => false,
+        // No or another content type: JSON if it looks like JSON (clients
+        // that forget the header), else a form (curl -d).
+        _ => body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{'),
+    };
+    if is_json {
+        match serde_json::from_slice::<Value>(body) {
+            Ok(Value::Object(object)) => params.extend(object),
+            Ok(_) => return Err(ParamsError::NotAnObject),
+            Err(_) => return Err(ParamsError::MalformedJson),
+        }
+    } else {
+        merge_form(params, body)?;
+    }
+    Ok(())
+}
+
+/// Merges `a=1&b[c]=2&d[]=3` into `params` as `{"a":"1","b":{"c":"2"},"d":["3"]}`.
+fn merge_form(params: &mut Map<String, Value>, form: &[u8]) -> Result<(), ParamsError> {
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_bytes(form).map_err(|_| ParamsError::MalformedForm)?;
+    for (key, value) in pairs {
+        let (head, path) = split_key(&key).ok_or(ParamsError::MalformedForm)?;
+        insert_path(params, head, &path, value)?;
+    }
+    Ok(())
+}
+
+/// `a[b][c]` → (`a`, [`b`, `c`]); `a[]` → (`a`, [``]).
+fn split_key(key: &str) -> Option<(&str, Vec<&str>)> {
+    let Some(open) = key.find('[') else {
+        return (!key.is_empty()).then(|| (key, vec![]));
+    };
+    let head = &key[..open];
+    let mut rest = &key[open..];
+    let mut path = vec![];
+    while !rest.is_empty() {
+        let inner = rest.strip_prefix('[')?;
+        let close = inner.find(']')?;
+        path.push(&inner[..close]);
+        rest = &inner[close + 1..];
+    }
+    (!head.is_empty()).then_some((head, path))
+}
+
+fn insert_path(
+    map: &mut Map<String, Value>,
+    head: &str,
+    path: &[&str],
+    value: String,
+) -> Result<(), ParamsError> {
+    match path.split_first() {
+        None => {
+            map.insert(head.to_owned(), Value::String(value));
+            Ok(())
+        }
+        Some((&"", _)) => {
+            let entry = map
+                .entry(head.to_owned())
+                .or_insert_with(|| Value::Array(vec![]));
+            match entry {
+                Value::Array(items) => {
+                    items.push(Value::String(value));
+                    Ok(())
+                }
+                _ => Err(ParamsError::MalformedForm),
+            }
+        }
+        Some((next, rest)) => {
+            let entry = map
+                .entry(head.to_owned())
+                .or_insert_with(|| Value::Object(Map::new()));
+            match entry {
+                Value::Object(inner) => insert_path(inner, next, rest, value),
+                _ => Err(ParamsError::MalformedForm),
+            }
+        }
+    }
+}
+
+impl Params {
+    /// A string field; numbers and booleans are accepted as their text.
+    /// `None` when absent or null.
+    pub fn text(&self, key: &str) -> Option<String> {
+        match self.0.get(key)? {
+            Value::String(text) => Some(text.clone()),
+            Value::Number(number) => Some(number.to_string()),
+            Value::Bool(flag) => Some(flag.to_string()),
+            _ => None,
+        }
+    }
+
+    /// A nested object field; `None` when absent or not an object.
+    pub fn object(&self, key: &str) -> Option<Params> {
+        match self.0.get(key)? {
+            Value::Object(object) => Some(Params(object.clone())),
+            _ => None,
+        }
+    }
+
+    /// An integer field, given as a JSON number or numeric text.
+    /// `Ok(None)` when absent, null or empty; `Err(())` when not an integer.
+    pub fn integer(&self, key: &str) -> Result<Option<i64>, ()> {
+        match self.0.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(number)) => number.as_i64().map(Some).ok_or(()),
+            Some(Value::String(text)) if text.trim().is_empty() => Ok(None),
+            Some(Value::String(text)) => text.trim().parse().map(Some).map_err(|_| ()),
+            Some(_) => Err(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(content_type: Option<&str>, body: &str, query: &str) -> Result<Params, ParamsError> {
+        let mut params = Map::new();
+        merge_form(&mut params, query.as_bytes())?;
+        merge_body(&mut params, content_type, &Bytes::from(body.to_owned()))?;
+        Ok(Params(params))
+    }
+
+    #[test]
+    fn json_form_and_query_read_alike() {
+        let json = parse(
+            Some("application/json"),
+            r#"{"mobile": "+85261677528"}"#,
+            "",
+        )
+        .unwrap();
+        let form = parse(
+            Some("application/x-www-form-urlencoded"),
+            "mobile=%2B85261677528",
+            "",
+        )
+        .unwrap();
+        let query = parse(None, "", "mobile=%2B85261677528").unwrap();
+        for params in [json, form, query] {
+            assert_eq!(params.text("mobile").as_deref(), Some("+85261677528"));
+        }
+    }
+
+    #[test]
+    fn rails_nested_keys_become_objects() {
+        let params = parse(
+            None,
+            "user_auth[mobile]=%2B85251224538&user_auth[address_attributes][district_id]=1&tags[]=a&tags[]=b",
+            "",
+        )
+        .unwrap();
+        let user_auth = params.object("user_auth").unwrap();
+        assert_eq!(user_auth.text("mobile").as_deref(), Some("+85251224538"));
+        let address = user_auth.object("address_attributes").unwrap();
+        assert_eq!(address.integer("district_id"), Ok(Some(1)));
+        assert_eq!(params.0["tags"], serde_json::json!(["a", "b"]));
+    }
+
+    #[test]
+    fn the_body_wins_over_the_query() {
+        let params = parse(Some("application/json"), r#"{"a": "body"}"#, "a=query").unwrap();
+        assert_eq!(params.text("a").as_deref(), Some("body"));
+    }
+
+    #[test]
+    fn bad_bodies_are_reported() {
+        assert_eq!(
+            parse(Some("application/json"), "{", "").unwrap_err(),
+            ParamsError::MalformedJson
+        );
+        assert_eq!(
+            parse(Some("application/json"), "[1]", "").unwrap_err(),
+            ParamsError::NotAnObject
+        );
+        assert_eq!(
+            parse(None, "a[b=1", "").unwrap_err(),
+            ParamsError::MalformedForm
+        );
+        assert_eq!(
+            parse(None, "a=1&a[b]=2", "").unwrap_err(),
+            ParamsError::MalformedForm
+        );
+    }
+
+    #[test]
+    fn integers_accept_numbers_and_numeric_text_only() {
+        let params = parse(
+            Some("application/json"),
+            r#"{"a": 5, "b": " 7 ", "c": "x", "d": "", "e": 1.5}"#,
+            "",
+        )
+        .unwrap();
+        assert_eq!(params.integer("a"), Ok(Some(5)));
+        assert_eq!(params.integer("b"), Ok(Some(7)));
+        assert_eq!(params.integer("c"), Err(()));
+        assert_eq!(params.integer("d"), Ok(None));
+        assert_eq!(params.integer("e"), Err(()));
+        assert_eq!(params.integer("missing"), Ok(None));
+    }
+}

@@ -1,0 +1,100 @@
+//! The `phonegate` binary.
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use phonegate::{
+    Overrides, build, open_database,
+    settings::{ConfigFile, Settings},
+    telemetry,
+};
+use phonegate_adapters::clock::SystemClock;
+use tokio::net::TcpListener;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "phonegate",
+    version,
+    about = "Self-hosted phone-number authentication"
+)]
+struct Cli {
+    /// Settings file (default: phonegate.toml in the working directory, if any).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve every API surface (the default).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let file = match &cli.config {
+        Some(path) => ConfigFile::Explicit(path),
+        None => ConfigFile::Default,
+    };
+    let settings = Settings::load(file).context("loading settings")?;
+    telemetry::init(&settings.log);
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(settings).await,
+        Command::Migrate => {
+            let db = open_database(&settings, &SystemClock).await?;
+            db.close().await;
+            Ok(())
+        }
+    }
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let app = build(&settings, Overrides::default()).await?;
+    let listener = TcpListener::bind(&settings.server.bind)
+        .await
+        .with_context(|| format!("binding {}", settings.server.bind))?;
+    tracing::info!(address = %listener.local_addr()?, sms = ?settings.sms.provider, "phonegate listening");
+    axum::serve(
+        listener,
+        app.router
+            .into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .context("serving HTTP")?;
+    app.store.db().close().await;
+    tracing::info!("phonegate stopped");
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM. In-flight requests then finish before
+/// `serve` returns; new connections are no longer accepted.
+async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown signal received; finishing in-flight requests");
+}

@@ -1,0 +1,203 @@
+//! Typed settings, loaded once at start and passed down.
+//!
+//! Layers, later wins: the built-in defaults (`defaults.toml`, compiled in),
+//! `phonegate.toml` in the working directory or the file named by
+//! `--config`, then environment variables `PHONEGATE__SECTION__KEY`.
+//! Unknown keys are errors, so a typo cannot silently fall back to a default.
+
+use std::path::Path;
+
+use config::{Config, Environment, File, FileFormat};
+use secrecy::SecretString;
+use serde::Deserialize;
+
+const DEFAULTS: &str = include_str!("defaults.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub sms: SmsSettings,
+    pub twilio: TwilioSettings,
+    pub mail: MailSettings,
+    pub auth: AuthSettings,
+    pub security: SecuritySettings,
+    pub otp: OtpSettings,
+    pub pin_auth: PinAuthSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    pub bind: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// `sqlite://…` or `postgres://…`. May hold a password, so it is kept
+    /// secret and never logged.
+    pub url: SecretString,
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SmsProvider {
+    Console,
+    Twilio,
+    TwilioVerify,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmsSettings {
+    pub provider: SmsProvider,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TwilioSettings {
+    pub account_sid: Option<String>,
+    pub auth_token: Option<SecretString>,
+    pub from_number: Option<String>,
+    pub verify_service_sid: Option<String>,
+    pub api_base_url: String,
+    pub verify_base_url: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MailProvider {
+    Console,
+    Smtp,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailSettings {
+    pub provider: MailProvider,
+    pub smtp_url: Option<SecretString>,
+    pub from: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    /// The HS256 secret. Optional only in development (console providers),
+    /// where a random secret is generated once per database.
+    pub jwt_secret: Option<SecretString>,
+    pub jwt_issuer: String,
+    pub jwt_ttl_seconds: u64,
+    pub jwt_key_id: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecuritySettings {
+    pub allowed_hosts: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CodePolicySettings {
+    pub length: usize,
+    pub ttl_seconds: u64,
+    pub max_attempts: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OtpSettings {
+    pub app_name: String,
+    pub pin_auth: CodePolicySettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PinAuthSettings {
+    pub mobile_prefixes: Vec<String>,
+    pub mobile_digits_after_prefix: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    /// A `tracing` filter, e.g. `info,sqlx=warn`.
+    pub filter: String,
+}
+
+/// Where to read the settings file from.
+#[derive(Debug, Clone, Copy)]
+pub enum ConfigFile<'a> {
+    /// `phonegate.toml` in the working directory, if it exists.
+    Default,
+    /// A file the operator named; it must exist.
+    Explicit(&'a Path),
+}
+
+impl Settings {
+    /// Loads the layers from the process environment.
+    pub fn load(file: ConfigFile<'_>) -> Result<Self, config::ConfigError> {
+        Self::load_from(file, Environment::default())
+    }
+
+    /// Loads the layers with environment variables taken from `vars`
+    /// instead of the process environment (for tests).
+    pub fn load_with_env(
+        file: ConfigFile<'_>,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, config::ConfigError> {
+        Self::load_from(
+            file,
+            Environment::default().source(Some(vars.into_iter().collect())),
+        )
+    }
+
+    fn load_from(file: ConfigFile<'_>, env: Environment) -> Result<Self, config::ConfigError> {
+        let file_source = match file {
+            ConfigFile::Default => File::with_name("phonegate.toml")
+                .format(FileFormat::Toml)
+                .required(false),
+            ConfigFile::Explicit(path) => File::from(path).format(FileFormat::Toml).required(true),
+        };
+        let env = env
+            .prefix("PHONEGATE")
+            .prefix_separator("__")
+            .separator("__")
+            .list_separator(",")
+            .with_list_parse_key("security.allowed_hosts")
+            .with_list_parse_key("pin_auth.mobile_prefixes")
+            .try_parsing(true);
+        Config::builder()
+            .add_source(File::from_str(DEFAULTS, FileFormat::Toml))
+            .add_source(file_source)
+            .add_source(env)
+            .build()?
+            .try_deserialize()
+    }
+
+    /// The built-in defaults alone.
+    pub fn defaults() -> Result<Self, config::ConfigError> {
+        Config::builder()
+            .add_source(File::from_str(DEFAULTS, FileFormat::Toml))
+            .build()?
+            .try_deserialize()
+    }
+
+    /// Whether this is a development setup: nothing leaves the machine, so
+    /// conveniences such as a generated JWT secret are allowed.
+    pub fn is_development(&self) -> bool {
+        self.sms.provider == SmsProvider::Console && self.mail.provider == MailProvider::Console
+    }
+}

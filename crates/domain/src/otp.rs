@@ -1,0 +1,470 @@
+//! One-time codes and the challenges that carry them.
+//!
+//! Every surface sends codes through the same [`OtpEngine`]: a challenge is
+//! stored with a keyed hash of its code and of its lookup key (never the code
+//! or key themselves), a new challenge for the same purpose and phone
+//! supersedes the old one, each check spends one of a bounded number of
+//! attempts *before* the code is compared, and a correct code is consumed by
+//! a conditional write, so that of two concurrent checks exactly one wins.
+
+use std::{fmt, sync::Arc, time::Duration};
+
+use hmac::{Hmac, Mac};
+use secrecy::{ExposeSecret, SecretBox};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+use crate::{
+    phone::PhoneNumber,
+    ports::{ChallengeStore, Clock, RandomSource, StoreError},
+    time::Timestamp,
+    user::UserId,
+};
+
+/// A one-time code: ASCII digits only. Its `Debug` output is redacted.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OtpCode(String);
+
+impl OtpCode {
+    /// Accepts a code of exactly `length` ASCII digits (white space around it
+    /// is ignored, as users paste codes with spaces).
+    pub fn parse(input: &str, length: CodeLength) -> Option<Self> {
+        let input = input.trim();
+        (input.len() == length.get() && input.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| Self(input.to_owned()))
+    }
+
+    /// The digits, to be put into a message for the user and nowhere else.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for OtpCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("OtpCode([redacted])")
+    }
+}
+
+/// How many digits a code has: 4 to 10.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CodeLength(usize);
+
+impl CodeLength {
+    pub const fn new(length: usize) -> Option<Self> {
+        if length >= 4 && length <= 10 {
+            Some(Self(length))
+        } else {
+            None
+        }
+    }
+
+    pub const fn get(self) -> usize {
+        self.0
+    }
+}
+
+/// The code policy of one surface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OtpPolicy {
+    pub length: CodeLength,
+    /// How long a code stays valid after it is issued.
+    pub ttl: Duration,
+    /// How many checks a challenge allows, right or wrong, before it is dead.
+    pub max_attempts: u32,
+}
+
+/// What a challenge is for. Part of every lookup hash, so a key issued for
+/// one purpose can never find a challenge of another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Purpose {
+    /// pin-auth `send_pin` / `signup`, checked by `verify`.
+    PinAuth,
+}
+
+impl Purpose {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::PinAuth => "pin_auth",
+        }
+    }
+}
+
+/// How the code reaches the user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Channel {
+    Sms,
+    Call,
+}
+
+impl Channel {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Sms => "sms",
+            Self::Call => "call",
+        }
+    }
+}
+
+/// Id of a stored challenge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ChallengeId(i64);
+
+impl ChallengeId {
+    pub const fn new(id: i64) -> Self {
+        Self(id)
+    }
+
+    pub const fn get(self) -> i64 {
+        self.0
+    }
+}
+
+/// A keyed hash (HMAC-SHA-256) of a code or lookup key. This is all that is
+/// ever stored of either.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretHash(Vec<u8>);
+
+impl SecretHash {
+    pub fn from_bytes(bytes: Vec<u8>) -> Self {
+        Self(bytes)
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// Compares two hashes in time independent of where they differ.
+    pub fn ct_eq(&self, other: &SecretHash) -> bool {
+        self.0.ct_eq(&other.0).into()
+    }
+}
+
+impl fmt::Debug for SecretHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretHash(..)")
+    }
+}
+
+/// Computes the keyed hashes of codes and lookup keys with a server secret,
+/// so a copy of the database alone does not let anyone test codes offline.
+#[derive(Clone)]
+pub struct SecretHasher {
+    key: Arc<SecretBox<Vec<u8>>>,
+}
+
+impl fmt::Debug for SecretHasher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretHasher([redacted])")
+    }
+}
+
+impl SecretHasher {
+    pub fn new(key: Vec<u8>) -> Self {
+        Self {
+            key: Arc::new(SecretBox::new(Box::new(key))),
+        }
+    }
+
+    /// A hasher whose key is derived from `master` for one `purpose`, so one
+    /// configured secret can key several independent uses.
+    pub fn derived(master: &[u8], purpose: &str) -> Self {
+        Self::new(
+            Self::new(master.to_vec())
+                .mac("derive", &[purpose.as_bytes()])
+                .0,
+        )
+    }
+
+    /// HMAC over length-prefixed parts, so that no two different part lists
+    /// hash the same input.
+    fn mac(&self, domain: &str, parts: &[&[u8]]) -> SecretHash {
+        #[expect(
+            clippy::expect_used,
+            reason = "HMAC accepts keys of any length, so this cannot fail"
+        )]
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.key.expose_secret())
+            .expect("HMAC takes any key length");
+        for part in std::iter::once(domain.as_bytes()).chain(parts.iter().copied()) {
+            mac.update(&(part.len() as u64).to_be_bytes());
+            mac.update(part);
+        }
+        SecretHash(mac.finalize().into_bytes().to_vec())
+    }
+
+    /// The stored form of a code, salted with the challenge's lookup hash so
+    /// equal codes of different challenges hash differently.
+    pub fn code_hash(&self, lookup: &SecretHash, code: &OtpCode) -> SecretHash {
+        self.mac("code", &[lookup.as_bytes(), code.expose().as_bytes()])
+    }
+
+    /// The stored form of a lookup key for a purpose.
+    pub fn lookup_hash(&self, purpose: Purpose, key: &LookupKey) -> SecretHash {
+        self.mac("lookup", &[purpose.as_str().as_bytes(), key.as_bytes()])
+    }
+
+    /// The stored form of an opaque token (access codes, reset tokens).
+    pub fn token_hash(&self, kind: &str, token: &[u8]) -> SecretHash {
+        self.mac(kind, &[token])
+    }
+}
+
+/// What finds a challenge again: a random key handed to the client
+/// (pin-auth's `otp_auth_key`) or something the client sends back anyway
+/// (a phone number). Redacted in `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct LookupKey(Vec<u8>);
+
+impl LookupKey {
+    pub fn from_bytes(bytes: Vec<u8>) -> Self {
+        Self(bytes)
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for LookupKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("LookupKey([redacted])")
+    }
+}
+
+/// A challenge to be stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewChallenge {
+    pub purpose: Purpose,
+    pub phone: PhoneNumber,
+    /// The user the code signs in; `None` for a decoy challenge (see
+    /// [`OtpEngine::issue_decoy`]) or a number with no user yet.
+    pub user_id: Option<UserId>,
+    pub channel: Channel,
+    /// A device the code is bound to (phone-login's `device_id`).
+    pub device_binding: Option<String>,
+    pub lookup_hash: SecretHash,
+    pub code_hash: SecretHash,
+    pub max_attempts: u32,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+/// A live challenge on which one attempt has just been spent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChallengeAttempt {
+    pub id: ChallengeId,
+    pub phone: PhoneNumber,
+    pub user_id: Option<UserId>,
+    pub device_binding: Option<String>,
+    pub code_hash: SecretHash,
+    /// Attempts spent so far, this one included.
+    pub attempts: u32,
+    pub max_attempts: u32,
+    pub expires_at: Timestamp,
+}
+
+/// The outcome of trying to spend an attempt on a challenge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    /// An attempt was spent; compare the code now.
+    Spent(ChallengeAttempt),
+    /// No challenge has this lookup hash.
+    NotFound,
+    /// The challenge expired.
+    Expired,
+    /// Every attempt was already spent.
+    Exhausted,
+    /// The challenge was consumed by a correct code, or superseded by a
+    /// newer one.
+    Closed,
+}
+
+/// A challenge whose code matched and which this check consumed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedChallenge {
+    pub id: ChallengeId,
+    pub phone: PhoneNumber,
+    pub user_id: Option<UserId>,
+    pub device_binding: Option<String>,
+}
+
+/// Why a code was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    #[error("no live challenge matches")]
+    NotFound,
+    #[error("the code is wrong ({remaining} attempts left)")]
+    WrongCode { remaining: u32 },
+    #[error("the challenge has expired")]
+    Expired,
+    #[error("every attempt on the challenge was used")]
+    Exhausted,
+    #[error("the challenge was already used or replaced by a newer one")]
+    Closed,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A code that was issued, to be delivered, with when it stops working.
+#[derive(Debug)]
+pub struct IssuedCode {
+    pub code: OtpCode,
+    pub expires_at: Timestamp,
+}
+
+/// The request to issue a code.
+#[derive(Debug, Clone)]
+pub struct IssueRequest<'a> {
+    pub purpose: Purpose,
+    pub phone: &'a PhoneNumber,
+    pub user_id: Option<UserId>,
+    pub channel: Channel,
+    pub device_binding: Option<String>,
+    pub lookup: &'a LookupKey,
+    pub policy: &'a OtpPolicy,
+}
+
+/// Issues and checks one-time codes for every surface.
+#[derive(Clone)]
+pub struct OtpEngine {
+    challenges: Arc<dyn ChallengeStore>,
+    clock: Arc<dyn Clock>,
+    random: Arc<dyn RandomSource>,
+    hasher: SecretHasher,
+}
+
+impl fmt::Debug for OtpEngine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OtpEngine").finish_non_exhaustive()
+    }
+}
+
+impl OtpEngine {
+    pub fn new(
+        challenges: Arc<dyn ChallengeStore>,
+        clock: Arc<dyn Clock>,
+        random: Arc<dyn RandomSource>,
+        hasher: SecretHasher,
+    ) -> Self {
+        Self {
+            challenges,
+            clock,
+            random,
+            hasher,
+        }
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    pub fn hasher(&self) -> &SecretHasher {
+        &self.hasher
+    }
+
+    /// `len` bytes from the CSPRNG.
+    pub fn random_bytes(&self, len: usize) -> Vec<u8> {
+        let mut bytes = vec![0u8; len];
+        self.random.fill(&mut bytes);
+        bytes
+    }
+
+    /// A uniformly random code of `length` digits. Rejection sampling keeps
+    /// every code equally likely (a plain `% 10^n` would favour low codes).
+    pub fn new_code(&self, length: CodeLength) -> OtpCode {
+        let modulus = 10u64.pow(length.get() as u32);
+        let limit = u64::MAX - (u64::MAX % modulus);
+        let value = loop {
+            let mut bytes = [0u8; 8];
+            self.random.fill(&mut bytes);
+            let candidate = u64::from_be_bytes(bytes);
+            if candidate < limit {
+                break candidate % modulus;
+            }
+        };
+        OtpCode(format!("{value:0width$}", width = length.get()))
+    }
+
+    /// Builds the challenge for `request` without storing it.
+    fn prepare(&self, request: &IssueRequest<'_>) -> (NewChallenge, IssuedCode) {
+        let now = self.clock.now();
+        let code = self.new_code(request.policy.length);
+        let lookup_hash = self.hasher.lookup_hash(request.purpose, request.lookup);
+        let code_hash = self.hasher.code_hash(&lookup_hash, &code);
+        let expires_at = now.plus(request.policy.ttl);
+        let challenge = NewChallenge {
+            purpose: request.purpose,
+            phone: request.phone.clone(),
+            user_id: request.user_id,
+            channel: request.channel,
+            device_binding: request.device_binding.clone(),
+            lookup_hash,
+            code_hash,
+            max_attempts: request.policy.max_attempts,
+            created_at: now,
+            expires_at,
+        };
+        (challenge, IssuedCode { code, expires_at })
+    }
+
+    /// Stores a new challenge, superseding any live one for the same purpose
+    /// and phone, and returns the code to deliver.
+    pub async fn issue(&self, request: IssueRequest<'_>) -> Result<IssuedCode, StoreError> {
+        let (challenge, issued) = self.prepare(&request);
+        self.challenges.replace_live(challenge).await?;
+        Ok(issued)
+    }
+
+    /// Builds a challenge for `request` for the caller to store in its own
+    /// transaction (e.g. together with a new user).
+    pub fn issue_unstored(&self, request: IssueRequest<'_>) -> (NewChallenge, IssuedCode) {
+        self.prepare(&request)
+    }
+
+    /// Stores a challenge whose code nobody receives, so a request for an
+    /// unknown number does the same work (and takes the same time) as one
+    /// for a known number, without sending anything.
+    pub async fn issue_decoy(&self, request: IssueRequest<'_>) -> Result<(), StoreError> {
+        let (challenge, _never_sent) = self.prepare(&IssueRequest {
+            user_id: None,
+            ..request
+        });
+        self.challenges.replace_live(challenge).await?;
+        Ok(())
+    }
+
+    /// Checks `code` against the live challenge found by `lookup`. One
+    /// attempt is spent first, so the attempt limit holds under concurrency,
+    /// and only one concurrent check of the right code can consume it.
+    pub async fn check(
+        &self,
+        purpose: Purpose,
+        lookup: &LookupKey,
+        code: &OtpCode,
+    ) -> Result<VerifiedChallenge, CheckError> {
+        let now = self.clock.now();
+        let lookup_hash = self.hasher.lookup_hash(purpose, lookup);
+        let attempt = match self.challenges.spend_attempt(&lookup_hash, now).await? {
+            AttemptOutcome::Spent(attempt) => attempt,
+            AttemptOutcome::NotFound => return Err(CheckError::NotFound),
+            AttemptOutcome::Expired => return Err(CheckError::Expired),
+            AttemptOutcome::Exhausted => return Err(CheckError::Exhausted),
+            AttemptOutcome::Closed => return Err(CheckError::Closed),
+        };
+        let presented = self.hasher.code_hash(&lookup_hash, code);
+        if !presented.ct_eq(&attempt.code_hash) {
+            return Err(CheckError::WrongCode {
+                remaining: attempt.max_attempts.saturating_sub(attempt.attempts),
+            });
+        }
+        if !self.challenges.consume(attempt.id, now).await? {
+            return Err(CheckError::Closed);
+        }
+        Ok(VerifiedChallenge {
+            id: attempt.id,
+            phone: attempt.phone,
+            user_id: attempt.user_id,
+            device_binding: attempt.device_binding,
+        })
+    }
+}

@@ -1,0 +1,233 @@
+//! Phone numbers and the rules each surface applies to them.
+
+use std::fmt;
+
+/// A phone number in E.164 form: `+`, then 8 to 15 digits, the first not 0.
+///
+/// Every phone number that enters a use case has been validated into this
+/// type once, at the edge; the stores key users by it, so the same person is
+/// the same user whichever surface they come through.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PhoneNumber(String);
+
+/// Why a string is not an E.164 phone number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PhoneNumberError {
+    #[error("a phone number is required")]
+    Blank,
+    #[error("a phone number must start with + and the country code")]
+    MissingPlus,
+    #[error("a phone number may contain only digits after the +")]
+    NotDigits,
+    #[error("a phone number has 8 to 15 digits after the +, the first not 0")]
+    BadLength,
+}
+
+impl PhoneNumber {
+    /// Validates an E.164 string exactly (no spaces, no punctuation).
+    pub fn parse_e164(input: &str) -> Result<Self, PhoneNumberError> {
+        if input.is_empty() {
+            return Err(PhoneNumberError::Blank);
+        }
+        let Some(digits) = input.strip_prefix('+') else {
+            return Err(PhoneNumberError::MissingPlus);
+        };
+        if !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(PhoneNumberError::NotDigits);
+        }
+        if !(8..=15).contains(&digits.len()) || digits.starts_with('0') {
+            return Err(PhoneNumberError::BadLength);
+        }
+        Ok(Self(input.to_owned()))
+    }
+
+    /// The number in E.164 form, e.g. `+85261234567`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for PhoneNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The pin-auth surface's mobile number rule: a number must start with one of
+/// the allowed prefixes (by default `+8525`, `+8526`, `+8529`) and then carry
+/// exactly `digits_after_prefix` more digits (by default 7).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MobileRule {
+    prefixes: Vec<String>,
+    digits_after_prefix: usize,
+    /// The longest prefix all allowed prefixes share (`+852`), which is what
+    /// the seed's error message names ("Mobile must begin with +852").
+    common_prefix: String,
+}
+
+/// Why a mobile number breaks the pin-auth rule. The `Display` text is the
+/// exact message the surface's existing clients show.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MobileError {
+    #[error("Mobile can't be blank")]
+    Blank,
+    #[error("Mobile must begin with {0}")]
+    WrongCountry(String),
+    #[error("Mobile must begin with {0}")]
+    WrongPrefix(String),
+    #[error("Mobile must contain a further {0} digits")]
+    WrongLength(usize),
+    #[error("Mobile is invalid")]
+    Invalid,
+}
+
+impl MobileRule {
+    /// A rule over `prefixes` (each `+` and digits). With no prefixes, any
+    /// E.164 number is accepted and `digits_after_prefix` is not used.
+    pub fn new(prefixes: Vec<String>, digits_after_prefix: usize) -> Self {
+        let common_prefix = longest_common_prefix(&prefixes);
+        Self {
+            prefixes,
+            digits_after_prefix,
+            common_prefix,
+        }
+    }
+
+    /// The rule of the original service: `+852`, then 5, 6 or 9, then 7 digits.
+    pub fn hong_kong() -> Self {
+        Self::new(vec!["+8525".into(), "+8526".into(), "+8529".into()], 7)
+    }
+
+    /// The shared prefix of all allowed prefixes (e.g. `+852`), empty if none.
+    pub fn country_prefix(&self) -> &str {
+        &self.common_prefix
+    }
+
+    /// Checks `input` (surrounding white space ignored) against the rule.
+    pub fn parse(&self, input: &str) -> Result<PhoneNumber, MobileError> {
+        let input = input.trim();
+        if input.is_empty() {
+            return Err(MobileError::Blank);
+        }
+        if self.prefixes.is_empty() {
+            return PhoneNumber::parse_e164(input).map_err(|_| MobileError::Invalid);
+        }
+        if !input.starts_with(&self.common_prefix) {
+            return Err(MobileError::WrongCountry(self.common_prefix.clone()));
+        }
+        let Some(rest) = self
+            .prefixes
+            .iter()
+            .find_map(|prefix| input.strip_prefix(prefix.as_str()))
+        else {
+            return Err(MobileError::WrongPrefix(join_alternatives(&self.prefixes)));
+        };
+        if !rest.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(MobileError::Invalid);
+        }
+        if rest.len() != self.digits_after_prefix {
+            return Err(MobileError::WrongLength(self.digits_after_prefix));
+        }
+        PhoneNumber::parse_e164(input).map_err(|_| MobileError::Invalid)
+    }
+
+    /// The number as the pin-auth clients display it: without the shared
+    /// country prefix (`+85298353103` becomes `98353103`).
+    pub fn local_part<'a>(&self, phone: &'a PhoneNumber) -> &'a str {
+        phone
+            .as_str()
+            .strip_prefix(self.common_prefix.as_str())
+            .filter(|rest| !rest.is_empty() && !self.common_prefix.is_empty())
+            .unwrap_or(phone.as_str())
+    }
+}
+
+fn longest_common_prefix(items: &[String]) -> String {
+    let Some(first) = items.first() else {
+        return String::new();
+    };
+    let mut len = first.len();
+    for item in &items[1..] {
+        len = first
+            .bytes()
+            .zip(item.bytes())
+            .take(len)
+            .take_while(|(a, b)| a == b)
+            .count();
+    }
+    first[..len].to_owned()
+}
+
+/// `a, b, or c` as in the seed's "must begin with +8525, +8526, or +8529".
+fn join_alternatives(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [a, b] => format!("{a} or {b}"),
+        [init @ .., last] => format!("{}, or {last}", init.join(", ")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn e164_accepts_and_rejects() {
+        assert!(PhoneNumber::parse_e164("+85261234567").is_ok());
+        assert_eq!(PhoneNumber::parse_e164(""), Err(PhoneNumberError::Blank));
+        assert_eq!(
+            PhoneNumber::parse_e164("85261234567"),
+            Err(PhoneNumberError::MissingPlus)
+        );
+        assert_eq!(
+            PhoneNumber::parse_e164("+852 6123"),
+            Err(PhoneNumberError::NotDigits)
+        );
+        assert_eq!(
+            PhoneNumber::parse_e164("+0123456789"),
+            Err(PhoneNumberError::BadLength)
+        );
+        assert_eq!(
+            PhoneNumber::parse_e164("+1234567"),
+            Err(PhoneNumberError::BadLength)
+        );
+    }
+
+    #[test]
+    fn hong_kong_rule_matches_the_seed_examples() {
+        let rule = MobileRule::hong_kong();
+        for ok in ["+85251234567", "+85261234567", "+85291234567"] {
+            assert!(rule.parse(ok).is_ok(), "{ok}");
+        }
+        assert_eq!(rule.parse(""), Err(MobileError::Blank));
+        assert_eq!(
+            rule.parse("+9101234567").map_err(|e| e.to_string()),
+            Err("Mobile must begin with +852".to_owned())
+        );
+        assert_eq!(
+            rule.parse("+11112345678").map_err(|e| e.to_string()),
+            Err("Mobile must begin with +852".to_owned())
+        );
+        assert_eq!(
+            rule.parse("+85212345678").map_err(|e| e.to_string()),
+            Err("Mobile must begin with +8525, +8526, or +8529".to_owned())
+        );
+        assert_eq!(rule.parse("+8525234567"), Err(MobileError::WrongLength(7)));
+        assert_eq!(
+            rule.parse("+852523456789"),
+            Err(MobileError::WrongLength(7))
+        );
+        assert_eq!(rule.parse("+8525123456x"), Err(MobileError::Invalid));
+    }
+
+    #[test]
+    fn local_part_strips_the_country_prefix() {
+        let rule = MobileRule::hong_kong();
+        let phone = rule.parse("+85298353103").expect("valid");
+        assert_eq!(rule.local_part(&phone), "98353103");
+        let open = MobileRule::new(vec![], 0);
+        let phone = open.parse("+14155550100").expect("valid");
+        assert_eq!(open.local_part(&phone), "+14155550100");
+    }
+}

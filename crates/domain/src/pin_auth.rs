@@ -1,0 +1,356 @@
+//! The pin-auth use cases: `send_pin`, `signup`, `verify`,
+//! `current_user_profile` and `register_device`.
+//!
+//! A client sends a mobile number and gets an `otp_auth_key`; if the number
+//! belongs to a user, a 4-digit pin goes out by SMS. The client sends the key
+//! and the pin back and gets a JWT. An unknown number gets a random key of
+//! the same shape and nothing is sent; the request does the same store work
+//! as for a known number (a decoy challenge), so neither the body nor the
+//! timing tells an attacker whether the number has an account.
+
+use std::{fmt, sync::Arc};
+
+use base64::{Engine as _, engine::general_purpose::STANDARD};
+use secrecy::SecretString;
+
+use crate::{
+    device::{PushHandle, PushHandleError, PushPlatform, PushPlatformError},
+    otp::{Channel, CheckError, IssueRequest, LookupKey, OtpCode, OtpEngine, OtpPolicy, Purpose},
+    phone::{MobileError, MobileRule, PhoneNumber},
+    ports::{
+        CreateUserError, DeliveryError, DeviceStore, OutgoingSms, SmsSender, StoreError,
+        TokenIssuer, UserStore,
+    },
+    token::{IssuedToken, TokenError},
+    user::{NewAddress, NewUser, UserId, UserProfile},
+};
+
+/// Bytes of randomness in an `otp_auth_key` (base64: 24 characters).
+const AUTH_KEY_BYTES: usize = 16;
+
+/// The key a client sends back with the pin. It cycles with every new pin.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OtpAuthKey(String);
+
+impl OtpAuthKey {
+    fn encode(bytes: &[u8]) -> Self {
+        Self(STANDARD.encode(bytes))
+    }
+
+    /// Decodes a key a client sent; `None` if it cannot be one of ours.
+    fn decode(input: &str) -> Option<LookupKey> {
+        let bytes = STANDARD.decode(input.trim()).ok()?;
+        (bytes.len() == AUTH_KEY_BYTES).then(|| LookupKey::from_bytes(bytes))
+    }
+
+    /// The key text, for the response body and nothing else.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for OtpAuthKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("OtpAuthKey([redacted])")
+    }
+}
+
+/// The settings of the pin-auth surface.
+#[derive(Debug, Clone)]
+pub struct PinAuthSettings {
+    pub mobile_rule: MobileRule,
+    pub policy: OtpPolicy,
+    /// Names the service in the text message ("Your {app_name} code is 1234").
+    pub app_name: String,
+}
+
+/// A signup as the client sends it.
+#[derive(Debug, Clone, Default)]
+pub struct SignupRequest {
+    pub mobile: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub address: Option<NewAddress>,
+}
+
+/// Why a pin could not be sent.
+#[derive(Debug, thiserror::Error)]
+pub enum SendPinError {
+    #[error(transparent)]
+    InvalidMobile(#[from] MobileError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the pin could not be delivered: {0}")]
+    Delivery(#[from] DeliveryError),
+}
+
+/// Why a pin was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error("Otp auth key can't be blank")]
+    MissingKey,
+    #[error("Pin can't be blank")]
+    MissingPin,
+    /// Wrong pin, unknown or superseded key, or a pin already used: one
+    /// answer for all, so a guesser learns nothing.
+    #[error("Invalid pin")]
+    InvalidPin,
+    #[error("Pin has expired")]
+    Expired,
+    #[error("Too many failed attempts. Please request a new pin.")]
+    TooManyAttempts,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Token(TokenError),
+}
+
+/// Why a bearer token was not accepted, or the user not found.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("unauthorized: {0}")]
+    Unauthorized(&'static str),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why a device could not be registered.
+#[derive(Debug, thiserror::Error)]
+pub enum RegisterDeviceError {
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error(transparent)]
+    InvalidHandle(#[from] PushHandleError),
+    #[error(transparent)]
+    InvalidPlatform(#[from] PushPlatformError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A successful verify: the token and the user it was issued for.
+#[derive(Debug)]
+pub struct Session {
+    pub token: IssuedToken,
+    pub profile: UserProfile,
+}
+
+/// The pin-auth use cases over their ports.
+pub struct PinAuth {
+    users: Arc<dyn UserStore>,
+    devices: Arc<dyn DeviceStore>,
+    sms: Arc<dyn SmsSender>,
+    tokens: Arc<dyn TokenIssuer>,
+    otp: OtpEngine,
+    settings: PinAuthSettings,
+}
+
+impl fmt::Debug for PinAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PinAuth")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PinAuth {
+    pub fn new(
+        users: Arc<dyn UserStore>,
+        devices: Arc<dyn DeviceStore>,
+        sms: Arc<dyn SmsSender>,
+        tokens: Arc<dyn TokenIssuer>,
+        otp: OtpEngine,
+        settings: PinAuthSettings,
+    ) -> Self {
+        Self {
+            users,
+            devices,
+            sms,
+            tokens,
+            otp,
+            settings,
+        }
+    }
+
+    pub fn settings(&self) -> &PinAuthSettings {
+        &self.settings
+    }
+
+    fn new_key(&self) -> (OtpAuthKey, LookupKey) {
+        let bytes = self.otp.random_bytes(AUTH_KEY_BYTES);
+        (OtpAuthKey::encode(&bytes), LookupKey::from_bytes(bytes))
+    }
+
+    fn issue_request<'a>(
+        &'a self,
+        phone: &'a PhoneNumber,
+        user_id: Option<UserId>,
+        lookup: &'a LookupKey,
+    ) -> IssueRequest<'a> {
+        IssueRequest {
+            purpose: Purpose::PinAuth,
+            phone,
+            user_id,
+            channel: Channel::Sms,
+            device_binding: None,
+            lookup,
+            policy: &self.settings.policy,
+        }
+    }
+
+    async fn deliver(&self, phone: &PhoneNumber, code: &OtpCode) -> Result<(), DeliveryError> {
+        let body = format!("Your {} code is {}", self.settings.app_name, code.expose());
+        self.sms
+            .send_sms(&OutgoingSms {
+                to: phone.clone(),
+                body: SecretString::from(body),
+            })
+            .await
+    }
+
+    /// Issues a pin to an existing user and sends it.
+    async fn challenge_user(
+        &self,
+        phone: &PhoneNumber,
+        user: UserId,
+    ) -> Result<OtpAuthKey, SendPinError> {
+        let (key, lookup) = self.new_key();
+        let issued = self
+            .otp
+            .issue(self.issue_request(phone, Some(user), &lookup))
+            .await?;
+        self.deliver(phone, &issued.code).await?;
+        tracing::info!(user_id = user.get(), "pin sent");
+        Ok(key)
+    }
+
+    /// `send_pin`: a pin for a known mobile, a decoy for an unknown one.
+    pub async fn send_pin(&self, mobile: &str) -> Result<OtpAuthKey, SendPinError> {
+        let phone = self.settings.mobile_rule.parse(mobile)?;
+        match self.users.find_by_phone(&phone).await? {
+            Some(user) => self.challenge_user(&phone, user.id).await,
+            None => {
+                let (key, lookup) = self.new_key();
+                self.otp
+                    .issue_decoy(self.issue_request(&phone, None, &lookup))
+                    .await?;
+                tracing::info!("pin requested for a number with no user; nothing sent");
+                Ok(key)
+            }
+        }
+    }
+
+    /// `signup`: creates the user unless the mobile already has one (then
+    /// the other fields are ignored), and sends a pin either way.
+    pub async fn signup(&self, request: SignupRequest) -> Result<OtpAuthKey, SendPinError> {
+        let phone = self.settings.mobile_rule.parse(&request.mobile)?;
+        if let Some(user) = self.users.find_by_phone(&phone).await? {
+            return self.challenge_user(&phone, user.id).await;
+        }
+        let (key, lookup) = self.new_key();
+        let (challenge, issued) = self
+            .otp
+            .issue_unstored(self.issue_request(&phone, None, &lookup));
+        let new_user = NewUser {
+            phone: phone.clone(),
+            first_name: request.first_name,
+            last_name: request.last_name,
+            address: request.address,
+        };
+        match self.users.create_with_challenge(new_user, challenge).await {
+            Ok(user) => {
+                self.deliver(&phone, &issued.code).await?;
+                tracing::info!(user_id = user.get(), "user signed up; pin sent");
+                Ok(key)
+            }
+            // A concurrent signup for the same number won the race: treat
+            // this one as a signup of an existing user.
+            Err(CreateUserError::PhoneTaken) => match self.users.find_by_phone(&phone).await? {
+                Some(user) => self.challenge_user(&phone, user.id).await,
+                None => Err(StoreError("user vanished after a phone conflict".into()).into()),
+            },
+            Err(CreateUserError::Store(error)) => Err(error.into()),
+        }
+    }
+
+    /// `verify`: exchanges a key and pin for a JWT and the user's profile.
+    pub async fn verify(&self, otp_auth_key: &str, pin: &str) -> Result<Session, VerifyError> {
+        if otp_auth_key.trim().is_empty() {
+            return Err(VerifyError::MissingKey);
+        }
+        if pin.trim().is_empty() {
+            return Err(VerifyError::MissingPin);
+        }
+        // Malformed input cannot match any challenge; it spends no attempt.
+        let lookup = OtpAuthKey::decode(otp_auth_key).ok_or(VerifyError::InvalidPin)?;
+        let code =
+            OtpCode::parse(pin, self.settings.policy.length).ok_or(VerifyError::InvalidPin)?;
+        let verified = match self.otp.check(Purpose::PinAuth, &lookup, &code).await {
+            Ok(verified) => verified,
+            Err(CheckError::Expired) => return Err(VerifyError::Expired),
+            Err(CheckError::Exhausted) => return Err(VerifyError::TooManyAttempts),
+            Err(CheckError::Store(error)) => return Err(error.into()),
+            Err(CheckError::NotFound | CheckError::WrongCode { .. } | CheckError::Closed) => {
+                return Err(VerifyError::InvalidPin);
+            }
+        };
+        // A decoy challenge has no user: its pin was never sent to anyone.
+        let user_id = verified.user_id.ok_or(VerifyError::InvalidPin)?;
+        let profile = self
+            .users
+            .profile(user_id)
+            .await?
+            .ok_or(VerifyError::InvalidPin)?;
+        let token = self
+            .tokens
+            .issue(user_id, self.otp.clock().now())
+            .map_err(VerifyError::Token)?;
+        tracing::info!(user_id = user_id.get(), "pin verified; token issued");
+        Ok(Session { token, profile })
+    }
+
+    /// Verifies a bearer token and returns whom it was issued to.
+    fn authenticate(&self, bearer: Option<&str>) -> Result<UserId, AuthError> {
+        let token = bearer
+            .map(str::trim)
+            .filter(|token| !token.is_empty())
+            .ok_or(AuthError::Unauthorized("no bearer token"))?;
+        match self.tokens.verify(token, self.otp.clock().now()) {
+            Ok(claims) => Ok(claims.user_id),
+            Err(TokenError::Expired) => Err(AuthError::Unauthorized("token expired")),
+            Err(TokenError::NotYetValid) => Err(AuthError::Unauthorized("token not yet valid")),
+            Err(_) => Err(AuthError::Unauthorized("token invalid")),
+        }
+    }
+
+    /// `current_user_profile` for the holder of `bearer`.
+    pub async fn current_user_profile(
+        &self,
+        bearer: Option<&str>,
+    ) -> Result<UserProfile, AuthError> {
+        let user_id = self.authenticate(bearer)?;
+        self.users
+            .profile(user_id)
+            .await?
+            .ok_or(AuthError::Unauthorized("user no longer exists"))
+    }
+
+    /// `register_device`: records a push registration for the token's user.
+    pub async fn register_device(
+        &self,
+        bearer: Option<&str>,
+        handle: &str,
+        platform: &str,
+    ) -> Result<(), RegisterDeviceError> {
+        let user_id = self.authenticate(bearer)?;
+        let handle = PushHandle::parse(handle)?;
+        let platform = PushPlatform::parse(platform)?;
+        self.devices
+            .register_push(user_id, platform, &handle, self.otp.clock().now())
+            .await?;
+        tracing::info!(user_id = user_id.get(), platform = %platform, "push registration recorded");
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,642 @@
+//! Unit tests of the pin-auth use cases over mockall mocks of every port.
+//!
+//! The challenge store mock is backed by a small in-test table so that the
+//! use cases can be driven through whole flows (send, then verify); the
+//! conditional-write guarantees of the real stores are tested against SQLite
+//! and Postgres in the adapters crate.
+
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use secrecy::{ExposeSecret, SecretString};
+
+use super::*;
+use crate::{
+    otp::{AttemptOutcome, ChallengeAttempt, ChallengeId, CodeLength, NewChallenge, SecretHasher},
+    ports::{
+        MockChallengeStore, MockClock, MockDeviceStore, MockRandomSource, MockSmsSender,
+        MockTokenIssuer, MockUserStore,
+    },
+    time::Timestamp,
+    token::AccessClaims,
+    user::{User, UserProfile},
+};
+
+const KNOWN: &str = "+85261677528";
+const UNKNOWN: &str = "+85251641822";
+
+#[derive(Debug)]
+struct Row {
+    id: i64,
+    challenge: NewChallenge,
+    attempts: u32,
+    closed: bool,
+}
+
+/// The state the mocks share: stored challenges, sent messages, the time.
+#[derive(Default)]
+struct World {
+    rows: Mutex<Vec<Row>>,
+    sent: Mutex<Vec<(String, String)>>,
+    now: Mutex<i64>,
+}
+
+impl World {
+    fn advance(&self, by: Duration) {
+        *self.now.lock().unwrap() += by.as_millis() as i64;
+    }
+
+    /// The code in the last message sent.
+    fn last_code(&self) -> String {
+        let sent = self.sent.lock().unwrap();
+        let body = &sent.last().expect("a message was sent").1;
+        body.rsplit(' ').next().unwrap().to_owned()
+    }
+}
+
+fn user(id: i64, phone: &str) -> User {
+    User {
+        id: UserId::new(id),
+        phone: Some(PhoneNumber::parse_e164(phone).unwrap()),
+        email: None,
+        first_name: Some("Reynold".into()),
+        last_name: Some("Lakin".into()),
+    }
+}
+
+fn settings() -> PinAuthSettings {
+    PinAuthSettings {
+        mobile_rule: MobileRule::hong_kong(),
+        policy: OtpPolicy {
+            length: CodeLength::new(4).unwrap(),
+            ttl: Duration::from_secs(600),
+            max_attempts: 5,
+        },
+        app_name: "phonegate".into(),
+    }
+}
+
+fn hasher() -> SecretHasher {
+    SecretHasher::new(b"unit-test-key".to_vec())
+}
+
+fn challenge_store(world: &Arc<World>) -> MockChallengeStore {
+    let mut store = MockChallengeStore::new();
+    let w = world.clone();
+    store.expect_replace_live().returning(move |challenge| {
+        let mut rows = w.rows.lock().unwrap();
+        for row in rows.iter_mut() {
+            if row.challenge.purpose == challenge.purpose && row.challenge.phone == challenge.phone
+            {
+                row.closed = true;
+            }
+        }
+        let id = rows.len() as i64 + 1;
+        rows.push(Row {
+            id,
+            challenge,
+            attempts: 0,
+            closed: false,
+        });
+        Ok(ChallengeId::new(id))
+    });
+    let w = world.clone();
+    store.expect_spend_attempt().returning(move |lookup, now| {
+        let mut rows = w.rows.lock().unwrap();
+        let Some(row) = rows
+            .iter_mut()
+            .find(|row| row.challenge.lookup_hash == *lookup)
+        else {
+            return Ok(AttemptOutcome::NotFound);
+        };
+        if row.closed {
+            return Ok(AttemptOutcome::Closed);
+        }
+        if now >= row.challenge.expires_at {
+            return Ok(AttemptOutcome::Expired);
+        }
+        if row.attempts >= row.challenge.max_attempts {
+            return Ok(AttemptOutcome::Exhausted);
+        }
+        row.attempts += 1;
+        Ok(AttemptOutcome::Spent(ChallengeAttempt {
+            id: ChallengeId::new(row.id),
+            phone: row.challenge.phone.clone(),
+            user_id: row.challenge.user_id,
+            device_binding: row.challenge.device_binding.clone(),
+            code_hash: row.challenge.code_hash.clone(),
+            attempts: row.attempts,
+            max_attempts: row.challenge.max_attempts,
+            expires_at: row.challenge.expires_at,
+        }))
+    });
+    let w = world.clone();
+    store.expect_consume().returning(move |id, _now| {
+        let mut rows = w.rows.lock().unwrap();
+        let row = rows.iter_mut().find(|row| row.id == id.get()).unwrap();
+        Ok(!std::mem::replace(&mut row.closed, true))
+    });
+    store
+}
+
+fn sms(world: &Arc<World>) -> MockSmsSender {
+    let mut sms = MockSmsSender::new();
+    let w = world.clone();
+    sms.expect_send_sms().returning(move |message| {
+        w.sent.lock().unwrap().push((
+            message.to.as_str().to_owned(),
+            message.body.expose_secret().to_owned(),
+        ));
+        Ok(())
+    });
+    sms
+}
+
+fn users_knowing(known: Vec<User>) -> MockUserStore {
+    let mut users = MockUserStore::new();
+    let by_phone = known.clone();
+    users.expect_find_by_phone().returning(move |phone| {
+        Ok(by_phone
+            .iter()
+            .find(|u| u.phone.as_ref() == Some(phone))
+            .cloned())
+    });
+    users.expect_profile().returning(move |id| {
+        Ok(known.iter().find(|u| u.id == id).map(|user| UserProfile {
+            user: user.clone(),
+            addresses: vec![],
+            permissions: vec![],
+        }))
+    });
+    users
+}
+
+fn tokens() -> MockTokenIssuer {
+    let mut tokens = MockTokenIssuer::new();
+    tokens.expect_issue().returning(|user, now| {
+        Ok(IssuedToken::new(
+            SecretString::from(format!("jwt-for-{}", user.get())),
+            now.plus(Duration::from_secs(1800)),
+        ))
+    });
+    tokens.expect_verify().returning(|token, now| {
+        let id = token
+            .strip_prefix("jwt-for-")
+            .and_then(|id| id.parse().ok())
+            .ok_or(TokenError::Invalid)?;
+        Ok(AccessClaims {
+            user_id: UserId::new(id),
+            issued_at: now,
+            expires_at: now.plus(Duration::from_secs(1800)),
+            token_id: "jti".into(),
+        })
+    });
+    tokens
+}
+
+/// A deterministic stand-in for the CSPRNG (xorshift), so runs repeat.
+fn random() -> MockRandomSource {
+    let state = Mutex::new(0x9E37_79B9_7F4A_7C15u64);
+    let mut random = MockRandomSource::new();
+    random.expect_fill().returning(move |dest| {
+        let mut s = state.lock().unwrap();
+        for byte in dest.iter_mut() {
+            *s ^= *s << 13;
+            *s ^= *s >> 7;
+            *s ^= *s << 17;
+            *byte = (*s >> 24) as u8;
+        }
+    });
+    random
+}
+
+fn clock(world: &Arc<World>) -> MockClock {
+    let mut clock = MockClock::new();
+    let w = world.clone();
+    clock
+        .expect_now()
+        .returning(move || Timestamp::from_unix_millis(*w.now.lock().unwrap()));
+    clock
+}
+
+struct Parts {
+    users: MockUserStore,
+    devices: MockDeviceStore,
+    sms: MockSmsSender,
+    challenges: MockChallengeStore,
+}
+
+fn parts(world: &Arc<World>) -> Parts {
+    Parts {
+        users: users_knowing(vec![user(1831, KNOWN)]),
+        devices: MockDeviceStore::new(),
+        sms: sms(world),
+        challenges: challenge_store(world),
+    }
+}
+
+fn pin_auth(world: &Arc<World>, parts: Parts) -> PinAuth {
+    *world.now.lock().unwrap() = 1_700_000_000_000;
+    let otp = OtpEngine::new(
+        Arc::new(parts.challenges),
+        Arc::new(clock(world)),
+        Arc::new(random()),
+        hasher(),
+    );
+    PinAuth::new(
+        Arc::new(parts.users),
+        Arc::new(parts.devices),
+        Arc::new(parts.sms),
+        Arc::new(tokens()),
+        otp,
+        settings(),
+    )
+}
+
+fn setup() -> (Arc<World>, PinAuth) {
+    let world = Arc::new(World::default());
+    let service = pin_auth(&world, parts(&world));
+    (world, service)
+}
+
+#[tokio::test]
+async fn send_pin_to_a_known_mobile_texts_a_four_digit_pin() {
+    let (world, service) = setup();
+    let key = service.send_pin(KNOWN).await.unwrap();
+    assert_eq!(key.expose().len(), 24);
+    let sent = world.sent.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].0, KNOWN);
+    let code = world.last_code();
+    assert_eq!(code.len(), 4);
+    assert!(code.bytes().all(|b| b.is_ascii_digit()));
+    assert!(sent[0].1.starts_with("Your phonegate code is "));
+    let rows = world.rows.lock().unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].challenge.user_id, Some(UserId::new(1831)));
+    assert_eq!(rows[0].challenge.max_attempts, 5);
+}
+
+#[tokio::test]
+async fn happy_path_returns_a_token_and_the_profile() {
+    let (world, service) = setup();
+    let key = service.send_pin(KNOWN).await.unwrap();
+    let session = service
+        .verify(key.expose(), &world.last_code())
+        .await
+        .unwrap();
+    assert_eq!(session.token.expose(), "jwt-for-1831");
+    assert_eq!(session.profile.user.id, UserId::new(1831));
+}
+
+#[tokio::test]
+async fn wrong_pin_is_refused() {
+    let (world, service) = setup();
+    let key = service.send_pin(KNOWN).await.unwrap();
+    let wrong = if world.last_code() == "0000" {
+        "1111"
+    } else {
+        "0000"
+    };
+    let error = service.verify(key.expose(), wrong).await.unwrap_err();
+    assert!(matches!(error, VerifyError::InvalidPin), "{error:?}");
+}
+
+#[tokio::test]
+async fn expired_pin_is_refused_even_when_correct() {
+    let (world, service) = setup();
+    let key = service.send_pin(KNOWN).await.unwrap();
+    world.advance(Duration::from_secs(600));
+    let error = service
+        .verify(key.expose(), &world.last_code())
+        .await
+        .unwrap_err();
+    assert!(matches!(error, VerifyError::Expired), "{error:?}");
+}
+
+#[tokio::test]
+async fn a_pin_just_before_expiry_still_works() {
+    let (world, service) = setup();
+    let key = service.send_pin(KNOWN).await.unwrap();
+    world.advance(Duration::from_secs(599));
+    service
+        .verify(key.expose(), &world.last_code())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn five_wrong_pins_kill_the_challenge_and_the_sixth_is_refused_even_when_correct() {
+    let (world, service) = setup();
+    let key = service.send_pin(KNOWN).await.unwrap();
+    let code = world.last_code();
+    let wrong = if code == "0000" { "1111" } else { "0000" };
+    for _ in 0..5 {
+        let error = service.verify(key.expose(), wrong).await.unwrap_err();
+        assert!(matches!(error, VerifyError::InvalidPin), "{error:?}");
+    }
+    let error = service.verify(key.expose(), &code).await.unwrap_err();
+    assert!(matches!(error, VerifyError::TooManyAttempts), "{error:?}");
+}
+
+#[tokio::test]
+async fn the_fifth_attempt_may_still_be_the_right_one() {
+    let (world, service) = setup();
+    let key = service.send_pin(KNOWN).await.unwrap();
+    let code = world.last_code();
+    let wrong = if code == "0000" { "1111" } else { "0000" };
+    for _ in 0..4 {
+        service.verify(key.expose(), wrong).await.unwrap_err();
+    }
+    service.verify(key.expose(), &code).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_newer_pin_replaces_the_older_one() {
+    let (world, service) = setup();
+    let old_key = service.send_pin(KNOWN).await.unwrap();
+    let old_code = world.last_code();
+    let new_key = service.send_pin(KNOWN).await.unwrap();
+    let new_code = world.last_code();
+    assert_ne!(old_key, new_key, "the otp_auth_key cycles with every pin");
+    let error = service
+        .verify(old_key.expose(), &old_code)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, VerifyError::InvalidPin), "{error:?}");
+    service.verify(new_key.expose(), &new_code).await.unwrap();
+}
+
+#[tokio::test]
+async fn unknown_mobile_gets_a_random_key_of_the_same_shape_and_no_sms() {
+    let world = Arc::new(World::default());
+    let mut parts = parts(&world);
+    parts.sms = MockSmsSender::new();
+    parts.sms.expect_send_sms().never();
+    let service = pin_auth(&world, parts);
+    let unknown = service.send_pin(UNKNOWN).await.unwrap();
+    let known = {
+        // The same shape as a real key: 24 base64 characters of 16 bytes.
+        assert_eq!(unknown.expose().len(), 24);
+        OtpAuthKey::decode(unknown.expose()).expect("decodes like a real key")
+    };
+    assert_eq!(known.as_bytes().len(), 16);
+    // The decoy did the same store work as a real pin, for no user.
+    let rows = world.rows.lock().unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].challenge.user_id, None);
+}
+
+#[tokio::test]
+async fn a_decoy_challenge_never_yields_a_session_even_with_its_code() {
+    let (world, service) = setup();
+    let key = service.send_pin(UNKNOWN).await.unwrap();
+    // Force the decoy's stored hash to a code we know, as if guessed.
+    let lookup = OtpAuthKey::decode(key.expose()).unwrap();
+    let lookup_hash = hasher().lookup_hash(Purpose::PinAuth, &lookup);
+    let code = OtpCode::parse("4321", CodeLength::new(4).unwrap()).unwrap();
+    world.rows.lock().unwrap()[0].challenge.code_hash = hasher().code_hash(&lookup_hash, &code);
+    let error = service.verify(key.expose(), "4321").await.unwrap_err();
+    assert!(matches!(error, VerifyError::InvalidPin), "{error:?}");
+}
+
+#[tokio::test]
+async fn a_consumed_pin_cannot_be_used_again() {
+    let (world, service) = setup();
+    let key = service.send_pin(KNOWN).await.unwrap();
+    let code = world.last_code();
+    service.verify(key.expose(), &code).await.unwrap();
+    let error = service.verify(key.expose(), &code).await.unwrap_err();
+    assert!(matches!(error, VerifyError::InvalidPin), "{error:?}");
+}
+
+#[tokio::test]
+async fn malformed_keys_and_pins_spend_no_attempt() {
+    let world = Arc::new(World::default());
+    let mut parts = parts(&world);
+    parts.challenges = MockChallengeStore::new();
+    parts.challenges.expect_spend_attempt().never();
+    let service = pin_auth(&world, parts);
+    for (key, pin) in [
+        ("not base64!", "1234"),
+        ("/JqONEgEjrZefDV3ZIQsNA==", "12a4"),
+        ("/JqONEgEjrZefDV3ZIQsNA==", "12345"),
+    ] {
+        let error = service.verify(key, pin).await.unwrap_err();
+        assert!(matches!(error, VerifyError::InvalidPin), "{error:?}");
+    }
+    assert!(matches!(
+        service.verify("", "1234").await,
+        Err(VerifyError::MissingKey)
+    ));
+    assert!(matches!(
+        service.verify("/JqONEgEjrZefDV3ZIQsNA==", " ").await,
+        Err(VerifyError::MissingPin)
+    ));
+}
+
+#[tokio::test]
+async fn invalid_mobiles_are_refused_before_any_store_call() {
+    let world = Arc::new(World::default());
+    let mut parts = parts(&world);
+    parts.users = MockUserStore::new();
+    parts.users.expect_find_by_phone().never();
+    let service = pin_auth(&world, parts);
+    let message = |r: Result<OtpAuthKey, SendPinError>| r.unwrap_err().to_string();
+    assert_eq!(message(service.send_pin("").await), "Mobile can't be blank");
+    assert_eq!(
+        message(service.send_pin("+9101234567").await),
+        "Mobile must begin with +852"
+    );
+}
+
+#[tokio::test]
+async fn signup_of_a_new_mobile_creates_the_user_with_the_challenge() {
+    let world = Arc::new(World::default());
+    let mut parts = parts(&world);
+    let mut users = users_knowing(vec![]);
+    let w = world.clone();
+    users
+        .expect_create_with_challenge()
+        .times(1)
+        .returning(move |new_user, mut challenge| {
+            assert_eq!(new_user.phone.as_str(), "+85251224538");
+            assert_eq!(new_user.first_name.as_deref(), Some("Jake"));
+            assert_eq!(
+                new_user.address.as_ref().and_then(|a| a.district_id),
+                Some(1)
+            );
+            challenge.user_id = Some(UserId::new(7));
+            w.rows.lock().unwrap().push(Row {
+                id: 1,
+                challenge,
+                attempts: 0,
+                closed: false,
+            });
+            Ok(UserId::new(7))
+        });
+    parts.users = users;
+    let service = pin_auth(&world, parts);
+    let key = service
+        .signup(SignupRequest {
+            mobile: "+85251224538".into(),
+            first_name: Some("Jake".into()),
+            last_name: Some("Deamon".into()),
+            address: Some(NewAddress {
+                district_id: Some(1),
+                address_type: Some("Profile".into()),
+                ..NewAddress::default()
+            }),
+        })
+        .await
+        .unwrap();
+    assert_eq!(key.expose().len(), 24);
+    assert_eq!(world.sent.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn signup_of_an_existing_mobile_sends_a_pin_and_ignores_the_rest() {
+    let world = Arc::new(World::default());
+    let mut parts = parts(&world);
+    parts.users.expect_create_with_challenge().never();
+    let service = pin_auth(&world, parts);
+    let key = service
+        .signup(SignupRequest {
+            mobile: KNOWN.into(),
+            first_name: Some("Someone".into()),
+            ..SignupRequest::default()
+        })
+        .await
+        .unwrap();
+    service
+        .verify(key.expose(), &world.last_code())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn signup_that_loses_a_race_for_the_mobile_challenges_the_winner() {
+    let world = Arc::new(World::default());
+    let mut parts = parts(&world);
+    let mut users = MockUserStore::new();
+    let mut seen = 0;
+    users.expect_find_by_phone().returning(move |_| {
+        seen += 1;
+        Ok((seen > 1).then(|| user(99, "+85251224538")))
+    });
+    users
+        .expect_create_with_challenge()
+        .returning(|_, _| Err(CreateUserError::PhoneTaken));
+    parts.users = users;
+    let service = pin_auth(&world, parts);
+    service
+        .signup(SignupRequest {
+            mobile: "+85251224538".into(),
+            ..SignupRequest::default()
+        })
+        .await
+        .unwrap();
+    let rows = world.rows.lock().unwrap();
+    assert_eq!(rows[0].challenge.user_id, Some(UserId::new(99)));
+}
+
+#[tokio::test]
+async fn current_user_profile_needs_a_valid_bearer_token() {
+    let (_world, service) = setup();
+    let profile = service
+        .current_user_profile(Some("jwt-for-1831"))
+        .await
+        .unwrap();
+    assert_eq!(profile.user.id, UserId::new(1831));
+    for bearer in [None, Some(""), Some("forged")] {
+        let error = service.current_user_profile(bearer).await.unwrap_err();
+        assert!(matches!(error, AuthError::Unauthorized(_)), "{error:?}");
+    }
+    let error = service
+        .current_user_profile(Some("jwt-for-5"))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, AuthError::Unauthorized(_)), "{error:?}");
+}
+
+#[tokio::test]
+async fn register_device_records_the_handle_for_the_token_user() {
+    let world = Arc::new(World::default());
+    let mut parts = parts(&world);
+    parts
+        .devices
+        .expect_register_push()
+        .withf(|user, platform, handle, _| {
+            *user == UserId::new(1831)
+                && *platform == PushPlatform::Fcm
+                && handle.as_str() == "reg-id"
+        })
+        .times(1)
+        .returning(|_, _, _, _| Ok(()));
+    let service = pin_auth(&world, parts);
+    service
+        .register_device(Some("jwt-for-1831"), "reg-id", "fcm")
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn register_device_refuses_unknown_platforms_and_missing_tokens() {
+    let world = Arc::new(World::default());
+    let mut parts = parts(&world);
+    parts.devices.expect_register_push().never();
+    let service = pin_auth(&world, parts);
+    let error = service
+        .register_device(Some("jwt-for-1831"), "reg-id", "windows")
+        .await
+        .unwrap_err();
+    assert_eq!(error.to_string(), "Platform must be one of fcm, gcm, aps");
+    let error = service
+        .register_device(Some("jwt-for-1831"), " ", "fcm")
+        .await
+        .unwrap_err();
+    assert_eq!(error.to_string(), "Handle can't be blank");
+    let error = service
+        .register_device(None, "reg-id", "fcm")
+        .await
+        .unwrap_err();
+    assert!(matches!(error, RegisterDeviceError::Auth(_)), "{error:?}");
+}
+
+#[test]
+fn codes_are_uniform_enough_and_the_right_length() {
+    let world = Arc::new(World::default());
+    let engine = OtpEngine::new(
+        Arc::new(MockChallengeStore::new()),
+        Arc::new(clock(&world)),
+        Arc::new(random()),
+        hasher(),
+    );
+    let length = CodeLength::new(4).unwrap();
+    let mut first_digit = [0u32; 10];
+    for _ in 0..10_000 {
+        let code = engine.new_code(length);
+        assert_eq!(code.expose().len(), 4);
+        first_digit[(code.expose().as_bytes()[0] - b'0') as usize] += 1;
+    }
+    // Each leading digit should appear about 1,000 times.
+    assert!(
+        first_digit.iter().all(|&n| (800..1200).contains(&n)),
+        "{first_digit:?}"
+    );
+}
+
+#[test]
+fn secrets_are_redacted_in_debug_output() {
+    let code = OtpCode::parse("1234", CodeLength::new(4).unwrap()).unwrap();
+    assert!(!format!("{code:?}").contains("1234"));
+    let key = OtpAuthKey::encode(&[7u8; 16]);
+    assert!(!format!("{key:?}").contains(key.expose()));
+    let token = IssuedToken::new(
+        SecretString::from("secret.jwt.text"),
+        Timestamp::from_unix_millis(0),
+    );
+    assert!(!format!("{token:?}").contains("secret.jwt.text"));
+}

@@ -1,0 +1,157 @@
+//! The ports: every way the use cases reach outside the domain.
+//!
+//! Each trait is shaped around what a use case needs, not around tables.
+//! Stores that must write several rows at once take them in one call, so the
+//! adapter can write them in one transaction; no transaction handle ever
+//! crosses a port. Adapters translate library errors into the error types
+//! declared here.
+
+use async_trait::async_trait;
+use secrecy::SecretString;
+
+use crate::{
+    device::{PushHandle, PushPlatform},
+    otp::{AttemptOutcome, ChallengeId, NewChallenge, SecretHash},
+    phone::PhoneNumber,
+    time::Timestamp,
+    token::{AccessClaims, IssuedToken, TokenError},
+    user::{NewUser, User, UserId, UserProfile},
+};
+
+/// A store could not do what was asked because it is unreachable or failed.
+/// The message is for logs and never contains a secret; clients only ever
+/// see a generic 5xx.
+#[derive(Debug, thiserror::Error)]
+#[error("store unavailable: {0}")]
+pub struct StoreError(pub String);
+
+/// Why a user could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateUserError {
+    /// Another user already has this phone number.
+    #[error("the phone number already belongs to a user")]
+    PhoneTaken,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Reads and creates users.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    /// The user whose phone number is `phone`, if any.
+    async fn find_by_phone(&self, phone: &PhoneNumber) -> Result<Option<User>, StoreError>;
+
+    /// The user `id` with addresses and permissions, or `None` if there is no
+    /// such user.
+    async fn profile(&self, id: UserId) -> Result<Option<UserProfile>, StoreError>;
+
+    /// Creates `user` (and its address, if any) and stores `challenge` for
+    /// the new user, all in one transaction: either both exist afterwards or
+    /// neither does. The challenge's `user_id` is set to the new user's id.
+    /// Live challenges with the same purpose and phone are superseded.
+    async fn create_with_challenge(
+        &self,
+        user: NewUser,
+        challenge: NewChallenge,
+    ) -> Result<UserId, CreateUserError>;
+}
+
+/// Keeps OTP challenges. The contract that makes codes safe lives here:
+/// attempts are spent and codes consumed by conditional writes, so two
+/// concurrent callers can never both succeed.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait ChallengeStore: Send + Sync {
+    /// Stores `challenge` and, in the same transaction, closes every live
+    /// challenge with the same purpose and phone (a new code invalidates the
+    /// old one).
+    async fn replace_live(&self, challenge: NewChallenge) -> Result<ChallengeId, StoreError>;
+
+    /// Atomically spends one attempt on the challenge with `lookup_hash` if
+    /// it is live, unexpired at `now` and has attempts left, and returns it
+    /// with its code hash; otherwise says why not, spending nothing.
+    async fn spend_attempt(
+        &self,
+        lookup_hash: &SecretHash,
+        now: Timestamp,
+    ) -> Result<AttemptOutcome, StoreError>;
+
+    /// Marks the challenge consumed if it is still live. Returns `false` if
+    /// it was not (another check consumed it first, or it was superseded).
+    async fn consume(&self, id: ChallengeId, now: Timestamp) -> Result<bool, StoreError>;
+}
+
+/// Keeps devices' push registrations.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait DeviceStore: Send + Sync {
+    /// Records that `user` receives pushes at `handle` on `platform`. A
+    /// handle belongs to one user at a time: registering it again (for the
+    /// same or another user) moves it rather than duplicating it.
+    async fn register_push(
+        &self,
+        user: UserId,
+        platform: PushPlatform,
+        handle: &PushHandle,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+}
+
+/// A text message to send. The body contains a code, so it is a secret.
+#[derive(Debug)]
+pub struct OutgoingSms {
+    pub to: PhoneNumber,
+    pub body: SecretString,
+}
+
+/// Why a message could not be delivered to the provider.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    /// The provider says the number cannot receive messages.
+    #[error("the provider rejected the number")]
+    InvalidNumber,
+    /// The provider is unreachable, failing or refusing us for now.
+    #[error("the provider is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Sends text messages.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait SmsSender: Send + Sync {
+    /// Hands `message` to the provider. Implementations must not log the body.
+    async fn send_sms(&self, message: &OutgoingSms) -> Result<(), DeliveryError>;
+}
+
+/// The current time. A port so tests can drive expiry without sleeping.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+pub trait Clock: Send + Sync {
+    fn now(&self) -> Timestamp;
+}
+
+/// Cryptographically secure randomness, for codes, keys and tokens.
+/// Implementations must be a CSPRNG.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+pub trait RandomSource: Send + Sync {
+    fn fill(&self, dest: &mut [u8]);
+}
+
+/// Signs and verifies access tokens (JWTs). Synchronous: signing is pure
+/// computation with a key held in memory.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+pub trait TokenIssuer: Send + Sync {
+    /// Signs a token for `user`, issued at `now`.
+    fn issue(&self, user: UserId, now: Timestamp) -> Result<IssuedToken, TokenError>;
+
+    /// Verifies `token` at `now`: signature first, then algorithm, issuer,
+    /// expiry and not-before. Never trusts a key named by the token itself.
+    fn verify(&self, token: &str, now: Timestamp) -> Result<AccessClaims, TokenError>;
+}
+
+/// Whether the service's own dependencies answer (for `/readyz`).
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait Readiness: Send + Sync {
+    async fn check(&self) -> Result<(), StoreError>;
+}

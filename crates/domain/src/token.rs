@@ -1,0 +1,58 @@
+//! Access tokens handed to clients.
+
+use std::fmt;
+
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::{time::Timestamp, user::UserId};
+
+/// A signed access token (a JWT) with its expiry. The token itself is a
+/// bearer credential: it is only exposed to be written into a response.
+pub struct IssuedToken {
+    token: SecretString,
+    pub expires_at: Timestamp,
+}
+
+impl IssuedToken {
+    pub fn new(token: SecretString, expires_at: Timestamp) -> Self {
+        Self { token, expires_at }
+    }
+
+    /// The token text, for the response body and nothing else.
+    pub fn expose(&self) -> &str {
+        self.token.expose_secret()
+    }
+}
+
+impl fmt::Debug for IssuedToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IssuedToken")
+            .field("token", &"[redacted]")
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+/// What a verified access token says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessClaims {
+    pub user_id: UserId,
+    pub issued_at: Timestamp,
+    pub expires_at: Timestamp,
+    /// The token's unique id (`jti`), for revocation lists.
+    pub token_id: String,
+}
+
+/// Why a presented token is not accepted. Deliberately coarse: the client is
+/// told only that it is unauthorized, and logs say which check failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("the token is malformed or its signature does not verify")]
+    Invalid,
+    #[error("the token has expired")]
+    Expired,
+    #[error("the token is not valid yet")]
+    NotYetValid,
+    #[error("the token could not be signed: {0}")]
+    Signing(String),
+}

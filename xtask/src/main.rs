@@ -1,1 +1,177 @@
-fn main() {}
+//! Developer workflows: `cargo xtask <task>`.
+//!
+//! - `ci`: everything CI checks, in the order that fails fastest: formatting,
+//!   the dependency-direction rules, clippy with warnings denied, then the
+//!   whole test suite (including the Postgres runs).
+//!
+//! It shells out to cargo only, so it needs nothing beyond the toolchain.
+
+// A developer tool: printing to stdout is what it is for.
+#![allow(clippy::print_stdout)]
+
+use std::{
+    env,
+    process::{Command, ExitCode},
+};
+
+/// Crates the domain must never depend on (it does no I/O).
+const DOMAIN_FORBIDDEN: &[&str] = &[
+    "sqlx",
+    "sea-query",
+    "axum",
+    "hyper",
+    "reqwest",
+    "lettre",
+    "redis",
+    "tokio",
+];
+
+/// Crates the api layer must never depend on (it knows HTTP, not storage or providers).
+const API_FORBIDDEN: &[&str] = &[
+    "sqlx",
+    "sea-query",
+    "reqwest",
+    "lettre",
+    "redis",
+    "phonegate-adapters",
+];
+
+fn main() -> ExitCode {
+    let task = env::args().nth(1).unwrap_or_default();
+    let result = match task.as_str() {
+        "ci" => ci(),
+        "deps" => check_dependency_direction(),
+        _ => {
+            eprintln!(
+                "usage: cargo xtask <task>\n\ntasks:\n  ci     fmt check, dependency rules, clippy -D warnings, all tests\n  deps   only the dependency-direction rules"
+            );
+            Err("unknown task".into())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("xtask {task}: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn cargo(args: &[&str]) -> Result<(), String> {
+    eprintln!("$ cargo {}", args.join(" "));
+    let status = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(args)
+        .status()
+        .map_err(|error| format!("running cargo: {error}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("`cargo {}` failed ({status})", args.join(" ")))
+    }
+}
+
+fn ci() -> Result<(), String> {
+    cargo(&["fmt", "--all", "--", "--check"])?;
+    check_dependency_direction()?;
+    cargo(&[
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--locked",
+        "--",
+        "-D",
+        "warnings",
+    ])?;
+    test_workspace()
+}
+
+/// Runs the whole test suite, streaming its output, and ends with one
+/// summary line over every test binary (cargo's own last line is that of
+/// whichever binary ran last, often a doc-test run with no tests).
+fn test_workspace() -> Result<(), String> {
+    use std::io::{BufRead as _, BufReader};
+
+    let args = ["test", "--workspace", "--locked"];
+    eprintln!("$ cargo {}", args.join(" "));
+    let mut child = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|error| format!("running cargo: {error}"))?;
+    let (mut passed, mut failed) = (0u64, 0u64);
+    if let Some(stdout) = child.stdout.take() {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            println!("{line}");
+            if let Some(rest) = line.strip_prefix("test result: ") {
+                passed += count_before(rest, " passed");
+                failed += count_before(rest, " failed");
+            }
+        }
+    }
+    let status = child
+        .wait()
+        .map_err(|error| format!("waiting for cargo: {error}"))?;
+    println!("{passed} passed, {failed} failed");
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("`cargo {}` failed ({status})", args.join(" ")))
+    }
+}
+
+/// In `ok. 44 passed; 0 failed; …`, the number before `label`.
+fn count_before(summary: &str, label: &str) -> u64 {
+    summary
+        .split(';')
+        .find_map(|part| {
+            part.trim()
+                .trim_start_matches("ok. ")
+                .trim_start_matches("FAILED. ")
+                .strip_suffix(label)
+        })
+        .and_then(|number| number.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// The normal (non-dev) dependencies of `package`, transitively.
+fn dependencies_of(package: &str) -> Result<Vec<String>, String> {
+    let output = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args([
+            "tree", "--locked", "-p", package, "-e", "normal", "--prefix", "none", "--format",
+            "{p}",
+        ])
+        .output()
+        .map_err(|error| format!("running cargo tree: {error}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "cargo tree -p {package} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .map(str::to_owned)
+        .collect())
+}
+
+/// Cargo enforces the direction of dependencies; this checks the rules that
+/// cargo cannot express: which third-party crates each layer may reach.
+fn check_dependency_direction() -> Result<(), String> {
+    for (package, forbidden) in [
+        ("phonegate-domain", DOMAIN_FORBIDDEN),
+        ("phonegate-api", API_FORBIDDEN),
+    ] {
+        let found: Vec<String> = dependencies_of(package)?
+            .into_iter()
+            .filter(|name| forbidden.contains(&name.as_str()))
+            .collect();
+        if !found.is_empty() {
+            return Err(format!(
+                "{package} must not depend on {found:?} (see docs/ARCHITECTURE.md)"
+            ));
+        }
+        eprintln!("dependency rules: {package} ok");
+    }
+    Ok(())
+}

@@ -15,3 +15,5 @@ pub mod jwt;
 pub mod random;
 pub mod sms;
 pub mod sql;
+#[cfg(feature = "testing")]
+pub mod testing;

@@ -1,0 +1,341 @@
+//! The SQL store against real SQLite and a real Postgres: migrations, the
+//! conditional writes that make codes single-use with bounded attempts, and
+//! the one-transaction use cases.
+
+#![allow(clippy::unwrap_used, reason = "a panic is how a test reports failure")]
+
+use std::{sync::Arc, time::Duration};
+
+use phonegate_adapters::{
+    on_both_backends,
+    sql::{Db, DbOptions, SqlStore, migrate},
+    testing::{TestBackend, TestDatabase},
+};
+use phonegate_domain::{
+    device::{PushHandle, PushPlatform},
+    otp::{AttemptOutcome, Channel, NewChallenge, Purpose, SecretHash},
+    phone::PhoneNumber,
+    ports::{ChallengeStore, CreateUserError, DeviceStore, Readiness, UserStore},
+    time::Timestamp,
+    user::{NewAddress, NewUser, UserId},
+};
+
+const NOW: Timestamp = Timestamp::from_unix_millis(1_800_000_000_000);
+
+async fn store(backend: TestBackend) -> (TestDatabase, SqlStore) {
+    let database = TestDatabase::create(backend).await;
+    let db = Db::connect(&database.url, &DbOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(migrate(&db, NOW.unix_millis()).await.unwrap(), 1);
+    (database, SqlStore::new(db))
+}
+
+fn phone(text: &str) -> PhoneNumber {
+    PhoneNumber::parse_e164(text).unwrap()
+}
+
+fn challenge(lookup: u8, phone_text: &str, user: Option<UserId>) -> NewChallenge {
+    NewChallenge {
+        purpose: Purpose::PinAuth,
+        phone: phone(phone_text),
+        user_id: user,
+        channel: Channel::Sms,
+        device_binding: None,
+        lookup_hash: SecretHash::from_bytes(vec![lookup; 32]),
+        code_hash: SecretHash::from_bytes(vec![0xC0; 32]),
+        max_attempts: 5,
+        created_at: NOW,
+        expires_at: NOW.plus(Duration::from_secs(600)),
+    }
+}
+
+async fn new_user(store: &SqlStore, phone_text: &str, lookup: u8) -> UserId {
+    store
+        .create_with_challenge(
+            NewUser {
+                phone: phone(phone_text),
+                first_name: Some("Jake".into()),
+                last_name: Some("Deamon".into()),
+                address: Some(NewAddress {
+                    district_id: Some(1),
+                    address_type: Some("Profile".into()),
+                    ..NewAddress::default()
+                }),
+            },
+            challenge(lookup, phone_text, None),
+        )
+        .await
+        .unwrap()
+}
+
+fn hash(lookup: u8) -> SecretHash {
+    SecretHash::from_bytes(vec![lookup; 32])
+}
+
+async fn migrations_apply_once(backend: TestBackend) {
+    let (_database, store) = store(backend).await;
+    assert_eq!(migrate(store.db(), NOW.unix_millis()).await.unwrap(), 0);
+    store.check().await.unwrap();
+}
+
+async fn attempts_are_counted_up_to_the_limit(backend: TestBackend) {
+    let (_database, store) = store(backend).await;
+    store
+        .replace_live(challenge(1, "+85261234567", None))
+        .await
+        .unwrap();
+    for expected in 1..=5 {
+        match store.spend_attempt(&hash(1), NOW).await.unwrap() {
+            AttemptOutcome::Spent(attempt) => {
+                assert_eq!(attempt.attempts, expected);
+                assert_eq!(attempt.max_attempts, 5);
+                assert_eq!(attempt.code_hash, SecretHash::from_bytes(vec![0xC0; 32]));
+                assert_eq!(attempt.phone.as_str(), "+85261234567");
+            }
+            other => panic!("attempt {expected}: {other:?}"),
+        }
+    }
+    assert_eq!(
+        store.spend_attempt(&hash(1), NOW).await.unwrap(),
+        AttemptOutcome::Exhausted
+    );
+    assert_eq!(
+        store.spend_attempt(&hash(9), NOW).await.unwrap(),
+        AttemptOutcome::NotFound
+    );
+}
+
+async fn expired_challenges_spend_nothing(backend: TestBackend) {
+    let (_database, store) = store(backend).await;
+    store
+        .replace_live(challenge(1, "+85261234567", None))
+        .await
+        .unwrap();
+    let at_expiry = NOW.plus(Duration::from_secs(600));
+    assert_eq!(
+        store.spend_attempt(&hash(1), at_expiry).await.unwrap(),
+        AttemptOutcome::Expired
+    );
+    // Still live with all attempts just before expiry.
+    let before = NOW.plus(Duration::from_secs(599));
+    assert!(matches!(
+        store.spend_attempt(&hash(1), before).await.unwrap(),
+        AttemptOutcome::Spent(a) if a.attempts == 1
+    ));
+}
+
+async fn a_new_challenge_supersedes_the_live_one(backend: TestBackend) {
+    let (_database, store) = store(backend).await;
+    store
+        .replace_live(challenge(1, "+85261234567", None))
+        .await
+        .unwrap();
+    store
+        .replace_live(challenge(2, "+85261234567", None))
+        .await
+        .unwrap();
+    // A challenge for another phone is untouched.
+    store
+        .replace_live(challenge(3, "+85291234567", None))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.spend_attempt(&hash(1), NOW).await.unwrap(),
+        AttemptOutcome::Closed
+    );
+    assert!(matches!(
+        store.spend_attempt(&hash(2), NOW).await.unwrap(),
+        AttemptOutcome::Spent(_)
+    ));
+    assert!(matches!(
+        store.spend_attempt(&hash(3), NOW).await.unwrap(),
+        AttemptOutcome::Spent(_)
+    ));
+}
+
+async fn a_challenge_is_consumed_once(backend: TestBackend) {
+    let (_database, store) = store(backend).await;
+    let id = store
+        .replace_live(challenge(1, "+85261234567", None))
+        .await
+        .unwrap();
+    assert!(store.consume(id, NOW).await.unwrap());
+    assert!(!store.consume(id, NOW).await.unwrap());
+    assert_eq!(
+        store.spend_attempt(&hash(1), NOW).await.unwrap(),
+        AttemptOutcome::Closed
+    );
+}
+
+async fn concurrent_consumers_have_exactly_one_winner(backend: TestBackend) {
+    let (_database, store) = store(backend).await;
+    let store = Arc::new(store);
+    let id = store
+        .replace_live(challenge(1, "+85261234567", None))
+        .await
+        .unwrap();
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.consume(id, NOW).await.unwrap() })
+        })
+        .collect();
+    let mut winners = 0;
+    for task in tasks {
+        winners += usize::from(task.await.unwrap());
+    }
+    assert_eq!(winners, 1);
+}
+
+async fn concurrent_attempts_never_exceed_the_limit(backend: TestBackend) {
+    let (_database, store) = store(backend).await;
+    let store = Arc::new(store);
+    store
+        .replace_live(challenge(1, "+85261234567", None))
+        .await
+        .unwrap();
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.spend_attempt(&hash(1), NOW).await.unwrap() })
+        })
+        .collect();
+    let mut spent = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            AttemptOutcome::Spent(_) => spent += 1,
+            AttemptOutcome::Exhausted => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(spent, 5);
+}
+
+async fn a_user_is_created_with_address_and_challenge_in_one_transaction(backend: TestBackend) {
+    let (_database, store) = store(backend).await;
+    let user = new_user(&store, "+85251224538", 1).await;
+    let profile = store.profile(user).await.unwrap().unwrap();
+    assert_eq!(
+        profile.user.phone.as_ref().map(PhoneNumber::as_str),
+        Some("+85251224538")
+    );
+    assert_eq!(profile.user.first_name.as_deref(), Some("Jake"));
+    assert_eq!(profile.addresses.len(), 1);
+    assert_eq!(profile.addresses[0].district_id, Some(1));
+    assert_eq!(profile.addresses[0].user_id, user);
+    match store.spend_attempt(&hash(1), NOW).await.unwrap() {
+        AttemptOutcome::Spent(attempt) => assert_eq!(attempt.user_id, Some(user)),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        store
+            .find_by_phone(&phone("+85251224538"))
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        user
+    );
+    assert!(
+        store
+            .find_by_phone(&phone("+85251224539"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(store.profile(UserId::new(999_999)).await.unwrap().is_none());
+}
+
+async fn a_taken_phone_writes_nothing(backend: TestBackend) {
+    let (_database, store) = store(backend).await;
+    new_user(&store, "+85251224538", 1).await;
+    let second = store
+        .create_with_challenge(
+            NewUser {
+                phone: phone("+85251224538"),
+                first_name: None,
+                last_name: None,
+                address: Some(NewAddress::default()),
+            },
+            challenge(2, "+85251224538", None),
+        )
+        .await;
+    assert!(
+        matches!(second, Err(CreateUserError::PhoneTaken)),
+        "{second:?}"
+    );
+    // The rolled-back transaction left neither a challenge nor a superseded one.
+    assert_eq!(
+        store.spend_attempt(&hash(2), NOW).await.unwrap(),
+        AttemptOutcome::NotFound
+    );
+    assert!(matches!(
+        store.spend_attempt(&hash(1), NOW).await.unwrap(),
+        AttemptOutcome::Spent(_)
+    ));
+}
+
+async fn a_push_handle_belongs_to_one_user(backend: TestBackend) {
+    let (_database, store) = store(backend).await;
+    let alice = new_user(&store, "+85251224538", 1).await;
+    let bob = new_user(&store, "+85261224538", 2).await;
+    let handle = PushHandle::parse("fcm-registration-id").unwrap();
+    store
+        .register_push(alice, PushPlatform::Fcm, &handle, NOW)
+        .await
+        .unwrap();
+    store
+        .register_push(alice, PushPlatform::Fcm, &handle, NOW)
+        .await
+        .unwrap();
+    assert_eq!(store.push_registrations(alice).await.unwrap().len(), 1);
+    store
+        .register_push(bob, PushPlatform::Fcm, &handle, NOW)
+        .await
+        .unwrap();
+    assert!(store.push_registrations(alice).await.unwrap().is_empty());
+    assert_eq!(
+        store.push_registrations(bob).await.unwrap(),
+        vec![("fcm".to_owned(), "fcm-registration-id".to_owned())]
+    );
+}
+
+async fn permissions_are_listed_in_the_profile(backend: TestBackend) {
+    let (_database, store) = store(backend).await;
+    let user = new_user(&store, "+85251224538", 1).await;
+    store.grant_permission(user, "admin").await.unwrap();
+    store.grant_permission(user, "admin").await.unwrap();
+    let profile = store.profile(user).await.unwrap().unwrap();
+    assert_eq!(profile.permissions.len(), 1);
+    assert_eq!(profile.permissions[0].name, "admin");
+}
+
+async fn a_server_secret_is_created_once(backend: TestBackend) {
+    let (_database, store) = store(backend).await;
+    let first = store
+        .secret_or_insert("k", vec![1, 2, 3], NOW)
+        .await
+        .unwrap();
+    let second = store
+        .secret_or_insert("k", vec![4, 5, 6], NOW)
+        .await
+        .unwrap();
+    assert_eq!(first, vec![1, 2, 3]);
+    assert_eq!(second, vec![1, 2, 3]);
+}
+
+on_both_backends!(
+    migrations_apply_once,
+    attempts_are_counted_up_to_the_limit,
+    expired_challenges_spend_nothing,
+    a_new_challenge_supersedes_the_live_one,
+    a_challenge_is_consumed_once,
+    concurrent_consumers_have_exactly_one_winner,
+    concurrent_attempts_never_exceed_the_limit,
+    a_user_is_created_with_address_and_challenge_in_one_transaction,
+    a_taken_phone_writes_nothing,
+    a_push_handle_belongs_to_one_user,
+    permissions_are_listed_in_the_profile,
+    a_server_secret_is_created_once,
+);

@@ -1,0 +1,145 @@
+//! `spawn_app`: the real service, built by the same code as `phonegate
+//! serve`, on a throwaway database, driven through its router.
+
+#![allow(dead_code, reason = "each test binary uses a different part of this")]
+
+use axum::{
+    Router,
+    body::Body,
+    http::{Request, StatusCode, header},
+};
+use http_body_util::BodyExt as _;
+use phonegate::{Overrides, build, settings::Settings};
+use phonegate_adapters::{
+    clock::ManualClock,
+    sms::{ConsoleEcho, ConsoleSms},
+    sql::SqlStore,
+    testing::{TestBackend, TestDatabase},
+};
+use secrecy::SecretString;
+use serde_json::Value;
+use tower::ServiceExt as _;
+
+pub struct TestApp {
+    pub router: Router,
+    pub sms: ConsoleSms,
+    pub clock: ManualClock,
+    pub store: SqlStore,
+    _database: TestDatabase,
+}
+
+/// A response, with its body parsed as JSON (`Value::Null` if empty).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: axum::http::HeaderMap,
+    pub body: Value,
+}
+
+pub async fn spawn_app(backend: TestBackend) -> TestApp {
+    spawn_app_with(backend, |_| {}).await
+}
+
+/// Like [`spawn_app`], after `configure` has adjusted the settings.
+pub async fn spawn_app_with(
+    backend: TestBackend,
+    configure: impl FnOnce(&mut Settings),
+) -> TestApp {
+    let database = TestDatabase::create(backend).await;
+    let mut settings = Settings::defaults().expect("the built-in defaults load");
+    settings.database.url = SecretString::from(database.url.clone());
+    settings.database.max_connections = 8;
+    configure(&mut settings);
+    let clock = ManualClock::starting_now();
+    let app = build(
+        &settings,
+        Overrides {
+            clock: std::sync::Arc::new(clock.clone()),
+            console_echo: ConsoleEcho::Silent,
+        },
+    )
+    .await
+    .expect("the service builds");
+    TestApp {
+        router: app.router,
+        sms: app.console_sms.expect("console SMS is the default"),
+        clock,
+        store: app.store,
+        _database: database,
+    }
+}
+
+impl TestApp {
+    /// Sends `request` (a Host header is added if missing, as every real
+    /// HTTP/1.1 client sends one).
+    pub async fn send(&self, mut request: Request<Body>) -> Reply {
+        if !request.headers().contains_key(header::HOST) {
+            request
+                .headers_mut()
+                .insert(header::HOST, "localhost:8080".parse().unwrap());
+        }
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&bytes)))
+        };
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> Reply {
+        self.send(
+            Request::post(path)
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(body.to_string()))
+                .unwrap(),
+        )
+        .await
+    }
+
+    pub async fn post_form(&self, path: &str, form: &str) -> Reply {
+        self.send(
+            Request::post(path)
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(Body::from(form.to_owned()))
+                .unwrap(),
+        )
+        .await
+    }
+
+    pub async fn get_with_bearer(&self, path: &str, token: &str) -> Reply {
+        self.send(
+            Request::get(path)
+                .header(header::AUTHORIZATION, format!("Bearer {token}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+    }
+
+    /// The code in the last text message sent to `phone`.
+    pub fn last_code_to(&self, phone: &str) -> String {
+        let message = self
+            .sms
+            .last_to(phone)
+            .unwrap_or_else(|| panic!("no message was sent to {phone}"));
+        message
+            .body
+            .rsplit(' ')
+            .next()
+            .expect("the message ends with the code")
+            .to_owned()
+    }
+
+    pub fn messages_to(&self, phone: &str) -> usize {
+        self.sms.outbox().iter().filter(|m| m.to == phone).count()
+    }
+}

@@ -1,0 +1,125 @@
+//! The configuration contract: built-in defaults, then the file, then
+//! `PHONEGATE__SECTION__KEY` variables, with unknown keys refused.
+
+#![allow(clippy::unwrap_used, reason = "a panic is how a test reports failure")]
+
+use std::io::Write as _;
+
+use phonegate::settings::{ConfigFile, MailProvider, Settings, SmsProvider};
+use secrecy::ExposeSecret as _;
+
+fn env(vars: &[(&str, &str)]) -> Vec<(String, String)> {
+    vars.iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+fn temp_file(contents: &str) -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!(
+        "phonegate-settings-{}-{}.toml",
+        std::process::id(),
+        contents.len()
+    ));
+    std::fs::File::create(&path)
+        .unwrap()
+        .write_all(contents.as_bytes())
+        .unwrap();
+    path
+}
+
+#[test]
+fn defaults_match_the_brief() {
+    let settings = Settings::load_with_env(ConfigFile::Default, env(&[])).unwrap();
+    assert_eq!(settings.server.bind, "127.0.0.1:8080");
+    assert_eq!(
+        settings.database.url.expose_secret(),
+        "sqlite://phonegate.db?mode=rwc"
+    );
+    assert_eq!(settings.sms.provider, SmsProvider::Console);
+    assert_eq!(settings.mail.provider, MailProvider::Console);
+    assert_eq!(settings.twilio.api_base_url, "https://api.twilio.com");
+    assert_eq!(settings.twilio.verify_base_url, "https://verify.twilio.com");
+    assert!(settings.auth.jwt_secret.is_none());
+    assert!(settings.security.allowed_hosts.is_empty());
+    assert_eq!(settings.otp.pin_auth.length, 4);
+    assert_eq!(settings.otp.pin_auth.max_attempts, 5);
+    assert!(settings.is_development());
+}
+
+#[test]
+fn the_file_overrides_defaults_and_the_environment_overrides_the_file() {
+    let path = temp_file(
+        "[server]\nbind = \"0.0.0.0:9000\"\n[sms]\nprovider = \"twilio\"\n[security]\nallowed_hosts = [\"from-file.com\"]\n",
+    );
+    let settings = Settings::load_with_env(
+        ConfigFile::Explicit(&path),
+        env(&[
+            ("PHONEGATE__SERVER__BIND", "127.0.0.1:7000"),
+            (
+                "PHONEGATE__SECURITY__ALLOWED_HOSTS",
+                "a.example.com,b.example.com",
+            ),
+            (
+                "PHONEGATE__AUTH__JWT_SECRET",
+                "0123456789abcdef0123456789abcdef",
+            ),
+            ("UNRELATED", "ignored"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(settings.server.bind, "127.0.0.1:7000");
+    assert_eq!(settings.sms.provider, SmsProvider::Twilio, "from the file");
+    assert_eq!(
+        settings.security.allowed_hosts,
+        vec!["a.example.com", "b.example.com"]
+    );
+    assert_eq!(
+        settings
+            .auth
+            .jwt_secret
+            .as_ref()
+            .map(|s| s.expose_secret().to_owned()),
+        Some("0123456789abcdef0123456789abcdef".to_owned())
+    );
+    assert!(!settings.is_development());
+    std::fs::remove_file(path).unwrap();
+}
+
+#[test]
+fn an_unknown_key_is_refused_by_name() {
+    let path = temp_file("[server]\nbnid = \"0.0.0.0:9000\"\n");
+    let error = Settings::load_with_env(ConfigFile::Explicit(&path), env(&[]))
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("bnid"), "{error}");
+    std::fs::remove_file(path).unwrap();
+}
+
+#[test]
+fn a_named_config_file_must_exist() {
+    let missing = std::path::Path::new("/nonexistent/phonegate.toml");
+    assert!(Settings::load_with_env(ConfigFile::Explicit(missing), env(&[])).is_err());
+}
+
+#[test]
+fn a_bad_provider_name_is_refused() {
+    let error = Settings::load_with_env(
+        ConfigFile::Default,
+        env(&[("PHONEGATE__SMS__PROVIDER", "carrier-pigeon")]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(error.contains("carrier-pigeon"), "{error}");
+}
+
+#[test]
+fn the_example_file_loads_and_matches_the_defaults() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../phonegate.example.toml");
+    let settings = Settings::load_with_env(
+        ConfigFile::Explicit(std::path::Path::new(example)),
+        env(&[]),
+    )
+    .unwrap();
+    let defaults = Settings::defaults().unwrap();
+    assert_eq!(format!("{settings:?}"), format!("{defaults:?}"));
+}

@@ -6,15 +6,34 @@ use jsonwebtoken::{
     Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, decode_header, encode,
 };
 use phonegate_domain::{
+    phone::PhoneNumber,
     ports::{RandomSource, TokenIssuer},
     time::Timestamp,
-    token::{AccessClaims, IssuedToken, TokenError},
+    token::{AccessClaims, IssuedToken, PhoneSession, TokenError},
     user::UserId,
 };
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
-/// The claims phonegate puts in its JWTs.
+/// The audience of access tokens. Every token names what it is for, so a
+/// token of one kind is never accepted as another.
+const ACCESS_AUDIENCE: &str = "phonegate:access";
+/// The audience of phone-verify session tokens.
+const PHONE_SESSION_AUDIENCE: &str = "phonegate:phone-verify";
+
+/// The claims of a phone-verify session token: the phone and the nonce that
+/// finds the challenge, never the code.
+#[derive(Debug, Serialize, Deserialize)]
+struct SessionClaims {
+    phone_number: String,
+    nonce: String,
+    iat: i64,
+    exp: i64,
+    iss: String,
+    aud: String,
+}
+
+/// The claims phonegate puts in its access tokens.
 #[derive(Debug, Serialize, Deserialize)]
 struct Claims {
     /// The user id, as a string (RFC 7519 `sub` is a string).
@@ -25,6 +44,7 @@ struct Claims {
     nbf: i64,
     exp: i64,
     iss: String,
+    aud: String,
     jti: String,
 }
 
@@ -55,6 +75,7 @@ pub struct Hs256Tokens {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
+    session_validation: Validation,
     issuer: String,
     ttl: Duration,
     key_id: String,
@@ -82,15 +103,20 @@ impl Hs256Tokens {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.algorithms = vec![Algorithm::HS256];
         validation.set_issuer(&[settings.issuer.as_str()]);
-        validation.set_required_spec_claims(&["exp", "iss", "sub", "nbf"]);
         // Time checks are done against the domain's clock below, so that
         // tests drive expiry the same way as for codes.
         validation.validate_exp = false;
         validation.validate_nbf = false;
+        let mut session_validation = validation.clone();
+        validation.set_audience(&[ACCESS_AUDIENCE]);
+        validation.set_required_spec_claims(&["exp", "iss", "sub", "nbf", "aud"]);
+        session_validation.set_audience(&[PHONE_SESSION_AUDIENCE]);
+        session_validation.set_required_spec_claims(&["exp", "iss", "aud"]);
         Self {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
             validation,
+            session_validation,
             issuer: settings.issuer.clone(),
             ttl: settings.ttl,
             key_id: settings.key_id.clone(),
@@ -111,25 +137,14 @@ impl TokenIssuer for Hs256Tokens {
             nbf: now.unix_seconds(),
             exp: expires_at.unix_seconds(),
             iss: self.issuer.clone(),
+            aud: ACCESS_AUDIENCE.to_owned(),
             jti: jti.iter().map(|b| format!("{b:02x}")).collect(),
         };
-        let mut header = Header::new(Algorithm::HS256);
-        header.kid = Some(self.key_id.clone());
-        let token = encode(&header, &claims, &self.encoding)
-            .map_err(|error| TokenError::Signing(error.to_string()))?;
-        Ok(IssuedToken::new(SecretString::from(token), expires_at))
+        self.sign(&claims, expires_at)
     }
 
     fn verify(&self, token: &str, now: Timestamp) -> Result<AccessClaims, TokenError> {
-        let header = decode_header(token).map_err(|_| TokenError::Invalid)?;
-        // A token naming a key we do not hold is refused outright; the key
-        // is never taken from the token itself.
-        if header.kid.as_deref().is_some_and(|kid| kid != self.key_id) {
-            return Err(TokenError::Invalid);
-        }
-        let data = decode::<Claims>(token, &self.decoding, &self.validation)
-            .map_err(|_| TokenError::Invalid)?;
-        let claims = data.claims;
+        let claims: Claims = self.decode(token, &self.validation)?;
         if claims.sub != claims.user_id.to_string() {
             return Err(TokenError::Invalid);
         }
@@ -146,6 +161,73 @@ impl TokenIssuer for Hs256Tokens {
             expires_at: Timestamp::from_unix_millis(claims.exp.saturating_mul(1000)),
             token_id: claims.jti,
         })
+    }
+
+    fn issue_phone_session(
+        &self,
+        phone: &PhoneNumber,
+        nonce: &str,
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> Result<IssuedToken, TokenError> {
+        let claims = SessionClaims {
+            phone_number: phone.as_str().to_owned(),
+            nonce: nonce.to_owned(),
+            iat: now.unix_seconds(),
+            // Rounded up, so the token does not die before its challenge.
+            exp: (expires_at.unix_millis() + 999).div_euclid(1000),
+            iss: self.issuer.clone(),
+            aud: PHONE_SESSION_AUDIENCE.to_owned(),
+        };
+        self.sign(&claims, expires_at)
+    }
+
+    fn verify_phone_session(
+        &self,
+        token: &str,
+        now: Timestamp,
+    ) -> Result<PhoneSession, TokenError> {
+        let claims: SessionClaims = self.decode(token, &self.session_validation)?;
+        if now.unix_seconds() >= claims.exp {
+            return Err(TokenError::Expired);
+        }
+        Ok(PhoneSession {
+            phone: claims.phone_number,
+            nonce: claims.nonce,
+            expires_at: Timestamp::from_unix_millis(claims.exp.saturating_mul(1000)),
+        })
+    }
+}
+
+impl Hs256Tokens {
+    fn sign<T: Serialize>(
+        &self,
+        claims: &T,
+        expires_at: Timestamp,
+    ) -> Result<IssuedToken, TokenError> {
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(self.key_id.clone());
+        let token = encode(&header, claims, &self.encoding)
+            .map_err(|error| TokenError::Signing(error.to_string()))?;
+        Ok(IssuedToken::new(SecretString::from(token), expires_at))
+    }
+
+    /// Checks the header's key id, then the signature and the claims the
+    /// validation requires. Time is checked by the callers.
+    fn decode<T: serde::de::DeserializeOwned>(
+        &self,
+        token: &str,
+        validation: &Validation,
+    ) -> Result<T, TokenError> {
+        let header = decode_header(token).map_err(|_| TokenError::Invalid)?;
+        // A token naming a key we do not hold is refused outright; the key
+        // is never taken from the token itself.
+        if header.kid.as_deref().is_some_and(|kid| kid != self.key_id) {
+            return Err(TokenError::Invalid);
+        }
+        decode::<T>(token, &self.decoding, validation)
+            .map(|data| data.claims)
+            .map_err(|_| TokenError::Invalid)
     }
 }
 
@@ -207,7 +289,7 @@ mod tests {
     fn claims() -> serde_json::Value {
         serde_json::json!({
             "sub": "42", "user_id": 42, "iat": NOW.unix_seconds(), "nbf": NOW.unix_seconds(),
-            "exp": NOW.unix_seconds() + 600, "iss": "phonegate", "jti": "x"
+            "exp": NOW.unix_seconds() + 600, "iss": "phonegate", "aud": "phonegate:access", "jti": "x"
         })
     }
 
@@ -276,6 +358,47 @@ mod tests {
     fn a_token_missing_exp_is_refused() {
         let mut claims = claims();
         claims.as_object_mut().unwrap().remove("exp");
+        let token = encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(b"s"),
+        )
+        .unwrap();
+        assert_eq!(tokens("s").verify(&token, NOW), Err(TokenError::Invalid));
+    }
+
+    #[test]
+    fn a_session_token_is_not_an_access_token_and_back() {
+        let tokens = tokens("s");
+        let phone = PhoneNumber::parse_e164("+12063721234").unwrap();
+        let expires = NOW.plus(Duration::from_secs(600));
+        let session = tokens
+            .issue_phone_session(&phone, "nonce", NOW, expires)
+            .unwrap();
+        let claims = tokens.verify_phone_session(session.expose(), NOW).unwrap();
+        assert_eq!(
+            (claims.phone.as_str(), claims.nonce.as_str()),
+            ("+12063721234", "nonce")
+        );
+        assert_eq!(
+            tokens.verify(session.expose(), NOW),
+            Err(TokenError::Invalid)
+        );
+        let access = tokens.issue(UserId::new(1), NOW).unwrap();
+        assert_eq!(
+            tokens.verify_phone_session(access.expose(), NOW),
+            Err(TokenError::Invalid)
+        );
+        assert_eq!(
+            tokens.verify_phone_session(session.expose(), expires),
+            Err(TokenError::Expired)
+        );
+    }
+
+    #[test]
+    fn an_access_token_without_audience_is_refused() {
+        let mut claims = claims();
+        claims.as_object_mut().unwrap().remove("aud");
         let token = encode(
             &Header::new(Algorithm::HS256),
             &claims,

@@ -1,4 +1,5 @@
-//! The console SMS sender, for development and tests.
+//! The console provider, for development and tests: SMS and voice calls
+//! that are printed instead of sent.
 
 use std::{
     io::Write as _,
@@ -6,26 +7,30 @@ use std::{
 };
 
 use async_trait::async_trait;
-use phonegate_domain::ports::{DeliveryError, OutgoingSms, SmsSender};
+use phonegate_domain::ports::{DeliveryError, OutgoingCall, OutgoingSms, SmsSender, VoiceCaller};
 use secrecy::ExposeSecret as _;
 
-/// A message the console sender "sent".
+/// A message the console provider "sent".
 #[derive(Clone, PartialEq, Eq)]
 pub struct OutboxMessage {
+    /// `sms` or `call`.
+    pub channel: &'static str,
     pub to: String,
+    /// The text of the SMS, or what the call would say.
     pub body: String,
 }
 
 impl std::fmt::Debug for OutboxMessage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OutboxMessage")
+            .field("channel", &self.channel)
             .field("to", &self.to)
             .field("body", &"[redacted]")
             .finish()
     }
 }
 
-/// Where the console sender writes what it "sends".
+/// Where the console provider writes what it "sends".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConsoleEcho {
     /// Print each message to standard output, for a developer to read.
@@ -34,14 +39,14 @@ pub enum ConsoleEcho {
     Silent,
 }
 
-/// Sends nothing: prints each message on standard output and keeps the
-/// latest messages in an in-memory outbox (the "dev outbox").
+/// Sends nothing: prints each message or call on standard output and keeps
+/// the latest in an in-memory outbox (the "dev outbox").
 ///
 /// This is for development only, where reading the code is the point. It
 /// writes to stdout directly, not through `tracing`, so codes never enter
 /// the log pipeline that production deployments ship elsewhere.
 #[derive(Debug, Clone)]
-pub struct ConsoleSms {
+pub struct ConsoleProvider {
     outbox: Arc<Mutex<Vec<OutboxMessage>>>,
     echo: ConsoleEcho,
 }
@@ -49,7 +54,7 @@ pub struct ConsoleSms {
 /// How many messages the dev outbox keeps.
 const OUTBOX_CAPACITY: usize = 1000;
 
-impl ConsoleSms {
+impl ConsoleProvider {
     pub fn new(echo: ConsoleEcho) -> Self {
         Self {
             outbox: Arc::default(),
@@ -65,23 +70,21 @@ impl ConsoleSms {
             .unwrap_or_default()
     }
 
-    /// The latest message sent to `to`, if any.
+    /// The latest message or call to `to`, if any.
     pub fn last_to(&self, to: &str) -> Option<OutboxMessage> {
         self.outbox().into_iter().rev().find(|m| m.to == to)
     }
-}
 
-#[async_trait]
-impl SmsSender for ConsoleSms {
-    async fn send_sms(&self, message: &OutgoingSms) -> Result<(), DeliveryError> {
+    fn record(&self, channel: &'static str, to: &str, body: &str) {
         let entry = OutboxMessage {
-            to: message.to.as_str().to_owned(),
-            body: message.body.expose_secret().to_owned(),
+            channel,
+            to: to.to_owned(),
+            body: body.to_owned(),
         };
         if self.echo == ConsoleEcho::Stdout {
             let mut out = std::io::stdout().lock();
             // A closed stdout must not fail the request: the outbox still has it.
-            let _ = writeln!(out, "[console sms] to {}: {}", entry.to, entry.body);
+            let _ = writeln!(out, "[console {channel}] to {}: {}", entry.to, entry.body);
         }
         if let Ok(mut outbox) = self.outbox.lock() {
             if outbox.len() >= OUTBOX_CAPACITY {
@@ -89,7 +92,26 @@ impl SmsSender for ConsoleSms {
             }
             outbox.push(entry);
         }
-        tracing::debug!(to = %message.to, "console sms delivered to the dev outbox");
+        tracing::debug!(
+            channel,
+            to,
+            "console provider: message kept in the dev outbox"
+        );
+    }
+}
+
+#[async_trait]
+impl SmsSender for ConsoleProvider {
+    async fn send_sms(&self, message: &OutgoingSms) -> Result<(), DeliveryError> {
+        self.record("sms", message.to.as_str(), message.body.expose_secret());
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl VoiceCaller for ConsoleProvider {
+    async fn call(&self, call: &OutgoingCall) -> Result<(), DeliveryError> {
+        self.record("call", call.to.as_str(), call.spoken_text.expose_secret());
         Ok(())
     }
 }

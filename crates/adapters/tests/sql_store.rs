@@ -27,7 +27,10 @@ async fn store(backend: TestBackend) -> (TestDatabase, SqlStore) {
     let db = Db::connect(&database.url, &DbOptions::default())
         .await
         .unwrap();
-    assert_eq!(migrate(&db, NOW.unix_millis()).await.unwrap(), 1);
+    assert!(
+        migrate(&db, NOW.unix_millis()).await.unwrap() >= 2,
+        "every migration applies to a new database"
+    );
     (database, SqlStore::new(db))
 }
 
@@ -325,7 +328,119 @@ async fn a_server_secret_is_created_once(backend: TestBackend) {
     assert_eq!(second, vec![1, 2, 3]);
 }
 
+async fn a_lookup_hash_can_be_reissued_for_the_same_phone(backend: TestBackend) {
+    // phone-login's lookup is the phone itself: every new PIN for a number
+    // has the same lookup hash as the ones before it.
+    let (_database, store) = store(backend).await;
+    let first = store
+        .replace_live(challenge(1, "+12063721234", None))
+        .await
+        .unwrap();
+    assert!(store.consume(first, NOW).await.unwrap());
+    assert_eq!(
+        store.spend_attempt(&hash(1), NOW).await.unwrap(),
+        AttemptOutcome::Closed
+    );
+    store
+        .replace_live(challenge(1, "+12063721234", None))
+        .await
+        .unwrap();
+    store
+        .replace_live(challenge(1, "+12063721234", None))
+        .await
+        .unwrap();
+    match store.spend_attempt(&hash(1), NOW).await.unwrap() {
+        AttemptOutcome::Spent(attempt) => assert_eq!(attempt.attempts, 1),
+        other => panic!("{other:?}"),
+    }
+}
+
+async fn racing_issuers_leave_exactly_one_live_challenge(backend: TestBackend) {
+    let (_database, store) = store(backend).await;
+    let store = Arc::new(store);
+    let tasks: Vec<_> = (0..10u8)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .replace_live(challenge(10 + i, "+85261234567", None))
+                    .await
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    let mut live = 0;
+    for i in 0..10u8 {
+        match store.spend_attempt(&hash(10 + i), NOW).await.unwrap() {
+            AttemptOutcome::Spent(_) => live += 1,
+            AttemptOutcome::Closed => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(live, 1);
+}
+
+async fn a_verified_phone_is_one_user(backend: TestBackend) {
+    let (_database, store) = store(backend).await;
+    let store = Arc::new(store);
+    let tasks: Vec<_> = (0..10)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .upsert_verified_phone(&phone("+12063721234"), NOW)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut ids = vec![];
+    let mut created = 0;
+    for task in tasks {
+        let (user, was_created) = task.await.unwrap();
+        ids.push(user.id);
+        created += usize::from(was_created);
+    }
+    assert_eq!(created, 1);
+    assert!(ids.iter().all(|id| *id == ids[0]));
+    // An existing pin-auth user is found, not duplicated.
+    let existing = new_user(&store, "+85251224538", 1).await;
+    let (user, was_created) = store
+        .upsert_verified_phone(&phone("+85251224538"), NOW)
+        .await
+        .unwrap();
+    assert_eq!((user.id, was_created), (existing, false));
+}
+
+async fn access_codes_are_found_by_hash(backend: TestBackend) {
+    use phonegate_domain::{phone_login::NewAccessCode, ports::AccessCodeStore};
+    let (_database, store) = store(backend).await;
+    let user = new_user(&store, "+12063721234", 1).await;
+    store
+        .insert_access_code(NewAccessCode {
+            user_id: user,
+            code_hash: hash(7),
+            device_id: "abcde".into(),
+            created_at: NOW,
+            expires_at: NOW.plus(Duration::from_secs(60)),
+        })
+        .await
+        .unwrap();
+    let record = store.find_access_code(&hash(7)).await.unwrap().unwrap();
+    assert_eq!(record.user_id, user);
+    assert_eq!(record.device_id, "abcde");
+    assert_eq!(record.phone.unwrap().as_str(), "+12063721234");
+    assert!(!record.revoked);
+    assert!(store.find_access_code(&hash(8)).await.unwrap().is_none());
+}
+
 on_both_backends!(
+    a_lookup_hash_can_be_reissued_for_the_same_phone,
+    racing_issuers_leave_exactly_one_live_challenge,
+    a_verified_phone_is_one_user,
+    access_codes_are_found_by_hash,
     migrations_apply_once,
     attempts_are_counted_up_to_the_limit,
     expired_challenges_spend_nothing,

@@ -1,6 +1,12 @@
 //! The Host header allow-list (`security.allowed_hosts`).
 
-use axum::http::{HeaderMap, Uri, header::HOST};
+use axum::{
+    Router,
+    extract::{Request, State},
+    http::{HeaderMap, Uri, header::HOST},
+    middleware::{self, Next},
+    response::Response,
+};
 
 /// Hosts a request may be addressed to. An entry `example.com` matches that
 /// host exactly; `.example.com` matches it and every subdomain. Ports are
@@ -47,6 +53,28 @@ impl AllowedHosts {
                 }
                 None => host == *allowed,
             })
+    }
+}
+
+/// Refuses requests whose Host is not allowed with `refusal()`, the
+/// surface's own error response.
+pub fn guard(router: Router, hosts: &AllowedHosts, refusal: fn() -> Response) -> Router {
+    router.layer(middleware::from_fn_with_state(
+        (hosts.clone(), refusal),
+        check_host,
+    ))
+}
+
+async fn check_host(
+    State((hosts, refusal)): State<(AllowedHosts, fn() -> Response)>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if hosts.permits(request.headers(), request.uri()) {
+        next.run(request).await
+    } else {
+        tracing::info!("request refused: Host not in security.allowed_hosts");
+        refusal()
     }
 }
 

@@ -2,7 +2,9 @@
 //!
 //! One module per API its existing clients speak, each with its own request
 //! and response types and its own error shape ([`pin_auth`] answers
-//! `{"errors": "…"}`), plus the operational endpoints in [`ops`]. This is
+//! `{"errors": "…"}`, [`phone_verify`] DRF's `{"field": ["…"]}`,
+//! [`phone_login`] its `res_info` envelope), plus the operational endpoints
+//! in [`ops`]. This is
 //! the only crate that knows HTTP or JSON; it turns requests into calls of
 //! the domain's use cases and their results into responses.
 //!
@@ -14,7 +16,9 @@
 use std::{sync::Arc, time::Duration};
 
 use axum::{Router, http::Request};
-use phonegate_domain::{pin_auth::PinAuth, ports::Readiness};
+use phonegate_domain::{
+    phone_login::PhoneLogin, phone_verify::PhoneVerify, pin_auth::PinAuth, ports::Readiness,
+};
 use tower::ServiceBuilder;
 use tower_http::{
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer},
@@ -25,6 +29,8 @@ use tracing::Level;
 mod hosts;
 pub mod ops;
 mod params;
+pub mod phone_login;
+pub mod phone_verify;
 pub mod pin_auth;
 
 pub use hosts::AllowedHosts;
@@ -33,6 +39,8 @@ pub use hosts::AllowedHosts;
 #[derive(Clone)]
 pub struct Services {
     pub pin_auth: Arc<PinAuth>,
+    pub phone_verify: Arc<PhoneVerify>,
+    pub phone_login: Arc<PhoneLogin>,
     pub readiness: Arc<dyn Readiness>,
 }
 
@@ -55,6 +63,14 @@ pub fn router(services: Services, settings: HttpSettings) -> Router {
     Router::new()
         .merge(pin_auth::router(
             services.pin_auth.clone(),
+            &settings.allowed_hosts,
+        ))
+        .merge(phone_verify::router(
+            services.phone_verify.clone(),
+            &settings.allowed_hosts,
+        ))
+        .merge(phone_login::router(
+            services.phone_login.clone(),
             &settings.allowed_hosts,
         ))
         .merge(ops::router(services.readiness.clone()))

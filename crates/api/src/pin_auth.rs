@@ -10,9 +10,8 @@ use std::{borrow::Cow, sync::Arc};
 
 use axum::{
     Json, Router,
-    extract::{Request, State},
+    extract::State,
     http::{HeaderMap, StatusCode, header::AUTHORIZATION},
-    middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::{get, post},
 };
@@ -24,12 +23,12 @@ use phonegate_domain::{
 use serde::Serialize;
 
 use crate::{
-    hosts::AllowedHosts,
+    hosts::{self, AllowedHosts},
     params::{Params, ParamsError},
 };
 
 pub fn router(pin_auth: Arc<PinAuth>, hosts: &AllowedHosts) -> Router {
-    Router::new()
+    let router = Router::new()
         .route("/api/v1/auth/send_pin", post(send_pin))
         .route("/api/v1/auth/signup", post(signup))
         .route("/api/v1/auth/verify", post(verify))
@@ -38,8 +37,10 @@ pub fn router(pin_auth: Arc<PinAuth>, hosts: &AllowedHosts) -> Router {
             get(current_user_profile),
         )
         .route("/api/v1/auth/register_device", post(register_device))
-        .with_state(pin_auth)
-        .layer(middleware::from_fn_with_state(hosts.clone(), check_host))
+        .with_state(pin_auth);
+    hosts::guard(router, hosts, || {
+        ApiError::new(StatusCode::FORBIDDEN, "Invalid host").into_response()
+    })
 }
 
 /// This surface's error: a status and the message for `{"errors": …}`.
@@ -157,16 +158,6 @@ impl From<RegisterDeviceError> for ApiError {
             }
             RegisterDeviceError::Store(error) => error.into(),
         }
-    }
-}
-
-/// 403 `{"errors": "Invalid host"}` for a Host outside `security.allowed_hosts`.
-async fn check_host(State(hosts): State<AllowedHosts>, request: Request, next: Next) -> Response {
-    if hosts.permits(request.headers(), request.uri()) {
-        next.run(request).await
-    } else {
-        tracing::info!("request refused: Host not in security.allowed_hosts");
-        ApiError::new(StatusCode::FORBIDDEN, "Invalid host").into_response()
     }
 }
 

@@ -11,15 +11,18 @@ use phonegate_adapters::{
     clock::SystemClock,
     jwt::{Hs256Tokens, JwtSettings},
     random::OsRandom,
-    sms::{ConsoleEcho, ConsoleSms},
+    sms::{ConsoleEcho, ConsoleProvider},
     sql::{Db, DbOptions, SqlStore, migrate},
 };
 use phonegate_api::{AllowedHosts, HttpSettings, Services};
 use phonegate_domain::{
-    otp::{CodeLength, OtpEngine, OtpPolicy, SecretHasher},
-    phone::MobileRule,
+    delivery::Messenger,
+    otp::{CodeLength, OtpEngine, OtpPolicy, SecretHasher, TestNumbers},
+    phone::{MobileRule, PhoneNumber, PhonePolicy},
+    phone_login::{PhoneLogin, PhoneLoginSettings},
+    phone_verify::{PhoneVerify, PhoneVerifySettings},
     pin_auth::{PinAuth, PinAuthSettings},
-    ports::{Clock, RandomSource, SmsSender},
+    ports::{Clock, RandomSource, SmsSender, VoiceCaller},
 };
 use secrecy::{ExposeSecret as _, SecretString};
 
@@ -33,7 +36,7 @@ use settings::{CodePolicySettings, Settings, SmsProvider};
 pub struct Overrides {
     /// The clock every use case reads (tests use a manual clock).
     pub clock: Arc<dyn Clock>,
-    /// Whether the console SMS sender echoes to stdout.
+    /// Whether the console provider echoes to stdout.
     pub console_echo: ConsoleEcho,
 }
 
@@ -60,7 +63,9 @@ pub struct App {
     pub router: Router,
     pub store: SqlStore,
     /// The dev outbox, when `sms.provider = console`.
-    pub console_sms: Option<ConsoleSms>,
+    pub console: Option<ConsoleProvider>,
+    /// The configured test numbers (their use count is read by tests).
+    pub test_numbers: Arc<TestNumbers>,
 }
 
 /// Opens the database and applies pending migrations.
@@ -138,25 +143,85 @@ async fn jwt_secret(
     Ok(SecretString::from(secret))
 }
 
+/// The configured test numbers, refused with a real SMS provider unless the
+/// deployment explicitly allows them.
+fn test_numbers(settings: &Settings) -> anyhow::Result<TestNumbers> {
+    let otp = &settings.otp;
+    let exact = otp
+        .test_numbers
+        .iter()
+        .map(|entry| {
+            PhoneNumber::parse_e164(&entry.number)
+                .map(|phone| (phone, entry.code.clone()))
+                .map_err(|error| {
+                    anyhow::anyhow!("otp.test_numbers: {:?} is not E.164: {error}", entry.number)
+                })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let prefixes = otp
+        .test_prefixes
+        .iter()
+        .map(|entry| {
+            let digits = entry.prefix.strip_prefix('+').unwrap_or_default();
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                bail!("otp.test_prefixes: {:?} must be + and digits", entry.prefix);
+            }
+            Ok((entry.prefix.clone(), entry.code.clone()))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let numbers =
+        TestNumbers::new(exact, prefixes).map_err(|error| anyhow::anyhow!("otp: {error}"))?;
+    if !numbers.is_empty() {
+        if settings.sms.provider != SmsProvider::Console && !otp.allow_test_numbers_in_production {
+            bail!(
+                "otp.test_numbers / otp.test_prefixes are configured with a real SMS provider; \
+                 set otp.allow_test_numbers_in_production = true if that is intended"
+            );
+        }
+        tracing::warn!(
+            numbers = otp.test_numbers.len(),
+            prefixes = otp.test_prefixes.len(),
+            "test numbers are enabled: they accept a fixed code and receive nothing"
+        );
+    }
+    Ok(numbers)
+}
+
+fn phone_policy(
+    settings: &Settings,
+    surface: &str,
+    regions: &[String],
+    prefixes: &[String],
+) -> anyhow::Result<PhonePolicy> {
+    PhonePolicy::new(&settings.phone.default_region, regions, prefixes.to_vec())
+        .map_err(|error| anyhow::anyhow!("{surface} / phone.default_region: {error}"))
+}
+
 /// Builds the whole service from settings.
 pub async fn build(settings: &Settings, overrides: Overrides) -> anyhow::Result<App> {
     let clock = overrides.clock.clone();
     let db = open_database(settings, clock.as_ref()).await?;
     let store = SqlStore::new(db);
     let random: Arc<dyn RandomSource> = Arc::new(OsRandom);
+    let test_numbers = Arc::new(test_numbers(settings)?);
 
-    let (sms, console_sms): (Arc<dyn SmsSender>, _) = match settings.sms.provider {
-        SmsProvider::Console => {
-            let console = ConsoleSms::new(overrides.console_echo);
-            (Arc::new(console.clone()), Some(console))
-        }
-        SmsProvider::Twilio | SmsProvider::TwilioVerify => {
-            bail!(
-                "sms.provider = {:?} is not available in this version; use \"console\"",
-                settings.sms.provider
-            )
-        }
-    };
+    let (sms, voice, console): (Arc<dyn SmsSender>, Arc<dyn VoiceCaller>, _) =
+        match settings.sms.provider {
+            SmsProvider::Console => {
+                let console = ConsoleProvider::new(overrides.console_echo);
+                (
+                    Arc::new(console.clone()),
+                    Arc::new(console.clone()),
+                    Some(console),
+                )
+            }
+            SmsProvider::Twilio | SmsProvider::TwilioVerify => {
+                bail!(
+                    "sms.provider = {:?} is not available in this version; use \"console\"",
+                    settings.sms.provider
+                )
+            }
+        };
 
     let secret = jwt_secret(settings, &store, clock.as_ref()).await?;
     let tokens = Arc::new(Hs256Tokens::new(
@@ -176,27 +241,61 @@ pub async fn build(settings: &Settings, overrides: Overrides) -> anyhow::Result<
         "phonegate otp hashing v1",
     );
     let store_arc = Arc::new(store.clone());
-    let otp = OtpEngine::new(store_arc.clone(), clock.clone(), random.clone(), hasher);
+    let otp = OtpEngine::new(store_arc.clone(), clock.clone(), random.clone(), hasher)
+        .with_test_numbers(test_numbers.clone());
+    let messenger = Messenger::new(sms, voice, settings.otp.app_name.clone());
 
     let pin_auth = Arc::new(PinAuth::new(
         store_arc.clone(),
         store_arc.clone(),
-        sms,
-        tokens,
-        otp,
+        messenger.clone(),
+        tokens.clone(),
+        otp.clone(),
         PinAuthSettings {
             mobile_rule: MobileRule::new(
                 settings.pin_auth.mobile_prefixes.clone(),
                 settings.pin_auth.mobile_digits_after_prefix,
             ),
             policy: code_policy("pin_auth", settings.otp.pin_auth)?,
-            app_name: settings.otp.app_name.clone(),
+        },
+    ));
+    let phone_verify = Arc::new(PhoneVerify::new(
+        store_arc.clone(),
+        messenger.clone(),
+        tokens,
+        otp.clone(),
+        PhoneVerifySettings {
+            phones: phone_policy(
+                settings,
+                "phone_verify",
+                &settings.phone_verify.allowed_regions,
+                &settings.phone_verify.allowed_prefixes,
+            )?,
+            policy: code_policy("phone_verify", settings.otp.phone_verify)?,
+        },
+    ));
+    let phone_login = Arc::new(PhoneLogin::new(
+        store_arc.clone(),
+        store_arc.clone(),
+        messenger,
+        otp,
+        PhoneLoginSettings {
+            phones: phone_policy(
+                settings,
+                "phone_login",
+                &settings.phone_login.allowed_regions,
+                &settings.phone_login.allowed_prefixes,
+            )?,
+            policy: code_policy("phone_login", settings.otp.phone_login)?,
+            access_code_ttl: Duration::from_secs(settings.phone_login.access_code_ttl_seconds),
         },
     ));
 
     let router = phonegate_api::router(
         Services {
             pin_auth,
+            phone_verify,
+            phone_login,
             readiness: store_arc,
         },
         HttpSettings {
@@ -206,6 +305,7 @@ pub async fn build(settings: &Settings, overrides: Overrides) -> anyhow::Result<
     Ok(App {
         router,
         store,
-        console_sms,
+        console,
+        test_numbers,
     })
 }

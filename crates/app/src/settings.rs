@@ -24,7 +24,10 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub security: SecuritySettings,
     pub otp: OtpSettings,
+    pub phone: PhoneSettings,
     pub pin_auth: PinAuthSettings,
+    pub phone_verify: PhoneVerifySettings,
+    pub phone_login: PhoneLoginSettings,
     pub log: LogSettings,
 }
 
@@ -108,11 +111,60 @@ pub struct CodePolicySettings {
     pub max_attempts: u32,
 }
 
+/// A test number with its fixed code.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestNumberSettings {
+    /// E.164, e.g. `+15555550100`.
+    pub number: String,
+    pub code: String,
+}
+
+/// A range of test numbers: every number starting with `prefix`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestPrefixSettings {
+    pub prefix: String,
+    pub code: String,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OtpSettings {
     pub app_name: String,
+    /// Test numbers are refused at start with a real SMS provider unless this is set.
+    pub allow_test_numbers_in_production: bool,
+    pub test_numbers: Vec<TestNumberSettings>,
+    pub test_prefixes: Vec<TestPrefixSettings>,
     pub pin_auth: CodePolicySettings,
+    pub phone_verify: CodePolicySettings,
+    pub phone_login: CodePolicySettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PhoneSettings {
+    /// Region (ISO 3166 alpha-2) in which national numbers such as
+    /// `(206)372-1234` are read.
+    pub default_region: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PhoneVerifySettings {
+    /// Regions (ISO 3166 alpha-2) accepted; empty accepts all.
+    pub allowed_regions: Vec<String>,
+    /// E.164 prefixes accepted; empty accepts all.
+    pub allowed_prefixes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PhoneLoginSettings {
+    pub allowed_regions: Vec<String>,
+    pub allowed_prefixes: Vec<String>,
+    /// How long an access code from check_pin stays valid.
+    pub access_code_ttl_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -178,6 +230,10 @@ impl Settings {
             .list_separator(",")
             .with_list_parse_key("security.allowed_hosts")
             .with_list_parse_key("pin_auth.mobile_prefixes")
+            .with_list_parse_key("phone_verify.allowed_regions")
+            .with_list_parse_key("phone_verify.allowed_prefixes")
+            .with_list_parse_key("phone_login.allowed_regions")
+            .with_list_parse_key("phone_login.allowed_prefixes")
             .try_parsing(true);
         Config::builder()
             .add_source(File::from_str(DEFAULTS, FileFormat::Toml))

@@ -104,6 +104,48 @@ async fn full_flow(app: &TestApp, mobile: &str) -> Vec<String> {
     )
     .await;
     secrets.extend([first_pin, pin]);
+
+    // phone-verify: the code and the session token.
+    let reply = app
+        .post_json(
+            "/api/phone/register",
+            &json!({"phone_number": "+1 206 372 1234"}),
+        )
+        .await;
+    let session = reply.body["session_token"].as_str().unwrap().to_owned();
+    let code = app.last_code_to("+12063721234");
+    let reply = app
+        .post_json(
+            "/api/phone/verify",
+            &json!({"phone_number": "+12063721234", "security_code": code, "session_token": session}),
+        )
+        .await;
+    assert_eq!(reply.status, 200);
+    // phone-login: PINs (SMS and call) and the access code travel in the query string.
+    app.post_query("/v1/auth/phone_login?phone_number=(206)372-1234&device_id=abcde&call_verify=T")
+        .await;
+    let spoken = app.last_spoken_code_to("+12063721234");
+    app.post_query("/v1/auth/phone_login?phone_number=(206)372-1234&device_id=abcde")
+        .await;
+    let login_pin = app.last_code_to("+12063721234");
+    let reply = app
+        .post_query(&format!(
+            "/v1/auth/check_pin?phone_number=(206)372-1234&device_id=abcde&verify_pin={login_pin}"
+        ))
+        .await;
+    let access_code = reply.body["res_content"]["access_code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let reply = app
+        .post_query(&format!(
+            "/v1/auth/check_access_code?access_code={access_code}"
+        ))
+        .await;
+    assert_eq!(reply.status, 200);
+    secrets.extend([code, spoken, login_pin, access_code]);
+    secrets.extend(session.split('.').map(str::to_owned));
+    secrets.push(session);
     secrets.extend([
         first_key,
         key,
@@ -136,8 +178,11 @@ async fn a_full_flow_logs_no_pin_key_or_token() {
     // The capture works: the flow's own log lines are there.
     for expected in [
         "pin verified; token issued",
+        "phone verified",
+        "PIN checked; access code issued",
         "request_id=",
         "path=/api/v1/auth/verify",
+        "path=/v1/auth/check_pin",
     ] {
         assert!(
             logs.contains(expected),

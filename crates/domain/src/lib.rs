@@ -11,9 +11,12 @@
 //! output is redacted, so that a stray `{:?}` in a log line cannot leak them.
 
 pub mod application;
+pub mod delivery;
 pub mod device;
 pub mod otp;
 pub mod phone;
+pub mod phone_login;
+pub mod phone_verify;
 pub mod pin_auth;
 pub mod ports;
 pub mod time;
@@ -21,3 +24,6 @@ pub mod token;
 pub mod user;
 
 pub use ports::StoreError;
+
+#[cfg(test)]
+mod test_support;

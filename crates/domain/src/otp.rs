@@ -7,7 +7,14 @@
 //! attempts *before* the code is compared, and a correct code is consumed by
 //! a conditional write, so that of two concurrent checks exactly one wins.
 
-use std::{fmt, sync::Arc, time::Duration};
+use std::{
+    fmt,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
 use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretBox};
@@ -80,12 +87,18 @@ pub struct OtpPolicy {
 pub enum Purpose {
     /// pin-auth `send_pin` / `signup`, checked by `verify`.
     PinAuth,
+    /// phone-verify `register`, checked by `verify`.
+    PhoneVerify,
+    /// phone-login `phone_login`, checked by `check_pin`.
+    PhoneLogin,
 }
 
 impl Purpose {
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::PinAuth => "pin_auth",
+            Self::PhoneVerify => "phone_verify",
+            Self::PhoneLogin => "phone_login",
         }
     }
 }
@@ -310,6 +323,69 @@ pub enum CheckError {
 pub struct IssuedCode {
     pub code: OtpCode,
     pub expires_at: Timestamp,
+    /// The number is a configured test number: the code is its fixed code
+    /// and nothing may be sent.
+    pub test_number: bool,
+}
+
+/// Configured test numbers: they never receive anything and accept a fixed
+/// code. Exact numbers serve app-store review accounts; prefixes serve load
+/// tests (every number starting `+1415` accepts `123456`). A fixed code is
+/// cut or repeated to each surface's code length (`123456` is `1234` for a
+/// 4-digit surface).
+#[derive(Debug, Default)]
+pub struct TestNumbers {
+    exact: Vec<(PhoneNumber, String)>,
+    prefixes: Vec<(String, String)>,
+    uses: AtomicU64,
+}
+
+impl TestNumbers {
+    /// `exact` numbers and `prefixes`, each with its fixed code (digits).
+    pub fn new(
+        exact: Vec<(PhoneNumber, String)>,
+        prefixes: Vec<(String, String)>,
+    ) -> Result<Self, String> {
+        let codes = exact
+            .iter()
+            .map(|(_, code)| code)
+            .chain(prefixes.iter().map(|(_, code)| code));
+        for code in codes {
+            if code.is_empty() || !code.bytes().all(|b| b.is_ascii_digit()) {
+                return Err("a test number's code must be digits".to_owned());
+            }
+        }
+        Ok(Self {
+            exact,
+            prefixes,
+            uses: AtomicU64::new(0),
+        })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.exact.is_empty() && self.prefixes.is_empty()
+    }
+
+    /// How many codes were issued to test numbers since start.
+    pub fn uses(&self) -> u64 {
+        self.uses.load(Ordering::Relaxed)
+    }
+
+    /// The fixed code of `phone` at `length`, if it is a test number.
+    fn code_for(&self, phone: &PhoneNumber, length: CodeLength) -> Option<OtpCode> {
+        let fixed = self
+            .exact
+            .iter()
+            .find(|(number, _)| number == phone)
+            .map(|(_, code)| code)
+            .or_else(|| {
+                self.prefixes
+                    .iter()
+                    .find(|(prefix, _)| phone.as_str().starts_with(prefix.as_str()))
+                    .map(|(_, code)| code)
+            })?;
+        Some(OtpCode(fixed.chars().cycle().take(length.get()).collect()))
+    }
 }
 
 /// The request to issue a code.
@@ -331,6 +407,7 @@ pub struct OtpEngine {
     clock: Arc<dyn Clock>,
     random: Arc<dyn RandomSource>,
     hasher: SecretHasher,
+    test_numbers: Arc<TestNumbers>,
 }
 
 impl fmt::Debug for OtpEngine {
@@ -351,6 +428,15 @@ impl OtpEngine {
             clock,
             random,
             hasher,
+            test_numbers: Arc::default(),
+        }
+    }
+
+    /// The same engine, treating `test_numbers` as test numbers.
+    pub fn with_test_numbers(self, test_numbers: Arc<TestNumbers>) -> Self {
+        Self {
+            test_numbers,
+            ..self
         }
     }
 
@@ -388,7 +474,20 @@ impl OtpEngine {
     /// Builds the challenge for `request` without storing it.
     fn prepare(&self, request: &IssueRequest<'_>) -> (NewChallenge, IssuedCode) {
         let now = self.clock.now();
-        let code = self.new_code(request.policy.length);
+        let test_code = self
+            .test_numbers
+            .code_for(request.phone, request.policy.length);
+        let test_number = test_code.is_some();
+        if test_number {
+            let uses = self.test_numbers.uses.fetch_add(1, Ordering::Relaxed) + 1;
+            tracing::warn!(
+                purpose = request.purpose.as_str(),
+                phone = %request.phone,
+                uses,
+                "test number: fixed code issued, nothing will be sent"
+            );
+        }
+        let code = test_code.unwrap_or_else(|| self.new_code(request.policy.length));
         let lookup_hash = self.hasher.lookup_hash(request.purpose, request.lookup);
         let code_hash = self.hasher.code_hash(&lookup_hash, &code);
         let expires_at = now.plus(request.policy.ttl);
@@ -404,7 +503,14 @@ impl OtpEngine {
             created_at: now,
             expires_at,
         };
-        (challenge, IssuedCode { code, expires_at })
+        (
+            challenge,
+            IssuedCode {
+                code,
+                expires_at,
+                test_number,
+            },
+        )
     }
 
     /// Stores a new challenge, superseding any live one for the same purpose
@@ -435,12 +541,15 @@ impl OtpEngine {
 
     /// Checks `code` against the live challenge found by `lookup`. One
     /// attempt is spent first, so the attempt limit holds under concurrency,
-    /// and only one concurrent check of the right code can consume it.
+    /// and only one concurrent check of the right code can consume it. If
+    /// `device` is given, the challenge must be bound to that device too; a
+    /// mismatch counts as a wrong code.
     pub async fn check(
         &self,
         purpose: Purpose,
         lookup: &LookupKey,
         code: &OtpCode,
+        device: Option<&str>,
     ) -> Result<VerifiedChallenge, CheckError> {
         let now = self.clock.now();
         let lookup_hash = self.hasher.lookup_hash(purpose, lookup);
@@ -452,7 +561,10 @@ impl OtpEngine {
             AttemptOutcome::Closed => return Err(CheckError::Closed),
         };
         let presented = self.hasher.code_hash(&lookup_hash, code);
-        if !presented.ct_eq(&attempt.code_hash) {
+        let code_matches = presented.ct_eq(&attempt.code_hash);
+        let device_matches =
+            device.is_none_or(|device| attempt.device_binding.as_deref() == Some(device));
+        if !(code_matches && device_matches) {
             return Err(CheckError::WrongCode {
                 remaining: attempt.max_attempts.saturating_sub(attempt.attempts),
             });

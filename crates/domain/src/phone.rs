@@ -53,6 +53,113 @@ impl fmt::Display for PhoneNumber {
     }
 }
 
+/// How a surface reads numbers people type: any human format
+/// (`(206)372-1234`, `206-372-1234`, `+1 206 372 1234`) is normalised to
+/// E.164 with libphonenumber's data, national formats being read in the
+/// default region. Optionally only some regions or prefixes are accepted.
+#[derive(Debug, Clone)]
+pub struct PhonePolicy {
+    default_region: phonenumber::country::Id,
+    allowed_regions: Vec<phonenumber::country::Id>,
+    allowed_prefixes: Vec<String>,
+}
+
+/// Why a typed number is not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PhoneInputError {
+    #[error("no phone number was given")]
+    Blank,
+    #[error("the phone number is not valid")]
+    Invalid,
+    #[error("phone numbers from this region or prefix are not accepted")]
+    NotAllowed,
+}
+
+/// What kind of line a number is, as far as libphonenumber can tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineKind {
+    Mobile,
+    /// Numbering plans such as the US one do not distinguish the two.
+    FixedLineOrMobile,
+    FixedLine,
+    Other,
+}
+
+impl PhonePolicy {
+    /// A policy reading national numbers in `default_region` (ISO 3166
+    /// alpha-2, e.g. `US`), accepting only `allowed_regions` and numbers
+    /// starting with one of `allowed_prefixes` (each empty = any).
+    pub fn new(
+        default_region: &str,
+        allowed_regions: &[String],
+        allowed_prefixes: Vec<String>,
+    ) -> Result<Self, String> {
+        let region = |code: &str| {
+            code.trim()
+                .to_ascii_uppercase()
+                .parse::<phonenumber::country::Id>()
+                .map_err(|_| {
+                    format!("unknown region code {code:?} (expected ISO 3166 alpha-2, e.g. US)")
+                })
+        };
+        Ok(Self {
+            default_region: region(default_region)?,
+            allowed_regions: allowed_regions
+                .iter()
+                .map(|code| region(code))
+                .collect::<Result<_, _>>()?,
+            allowed_prefixes,
+        })
+    }
+
+    /// Normalises `input` to E.164 and applies the allow-lists.
+    pub fn parse(&self, input: &str) -> Result<PhoneNumber, PhoneInputError> {
+        self.parse_with_kind(input).map(|(phone, _)| phone)
+    }
+
+    /// Like [`PhonePolicy::parse`], also saying what kind of line it is.
+    pub fn parse_with_kind(&self, input: &str) -> Result<(PhoneNumber, LineKind), PhoneInputError> {
+        let input = input.trim();
+        if input.is_empty() {
+            return Err(PhoneInputError::Blank);
+        }
+        // Bound the work done on hostile input before libphonenumber sees it.
+        if input.len() > 64 {
+            return Err(PhoneInputError::Invalid);
+        }
+        let parsed = phonenumber::parse(Some(self.default_region), input)
+            .map_err(|_| PhoneInputError::Invalid)?;
+        if !parsed.is_valid() {
+            return Err(PhoneInputError::Invalid);
+        }
+        let e164 = parsed.format().mode(phonenumber::Mode::E164).to_string();
+        let phone = PhoneNumber::parse_e164(&e164).map_err(|_| PhoneInputError::Invalid)?;
+        if !self.allowed_regions.is_empty()
+            && !parsed
+                .country()
+                .id()
+                .is_some_and(|id| self.allowed_regions.contains(&id))
+        {
+            return Err(PhoneInputError::NotAllowed);
+        }
+        if !self.allowed_prefixes.is_empty()
+            && !self
+                .allowed_prefixes
+                .iter()
+                .any(|prefix| e164.starts_with(prefix.as_str()))
+        {
+            return Err(PhoneInputError::NotAllowed);
+        }
+        let kind = match parsed.number_type(&phonenumber::metadata::DATABASE) {
+            phonenumber::Type::Mobile => LineKind::Mobile,
+            phonenumber::Type::FixedLineOrMobile => LineKind::FixedLineOrMobile,
+            phonenumber::Type::FixedLine => LineKind::FixedLine,
+            _ => LineKind::Other,
+        };
+        Ok((phone, kind))
+    }
+}
+
 /// The pin-auth surface's mobile number rule: a number must start with one of
 /// the allowed prefixes (by default `+8525`, `+8526`, `+8529`) and then carry
 /// exactly `digits_after_prefix` more digits (by default 7).
@@ -219,6 +326,68 @@ mod tests {
             Err(MobileError::WrongLength(7))
         );
         assert_eq!(rule.parse("+8525123456x"), Err(MobileError::Invalid));
+    }
+
+    #[test]
+    fn human_formats_normalise_to_one_number() {
+        let policy = PhonePolicy::new("US", &[], vec![]).unwrap();
+        for input in [
+            "(206)372-1234",
+            "206-372-1234",
+            "+1 206 372 1234",
+            " 2063721234 ",
+            "+12063721234",
+        ] {
+            assert_eq!(
+                policy.parse(input).unwrap().as_str(),
+                "+12063721234",
+                "{input}"
+            );
+        }
+        assert_eq!(
+            policy.parse("+852 6123 4567").unwrap().as_str(),
+            "+85261234567"
+        );
+        assert_eq!(policy.parse(""), Err(PhoneInputError::Blank));
+        for bad in [
+            "+9180765XXX10",
+            "12",
+            "hello",
+            "+1 000 000 0000",
+            &"9".repeat(80),
+        ] {
+            assert_eq!(policy.parse(bad), Err(PhoneInputError::Invalid), "{bad}");
+        }
+    }
+
+    #[test]
+    fn region_and_prefix_allow_lists() {
+        let only_hk = PhonePolicy::new("HK", &["hk".to_owned()], vec![]).unwrap();
+        assert_eq!(only_hk.parse("6123 4567").unwrap().as_str(), "+85261234567");
+        assert_eq!(
+            only_hk.parse("+1 206 372 1234"),
+            Err(PhoneInputError::NotAllowed)
+        );
+        let only_prefix = PhonePolicy::new("US", &[], vec!["+1206".into()]).unwrap();
+        assert!(only_prefix.parse("(206)372-1234").is_ok());
+        assert_eq!(
+            only_prefix.parse("(415)555-0100"),
+            Err(PhoneInputError::NotAllowed)
+        );
+        assert!(PhonePolicy::new("XX", &[], vec![]).is_err());
+    }
+
+    #[test]
+    fn line_kinds_come_from_libphonenumber() {
+        let policy = PhonePolicy::new("HK", &[], vec![]).unwrap();
+        assert_eq!(
+            policy.parse_with_kind("+85261234567").unwrap().1,
+            LineKind::Mobile
+        );
+        assert_eq!(
+            policy.parse_with_kind("+85221234567").unwrap().1,
+            LineKind::FixedLine
+        );
     }
 
     #[test]

@@ -10,20 +10,19 @@
 
 use std::{fmt, sync::Arc};
 
-use base64::{Engine as _, engine::general_purpose::STANDARD};
-use secrecy::SecretString;
-
 use crate::{
+    delivery::Messenger,
     device::{PushHandle, PushHandleError, PushPlatform, PushPlatformError},
-    otp::{Channel, CheckError, IssueRequest, LookupKey, OtpCode, OtpEngine, OtpPolicy, Purpose},
-    phone::{MobileError, MobileRule, PhoneNumber},
-    ports::{
-        CreateUserError, DeliveryError, DeviceStore, OutgoingSms, SmsSender, StoreError,
-        TokenIssuer, UserStore,
+    otp::{
+        Channel, CheckError, IssueRequest, IssuedCode, LookupKey, OtpCode, OtpEngine, OtpPolicy,
+        Purpose,
     },
+    phone::{MobileError, MobileRule, PhoneNumber},
+    ports::{CreateUserError, DeliveryError, DeviceStore, StoreError, TokenIssuer, UserStore},
     token::{IssuedToken, TokenError},
     user::{NewAddress, NewUser, UserId, UserProfile},
 };
+use base64::{Engine as _, engine::general_purpose::STANDARD};
 
 /// Bytes of randomness in an `otp_auth_key` (base64: 24 characters).
 const AUTH_KEY_BYTES: usize = 16;
@@ -60,8 +59,6 @@ impl fmt::Debug for OtpAuthKey {
 pub struct PinAuthSettings {
     pub mobile_rule: MobileRule,
     pub policy: OtpPolicy,
-    /// Names the service in the text message ("Your {app_name} code is 1234").
-    pub app_name: String,
 }
 
 /// A signup as the client sends it.
@@ -138,7 +135,7 @@ pub struct Session {
 pub struct PinAuth {
     users: Arc<dyn UserStore>,
     devices: Arc<dyn DeviceStore>,
-    sms: Arc<dyn SmsSender>,
+    messenger: Messenger,
     tokens: Arc<dyn TokenIssuer>,
     otp: OtpEngine,
     settings: PinAuthSettings,
@@ -156,7 +153,7 @@ impl PinAuth {
     pub fn new(
         users: Arc<dyn UserStore>,
         devices: Arc<dyn DeviceStore>,
-        sms: Arc<dyn SmsSender>,
+        messenger: Messenger,
         tokens: Arc<dyn TokenIssuer>,
         otp: OtpEngine,
         settings: PinAuthSettings,
@@ -164,7 +161,7 @@ impl PinAuth {
         Self {
             users,
             devices,
-            sms,
+            messenger,
             tokens,
             otp,
             settings,
@@ -197,14 +194,8 @@ impl PinAuth {
         }
     }
 
-    async fn deliver(&self, phone: &PhoneNumber, code: &OtpCode) -> Result<(), DeliveryError> {
-        let body = format!("Your {} code is {}", self.settings.app_name, code.expose());
-        self.sms
-            .send_sms(&OutgoingSms {
-                to: phone.clone(),
-                body: SecretString::from(body),
-            })
-            .await
+    async fn deliver(&self, phone: &PhoneNumber, issued: &IssuedCode) -> Result<(), DeliveryError> {
+        self.messenger.deliver(phone, Channel::Sms, issued).await
     }
 
     /// Issues a pin to an existing user and sends it.
@@ -218,7 +209,7 @@ impl PinAuth {
             .otp
             .issue(self.issue_request(phone, Some(user), &lookup))
             .await?;
-        self.deliver(phone, &issued.code).await?;
+        self.deliver(phone, &issued).await?;
         tracing::info!(user_id = user.get(), "pin sent");
         Ok(key)
     }
@@ -258,7 +249,7 @@ impl PinAuth {
         };
         match self.users.create_with_challenge(new_user, challenge).await {
             Ok(user) => {
-                self.deliver(&phone, &issued.code).await?;
+                self.deliver(&phone, &issued).await?;
                 tracing::info!(user_id = user.get(), "user signed up; pin sent");
                 Ok(key)
             }
@@ -284,7 +275,7 @@ impl PinAuth {
         let lookup = OtpAuthKey::decode(otp_auth_key).ok_or(VerifyError::InvalidPin)?;
         let code =
             OtpCode::parse(pin, self.settings.policy.length).ok_or(VerifyError::InvalidPin)?;
-        let verified = match self.otp.check(Purpose::PinAuth, &lookup, &code).await {
+        let verified = match self.otp.check(Purpose::PinAuth, &lookup, &code, None).await {
             Ok(verified) => verified,
             Err(CheckError::Expired) => return Err(VerifyError::Expired),
             Err(CheckError::Exhausted) => return Err(VerifyError::TooManyAttempts),

@@ -13,8 +13,9 @@ use crate::{
     device::{PushHandle, PushPlatform},
     otp::{AttemptOutcome, ChallengeId, NewChallenge, SecretHash},
     phone::PhoneNumber,
+    phone_login::{AccessCodeRecord, NewAccessCode},
     time::Timestamp,
-    token::{AccessClaims, IssuedToken, TokenError},
+    token::{AccessClaims, IssuedToken, PhoneSession, TokenError},
     user::{NewUser, User, UserId, UserProfile},
 };
 
@@ -55,6 +56,16 @@ pub trait UserStore: Send + Sync {
         user: NewUser,
         challenge: NewChallenge,
     ) -> Result<UserId, CreateUserError>;
+
+    /// The user whose phone is `phone`, created if there is none, with the
+    /// phone marked verified at `now` (if it was not already). Returns the
+    /// user and whether it was created. Safe under concurrency: two callers
+    /// for one new phone get the same user.
+    async fn upsert_verified_phone(
+        &self,
+        phone: &PhoneNumber,
+        now: Timestamp,
+    ) -> Result<(User, bool), StoreError>;
 }
 
 /// Keeps OTP challenges. The contract that makes codes safe lives here:
@@ -124,6 +135,35 @@ pub trait SmsSender: Send + Sync {
     async fn send_sms(&self, message: &OutgoingSms) -> Result<(), DeliveryError>;
 }
 
+/// A voice call that reads a code aloud. The text contains the code.
+#[derive(Debug)]
+pub struct OutgoingCall {
+    pub to: PhoneNumber,
+    pub spoken_text: SecretString,
+}
+
+/// Places voice calls that read a code aloud.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait VoiceCaller: Send + Sync {
+    /// Asks the provider to call `call.to` and speak the text. Implementations
+    /// must not log the text.
+    async fn call(&self, call: &OutgoingCall) -> Result<(), DeliveryError>;
+}
+
+/// Keeps phone-login's access codes, stored only as keyed hashes.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait AccessCodeStore: Send + Sync {
+    async fn insert_access_code(&self, code: NewAccessCode) -> Result<(), StoreError>;
+
+    /// The access code whose hash is `code_hash`, expired or not.
+    async fn find_access_code(
+        &self,
+        code_hash: &SecretHash,
+    ) -> Result<Option<AccessCodeRecord>, StoreError>;
+}
+
 /// The current time. A port so tests can drive expiry without sleeping.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 pub trait Clock: Send + Sync {
@@ -147,6 +187,21 @@ pub trait TokenIssuer: Send + Sync {
     /// Verifies `token` at `now`: signature first, then algorithm, issuer,
     /// expiry and not-before. Never trusts a key named by the token itself.
     fn verify(&self, token: &str, now: Timestamp) -> Result<AccessClaims, TokenError>;
+
+    /// Signs phone-verify's session token: it names the phone and the
+    /// challenge's nonce (never the code) and expires with the challenge. It
+    /// is not an access token and is refused as one.
+    fn issue_phone_session(
+        &self,
+        phone: &PhoneNumber,
+        nonce: &str,
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> Result<IssuedToken, TokenError>;
+
+    /// Verifies a session token from [`TokenIssuer::issue_phone_session`].
+    fn verify_phone_session(&self, token: &str, now: Timestamp)
+    -> Result<PhoneSession, TokenError>;
 }
 
 /// Whether the service's own dependencies answer (for `/readyz`).

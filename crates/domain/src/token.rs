@@ -56,3 +56,13 @@ pub enum TokenError {
     #[error("the token could not be signed: {0}")]
     Signing(String),
 }
+
+/// What a verified phone-verify session token says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhoneSession {
+    /// The E.164 number the code was sent to.
+    pub phone: String,
+    /// Finds the challenge (its lookup key, base64).
+    pub nonce: String,
+    pub expires_at: Timestamp,
+}

@@ -47,7 +47,7 @@ CREATE TABLE otp_challenges (
     user_id        INTEGER REFERENCES users (id) ON DELETE CASCADE,
     channel        TEXT NOT NULL,
     device_binding TEXT,
-    lookup_hash    BLOB NOT NULL UNIQUE,
+    lookup_hash    BLOB NOT NULL,
     code_hash      BLOB NOT NULL,
     attempts       INTEGER NOT NULL DEFAULT 0,
     max_attempts   INTEGER NOT NULL,
@@ -56,8 +56,15 @@ CREATE TABLE otp_challenges (
     expires_at     INTEGER NOT NULL,
     closed_at      INTEGER
 );
--- Superseding looks up the live challenges of one purpose and phone.
-CREATE INDEX otp_challenges_live ON otp_challenges (purpose, phone) WHERE state = 'live';
+-- At most one live challenge per purpose and phone: a new code replaces the
+-- old one, and the database enforces it even when two requests race.
+CREATE UNIQUE INDEX otp_challenges_live_phone ON otp_challenges (purpose, phone) WHERE state = 'live';
+-- Checks find the live challenge by its lookup hash. The hash is unique
+-- among live challenges only: phone-login's lookup is the phone itself, so
+-- its consumed and superseded challenges share the hash of the live one.
+CREATE UNIQUE INDEX otp_challenges_live_lookup ON otp_challenges (lookup_hash) WHERE state = 'live';
+-- Explaining a failed check looks at the latest challenge with a hash.
+CREATE INDEX otp_challenges_lookup ON otp_challenges (lookup_hash, id);
 -- Housekeeping purges by expiry.
 CREATE INDEX otp_challenges_expires_at ON otp_challenges (expires_at);
 

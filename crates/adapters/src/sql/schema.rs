@@ -10,7 +10,19 @@ pub enum Users {
     Email,
     FirstName,
     LastName,
+    PhoneVerifiedAt,
     CreatedAt,
+}
+
+#[derive(Iden, Clone, Copy)]
+pub enum AccessCodes {
+    Table,
+    UserId,
+    CodeHash,
+    DeviceId,
+    CreatedAt,
+    ExpiresAt,
+    RevokedAt,
 }
 
 #[derive(Iden, Clone, Copy)]

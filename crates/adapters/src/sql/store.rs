@@ -11,7 +11,8 @@ use phonegate_domain::{
     device::{PushHandle, PushPlatform},
     otp::{AttemptOutcome, ChallengeAttempt, ChallengeId, NewChallenge, SecretHash},
     phone::PhoneNumber,
-    ports::{ChallengeStore, CreateUserError, DeviceStore, Readiness, UserStore},
+    phone_login::{AccessCodeRecord, NewAccessCode},
+    ports::{AccessCodeStore, ChallengeStore, CreateUserError, DeviceStore, Readiness, UserStore},
     time::Timestamp,
     user::{Address, NewUser, Permission, User, UserId, UserProfile},
 };
@@ -19,7 +20,9 @@ use sea_query::{Expr, ExprTrait as _, InsertStatement, OnConflict, Order, Query,
 
 use super::{
     db::{Db, is_unique_violation, store_error},
-    schema::{Addresses, Devices, OtpChallenges, Permissions, ServerSecrets, Users, state},
+    schema::{
+        AccessCodes, Addresses, Devices, OtpChallenges, Permissions, ServerSecrets, Users, state,
+    },
 };
 
 /// The SQL implementation of every store port.
@@ -144,6 +147,10 @@ struct ChallengeStateRow {
     state: String,
     expires_at: i64,
 }
+
+/// How often a write that raced a concurrent one for the same live slot is
+/// run again before giving up.
+const MAX_LIVE_CONFLICTS: u32 = 3;
 
 const USER_COLUMNS: [Users; 5] = [
     Users::Id,
@@ -293,8 +300,148 @@ impl UserStore for SqlStore {
     async fn create_with_challenge(
         &self,
         user: NewUser,
-        mut challenge: NewChallenge,
+        challenge: NewChallenge,
     ) -> Result<UserId, CreateUserError> {
+        let mut conflicts = 0;
+        loop {
+            match self
+                .try_create_with_challenge(&user, challenge.clone())
+                .await?
+            {
+                CreateAttempt::Created(user_id) => return Ok(user_id),
+                // A concurrent request stored a live challenge for this
+                // phone (a decoy, say) after our supersede: run again.
+                CreateAttempt::LiveConflict if conflicts < MAX_LIVE_CONFLICTS => conflicts += 1,
+                CreateAttempt::LiveConflict => {
+                    return Err(StoreError("live challenge conflicts persisted".into()).into());
+                }
+            }
+        }
+    }
+
+    async fn upsert_verified_phone(
+        &self,
+        phone: &PhoneNumber,
+        now: Timestamp,
+    ) -> Result<(User, bool), StoreError> {
+        let mut tx = self.db.begin().await.map_err(store_error)?;
+        let insert = Query::insert()
+            .into_table(Users::Table)
+            .columns([Users::Phone, Users::PhoneVerifiedAt, Users::CreatedAt])
+            .values_panic([
+                phone.as_str().into(),
+                now.unix_millis().into(),
+                now.unix_millis().into(),
+            ])
+            .on_conflict(OnConflict::column(Users::Phone).do_nothing().to_owned())
+            .to_owned();
+        let created = tx.run().execute(&insert).await.map_err(store_error)? == 1;
+        if !created {
+            let verify = Query::update()
+                .table(Users::Table)
+                .value(Users::PhoneVerifiedAt, now.unix_millis())
+                .and_where(Expr::col(Users::Phone).eq(phone.as_str()))
+                .and_where(Expr::col(Users::PhoneVerifiedAt).is_null())
+                .to_owned();
+            tx.run().execute(&verify).await.map_err(store_error)?;
+        }
+        let select = Query::select()
+            .columns(USER_COLUMNS)
+            .from(Users::Table)
+            .and_where(Expr::col(Users::Phone).eq(phone.as_str()))
+            .to_owned();
+        let row: UserRow = tx.run().fetch_one(&select).await.map_err(store_error)?;
+        tx.commit().await.map_err(store_error)?;
+        Ok((row.into_user(), created))
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct AccessCodeRow {
+    user_id: i64,
+    phone: Option<String>,
+    device_id: String,
+    expires_at: i64,
+    revoked_at: Option<i64>,
+}
+
+#[async_trait]
+impl AccessCodeStore for SqlStore {
+    async fn insert_access_code(&self, code: NewAccessCode) -> Result<(), StoreError> {
+        let insert = Query::insert()
+            .into_table(AccessCodes::Table)
+            .columns([
+                AccessCodes::UserId,
+                AccessCodes::CodeHash,
+                AccessCodes::DeviceId,
+                AccessCodes::CreatedAt,
+                AccessCodes::ExpiresAt,
+            ])
+            .values_panic([
+                code.user_id.get().into(),
+                code.code_hash.as_bytes().to_vec().into(),
+                code.device_id.into(),
+                code.created_at.unix_millis().into(),
+                code.expires_at.unix_millis().into(),
+            ])
+            .to_owned();
+        self.db.run().execute(&insert).await.map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn find_access_code(
+        &self,
+        code_hash: &SecretHash,
+    ) -> Result<Option<AccessCodeRecord>, StoreError> {
+        let query = Query::select()
+            .column((AccessCodes::Table, AccessCodes::UserId))
+            .column((Users::Table, Users::Phone))
+            .column((AccessCodes::Table, AccessCodes::DeviceId))
+            .column((AccessCodes::Table, AccessCodes::ExpiresAt))
+            .column((AccessCodes::Table, AccessCodes::RevokedAt))
+            .from(AccessCodes::Table)
+            .inner_join(
+                Users::Table,
+                Expr::col((Users::Table, Users::Id))
+                    .equals((AccessCodes::Table, AccessCodes::UserId)),
+            )
+            .and_where(
+                Expr::col((AccessCodes::Table, AccessCodes::CodeHash))
+                    .eq(code_hash.as_bytes().to_vec()),
+            )
+            .to_owned();
+        let row: Option<AccessCodeRow> = self
+            .db
+            .run()
+            .fetch_optional(&query)
+            .await
+            .map_err(store_error)?;
+        Ok(row.map(|row| AccessCodeRecord {
+            user_id: UserId::new(row.user_id),
+            phone: row
+                .phone
+                .and_then(|phone| PhoneNumber::parse_e164(&phone).ok()),
+            device_id: row.device_id,
+            expires_at: Timestamp::from_unix_millis(row.expires_at),
+            revoked: row.revoked_at.is_some(),
+        }))
+    }
+}
+
+/// How one attempt of `create_with_challenge` ended, short of an error.
+enum CreateAttempt {
+    Created(UserId),
+    /// The challenge insert met a concurrent live challenge for the phone.
+    LiveConflict,
+}
+
+impl SqlStore {
+    /// One attempt of [`UserStore::create_with_challenge`], in one transaction.
+    async fn try_create_with_challenge(
+        &self,
+        user: &NewUser,
+        mut challenge: NewChallenge,
+    ) -> Result<CreateAttempt, CreateUserError> {
         let now = challenge.created_at.unix_millis();
         let mut tx = self.db.begin().await.map_err(store_error)?;
         let insert_user = Query::insert()
@@ -307,8 +454,8 @@ impl UserStore for SqlStore {
             ])
             .values_panic([
                 user.phone.as_str().into(),
-                user.first_name.into(),
-                user.last_name.into(),
+                user.first_name.clone().into(),
+                user.last_name.clone().into(),
                 now.into(),
             ])
             .returning_col(Users::Id)
@@ -319,7 +466,7 @@ impl UserStore for SqlStore {
             Err(error) if is_unique_violation(&error) => return Err(CreateUserError::PhoneTaken),
             Err(error) => return Err(store_error(error).into()),
         };
-        if let Some(address) = user.address {
+        if let Some(address) = user.address.clone() {
             let insert_address = Query::insert()
                 .into_table(Addresses::Table)
                 .columns([
@@ -351,30 +498,47 @@ impl UserStore for SqlStore {
             .execute(&supersede_live(&challenge))
             .await
             .map_err(store_error)?;
-        tx.run()
-            .execute(&insert_challenge(&challenge))
-            .await
-            .map_err(store_error)?;
+        match tx.run().execute(&insert_challenge(&challenge)).await {
+            Ok(_) => {}
+            Err(error) if is_unique_violation(&error) => {
+                return Ok(CreateAttempt::LiveConflict);
+            }
+            Err(error) => return Err(store_error(error).into()),
+        }
         tx.commit().await.map_err(store_error)?;
-        Ok(user_id)
+        Ok(CreateAttempt::Created(user_id))
     }
 }
 
 #[async_trait]
 impl ChallengeStore for SqlStore {
     async fn replace_live(&self, challenge: NewChallenge) -> Result<ChallengeId, StoreError> {
-        let mut tx = self.db.begin().await.map_err(store_error)?;
-        tx.run()
-            .execute(&supersede_live(&challenge))
-            .await
-            .map_err(store_error)?;
-        let row: IdRow = tx
-            .run()
-            .fetch_one(&insert_challenge(&challenge))
-            .await
-            .map_err(store_error)?;
-        tx.commit().await.map_err(store_error)?;
-        Ok(ChallengeId::new(row.id))
+        let mut conflicts = 0;
+        loop {
+            let mut tx = self.db.begin().await.map_err(store_error)?;
+            tx.run()
+                .execute(&supersede_live(&challenge))
+                .await
+                .map_err(store_error)?;
+            match tx
+                .run()
+                .fetch_one::<IdRow, _>(&insert_challenge(&challenge))
+                .await
+            {
+                Ok(row) => {
+                    tx.commit().await.map_err(store_error)?;
+                    return Ok(ChallengeId::new(row.id));
+                }
+                // A concurrent request for the same purpose and phone
+                // committed its live challenge after our supersede ran (the
+                // unique index on live challenges caught it). Run again: the
+                // newest request wins, as if they had come one after another.
+                Err(error) if is_unique_violation(&error) && conflicts < MAX_LIVE_CONFLICTS => {
+                    conflicts += 1;
+                }
+                Err(error) => return Err(store_error(error)),
+            }
+        }
     }
 
     async fn spend_attempt(
@@ -426,11 +590,14 @@ impl ChallengeStore for SqlStore {
                 expires_at: Timestamp::from_unix_millis(row.expires_at),
             }));
         }
-        // Nothing was spent: find out why, for the caller's error message.
+        // Nothing was spent: find out why, for the caller's error message,
+        // from the latest challenge with this lookup hash.
         let why = Query::select()
             .columns([OtpChallenges::State, OtpChallenges::ExpiresAt])
             .from(OtpChallenges::Table)
             .and_where(Expr::col(OtpChallenges::LookupHash).eq(lookup))
+            .order_by(OtpChallenges::Id, Order::Desc)
+            .limit(1)
             .to_owned();
         let row: Option<ChallengeStateRow> = self
             .db

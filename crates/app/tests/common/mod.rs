@@ -12,7 +12,7 @@ use http_body_util::BodyExt as _;
 use phonegate::{Overrides, build, settings::Settings};
 use phonegate_adapters::{
     clock::ManualClock,
-    sms::{ConsoleEcho, ConsoleSms},
+    sms::{ConsoleEcho, ConsoleProvider},
     sql::SqlStore,
     testing::{TestBackend, TestDatabase},
 };
@@ -20,11 +20,13 @@ use secrecy::SecretString;
 use serde_json::Value;
 use tower::ServiceExt as _;
 
+#[derive(Debug)]
 pub struct TestApp {
     pub router: Router,
-    pub sms: ConsoleSms,
+    pub sms: ConsoleProvider,
     pub clock: ManualClock,
     pub store: SqlStore,
+    pub test_numbers: std::sync::Arc<phonegate_domain::otp::TestNumbers>,
     _database: TestDatabase,
 }
 
@@ -45,6 +47,16 @@ pub async fn spawn_app_with(
     backend: TestBackend,
     configure: impl FnOnce(&mut Settings),
 ) -> TestApp {
+    try_spawn_app_with(backend, configure)
+        .await
+        .expect("the service builds")
+}
+
+/// Like [`spawn_app_with`], returning why the service refused to build.
+pub async fn try_spawn_app_with(
+    backend: TestBackend,
+    configure: impl FnOnce(&mut Settings),
+) -> Result<TestApp, String> {
     let database = TestDatabase::create(backend).await;
     let mut settings = Settings::defaults().expect("the built-in defaults load");
     settings.database.url = SecretString::from(database.url.clone());
@@ -59,14 +71,15 @@ pub async fn spawn_app_with(
         },
     )
     .await
-    .expect("the service builds");
-    TestApp {
+    .map_err(|error| format!("{error:#}"))?;
+    Ok(TestApp {
         router: app.router,
-        sms: app.console_sms.expect("console SMS is the default"),
+        sms: app.console.expect("the console provider is the default"),
+        test_numbers: app.test_numbers,
         clock,
         store: app.store,
         _database: database,
-    }
+    })
 }
 
 impl TestApp {
@@ -137,6 +150,29 @@ impl TestApp {
             .next()
             .expect("the message ends with the code")
             .to_owned()
+    }
+
+    /// The code read aloud in the last call to `phone`
+    /// ("Your … code is 1, 2, 3, 4, 5. Again, …" gives "12345").
+    pub fn last_spoken_code_to(&self, phone: &str) -> String {
+        let message = self
+            .sms
+            .last_to(phone)
+            .unwrap_or_else(|| panic!("no call was made to {phone}"));
+        assert_eq!(message.channel, "call");
+        let spoken = message
+            .body
+            .split(" code is ")
+            .nth(1)
+            .expect("the call reads the code");
+        spoken.split('.').next().unwrap().split(", ").collect()
+    }
+
+    /// A POST with parameters in the query string and an empty body, as the
+    /// phone-login seed's examples send them.
+    pub async fn post_query(&self, path_and_query: &str) -> Reply {
+        self.send(Request::post(path_and_query).body(Body::empty()).unwrap())
+            .await
     }
 
     pub fn messages_to(&self, phone: &str) -> usize {

@@ -5,220 +5,26 @@
 //! conditional-write guarantees of the real stores are tested against SQLite
 //! and Postgres in the adapters crate.
 
-use std::{
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 
 use super::*;
 use crate::{
-    otp::{AttemptOutcome, ChallengeAttempt, ChallengeId, CodeLength, NewChallenge, SecretHasher},
-    ports::{
-        MockChallengeStore, MockClock, MockDeviceStore, MockRandomSource, MockSmsSender,
-        MockTokenIssuer, MockUserStore,
-    },
+    otp::{CodeLength, OtpCode},
+    ports::{MockChallengeStore, MockDeviceStore, MockSmsSender, MockUserStore},
+    test_support::{self as support, World, hasher, user},
     time::Timestamp,
-    token::AccessClaims,
-    user::{User, UserProfile},
 };
 
 const KNOWN: &str = "+85261677528";
 const UNKNOWN: &str = "+85251641822";
 
-#[derive(Debug)]
-struct Row {
-    id: i64,
-    challenge: NewChallenge,
-    attempts: u32,
-    closed: bool,
-}
-
-/// The state the mocks share: stored challenges, sent messages, the time.
-#[derive(Default)]
-struct World {
-    rows: Mutex<Vec<Row>>,
-    sent: Mutex<Vec<(String, String)>>,
-    now: Mutex<i64>,
-}
-
-impl World {
-    fn advance(&self, by: Duration) {
-        *self.now.lock().unwrap() += by.as_millis() as i64;
-    }
-
-    /// The code in the last message sent.
-    fn last_code(&self) -> String {
-        let sent = self.sent.lock().unwrap();
-        let body = &sent.last().expect("a message was sent").1;
-        body.rsplit(' ').next().unwrap().to_owned()
-    }
-}
-
-fn user(id: i64, phone: &str) -> User {
-    User {
-        id: UserId::new(id),
-        phone: Some(PhoneNumber::parse_e164(phone).unwrap()),
-        email: None,
-        first_name: Some("Reynold".into()),
-        last_name: Some("Lakin".into()),
-    }
-}
-
 fn settings() -> PinAuthSettings {
     PinAuthSettings {
         mobile_rule: MobileRule::hong_kong(),
-        policy: OtpPolicy {
-            length: CodeLength::new(4).unwrap(),
-            ttl: Duration::from_secs(600),
-            max_attempts: 5,
-        },
-        app_name: "phonegate".into(),
+        policy: support::policy(4, 600),
     }
-}
-
-fn hasher() -> SecretHasher {
-    SecretHasher::new(b"unit-test-key".to_vec())
-}
-
-fn challenge_store(world: &Arc<World>) -> MockChallengeStore {
-    let mut store = MockChallengeStore::new();
-    let w = world.clone();
-    store.expect_replace_live().returning(move |challenge| {
-        let mut rows = w.rows.lock().unwrap();
-        for row in rows.iter_mut() {
-            if row.challenge.purpose == challenge.purpose && row.challenge.phone == challenge.phone
-            {
-                row.closed = true;
-            }
-        }
-        let id = rows.len() as i64 + 1;
-        rows.push(Row {
-            id,
-            challenge,
-            attempts: 0,
-            closed: false,
-        });
-        Ok(ChallengeId::new(id))
-    });
-    let w = world.clone();
-    store.expect_spend_attempt().returning(move |lookup, now| {
-        let mut rows = w.rows.lock().unwrap();
-        let Some(row) = rows
-            .iter_mut()
-            .find(|row| row.challenge.lookup_hash == *lookup)
-        else {
-            return Ok(AttemptOutcome::NotFound);
-        };
-        if row.closed {
-            return Ok(AttemptOutcome::Closed);
-        }
-        if now >= row.challenge.expires_at {
-            return Ok(AttemptOutcome::Expired);
-        }
-        if row.attempts >= row.challenge.max_attempts {
-            return Ok(AttemptOutcome::Exhausted);
-        }
-        row.attempts += 1;
-        Ok(AttemptOutcome::Spent(ChallengeAttempt {
-            id: ChallengeId::new(row.id),
-            phone: row.challenge.phone.clone(),
-            user_id: row.challenge.user_id,
-            device_binding: row.challenge.device_binding.clone(),
-            code_hash: row.challenge.code_hash.clone(),
-            attempts: row.attempts,
-            max_attempts: row.challenge.max_attempts,
-            expires_at: row.challenge.expires_at,
-        }))
-    });
-    let w = world.clone();
-    store.expect_consume().returning(move |id, _now| {
-        let mut rows = w.rows.lock().unwrap();
-        let row = rows.iter_mut().find(|row| row.id == id.get()).unwrap();
-        Ok(!std::mem::replace(&mut row.closed, true))
-    });
-    store
-}
-
-fn sms(world: &Arc<World>) -> MockSmsSender {
-    let mut sms = MockSmsSender::new();
-    let w = world.clone();
-    sms.expect_send_sms().returning(move |message| {
-        w.sent.lock().unwrap().push((
-            message.to.as_str().to_owned(),
-            message.body.expose_secret().to_owned(),
-        ));
-        Ok(())
-    });
-    sms
-}
-
-fn users_knowing(known: Vec<User>) -> MockUserStore {
-    let mut users = MockUserStore::new();
-    let by_phone = known.clone();
-    users.expect_find_by_phone().returning(move |phone| {
-        Ok(by_phone
-            .iter()
-            .find(|u| u.phone.as_ref() == Some(phone))
-            .cloned())
-    });
-    users.expect_profile().returning(move |id| {
-        Ok(known.iter().find(|u| u.id == id).map(|user| UserProfile {
-            user: user.clone(),
-            addresses: vec![],
-            permissions: vec![],
-        }))
-    });
-    users
-}
-
-fn tokens() -> MockTokenIssuer {
-    let mut tokens = MockTokenIssuer::new();
-    tokens.expect_issue().returning(|user, now| {
-        Ok(IssuedToken::new(
-            SecretString::from(format!("jwt-for-{}", user.get())),
-            now.plus(Duration::from_secs(1800)),
-        ))
-    });
-    tokens.expect_verify().returning(|token, now| {
-        let id = token
-            .strip_prefix("jwt-for-")
-            .and_then(|id| id.parse().ok())
-            .ok_or(TokenError::Invalid)?;
-        Ok(AccessClaims {
-            user_id: UserId::new(id),
-            issued_at: now,
-            expires_at: now.plus(Duration::from_secs(1800)),
-            token_id: "jti".into(),
-        })
-    });
-    tokens
-}
-
-/// A deterministic stand-in for the CSPRNG (xorshift), so runs repeat.
-fn random() -> MockRandomSource {
-    let state = Mutex::new(0x9E37_79B9_7F4A_7C15u64);
-    let mut random = MockRandomSource::new();
-    random.expect_fill().returning(move |dest| {
-        let mut s = state.lock().unwrap();
-        for byte in dest.iter_mut() {
-            *s ^= *s << 13;
-            *s ^= *s >> 7;
-            *s ^= *s << 17;
-            *byte = (*s >> 24) as u8;
-        }
-    });
-    random
-}
-
-fn clock(world: &Arc<World>) -> MockClock {
-    let mut clock = MockClock::new();
-    let w = world.clone();
-    clock
-        .expect_now()
-        .returning(move || Timestamp::from_unix_millis(*w.now.lock().unwrap()));
-    clock
 }
 
 struct Parts {
@@ -229,34 +35,38 @@ struct Parts {
 }
 
 fn parts(world: &Arc<World>) -> Parts {
+    world.add_user(1831, KNOWN);
     Parts {
-        users: users_knowing(vec![user(1831, KNOWN)]),
+        users: support::users(world),
         devices: MockDeviceStore::new(),
-        sms: sms(world),
-        challenges: challenge_store(world),
+        sms: support::sms(world),
+        challenges: support::challenge_store(world),
     }
 }
 
 fn pin_auth(world: &Arc<World>, parts: Parts) -> PinAuth {
-    *world.now.lock().unwrap() = 1_700_000_000_000;
     let otp = OtpEngine::new(
         Arc::new(parts.challenges),
-        Arc::new(clock(world)),
-        Arc::new(random()),
+        Arc::new(support::clock(world)),
+        Arc::new(support::random()),
         hasher(),
     );
     PinAuth::new(
         Arc::new(parts.users),
         Arc::new(parts.devices),
-        Arc::new(parts.sms),
-        Arc::new(tokens()),
+        Messenger::new(
+            Arc::new(parts.sms),
+            Arc::new(support::voice(world)),
+            "phonegate".into(),
+        ),
+        Arc::new(support::tokens()),
         otp,
         settings(),
     )
 }
 
 fn setup() -> (Arc<World>, PinAuth) {
-    let world = Arc::new(World::default());
+    let world = World::new();
     let service = pin_auth(&world, parts(&world));
     (world, service)
 }
@@ -268,11 +78,11 @@ async fn send_pin_to_a_known_mobile_texts_a_four_digit_pin() {
     assert_eq!(key.expose().len(), 24);
     let sent = world.sent.lock().unwrap().clone();
     assert_eq!(sent.len(), 1);
-    assert_eq!(sent[0].0, KNOWN);
+    assert_eq!((sent[0].0, sent[0].1.as_str()), ("sms", KNOWN));
     let code = world.last_code();
     assert_eq!(code.len(), 4);
     assert!(code.bytes().all(|b| b.is_ascii_digit()));
-    assert!(sent[0].1.starts_with("Your phonegate code is "));
+    assert!(sent[0].2.starts_with("Your phonegate code is "));
     let rows = world.rows.lock().unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].challenge.user_id, Some(UserId::new(1831)));
@@ -371,7 +181,7 @@ async fn a_newer_pin_replaces_the_older_one() {
 
 #[tokio::test]
 async fn unknown_mobile_gets_a_random_key_of_the_same_shape_and_no_sms() {
-    let world = Arc::new(World::default());
+    let world = World::new();
     let mut parts = parts(&world);
     parts.sms = MockSmsSender::new();
     parts.sms.expect_send_sms().never();
@@ -414,7 +224,7 @@ async fn a_consumed_pin_cannot_be_used_again() {
 
 #[tokio::test]
 async fn malformed_keys_and_pins_spend_no_attempt() {
-    let world = Arc::new(World::default());
+    let world = World::new();
     let mut parts = parts(&world);
     parts.challenges = MockChallengeStore::new();
     parts.challenges.expect_spend_attempt().never();
@@ -439,7 +249,7 @@ async fn malformed_keys_and_pins_spend_no_attempt() {
 
 #[tokio::test]
 async fn invalid_mobiles_are_refused_before_any_store_call() {
-    let world = Arc::new(World::default());
+    let world = World::new();
     let mut parts = parts(&world);
     parts.users = MockUserStore::new();
     parts.users.expect_find_by_phone().never();
@@ -454,9 +264,10 @@ async fn invalid_mobiles_are_refused_before_any_store_call() {
 
 #[tokio::test]
 async fn signup_of_a_new_mobile_creates_the_user_with_the_challenge() {
-    let world = Arc::new(World::default());
+    let world = World::new();
     let mut parts = parts(&world);
-    let mut users = users_knowing(vec![]);
+    let mut users = MockUserStore::new();
+    users.expect_find_by_phone().returning(|_| Ok(None));
     let w = world.clone();
     users
         .expect_create_with_challenge()
@@ -469,7 +280,7 @@ async fn signup_of_a_new_mobile_creates_the_user_with_the_challenge() {
                 Some(1)
             );
             challenge.user_id = Some(UserId::new(7));
-            w.rows.lock().unwrap().push(Row {
+            w.rows.lock().unwrap().push(support::Row {
                 id: 1,
                 challenge,
                 attempts: 0,
@@ -493,12 +304,12 @@ async fn signup_of_a_new_mobile_creates_the_user_with_the_challenge() {
         .await
         .unwrap();
     assert_eq!(key.expose().len(), 24);
-    assert_eq!(world.sent.lock().unwrap().len(), 1);
+    assert_eq!(world.sent_count(), 1);
 }
 
 #[tokio::test]
 async fn signup_of_an_existing_mobile_sends_a_pin_and_ignores_the_rest() {
-    let world = Arc::new(World::default());
+    let world = World::new();
     let mut parts = parts(&world);
     parts.users.expect_create_with_challenge().never();
     let service = pin_auth(&world, parts);
@@ -518,7 +329,7 @@ async fn signup_of_an_existing_mobile_sends_a_pin_and_ignores_the_rest() {
 
 #[tokio::test]
 async fn signup_that_loses_a_race_for_the_mobile_challenges_the_winner() {
-    let world = Arc::new(World::default());
+    let world = World::new();
     let mut parts = parts(&world);
     let mut users = MockUserStore::new();
     let mut seen = 0;
@@ -563,7 +374,7 @@ async fn current_user_profile_needs_a_valid_bearer_token() {
 
 #[tokio::test]
 async fn register_device_records_the_handle_for_the_token_user() {
-    let world = Arc::new(World::default());
+    let world = World::new();
     let mut parts = parts(&world);
     parts
         .devices
@@ -584,7 +395,7 @@ async fn register_device_records_the_handle_for_the_token_user() {
 
 #[tokio::test]
 async fn register_device_refuses_unknown_platforms_and_missing_tokens() {
-    let world = Arc::new(World::default());
+    let world = World::new();
     let mut parts = parts(&world);
     parts.devices.expect_register_push().never();
     let service = pin_auth(&world, parts);
@@ -607,13 +418,8 @@ async fn register_device_refuses_unknown_platforms_and_missing_tokens() {
 
 #[test]
 fn codes_are_uniform_enough_and_the_right_length() {
-    let world = Arc::new(World::default());
-    let engine = OtpEngine::new(
-        Arc::new(MockChallengeStore::new()),
-        Arc::new(clock(&world)),
-        Arc::new(random()),
-        hasher(),
-    );
+    let world = World::new();
+    let engine = support::engine(&world);
     let length = CodeLength::new(4).unwrap();
     let mut first_digit = [0u32; 10];
     for _ in 0..10_000 {

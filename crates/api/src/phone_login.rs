@@ -1,0 +1,343 @@
+//! The phone-login surface (seed `003`): `GET /v1/auth/ping`,
+//! `POST /v1/auth/phone_login`, `POST /v1/auth/check_pin`, and
+//! `POST /v1/auth/check_access_code` for backends.
+//!
+//! Every answer is the envelope `{"res_info": {"code", "code_info"},
+//! "res_content"?}` with this API's published code table. Parameters come
+//! from the query string as documented, or from a form or JSON body. HTTP
+//! statuses: 200 for success codes, 400 for missing or invalid parameters,
+//! 401 for a refused PIN or access code, 403 for a disallowed Host, 503 when
+//! a dependency is down (with phonegate's extension code -500).
+
+use std::sync::Arc;
+
+use axum::{
+    Json, Router,
+    extract::State,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use phonegate_domain::{
+    phone_login::{
+        AccessCodeError, CheckPinError, LoginStatus, ParameterError, PhoneLogin, PhoneLoginError,
+    },
+    ports::{DeliveryError, StoreError},
+    time::Timestamp,
+};
+use serde_json::{Value, json};
+
+use crate::{
+    hosts::{self, AllowedHosts},
+    params::{Params, ParamsError},
+};
+
+/// This API's result codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    MissingParameter,
+    InvalidAccessCode,
+    ExpiredAccessCode,
+    InvalidParameter,
+    NewPhone,
+    ReturningPhone,
+    InvalidPin,
+    InvalidPhone,
+    NewAccessCode,
+    PinExpired,
+    AuthEndpointFunctionSuccess,
+    ValidAccessCode,
+    /// phonegate's extension: a dependency (database, SMS provider) is down.
+    ServiceUnavailable,
+}
+
+impl Code {
+    pub const fn number(self) -> i32 {
+        match self {
+            Self::MissingParameter => -1,
+            Self::InvalidAccessCode => -2,
+            Self::ExpiredAccessCode => -3,
+            Self::InvalidParameter => -6,
+            Self::NewPhone => 1,
+            Self::ReturningPhone => 2,
+            Self::InvalidPin => 4,
+            Self::InvalidPhone => 12,
+            Self::NewAccessCode => 22,
+            Self::PinExpired => 23,
+            Self::AuthEndpointFunctionSuccess => 33,
+            Self::ValidAccessCode => 40,
+            Self::ServiceUnavailable => -500,
+        }
+    }
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::MissingParameter => "MISSING_PARAMETER",
+            Self::InvalidAccessCode => "INVALID_ACCESS_CODE",
+            Self::ExpiredAccessCode => "EXPIRED_ACCESS_CODE",
+            Self::InvalidParameter => "INVALID_PARAMETER",
+            Self::NewPhone => "NEW_PHONE",
+            Self::ReturningPhone => "RETURNING_PHONE",
+            Self::InvalidPin => "INVALID_PIN",
+            Self::InvalidPhone => "INVALID_PHONE",
+            Self::NewAccessCode => "NEW_ACCESS_CODE",
+            Self::PinExpired => "PIN_EXPIRED",
+            Self::AuthEndpointFunctionSuccess => "AUTH_ENDPOINT_FUNCTION_SUCCESS",
+            Self::ValidAccessCode => "VALID_ACCESS_CODE",
+            Self::ServiceUnavailable => "SERVICE_UNAVAILABLE",
+        }
+    }
+}
+
+/// An envelope answer: status, code and optional content.
+#[derive(Debug)]
+pub struct Envelope {
+    status: StatusCode,
+    code: Code,
+    content: Option<Value>,
+}
+
+impl Envelope {
+    fn ok(code: Code, content: Option<Value>) -> Self {
+        Self {
+            status: StatusCode::OK,
+            code,
+            content,
+        }
+    }
+
+    fn error(status: StatusCode, code: Code, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            content: Some(Value::String(message.into())),
+        }
+    }
+
+    fn unavailable(error: &dyn std::fmt::Display) -> Self {
+        tracing::error!(%error, "dependency unavailable");
+        Self::error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Code::ServiceUnavailable,
+            "service unavailable, try again later",
+        )
+    }
+}
+
+impl IntoResponse for Envelope {
+    fn into_response(self) -> Response {
+        let mut body =
+            json!({"res_info": {"code": self.code.number(), "code_info": self.code.name()}});
+        if let Some(content) = self.content {
+            body["res_content"] = content;
+        }
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<ParamsError> for Envelope {
+    fn from(error: ParamsError) -> Self {
+        Self::error(
+            StatusCode::BAD_REQUEST,
+            Code::InvalidParameter,
+            error.to_string(),
+        )
+    }
+}
+
+impl From<ParameterError> for Envelope {
+    fn from(error: ParameterError) -> Self {
+        match error {
+            ParameterError::Missing(name) => Self::error(
+                StatusCode::BAD_REQUEST,
+                Code::MissingParameter,
+                format!("{name} is required"),
+            ),
+            ParameterError::Invalid(name) => Self::error(
+                StatusCode::BAD_REQUEST,
+                Code::InvalidParameter,
+                format!("{name} is not valid"),
+            ),
+            ParameterError::InvalidPhone => Self::error(
+                StatusCode::BAD_REQUEST,
+                Code::InvalidPhone,
+                "phone_number is not a valid phone number",
+            ),
+        }
+    }
+}
+
+impl From<StoreError> for Envelope {
+    fn from(error: StoreError) -> Self {
+        Self::unavailable(&error)
+    }
+}
+
+pub fn router(phone_login: Arc<PhoneLogin>, hosts: &AllowedHosts) -> Router {
+    let router = Router::new()
+        .route("/v1/auth/ping", get(ping))
+        .route("/v1/auth/phone_login", post(phone_login_handler))
+        .route("/v1/auth/check_pin", post(check_pin))
+        .route("/v1/auth/check_access_code", post(check_access_code))
+        .with_state(phone_login);
+    hosts::guard(router, hosts, || {
+        Envelope::error(
+            StatusCode::FORBIDDEN,
+            Code::InvalidParameter,
+            "invalid host",
+        )
+        .into_response()
+    })
+}
+
+async fn ping() -> Envelope {
+    Envelope::ok(Code::AuthEndpointFunctionSuccess, Some(json!("pong")))
+}
+
+async fn phone_login_handler(
+    State(phone_login): State<Arc<PhoneLogin>>,
+    params: Result<Params, ParamsError>,
+) -> Envelope {
+    let params = match params {
+        Ok(params) => params,
+        Err(error) => return error.into(),
+    };
+    let (phone, device, call) = (
+        params.text("phone_number"),
+        params.text("device_id"),
+        params.text("call_verify"),
+    );
+    match phone_login
+        .phone_login(phone.as_deref(), device.as_deref(), call.as_deref())
+        .await
+    {
+        Ok(LoginStatus::NewPhone) => Envelope::ok(Code::NewPhone, None),
+        Ok(LoginStatus::ReturningPhone) => Envelope::ok(Code::ReturningPhone, None),
+        Err(PhoneLoginError::Parameter(error)) => error.into(),
+        Err(PhoneLoginError::Delivery(DeliveryError::InvalidNumber)) => {
+            ParameterError::InvalidPhone.into()
+        }
+        Err(PhoneLoginError::Delivery(error)) => Envelope::unavailable(&error),
+        Err(PhoneLoginError::Store(error)) => error.into(),
+    }
+}
+
+async fn check_pin(
+    State(phone_login): State<Arc<PhoneLogin>>,
+    params: Result<Params, ParamsError>,
+) -> Envelope {
+    let params = match params {
+        Ok(params) => params,
+        Err(error) => return error.into(),
+    };
+    let (phone, device, pin) = (
+        params.text("phone_number"),
+        params.text("device_id"),
+        params.text("verify_pin"),
+    );
+    match phone_login
+        .check_pin(phone.as_deref(), device.as_deref(), pin.as_deref())
+        .await
+    {
+        Ok(grant) => Envelope::ok(
+            Code::NewAccessCode,
+            Some(json!({"access_code": grant.expose(), "expiry": format_expiry(grant.expires_at)})),
+        ),
+        Err(CheckPinError::Parameter(error)) => error.into(),
+        Err(CheckPinError::InvalidPin) => {
+            Envelope::error(StatusCode::UNAUTHORIZED, Code::InvalidPin, "invalid PIN")
+        }
+        Err(CheckPinError::PinExpired) => Envelope::error(
+            StatusCode::UNAUTHORIZED,
+            Code::PinExpired,
+            "the PIN has expired; request a new one",
+        ),
+        Err(CheckPinError::Store(error)) => error.into(),
+    }
+}
+
+async fn check_access_code(
+    State(phone_login): State<Arc<PhoneLogin>>,
+    params: Result<Params, ParamsError>,
+) -> Envelope {
+    let params = match params {
+        Ok(params) => params,
+        Err(error) => return error.into(),
+    };
+    let (code, device) = (params.text("access_code"), params.text("device_id"));
+    match phone_login
+        .check_access_code(code.as_deref(), device.as_deref())
+        .await
+    {
+        Ok(info) => Envelope::ok(
+            Code::ValidAccessCode,
+            Some(json!({
+                "user_id": info.user_id.get(),
+                "phone_number": info.phone.as_ref().map(|p| p.as_str()),
+                "expiry": format_expiry(info.expires_at),
+            })),
+        ),
+        Err(AccessCodeError::Parameter(error)) => error.into(),
+        Err(AccessCodeError::Invalid) => Envelope::error(
+            StatusCode::UNAUTHORIZED,
+            Code::InvalidAccessCode,
+            "invalid access code",
+        ),
+        Err(AccessCodeError::Expired) => Envelope::error(
+            StatusCode::UNAUTHORIZED,
+            Code::ExpiredAccessCode,
+            "expired access code",
+        ),
+        Err(AccessCodeError::Store(error)) => error.into(),
+    }
+}
+
+/// `YYYY-MM-DD HH:MM:SS` in UTC, as the seed shows expiries.
+pub fn format_expiry(at: Timestamp) -> String {
+    let seconds = at.unix_seconds();
+    let (days, secs) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian
+/// (Howard Hinnant's `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expiry_is_formatted_like_the_seed() {
+        // 2018-09-27 16:56:30 UTC, the seed's example.
+        assert_eq!(
+            format_expiry(Timestamp::from_unix_millis(1_538_067_390_000)),
+            "2018-09-27 16:56:30"
+        );
+        assert_eq!(
+            format_expiry(Timestamp::from_unix_millis(0)),
+            "1970-01-01 00:00:00"
+        );
+        assert_eq!(
+            format_expiry(Timestamp::from_unix_millis(951_825_600_999)),
+            "2000-02-29 12:00:00"
+        );
+    }
+}

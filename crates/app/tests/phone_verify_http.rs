@@ -1,0 +1,229 @@
+//! Every example of seed 000 (phone-verify), and the rules the brief adds,
+//! against the real router on SQLite and on Postgres.
+
+#![allow(clippy::unwrap_used, reason = "a panic is how a test reports failure")]
+
+mod common;
+
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
+use common::{TestApp, spawn_app};
+use phonegate_adapters::{on_both_backends, testing::TestBackend};
+use serde_json::{Value, json};
+
+const REGISTER: &str = "/api/phone/register";
+const VERIFY: &str = "/api/phone/verify";
+const PHONE: &str = "+12063721234";
+
+async fn register(app: &TestApp, phone: &str) -> String {
+    let reply = app
+        .post_json(REGISTER, &json!({"phone_number": phone}))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    assert_eq!(reply.body.as_object().unwrap().len(), 1, "{:?}", reply.body);
+    reply.body["session_token"].as_str().unwrap().to_owned()
+}
+
+fn claims(token: &str) -> Value {
+    let payload = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
+
+/// Seed: register → 200 {"session_token": <JWT>}, a 6-digit code by SMS.
+async fn register_sends_a_code_and_returns_a_session_token(backend: TestBackend) {
+    let app = spawn_app(backend).await;
+    let token = register(&app, PHONE).await;
+    let code = app.last_code_to(PHONE);
+    assert_eq!(code.len(), 6);
+    assert!(code.bytes().all(|b| b.is_ascii_digit()));
+    // A signed JWT naming the E.164 phone and a nonce; never the code.
+    assert_eq!(token.split('.').count(), 3);
+    let claims = claims(&token);
+    assert_eq!(claims["phone_number"], PHONE);
+    assert!(claims["nonce"].as_str().unwrap().len() >= 16);
+    assert!(!token.contains(&code) && !claims.to_string().contains(&code));
+    // It expires with the challenge (10 minutes by default); iat is rounded
+    // down and exp up to whole seconds, so the span is 600 or 601 seconds.
+    let lifetime = claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap();
+    assert!((600..=601).contains(&lifetime), "{lifetime}");
+}
+
+/// Seed: verify {phone_number, security_code, session_token} → 200 {"message": "Security code is valid."}.
+async fn verify_accepts_the_code(backend: TestBackend) {
+    let app = spawn_app(backend).await;
+    let token = register(&app, PHONE).await;
+    let reply = app
+        .post_json(
+            VERIFY,
+            &json!({"phone_number": PHONE, "security_code": app.last_code_to(PHONE), "session_token": token}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.body, json!({"message": "Security code is valid."}));
+    // The verified phone is a user now.
+    let phone = phonegate_domain::phone::PhoneNumber::parse_e164(PHONE).unwrap();
+    use phonegate_domain::ports::UserStore as _;
+    assert!(app.store.find_by_phone(&phone).await.unwrap().is_some());
+}
+
+/// A wrong code: 400 {"non_field_errors": ["Security code is not valid"]}.
+async fn a_wrong_code_is_not_valid(backend: TestBackend) {
+    let app = spawn_app(backend).await;
+    let token = register(&app, PHONE).await;
+    let code = app.last_code_to(PHONE);
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    for body in [
+        json!({"phone_number": PHONE, "security_code": wrong, "session_token": token}),
+        // A token for another number, or forged.
+        json!({"phone_number": "+14155550100", "security_code": code, "session_token": token}),
+        json!({"phone_number": PHONE, "security_code": code, "session_token": "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJpb3NfKzkxOTkxMTcxNTkyOV9zZXNzaW9uX2NvZGUiOiI3MTExNDYifQ.XSIBOsfA6kYd8NUE2MlvhdrOZszoWQdzunOGEU_Wr94"}),
+    ] {
+        let reply = app.post_json(VERIFY, &body).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(
+            reply.body,
+            json!({"non_field_errors": ["Security code is not valid"]}),
+            "{body}"
+        );
+    }
+}
+
+/// An expired code: 400 {"non_field_errors": ["Security code has expired"]}.
+async fn an_expired_code_says_so(backend: TestBackend) {
+    let app = spawn_app(backend).await;
+    let token = register(&app, PHONE).await;
+    app.clock.advance(Duration::from_secs(601));
+    let reply = app
+        .post_json(
+            VERIFY,
+            &json!({"phone_number": PHONE, "security_code": app.last_code_to(PHONE), "session_token": token}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        reply.body,
+        json!({"non_field_errors": ["Security code has expired"]})
+    );
+}
+
+/// Five wrong codes kill the challenge; the right one is then refused.
+async fn five_wrong_codes_kill_the_challenge(backend: TestBackend) {
+    let app = spawn_app(backend).await;
+    let token = register(&app, PHONE).await;
+    let code = app.last_code_to(PHONE);
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    for _ in 0..5 {
+        let reply = app
+            .post_json(
+                VERIFY,
+                &json!({"phone_number": PHONE, "security_code": wrong, "session_token": token}),
+            )
+            .await;
+        assert_eq!(
+            reply.body,
+            json!({"non_field_errors": ["Security code is not valid"]})
+        );
+    }
+    let reply = app
+        .post_json(
+            VERIFY,
+            &json!({"phone_number": PHONE, "security_code": code, "session_token": token}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        reply.body,
+        json!({"non_field_errors": ["Too many failed verification attempts. Please request a new code."]})
+    );
+}
+
+/// Hitting register again resends a fresh code and the old one stops working.
+async fn resending_invalidates_the_old_code(backend: TestBackend) {
+    let app = spawn_app(backend).await;
+    let old_token = register(&app, PHONE).await;
+    let old_code = app.last_code_to(PHONE);
+    let new_token = register(&app, PHONE).await;
+    let new_code = app.last_code_to(PHONE);
+    assert_eq!(app.messages_to(PHONE), 2);
+    let reply = app
+        .post_json(
+            VERIFY,
+            &json!({"phone_number": PHONE, "security_code": old_code, "session_token": old_token}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    let reply = app
+        .post_json(
+            VERIFY,
+            &json!({"phone_number": PHONE, "security_code": new_code, "session_token": new_token}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+}
+
+/// Missing fields: {"<field>": ["This field is required."]} for each.
+async fn missing_fields_are_required(backend: TestBackend) {
+    let app = spawn_app(backend).await;
+    let reply = app.post_json(REGISTER, &json!({})).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        reply.body,
+        json!({"phone_number": ["This field is required."]})
+    );
+    let reply = app.post_json(VERIFY, &json!({"phone_number": PHONE})).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        reply.body,
+        json!({"security_code": ["This field is required."], "session_token": ["This field is required."]})
+    );
+}
+
+/// The seed's redacted number and other junk: a field error, never a 500.
+async fn invalid_numbers_are_field_errors(backend: TestBackend) {
+    let app = spawn_app(backend).await;
+    for phone in ["+9180765XXX10", "12", "not a number"] {
+        let reply = app
+            .post_json(REGISTER, &json!({"phone_number": phone}))
+            .await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{phone}");
+        assert_eq!(
+            reply.body,
+            json!({"phone_number": ["Enter a valid phone number."]}),
+            "{phone}"
+        );
+    }
+    let reply = app.post_form(REGISTER, "phone_number[=1").await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert!(reply.body["detail"].is_string());
+    assert_eq!(app.sms.outbox().len(), 0);
+}
+
+/// Form bodies work like JSON (DRF's clients send both).
+async fn form_bodies_work(backend: TestBackend) {
+    let app = spawn_app(backend).await;
+    let reply = app
+        .post_form(REGISTER, "phone_number=%2B1%20206%20372%201234")
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let token = reply.body["session_token"].as_str().unwrap();
+    let form = format!(
+        "phone_number=(206)372-1234&security_code={}&session_token={token}",
+        app.last_code_to(PHONE)
+    );
+    let reply = app.post_form(VERIFY, &form).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+}
+
+on_both_backends!(
+    register_sends_a_code_and_returns_a_session_token,
+    verify_accepts_the_code,
+    a_wrong_code_is_not_valid,
+    an_expired_code_says_so,
+    five_wrong_codes_kill_the_challenge,
+    resending_invalidates_the_old_code,
+    missing_fields_are_required,
+    invalid_numbers_are_field_errors,
+    form_bodies_work,
+);

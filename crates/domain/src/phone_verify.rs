@@ -1,0 +1,235 @@
+//! The phone-verify use cases: `register` sends a security code and returns
+//! a session token; `verify` checks phone + code + token together.
+//!
+//! The session token is a signed JWT naming the E.164 phone and a random
+//! nonce that finds the challenge; it never carries the code and expires
+//! with the challenge. A verified phone is a user: the first verification of
+//! a number creates its user, so the person is the same user on every
+//! surface.
+
+use std::{fmt, sync::Arc};
+
+use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
+
+use crate::{
+    delivery::Messenger,
+    otp::{Channel, CheckError, IssueRequest, LookupKey, OtpCode, OtpEngine, OtpPolicy, Purpose},
+    phone::{PhoneInputError, PhonePolicy},
+    ports::{DeliveryError, StoreError, TokenIssuer, UserStore},
+    token::{IssuedToken, TokenError},
+    user::UserId,
+};
+
+/// Bytes of randomness in a session's nonce.
+const NONCE_BYTES: usize = 16;
+
+#[derive(Debug, Clone)]
+pub struct PhoneVerifySettings {
+    pub phones: PhonePolicy,
+    pub policy: OtpPolicy,
+}
+
+/// Why a code could not be sent.
+#[derive(Debug, thiserror::Error)]
+pub enum RegisterError {
+    #[error("phone_number is required")]
+    MissingPhone,
+    #[error(transparent)]
+    InvalidPhone(PhoneInputError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the code could not be delivered: {0}")]
+    Delivery(#[from] DeliveryError),
+    #[error(transparent)]
+    Token(TokenError),
+}
+
+/// The three fields a verification needs; `None` when not sent.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct VerifyRequest<'a> {
+    pub phone_number: Option<&'a str>,
+    pub security_code: Option<&'a str>,
+    pub session_token: Option<&'a str>,
+}
+
+/// Why a verification failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PhoneVerifyError {
+    /// The named fields are missing or blank.
+    #[error("missing fields: {0:?}")]
+    MissingFields(Vec<&'static str>),
+    #[error(transparent)]
+    InvalidPhone(PhoneInputError),
+    /// Wrong code, or a token that does not match the phone or any live
+    /// challenge: one answer for all.
+    #[error("Security code is not valid")]
+    InvalidCode,
+    #[error("Security code has expired")]
+    Expired,
+    #[error("Too many failed verification attempts. Please request a new code.")]
+    TooManyAttempts,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A verified phone and its user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VerifiedPhone {
+    pub user_id: UserId,
+    /// Whether this verification created the user.
+    pub created: bool,
+}
+
+pub struct PhoneVerify {
+    users: Arc<dyn UserStore>,
+    messenger: Messenger,
+    tokens: Arc<dyn TokenIssuer>,
+    otp: OtpEngine,
+    settings: PhoneVerifySettings,
+}
+
+impl fmt::Debug for PhoneVerify {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PhoneVerify")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PhoneVerify {
+    pub fn new(
+        users: Arc<dyn UserStore>,
+        messenger: Messenger,
+        tokens: Arc<dyn TokenIssuer>,
+        otp: OtpEngine,
+        settings: PhoneVerifySettings,
+    ) -> Self {
+        Self {
+            users,
+            messenger,
+            tokens,
+            otp,
+            settings,
+        }
+    }
+
+    /// `register`: sends a fresh code (replacing any earlier one) and
+    /// returns the session token to verify it with.
+    pub async fn register(&self, phone_number: Option<&str>) -> Result<IssuedToken, RegisterError> {
+        let input = phone_number
+            .filter(|p| !p.trim().is_empty())
+            .ok_or(RegisterError::MissingPhone)?;
+        let phone = self
+            .settings
+            .phones
+            .parse(input)
+            .map_err(RegisterError::InvalidPhone)?;
+        let user = self.users.find_by_phone(&phone).await?;
+        let nonce = self.otp.random_bytes(NONCE_BYTES);
+        let lookup = LookupKey::from_bytes(nonce.clone());
+        let issued = self
+            .otp
+            .issue(IssueRequest {
+                purpose: Purpose::PhoneVerify,
+                phone: &phone,
+                user_id: user.map(|u| u.id),
+                channel: Channel::Sms,
+                device_binding: None,
+                lookup: &lookup,
+                policy: &self.settings.policy,
+            })
+            .await?;
+        self.messenger
+            .deliver(&phone, Channel::Sms, &issued)
+            .await?;
+        let token = self
+            .tokens
+            .issue_phone_session(
+                &phone,
+                &URL_SAFE_NO_PAD.encode(&nonce),
+                self.otp.clock().now(),
+                issued.expires_at,
+            )
+            .map_err(RegisterError::Token)?;
+        tracing::info!("security code sent");
+        Ok(token)
+    }
+
+    /// `verify`: the code must match the challenge the token names, for the
+    /// phone the token names.
+    pub async fn verify(
+        &self,
+        request: VerifyRequest<'_>,
+    ) -> Result<VerifiedPhone, PhoneVerifyError> {
+        fn present(value: Option<&str>) -> Option<&str> {
+            value.filter(|v| !v.trim().is_empty())
+        }
+        let (phone_number, code, token) = match (
+            present(request.phone_number),
+            present(request.security_code),
+            present(request.session_token),
+        ) {
+            (Some(phone), Some(code), Some(token)) => (phone, code, token),
+            (phone, code, token) => {
+                let missing = [
+                    ("phone_number", phone.is_none()),
+                    ("security_code", code.is_none()),
+                    ("session_token", token.is_none()),
+                ];
+                return Err(PhoneVerifyError::MissingFields(
+                    missing
+                        .iter()
+                        .filter(|(_, m)| *m)
+                        .map(|(name, _)| *name)
+                        .collect(),
+                ));
+            }
+        };
+        let phone = self
+            .settings
+            .phones
+            .parse(phone_number)
+            .map_err(PhoneVerifyError::InvalidPhone)?;
+        let now = self.otp.clock().now();
+        let session = match self.tokens.verify_phone_session(token, now) {
+            Ok(session) => session,
+            Err(TokenError::Expired) => return Err(PhoneVerifyError::Expired),
+            Err(_) => return Err(PhoneVerifyError::InvalidCode),
+        };
+        if session.phone != phone.as_str() {
+            return Err(PhoneVerifyError::InvalidCode);
+        }
+        let nonce = URL_SAFE_NO_PAD
+            .decode(&session.nonce)
+            .map_err(|_| PhoneVerifyError::InvalidCode)?;
+        let code = OtpCode::parse(code, self.settings.policy.length)
+            .ok_or(PhoneVerifyError::InvalidCode)?;
+        match self
+            .otp
+            .check(
+                Purpose::PhoneVerify,
+                &LookupKey::from_bytes(nonce),
+                &code,
+                None,
+            )
+            .await
+        {
+            Ok(_) => {}
+            Err(CheckError::Expired) => return Err(PhoneVerifyError::Expired),
+            Err(CheckError::Exhausted) => return Err(PhoneVerifyError::TooManyAttempts),
+            Err(CheckError::Store(error)) => return Err(error.into()),
+            Err(CheckError::NotFound | CheckError::WrongCode { .. } | CheckError::Closed) => {
+                return Err(PhoneVerifyError::InvalidCode);
+            }
+        }
+        let (user, created) = self.users.upsert_verified_phone(&phone, now).await?;
+        tracing::info!(user_id = user.id.get(), created, "phone verified");
+        Ok(VerifiedPhone {
+            user_id: user.id,
+            created,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

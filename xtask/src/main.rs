@@ -27,14 +27,7 @@ const DOMAIN_FORBIDDEN: &[&str] = &[
 ];
 
 /// Crates the api layer must never depend on (it knows HTTP, not storage or providers).
-const API_FORBIDDEN: &[&str] = &[
-    "sqlx",
-    "sea-query",
-    "reqwest",
-    "lettre",
-    "redis",
-    "phonegate-adapters",
-];
+const API_FORBIDDEN: &[&str] = &["sqlx", "sea-query", "reqwest", "lettre", "redis", "phonegate-adapters"];
 
 fn main() -> ExitCode {
     let task = env::args().nth(1).unwrap_or_default();
@@ -108,9 +101,7 @@ fn test_workspace() -> Result<(), String> {
             }
         }
     }
-    let status = child
-        .wait()
-        .map_err(|error| format!("waiting for cargo: {error}"))?;
+    let status = child.wait().map_err(|error| format!("waiting for cargo: {error}"))?;
     println!("{passed} passed, {failed} failed");
     if status.success() {
         Ok(())
@@ -137,8 +128,7 @@ fn count_before(summary: &str, label: &str) -> u64 {
 fn dependencies_of(package: &str) -> Result<Vec<String>, String> {
     let output = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .args([
-            "tree", "--locked", "-p", package, "-e", "normal", "--prefix", "none", "--format",
-            "{p}",
+            "tree", "--locked", "-p", package, "-e", "normal", "--prefix", "none", "--format", "{p}",
         ])
         .output()
         .map_err(|error| format!("running cargo tree: {error}"))?;
@@ -158,10 +148,7 @@ fn dependencies_of(package: &str) -> Result<Vec<String>, String> {
 /// Cargo enforces the direction of dependencies; this checks the rules that
 /// cargo cannot express: which third-party crates each layer may reach.
 fn check_dependency_direction() -> Result<(), String> {
-    for (package, forbidden) in [
-        ("phonegate-domain", DOMAIN_FORBIDDEN),
-        ("phonegate-api", API_FORBIDDEN),
-    ] {
+    for (package, forbidden) in [("phonegate-domain", DOMAIN_FORBIDDEN), ("phonegate-api", API_FORBIDDEN)] {
         let found: Vec<String> = dependencies_of(package)?
             .into_iter()
             .filter(|name| forbidden.contains(&name.as_str()))

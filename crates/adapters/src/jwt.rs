@@ -2,9 +2,7 @@
 
 use std::{fmt, sync::Arc, time::Duration};
 
-use jsonwebtoken::{
-    Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, decode_header, encode,
-};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, decode_header, encode};
 use phonegate_domain::{
     phone::PhoneNumber,
     ports::{RandomSource, TokenIssuer},
@@ -182,11 +180,7 @@ impl TokenIssuer for Hs256Tokens {
         self.sign(&claims, expires_at)
     }
 
-    fn verify_phone_session(
-        &self,
-        token: &str,
-        now: Timestamp,
-    ) -> Result<PhoneSession, TokenError> {
+    fn verify_phone_session(&self, token: &str, now: Timestamp) -> Result<PhoneSession, TokenError> {
         let claims: SessionClaims = self.decode(token, &self.session_validation)?;
         if now.unix_seconds() >= claims.exp {
             return Err(TokenError::Expired);
@@ -200,25 +194,16 @@ impl TokenIssuer for Hs256Tokens {
 }
 
 impl Hs256Tokens {
-    fn sign<T: Serialize>(
-        &self,
-        claims: &T,
-        expires_at: Timestamp,
-    ) -> Result<IssuedToken, TokenError> {
+    fn sign<T: Serialize>(&self, claims: &T, expires_at: Timestamp) -> Result<IssuedToken, TokenError> {
         let mut header = Header::new(Algorithm::HS256);
         header.kid = Some(self.key_id.clone());
-        let token = encode(&header, claims, &self.encoding)
-            .map_err(|error| TokenError::Signing(error.to_string()))?;
+        let token = encode(&header, claims, &self.encoding).map_err(|error| TokenError::Signing(error.to_string()))?;
         Ok(IssuedToken::new(SecretString::from(token), expires_at))
     }
 
     /// Checks the header's key id, then the signature and the claims the
     /// validation requires. Time is checked by the callers.
-    fn decode<T: serde::de::DeserializeOwned>(
-        &self,
-        token: &str,
-        validation: &Validation,
-    ) -> Result<T, TokenError> {
+    fn decode<T: serde::de::DeserializeOwned>(&self, token: &str, validation: &Validation) -> Result<T, TokenError> {
         let header = decode_header(token).map_err(|_| TokenError::Invalid)?;
         // A token naming a key we do not hold is refused outright; the key
         // is never taken from the token itself.
@@ -262,10 +247,7 @@ mod tests {
         let later = NOW.plus(Duration::from_secs(1799));
         assert!(tokens.verify(issued.expose(), later).is_ok());
         let expired = NOW.plus(Duration::from_secs(1800));
-        assert_eq!(
-            tokens.verify(issued.expose(), expired),
-            Err(TokenError::Expired)
-        );
+        assert_eq!(tokens.verify(issued.expose(), expired), Err(TokenError::Expired));
     }
 
     #[test]
@@ -302,16 +284,8 @@ mod tests {
     #[test]
     fn other_algorithms_are_refused() {
         for alg in ["HS384", "HS512", "RS256", "ES256"] {
-            let token = forge(
-                &format!(r#"{{"alg":"{alg}","typ":"JWT"}}"#),
-                &claims(),
-                "AAAA",
-            );
-            assert_eq!(
-                tokens("s").verify(&token, NOW),
-                Err(TokenError::Invalid),
-                "{alg}"
-            );
+            let token = forge(&format!(r#"{{"alg":"{alg}","typ":"JWT"}}"#), &claims(), "AAAA");
+            assert_eq!(tokens("s").verify(&token, NOW), Err(TokenError::Invalid), "{alg}");
         }
     }
 
@@ -328,12 +302,7 @@ mod tests {
     fn a_wrong_issuer_is_refused() {
         let mut claims = claims();
         claims["iss"] = "someone-else".into();
-        let token = encode(
-            &Header::new(Algorithm::HS256),
-            &claims,
-            &EncodingKey::from_secret(b"s"),
-        )
-        .unwrap();
+        let token = encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(b"s")).unwrap();
         assert_eq!(tokens("s").verify(&token, NOW), Err(TokenError::Invalid));
     }
 
@@ -342,28 +311,15 @@ mod tests {
         let mut claims = claims();
         claims["nbf"] = (NOW.unix_seconds() + 3600).into();
         claims["exp"] = (NOW.unix_seconds() + 7200).into();
-        let token = encode(
-            &Header::new(Algorithm::HS256),
-            &claims,
-            &EncodingKey::from_secret(b"s"),
-        )
-        .unwrap();
-        assert_eq!(
-            tokens("s").verify(&token, NOW),
-            Err(TokenError::NotYetValid)
-        );
+        let token = encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(b"s")).unwrap();
+        assert_eq!(tokens("s").verify(&token, NOW), Err(TokenError::NotYetValid));
     }
 
     #[test]
     fn a_token_missing_exp_is_refused() {
         let mut claims = claims();
         claims.as_object_mut().unwrap().remove("exp");
-        let token = encode(
-            &Header::new(Algorithm::HS256),
-            &claims,
-            &EncodingKey::from_secret(b"s"),
-        )
-        .unwrap();
+        let token = encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(b"s")).unwrap();
         assert_eq!(tokens("s").verify(&token, NOW), Err(TokenError::Invalid));
     }
 
@@ -372,18 +328,13 @@ mod tests {
         let tokens = tokens("s");
         let phone = PhoneNumber::parse_e164("+12063721234").unwrap();
         let expires = NOW.plus(Duration::from_secs(600));
-        let session = tokens
-            .issue_phone_session(&phone, "nonce", NOW, expires)
-            .unwrap();
+        let session = tokens.issue_phone_session(&phone, "nonce", NOW, expires).unwrap();
         let claims = tokens.verify_phone_session(session.expose(), NOW).unwrap();
         assert_eq!(
             (claims.phone.as_str(), claims.nonce.as_str()),
             ("+12063721234", "nonce")
         );
-        assert_eq!(
-            tokens.verify(session.expose(), NOW),
-            Err(TokenError::Invalid)
-        );
+        assert_eq!(tokens.verify(session.expose(), NOW), Err(TokenError::Invalid));
         let access = tokens.issue(UserId::new(1), NOW).unwrap();
         assert_eq!(
             tokens.verify_phone_session(access.expose(), NOW),
@@ -399,23 +350,14 @@ mod tests {
     fn an_access_token_without_audience_is_refused() {
         let mut claims = claims();
         claims.as_object_mut().unwrap().remove("aud");
-        let token = encode(
-            &Header::new(Algorithm::HS256),
-            &claims,
-            &EncodingKey::from_secret(b"s"),
-        )
-        .unwrap();
+        let token = encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(b"s")).unwrap();
         assert_eq!(tokens("s").verify(&token, NOW), Err(TokenError::Invalid));
     }
 
     #[test]
     fn garbage_is_refused() {
         for token in ["", "a.b", "a.b.c", "....", "eyJ.eyJ.sig"] {
-            assert_eq!(
-                tokens("s").verify(token, NOW),
-                Err(TokenError::Invalid),
-                "{token}"
-            );
+            assert_eq!(tokens("s").verify(token, NOW), Err(TokenError::Invalid), "{token}");
         }
     }
 }

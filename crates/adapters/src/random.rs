@@ -11,10 +11,7 @@ impl RandomSource for OsRandom {
         // The OS generator does not fail once the system has booted; if it
         // ever did, handing out predictable codes would be far worse than
         // stopping, so this is the one place that may abort a request.
-        #[expect(
-            clippy::expect_used,
-            reason = "no safe fallback exists for a broken CSPRNG"
-        )]
+        #[expect(clippy::expect_used, reason = "no safe fallback exists for a broken CSPRNG")]
         getrandom::fill(dest).expect("the operating system's random generator failed");
     }
 }

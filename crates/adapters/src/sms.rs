@@ -64,10 +64,7 @@ impl ConsoleProvider {
 
     /// Every message kept, oldest first.
     pub fn outbox(&self) -> Vec<OutboxMessage> {
-        self.outbox
-            .lock()
-            .map(|outbox| outbox.clone())
-            .unwrap_or_default()
+        self.outbox.lock().map(|outbox| outbox.clone()).unwrap_or_default()
     }
 
     /// The latest message or call to `to`, if any.
@@ -92,11 +89,7 @@ impl ConsoleProvider {
             }
             outbox.push(entry);
         }
-        tracing::debug!(
-            channel,
-            to,
-            "console provider: message kept in the dev outbox"
-        );
+        tracing::debug!(channel, to, "console provider: message kept in the dev outbox");
     }
 }
 

@@ -60,8 +60,7 @@ impl TestDatabase {
     pub async fn create(backend: TestBackend) -> Self {
         match backend {
             TestBackend::Sqlite => {
-                let path =
-                    std::env::temp_dir().join(format!("phonegate-test-{}.db", random_suffix()));
+                let path = std::env::temp_dir().join(format!("phonegate-test-{}.db", random_suffix()));
                 Self {
                     url: format!("sqlite://{}?mode=rwc", path.display()),
                     cleanup: Cleanup::Files(path),
@@ -77,9 +76,7 @@ impl TestDatabase {
                     .unwrap_or_else(|error| panic!("creating test database {name}: {error}"));
                 let _ = admin.close().await;
                 let url = match admin_url.rsplit_once('/') {
-                    Some((server, _db))
-                        if server.contains("://") && server.len() > "postgres://".len() =>
-                    {
+                    Some((server, _db)) if server.contains("://") && server.len() > "postgres://".len() => {
                         format!("{server}/{name}")
                     }
                     _ => format!("{}/{name}", admin_url.trim_end_matches('/')),
@@ -108,18 +105,13 @@ impl Drop for TestDatabase {
                 // Drop may run inside an async test, so the cleanup gets its
                 // own thread and runtime.
                 let _ = std::thread::spawn(move || {
-                    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                    else {
+                    let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
                         return;
                     };
                     runtime.block_on(async {
                         if let Ok(mut admin) = PgConnection::connect(&admin_url).await {
                             let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-                            let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(drop))
-                                .execute(&mut admin)
-                                .await;
+                            let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(drop)).execute(&mut admin).await;
                         }
                     });
                 })

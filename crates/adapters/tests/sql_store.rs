@@ -24,9 +24,7 @@ const NOW: Timestamp = Timestamp::from_unix_millis(1_800_000_000_000);
 
 async fn store(backend: TestBackend) -> (TestDatabase, SqlStore) {
     let database = TestDatabase::create(backend).await;
-    let db = Db::connect(&database.url, &DbOptions::default())
-        .await
-        .unwrap();
+    let db = Db::connect(&database.url, &DbOptions::default()).await.unwrap();
     assert!(
         migrate(&db, NOW.unix_millis()).await.unwrap() >= 2,
         "every migration applies to a new database"
@@ -84,10 +82,7 @@ async fn migrations_apply_once(backend: TestBackend) {
 
 async fn attempts_are_counted_up_to_the_limit(backend: TestBackend) {
     let (_database, store) = store(backend).await;
-    store
-        .replace_live(challenge(1, "+85261234567", None))
-        .await
-        .unwrap();
+    store.replace_live(challenge(1, "+85261234567", None)).await.unwrap();
     for expected in 1..=5 {
         match store.spend_attempt(&hash(1), NOW).await.unwrap() {
             AttemptOutcome::Spent(attempt) => {
@@ -111,10 +106,7 @@ async fn attempts_are_counted_up_to_the_limit(backend: TestBackend) {
 
 async fn expired_challenges_spend_nothing(backend: TestBackend) {
     let (_database, store) = store(backend).await;
-    store
-        .replace_live(challenge(1, "+85261234567", None))
-        .await
-        .unwrap();
+    store.replace_live(challenge(1, "+85261234567", None)).await.unwrap();
     let at_expiry = NOW.plus(Duration::from_secs(600));
     assert_eq!(
         store.spend_attempt(&hash(1), at_expiry).await.unwrap(),
@@ -130,19 +122,10 @@ async fn expired_challenges_spend_nothing(backend: TestBackend) {
 
 async fn a_new_challenge_supersedes_the_live_one(backend: TestBackend) {
     let (_database, store) = store(backend).await;
-    store
-        .replace_live(challenge(1, "+85261234567", None))
-        .await
-        .unwrap();
-    store
-        .replace_live(challenge(2, "+85261234567", None))
-        .await
-        .unwrap();
+    store.replace_live(challenge(1, "+85261234567", None)).await.unwrap();
+    store.replace_live(challenge(2, "+85261234567", None)).await.unwrap();
     // A challenge for another phone is untouched.
-    store
-        .replace_live(challenge(3, "+85291234567", None))
-        .await
-        .unwrap();
+    store.replace_live(challenge(3, "+85291234567", None)).await.unwrap();
     assert_eq!(
         store.spend_attempt(&hash(1), NOW).await.unwrap(),
         AttemptOutcome::Closed
@@ -159,10 +142,7 @@ async fn a_new_challenge_supersedes_the_live_one(backend: TestBackend) {
 
 async fn a_challenge_is_consumed_once(backend: TestBackend) {
     let (_database, store) = store(backend).await;
-    let id = store
-        .replace_live(challenge(1, "+85261234567", None))
-        .await
-        .unwrap();
+    let id = store.replace_live(challenge(1, "+85261234567", None)).await.unwrap();
     assert!(store.consume(id, NOW).await.unwrap());
     assert!(!store.consume(id, NOW).await.unwrap());
     assert_eq!(
@@ -174,10 +154,7 @@ async fn a_challenge_is_consumed_once(backend: TestBackend) {
 async fn concurrent_consumers_have_exactly_one_winner(backend: TestBackend) {
     let (_database, store) = store(backend).await;
     let store = Arc::new(store);
-    let id = store
-        .replace_live(challenge(1, "+85261234567", None))
-        .await
-        .unwrap();
+    let id = store.replace_live(challenge(1, "+85261234567", None)).await.unwrap();
     let tasks: Vec<_> = (0..20)
         .map(|_| {
             let store = store.clone();
@@ -194,10 +171,7 @@ async fn concurrent_consumers_have_exactly_one_winner(backend: TestBackend) {
 async fn concurrent_attempts_never_exceed_the_limit(backend: TestBackend) {
     let (_database, store) = store(backend).await;
     let store = Arc::new(store);
-    store
-        .replace_live(challenge(1, "+85261234567", None))
-        .await
-        .unwrap();
+    store.replace_live(challenge(1, "+85261234567", None)).await.unwrap();
     let tasks: Vec<_> = (0..20)
         .map(|_| {
             let store = store.clone();
@@ -232,21 +206,10 @@ async fn a_user_is_created_with_address_and_challenge_in_one_transaction(backend
         other => panic!("{other:?}"),
     }
     assert_eq!(
-        store
-            .find_by_phone(&phone("+85251224538"))
-            .await
-            .unwrap()
-            .unwrap()
-            .id,
+        store.find_by_phone(&phone("+85251224538")).await.unwrap().unwrap().id,
         user
     );
-    assert!(
-        store
-            .find_by_phone(&phone("+85251224539"))
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(store.find_by_phone(&phone("+85251224539")).await.unwrap().is_none());
     assert!(store.profile(UserId::new(999_999)).await.unwrap().is_none());
 }
 
@@ -264,10 +227,7 @@ async fn a_taken_phone_writes_nothing(backend: TestBackend) {
             challenge(2, "+85251224538", None),
         )
         .await;
-    assert!(
-        matches!(second, Err(CreateUserError::PhoneTaken)),
-        "{second:?}"
-    );
+    assert!(matches!(second, Err(CreateUserError::PhoneTaken)), "{second:?}");
     // The rolled-back transaction left neither a challenge nor a superseded one.
     assert_eq!(
         store.spend_attempt(&hash(2), NOW).await.unwrap(),
@@ -293,10 +253,7 @@ async fn a_push_handle_belongs_to_one_user(backend: TestBackend) {
         .await
         .unwrap();
     assert_eq!(store.push_registrations(alice).await.unwrap().len(), 1);
-    store
-        .register_push(bob, PushPlatform::Fcm, &handle, NOW)
-        .await
-        .unwrap();
+    store.register_push(bob, PushPlatform::Fcm, &handle, NOW).await.unwrap();
     assert!(store.push_registrations(alice).await.unwrap().is_empty());
     assert_eq!(
         store.push_registrations(bob).await.unwrap(),
@@ -316,14 +273,8 @@ async fn permissions_are_listed_in_the_profile(backend: TestBackend) {
 
 async fn a_server_secret_is_created_once(backend: TestBackend) {
     let (_database, store) = store(backend).await;
-    let first = store
-        .secret_or_insert("k", vec![1, 2, 3], NOW)
-        .await
-        .unwrap();
-    let second = store
-        .secret_or_insert("k", vec![4, 5, 6], NOW)
-        .await
-        .unwrap();
+    let first = store.secret_or_insert("k", vec![1, 2, 3], NOW).await.unwrap();
+    let second = store.secret_or_insert("k", vec![4, 5, 6], NOW).await.unwrap();
     assert_eq!(first, vec![1, 2, 3]);
     assert_eq!(second, vec![1, 2, 3]);
 }
@@ -332,23 +283,14 @@ async fn a_lookup_hash_can_be_reissued_for_the_same_phone(backend: TestBackend) 
     // phone-login's lookup is the phone itself: every new PIN for a number
     // has the same lookup hash as the ones before it.
     let (_database, store) = store(backend).await;
-    let first = store
-        .replace_live(challenge(1, "+12063721234", None))
-        .await
-        .unwrap();
+    let first = store.replace_live(challenge(1, "+12063721234", None)).await.unwrap();
     assert!(store.consume(first, NOW).await.unwrap());
     assert_eq!(
         store.spend_attempt(&hash(1), NOW).await.unwrap(),
         AttemptOutcome::Closed
     );
-    store
-        .replace_live(challenge(1, "+12063721234", None))
-        .await
-        .unwrap();
-    store
-        .replace_live(challenge(1, "+12063721234", None))
-        .await
-        .unwrap();
+    store.replace_live(challenge(1, "+12063721234", None)).await.unwrap();
+    store.replace_live(challenge(1, "+12063721234", None)).await.unwrap();
     match store.spend_attempt(&hash(1), NOW).await.unwrap() {
         AttemptOutcome::Spent(attempt) => assert_eq!(attempt.attempts, 1),
         other => panic!("{other:?}"),
@@ -361,11 +303,7 @@ async fn racing_issuers_leave_exactly_one_live_challenge(backend: TestBackend) {
     let tasks: Vec<_> = (0..10u8)
         .map(|i| {
             let store = store.clone();
-            tokio::spawn(async move {
-                store
-                    .replace_live(challenge(10 + i, "+85261234567", None))
-                    .await
-            })
+            tokio::spawn(async move { store.replace_live(challenge(10 + i, "+85261234567", None)).await })
         })
         .collect();
     for task in tasks {
@@ -388,12 +326,7 @@ async fn a_verified_phone_is_one_user(backend: TestBackend) {
     let tasks: Vec<_> = (0..10)
         .map(|_| {
             let store = store.clone();
-            tokio::spawn(async move {
-                store
-                    .upsert_verified_phone(&phone("+12063721234"), NOW)
-                    .await
-                    .unwrap()
-            })
+            tokio::spawn(async move { store.upsert_verified_phone(&phone("+12063721234"), NOW).await.unwrap() })
         })
         .collect();
     let mut ids = vec![];
@@ -407,10 +340,7 @@ async fn a_verified_phone_is_one_user(backend: TestBackend) {
     assert!(ids.iter().all(|id| *id == ids[0]));
     // An existing pin-auth user is found, not duplicated.
     let existing = new_user(&store, "+85251224538", 1).await;
-    let (user, was_created) = store
-        .upsert_verified_phone(&phone("+85251224538"), NOW)
-        .await
-        .unwrap();
+    let (user, was_created) = store.upsert_verified_phone(&phone("+85251224538"), NOW).await.unwrap();
     assert_eq!((user.id, was_created), (existing, false));
 }
 

@@ -42,27 +42,17 @@ impl AllowedHosts {
             return false;
         };
         let host = strip_port(host.trim()).to_ascii_lowercase();
-        self.0
-            .iter()
-            .any(|allowed| match allowed.strip_prefix('.') {
-                Some(domain) => {
-                    host == domain
-                        || host
-                            .strip_suffix(domain)
-                            .is_some_and(|sub| sub.ends_with('.'))
-                }
-                None => host == *allowed,
-            })
+        self.0.iter().any(|allowed| match allowed.strip_prefix('.') {
+            Some(domain) => host == domain || host.strip_suffix(domain).is_some_and(|sub| sub.ends_with('.')),
+            None => host == *allowed,
+        })
     }
 }
 
 /// Refuses requests whose Host is not allowed with `refusal()`, the
 /// surface's own error response.
 pub fn guard(router: Router, hosts: &AllowedHosts, refusal: fn() -> Response) -> Router {
-    router.layer(middleware::from_fn_with_state(
-        (hosts.clone(), refusal),
-        check_host,
-    ))
+    router.layer(middleware::from_fn_with_state((hosts.clone(), refusal), check_host))
 }
 
 async fn check_host(
@@ -98,8 +88,7 @@ mod tests {
     fn permits(allowed: &[&str], host: &str) -> bool {
         let mut headers = HeaderMap::new();
         headers.insert(HOST, HeaderValue::from_str(host).unwrap());
-        AllowedHosts::new(allowed.iter().map(|h| h.to_string()))
-            .permits(&headers, &Uri::from_static("/"))
+        AllowedHosts::new(allowed.iter().map(|h| h.to_string())).permits(&headers, &Uri::from_static("/"))
     }
 
     #[test]

@@ -16,9 +16,7 @@
 use std::{sync::Arc, time::Duration};
 
 use axum::{Router, http::Request};
-use phonegate_domain::{
-    phone_login::PhoneLogin, phone_verify::PhoneVerify, pin_auth::PinAuth, ports::Readiness,
-};
+use phonegate_domain::{phone_login::PhoneLogin, phone_verify::PhoneVerify, pin_auth::PinAuth, ports::Readiness};
 use tower::ServiceBuilder;
 use tower_http::{
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer},
@@ -34,6 +32,17 @@ pub mod phone_verify;
 pub mod pin_auth;
 
 pub use hosts::AllowedHosts;
+
+/// Adds `Retry-After` (whole seconds, at least 1) to a 429 response.
+fn with_retry_after(mut response: axum::response::Response, retry_after: Option<Duration>) -> axum::response::Response {
+    if let Some(wait) = retry_after {
+        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        if let Ok(value) = axum::http::HeaderValue::from_str(&seconds.max(1).to_string()) {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, value);
+        }
+    }
+    response
+}
 
 /// The use cases the routers call.
 #[derive(Clone)]
@@ -61,10 +70,7 @@ pub struct HttpSettings {
 /// request ids and request logging.
 pub fn router(services: Services, settings: HttpSettings) -> Router {
     Router::new()
-        .merge(pin_auth::router(
-            services.pin_auth.clone(),
-            &settings.allowed_hosts,
-        ))
+        .merge(pin_auth::router(services.pin_auth.clone(), &settings.allowed_hosts))
         .merge(phone_verify::router(
             services.phone_verify.clone(),
             &settings.allowed_hosts,
@@ -95,13 +101,10 @@ pub fn router(services: Services, settings: HttpSettings) -> Router {
                         })
                         .on_request(())
                         .on_response(
-                            |response: &axum::response::Response,
-                             latency: Duration,
-                             _span: &tracing::Span| {
+                            |response: &axum::response::Response, latency: Duration, _span: &tracing::Span| {
                                 tracing::info!(
                                     status = response.status().as_u16(),
-                                    latency_us =
-                                        u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),
+                                    latency_us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),
                                     "request finished"
                                 );
                             },

@@ -19,17 +19,12 @@ async fn healthz() -> Json<serde_json::Value> {
 }
 
 /// The database answers; 503 while it does not.
-async fn readyz(
-    State(readiness): State<Arc<dyn Readiness>>,
-) -> (StatusCode, Json<serde_json::Value>) {
+async fn readyz(State(readiness): State<Arc<dyn Readiness>>) -> (StatusCode, Json<serde_json::Value>) {
     match readiness.check().await {
         Ok(()) => (StatusCode::OK, Json(json!({"status": "ready"}))),
         Err(error) => {
             tracing::warn!(%error, "not ready: database unavailable");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({"status": "unavailable"})),
-            )
+            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "unavailable"})))
         }
     }
 }

@@ -63,11 +63,7 @@ impl<S: Send + Sync> FromRequest<S> for Params {
     }
 }
 
-fn merge_body(
-    params: &mut Map<String, Value>,
-    content_type: Option<&str>,
-    body: &Bytes,
-) -> Result<(), ParamsError> {
+fn merge_body(params: &mut Map<String, Value>, content_type: Option<&str>, body: &Bytes) -> Result<(), ParamsError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(());
     }
@@ -92,8 +88,7 @@ fn merge_body(
 
 /// Merges `a=1&b[c]=2&d[]=3` into `params` as `{"a":"1","b":{"c":"2"},"d":["3"]}`.
 fn merge_form(params: &mut Map<String, Value>, form: &[u8]) -> Result<(), ParamsError> {
-    let pairs: Vec<(String, String)> =
-        serde_urlencoded::from_bytes(form).map_err(|_| ParamsError::MalformedForm)?;
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(form).map_err(|_| ParamsError::MalformedForm)?;
     for (key, value) in pairs {
         let (head, path) = split_key(&key).ok_or(ParamsError::MalformedForm)?;
         insert_path(params, head, &path, value)?;
@@ -118,21 +113,14 @@ fn split_key(key: &str) -> Option<(&str, Vec<&str>)> {
     (!head.is_empty()).then_some((head, path))
 }
 
-fn insert_path(
-    map: &mut Map<String, Value>,
-    head: &str,
-    path: &[&str],
-    value: String,
-) -> Result<(), ParamsError> {
+fn insert_path(map: &mut Map<String, Value>, head: &str, path: &[&str], value: String) -> Result<(), ParamsError> {
     match path.split_first() {
         None => {
             map.insert(head.to_owned(), Value::String(value));
             Ok(())
         }
         Some((&"", _)) => {
-            let entry = map
-                .entry(head.to_owned())
-                .or_insert_with(|| Value::Array(vec![]));
+            let entry = map.entry(head.to_owned()).or_insert_with(|| Value::Array(vec![]));
             match entry {
                 Value::Array(items) => {
                     items.push(Value::String(value));
@@ -142,9 +130,7 @@ fn insert_path(
             }
         }
         Some((next, rest)) => {
-            let entry = map
-                .entry(head.to_owned())
-                .or_insert_with(|| Value::Object(Map::new()));
+            let entry = map.entry(head.to_owned()).or_insert_with(|| Value::Object(Map::new()));
             match entry {
                 Value::Object(inner) => insert_path(inner, next, rest, value),
                 _ => Err(ParamsError::MalformedForm),
@@ -199,18 +185,8 @@ mod tests {
 
     #[test]
     fn json_form_and_query_read_alike() {
-        let json = parse(
-            Some("application/json"),
-            r#"{"mobile": "+85261677528"}"#,
-            "",
-        )
-        .unwrap();
-        let form = parse(
-            Some("application/x-www-form-urlencoded"),
-            "mobile=%2B85261677528",
-            "",
-        )
-        .unwrap();
+        let json = parse(Some("application/json"), r#"{"mobile": "+85261677528"}"#, "").unwrap();
+        let form = parse(Some("application/x-www-form-urlencoded"), "mobile=%2B85261677528", "").unwrap();
         let query = parse(None, "", "mobile=%2B85261677528").unwrap();
         for params in [json, form, query] {
             assert_eq!(params.text("mobile").as_deref(), Some("+85261677528"));
@@ -248,14 +224,8 @@ mod tests {
             parse(Some("application/json"), "[1]", "").unwrap_err(),
             ParamsError::NotAnObject
         );
-        assert_eq!(
-            parse(None, "a[b=1", "").unwrap_err(),
-            ParamsError::MalformedForm
-        );
-        assert_eq!(
-            parse(None, "a=1&a[b]=2", "").unwrap_err(),
-            ParamsError::MalformedForm
-        );
+        assert_eq!(parse(None, "a[b=1", "").unwrap_err(), ParamsError::MalformedForm);
+        assert_eq!(parse(None, "a=1&a[b]=2", "").unwrap_err(), ParamsError::MalformedForm);
     }
 
     #[test]

@@ -19,9 +19,7 @@ use axum::{
     routing::{get, post},
 };
 use phonegate_domain::{
-    phone_login::{
-        AccessCodeError, CheckPinError, LoginStatus, ParameterError, PhoneLogin, PhoneLoginError,
-    },
+    phone_login::{AccessCodeError, CheckPinError, LoginStatus, ParameterError, PhoneLogin, PhoneLoginError},
     ports::{DeliveryError, StoreError},
     time::Timestamp,
 };
@@ -49,6 +47,8 @@ pub enum Code {
     ValidAccessCode,
     /// phonegate's extension: a dependency (database, SMS provider) is down.
     ServiceUnavailable,
+    /// phonegate's extension: too many requests; see `Retry-After`.
+    RateLimited,
 }
 
 impl Code {
@@ -67,6 +67,7 @@ impl Code {
             Self::AuthEndpointFunctionSuccess => 33,
             Self::ValidAccessCode => 40,
             Self::ServiceUnavailable => -500,
+            Self::RateLimited => -429,
         }
     }
 
@@ -85,6 +86,7 @@ impl Code {
             Self::AuthEndpointFunctionSuccess => "AUTH_ENDPOINT_FUNCTION_SUCCESS",
             Self::ValidAccessCode => "VALID_ACCESS_CODE",
             Self::ServiceUnavailable => "SERVICE_UNAVAILABLE",
+            Self::RateLimited => "RATE_LIMITED",
         }
     }
 }
@@ -95,6 +97,7 @@ pub struct Envelope {
     status: StatusCode,
     code: Code,
     content: Option<Value>,
+    retry_after: Option<std::time::Duration>,
 }
 
 impl Envelope {
@@ -103,6 +106,7 @@ impl Envelope {
             status: StatusCode::OK,
             code,
             content,
+            retry_after: None,
         }
     }
 
@@ -111,6 +115,14 @@ impl Envelope {
             status,
             code,
             content: Some(Value::String(message.into())),
+            retry_after: None,
+        }
+    }
+
+    fn too_many_requests(retry_after: Option<std::time::Duration>) -> Self {
+        Self {
+            retry_after,
+            ..Self::error(StatusCode::TOO_MANY_REQUESTS, Code::RateLimited, "too many requests, try again later")
         }
     }
 
@@ -126,22 +138,17 @@ impl Envelope {
 
 impl IntoResponse for Envelope {
     fn into_response(self) -> Response {
-        let mut body =
-            json!({"res_info": {"code": self.code.number(), "code_info": self.code.name()}});
+        let mut body = json!({"res_info": {"code": self.code.number(), "code_info": self.code.name()}});
         if let Some(content) = self.content {
             body["res_content"] = content;
         }
-        (self.status, Json(body)).into_response()
+        crate::with_retry_after((self.status, Json(body)).into_response(), self.retry_after)
     }
 }
 
 impl From<ParamsError> for Envelope {
     fn from(error: ParamsError) -> Self {
-        Self::error(
-            StatusCode::BAD_REQUEST,
-            Code::InvalidParameter,
-            error.to_string(),
-        )
+        Self::error(StatusCode::BAD_REQUEST, Code::InvalidParameter, error.to_string())
     }
 }
 
@@ -181,12 +188,7 @@ pub fn router(phone_login: Arc<PhoneLogin>, hosts: &AllowedHosts) -> Router {
         .route("/v1/auth/check_access_code", post(check_access_code))
         .with_state(phone_login);
     hosts::guard(router, hosts, || {
-        Envelope::error(
-            StatusCode::FORBIDDEN,
-            Code::InvalidParameter,
-            "invalid host",
-        )
-        .into_response()
+        Envelope::error(StatusCode::FORBIDDEN, Code::InvalidParameter, "invalid host").into_response()
     })
 }
 
@@ -214,18 +216,16 @@ async fn phone_login_handler(
         Ok(LoginStatus::NewPhone) => Envelope::ok(Code::NewPhone, None),
         Ok(LoginStatus::ReturningPhone) => Envelope::ok(Code::ReturningPhone, None),
         Err(PhoneLoginError::Parameter(error)) => error.into(),
-        Err(PhoneLoginError::Delivery(DeliveryError::InvalidNumber)) => {
-            ParameterError::InvalidPhone.into()
+        Err(PhoneLoginError::Delivery(DeliveryError::InvalidNumber)) => ParameterError::InvalidPhone.into(),
+        Err(PhoneLoginError::Delivery(DeliveryError::RateLimited { retry_after })) => {
+            Envelope::too_many_requests(retry_after)
         }
         Err(PhoneLoginError::Delivery(error)) => Envelope::unavailable(&error),
         Err(PhoneLoginError::Store(error)) => error.into(),
     }
 }
 
-async fn check_pin(
-    State(phone_login): State<Arc<PhoneLogin>>,
-    params: Result<Params, ParamsError>,
-) -> Envelope {
+async fn check_pin(State(phone_login): State<Arc<PhoneLogin>>, params: Result<Params, ParamsError>) -> Envelope {
     let params = match params {
         Ok(params) => params,
         Err(error) => return error.into(),
@@ -244,9 +244,7 @@ async fn check_pin(
             Some(json!({"access_code": grant.expose(), "expiry": format_expiry(grant.expires_at)})),
         ),
         Err(CheckPinError::Parameter(error)) => error.into(),
-        Err(CheckPinError::InvalidPin) => {
-            Envelope::error(StatusCode::UNAUTHORIZED, Code::InvalidPin, "invalid PIN")
-        }
+        Err(CheckPinError::InvalidPin) => Envelope::error(StatusCode::UNAUTHORIZED, Code::InvalidPin, "invalid PIN"),
         Err(CheckPinError::PinExpired) => Envelope::error(
             StatusCode::UNAUTHORIZED,
             Code::PinExpired,
@@ -265,10 +263,7 @@ async fn check_access_code(
         Err(error) => return error.into(),
     };
     let (code, device) = (params.text("access_code"), params.text("device_id"));
-    match phone_login
-        .check_access_code(code.as_deref(), device.as_deref())
-        .await
-    {
+    match phone_login.check_access_code(code.as_deref(), device.as_deref()).await {
         Ok(info) => Envelope::ok(
             Code::ValidAccessCode,
             Some(json!({
@@ -278,16 +273,12 @@ async fn check_access_code(
             })),
         ),
         Err(AccessCodeError::Parameter(error)) => error.into(),
-        Err(AccessCodeError::Invalid) => Envelope::error(
-            StatusCode::UNAUTHORIZED,
-            Code::InvalidAccessCode,
-            "invalid access code",
-        ),
-        Err(AccessCodeError::Expired) => Envelope::error(
-            StatusCode::UNAUTHORIZED,
-            Code::ExpiredAccessCode,
-            "expired access code",
-        ),
+        Err(AccessCodeError::Invalid) => {
+            Envelope::error(StatusCode::UNAUTHORIZED, Code::InvalidAccessCode, "invalid access code")
+        }
+        Err(AccessCodeError::Expired) => {
+            Envelope::error(StatusCode::UNAUTHORIZED, Code::ExpiredAccessCode, "expired access code")
+        }
         Err(AccessCodeError::Store(error)) => error.into(),
     }
 }
@@ -331,10 +322,7 @@ mod tests {
             format_expiry(Timestamp::from_unix_millis(1_538_067_390_000)),
             "2018-09-27 16:56:30"
         );
-        assert_eq!(
-            format_expiry(Timestamp::from_unix_millis(0)),
-            "1970-01-01 00:00:00"
-        );
+        assert_eq!(format_expiry(Timestamp::from_unix_millis(0)), "1970-01-01 00:00:00");
         assert_eq!(
             format_expiry(Timestamp::from_unix_millis(951_825_600_999)),
             "2000-02-29 12:00:00"

@@ -49,6 +49,8 @@ pub enum ApiError {
     Detail(StatusCode, &'static str),
     /// 400 `{"detail": "<message>"}` for an unreadable request.
     Malformed(String),
+    /// 429 `{"detail": "Request was throttled. …"}` with `Retry-After`, as DRF throttles.
+    Throttled(Option<std::time::Duration>),
 }
 
 impl ApiError {
@@ -66,10 +68,7 @@ impl ApiError {
 
     fn internal(error: &dyn std::fmt::Display) -> Self {
         tracing::error!(%error, "internal error");
-        Self::Detail(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "A server error occurred.",
-        )
+        Self::Detail(StatusCode::INTERNAL_SERVER_ERROR, "A server error occurred.")
     }
 }
 
@@ -77,22 +76,21 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match self {
             Self::Fields(fields) => {
-                let body: BTreeMap<_, _> = fields
-                    .into_iter()
-                    .map(|(name, message)| (name, [message]))
-                    .collect();
+                let body: BTreeMap<_, _> = fields.into_iter().map(|(name, message)| (name, [message])).collect();
                 (StatusCode::BAD_REQUEST, Json(json!(body))).into_response()
             }
-            Self::NonField(message) => (
-                StatusCode::BAD_REQUEST,
-                Json(json!({"non_field_errors": [message]})),
-            )
-                .into_response(),
-            Self::Detail(status, message) => {
-                (status, Json(json!({"detail": message}))).into_response()
+            Self::NonField(message) => {
+                (StatusCode::BAD_REQUEST, Json(json!({"non_field_errors": [message]}))).into_response()
             }
-            Self::Malformed(message) => {
-                (StatusCode::BAD_REQUEST, Json(json!({"detail": message}))).into_response()
+            Self::Detail(status, message) => (status, Json(json!({"detail": message}))).into_response(),
+            Self::Malformed(message) => (StatusCode::BAD_REQUEST, Json(json!({"detail": message}))).into_response(),
+            Self::Throttled(retry_after) => {
+                let detail = match retry_after {
+                    Some(wait) => format!("Request was throttled. Expected available in {} seconds.", wait.as_secs().max(1)),
+                    None => "Request was throttled.".to_owned(),
+                };
+                let response = (StatusCode::TOO_MANY_REQUESTS, Json(json!({"detail": detail}))).into_response();
+                crate::with_retry_after(response, retry_after)
             }
         }
     }
@@ -114,10 +112,9 @@ fn phone_error(error: PhoneInputError) -> ApiError {
     match error {
         PhoneInputError::Blank => ApiError::field("phone_number", "This field is required."),
         PhoneInputError::Invalid => ApiError::field("phone_number", "Enter a valid phone number."),
-        PhoneInputError::NotAllowed => ApiError::field(
-            "phone_number",
-            "Phone numbers from this region are not supported.",
-        ),
+        PhoneInputError::NotAllowed => {
+            ApiError::field("phone_number", "Phone numbers from this region are not supported.")
+        }
     }
 }
 
@@ -126,10 +123,9 @@ impl From<RegisterError> for ApiError {
         match error {
             RegisterError::MissingPhone => Self::field("phone_number", "This field is required."),
             RegisterError::InvalidPhone(error) => phone_error(error),
-            RegisterError::Delivery(DeliveryError::InvalidNumber) => {
-                phone_error(PhoneInputError::Invalid)
-            }
-            RegisterError::Delivery(error @ DeliveryError::Unavailable(_)) => {
+            RegisterError::Delivery(DeliveryError::InvalidNumber) => phone_error(PhoneInputError::Invalid),
+            RegisterError::Delivery(DeliveryError::RateLimited { retry_after }) => Self::Throttled(retry_after),
+            RegisterError::Delivery(error @ (DeliveryError::Unavailable(_) | DeliveryError::Misconfigured(_))) => {
                 Self::unavailable(&error)
             }
             RegisterError::Store(error) => error.into(),

@@ -32,10 +32,7 @@ pub fn router(pin_auth: Arc<PinAuth>, hosts: &AllowedHosts) -> Router {
         .route("/api/v1/auth/send_pin", post(send_pin))
         .route("/api/v1/auth/signup", post(signup))
         .route("/api/v1/auth/verify", post(verify))
-        .route(
-            "/api/v1/auth/current_user_profile",
-            get(current_user_profile),
-        )
+        .route("/api/v1/auth/current_user_profile", get(current_user_profile))
         .route("/api/v1/auth/register_device", post(register_device))
         .with_state(pin_auth);
     hosts::guard(router, hosts, || {
@@ -48,6 +45,7 @@ pub fn router(pin_auth: Arc<PinAuth>, hosts: &AllowedHosts) -> Router {
 pub struct ApiError {
     status: StatusCode,
     message: Cow<'static, str>,
+    retry_after: Option<std::time::Duration>,
 }
 
 impl ApiError {
@@ -55,6 +53,15 @@ impl ApiError {
         Self {
             status,
             message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// 429 with `Retry-After`, when the SMS provider or a limit says wait.
+    fn too_many_requests(retry_after: Option<std::time::Duration>) -> Self {
+        Self {
+            retry_after,
+            ..Self::new(StatusCode::TOO_MANY_REQUESTS, "Too many requests. Please try again later.")
         }
     }
 
@@ -86,13 +93,8 @@ impl IntoResponse for ApiError {
         struct Body<'a> {
             errors: &'a str,
         }
-        (
-            self.status,
-            Json(Body {
-                errors: &self.message,
-            }),
-        )
-            .into_response()
+        let response = (self.status, Json(Body { errors: &self.message })).into_response();
+        crate::with_retry_after(response, self.retry_after)
     }
 }
 
@@ -113,10 +115,9 @@ impl From<SendPinError> for ApiError {
         match error {
             SendPinError::InvalidMobile(error) => Self::unprocessable(error.to_string()),
             SendPinError::Store(error) => error.into(),
-            SendPinError::Delivery(DeliveryError::InvalidNumber) => {
-                Self::unprocessable("Mobile is invalid")
-            }
-            SendPinError::Delivery(error @ DeliveryError::Unavailable(_)) => {
+            SendPinError::Delivery(DeliveryError::InvalidNumber) => Self::unprocessable("Mobile is invalid"),
+            SendPinError::Delivery(DeliveryError::RateLimited { retry_after }) => Self::too_many_requests(retry_after),
+            SendPinError::Delivery(error @ (DeliveryError::Unavailable(_) | DeliveryError::Misconfigured(_))) => {
                 Self::unavailable(&error)
             }
         }
@@ -150,12 +151,8 @@ impl From<RegisterDeviceError> for ApiError {
     fn from(error: RegisterDeviceError) -> Self {
         match error {
             RegisterDeviceError::Auth(error) => error.into(),
-            RegisterDeviceError::InvalidHandle(error) => {
-                Self::new(StatusCode::BAD_REQUEST, error.to_string())
-            }
-            RegisterDeviceError::InvalidPlatform(error) => {
-                Self::new(StatusCode::BAD_REQUEST, error.to_string())
-            }
+            RegisterDeviceError::InvalidHandle(error) => Self::new(StatusCode::BAD_REQUEST, error.to_string()),
+            RegisterDeviceError::InvalidPlatform(error) => Self::new(StatusCode::BAD_REQUEST, error.to_string()),
             RegisterDeviceError::Store(error) => error.into(),
         }
     }
@@ -193,9 +190,9 @@ async fn signup(
     let user_auth = params
         .object("user_auth")
         .ok_or_else(|| ApiError::unprocessable("Missing parameter user_auth"))?;
-    let address = user_auth.object("address_attributes").ok_or_else(|| {
-        ApiError::unprocessable("Missing parameter user_auth[address_attributes]")
-    })?;
+    let address = user_auth
+        .object("address_attributes")
+        .ok_or_else(|| ApiError::unprocessable("Missing parameter user_auth[address_attributes]"))?;
     let district_id = address
         .integer("district_id")
         .map_err(|()| ApiError::unprocessable("District is not a number"))?;
@@ -329,8 +326,6 @@ async fn register_device(
     let params = params?;
     let handle = params.text("handle").unwrap_or_default();
     let platform = params.text("platform").unwrap_or_default();
-    pin_auth
-        .register_device(bearer(&headers), &handle, &platform)
-        .await?;
+    pin_auth.register_device(bearer(&headers), &handle, &platform).await?;
     Ok(StatusCode::NO_CONTENT)
 }

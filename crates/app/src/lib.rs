@@ -89,10 +89,7 @@ pub async fn open_database(settings: &Settings, clock: &dyn Clock) -> anyhow::Re
 
 fn code_policy(name: &str, policy: CodePolicySettings) -> anyhow::Result<OtpPolicy> {
     let Some(length) = CodeLength::new(policy.length) else {
-        bail!(
-            "otp.{name}.length must be between 4 and 10, not {}",
-            policy.length
-        );
+        bail!("otp.{name}.length must be between 4 and 10, not {}", policy.length);
     };
     if policy.max_attempts == 0 {
         bail!("otp.{name}.max_attempts must be at least 1");
@@ -109,11 +106,7 @@ fn code_policy(name: &str, policy: CodePolicySettings) -> anyhow::Result<OtpPoli
 
 /// The JWT secret: configured, or in development generated once per
 /// database (and loudly warned about).
-async fn jwt_secret(
-    settings: &Settings,
-    store: &SqlStore,
-    clock: &dyn Clock,
-) -> anyhow::Result<SecretString> {
+async fn jwt_secret(settings: &Settings, store: &SqlStore, clock: &dyn Clock) -> anyhow::Result<SecretString> {
     if let Some(secret) = &settings.auth.jwt_secret {
         if secret.expose_secret().len() < 32 {
             bail!("auth.jwt_secret must be at least 32 characters long");
@@ -138,8 +131,7 @@ async fn jwt_secret(
         "auth.jwt_secret is not set: using a random secret stored in this development database; \
          set auth.jwt_secret before deploying"
     );
-    let secret =
-        String::from_utf8(secret).context("the stored development JWT secret is not text")?;
+    let secret = String::from_utf8(secret).context("the stored development JWT secret is not text")?;
     Ok(SecretString::from(secret))
 }
 
@@ -153,9 +145,7 @@ fn test_numbers(settings: &Settings) -> anyhow::Result<TestNumbers> {
         .map(|entry| {
             PhoneNumber::parse_e164(&entry.number)
                 .map(|phone| (phone, entry.code.clone()))
-                .map_err(|error| {
-                    anyhow::anyhow!("otp.test_numbers: {:?} is not E.164: {error}", entry.number)
-                })
+                .map_err(|error| anyhow::anyhow!("otp.test_numbers: {:?} is not E.164: {error}", entry.number))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let prefixes = otp
@@ -169,8 +159,7 @@ fn test_numbers(settings: &Settings) -> anyhow::Result<TestNumbers> {
             Ok((entry.prefix.clone(), entry.code.clone()))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let numbers =
-        TestNumbers::new(exact, prefixes).map_err(|error| anyhow::anyhow!("otp: {error}"))?;
+    let numbers = TestNumbers::new(exact, prefixes).map_err(|error| anyhow::anyhow!("otp: {error}"))?;
     if !numbers.is_empty() {
         if settings.sms.provider != SmsProvider::Console && !otp.allow_test_numbers_in_production {
             bail!(
@@ -205,23 +194,18 @@ pub async fn build(settings: &Settings, overrides: Overrides) -> anyhow::Result<
     let random: Arc<dyn RandomSource> = Arc::new(OsRandom);
     let test_numbers = Arc::new(test_numbers(settings)?);
 
-    let (sms, voice, console): (Arc<dyn SmsSender>, Arc<dyn VoiceCaller>, _) =
-        match settings.sms.provider {
-            SmsProvider::Console => {
-                let console = ConsoleProvider::new(overrides.console_echo);
-                (
-                    Arc::new(console.clone()),
-                    Arc::new(console.clone()),
-                    Some(console),
-                )
-            }
-            SmsProvider::Twilio | SmsProvider::TwilioVerify => {
-                bail!(
-                    "sms.provider = {:?} is not available in this version; use \"console\"",
-                    settings.sms.provider
-                )
-            }
-        };
+    let (sms, voice, console): (Arc<dyn SmsSender>, Arc<dyn VoiceCaller>, _) = match settings.sms.provider {
+        SmsProvider::Console => {
+            let console = ConsoleProvider::new(overrides.console_echo);
+            (Arc::new(console.clone()), Arc::new(console.clone()), Some(console))
+        }
+        SmsProvider::Twilio | SmsProvider::TwilioVerify => {
+            bail!(
+                "sms.provider = {:?} is not available in this version; use \"console\"",
+                settings.sms.provider
+            )
+        }
+    };
 
     let secret = jwt_secret(settings, &store, clock.as_ref()).await?;
     let tokens = Arc::new(Hs256Tokens::new(
@@ -236,10 +220,7 @@ pub async fn build(settings: &Settings, overrides: Overrides) -> anyhow::Result<
     // Codes and lookup keys are hashed with a key derived from the JWT
     // secret, so one secret protects both and neither use can stand in for
     // the other.
-    let hasher = SecretHasher::derived(
-        secret.expose_secret().as_bytes(),
-        "phonegate otp hashing v1",
-    );
+    let hasher = SecretHasher::derived(secret.expose_secret().as_bytes(), "phonegate otp hashing v1");
     let store_arc = Arc::new(store.clone());
     let otp = OtpEngine::new(store_arc.clone(), clock.clone(), random.clone(), hasher)
         .with_test_numbers(test_numbers.clone());

@@ -13,11 +13,7 @@ use phonegate_adapters::clock::SystemClock;
 use tokio::net::TcpListener;
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "phonegate",
-    version,
-    about = "Self-hosted phone-number authentication"
-)]
+#[command(name = "phonegate", version, about = "Self-hosted phone-number authentication")]
 struct Cli {
     /// Settings file (default: phonegate.toml in the working directory, if any).
     #[arg(long, global = true)]
@@ -59,14 +55,10 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", settings.server.bind))?;
     tracing::info!(address = %listener.local_addr()?, sms = ?settings.sms.provider, "phonegate listening");
-    axum::serve(
-        listener,
-        app.router
-            .into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await
-    .context("serving HTTP")?;
+    axum::serve(listener, app.router.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serving HTTP")?;
     app.store.db().close().await;
     tracing::info!("phonegate stopped");
     Ok(())

@@ -210,10 +210,7 @@ impl Settings {
         file: ConfigFile<'_>,
         vars: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, config::ConfigError> {
-        Self::load_from(
-            file,
-            Environment::default().source(Some(vars.into_iter().collect())),
-        )
+        Self::load_from(file, Environment::default().source(Some(vars.into_iter().collect())))
     }
 
     fn load_from(file: ConfigFile<'_>, env: Environment) -> Result<Self, config::ConfigError> {

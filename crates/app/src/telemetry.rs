@@ -14,10 +14,6 @@ pub fn init(settings: &LogSettings) {
     // A second init (tests) keeps the first subscriber; that is fine.
     let _ = match settings.format {
         LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
     };
 }

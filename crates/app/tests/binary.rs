@@ -26,19 +26,11 @@ impl Drop for Server {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn start() -> Server {
-    let dir = std::env::temp_dir().join(format!(
-        "phonegate-binary-{}-{}",
-        std::process::id(),
-        free_port()
-    ));
+    let dir = std::env::temp_dir().join(format!("phonegate-binary-{}-{}", std::process::id(), free_port()));
     std::fs::create_dir_all(&dir).unwrap();
     let port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_phonegate"))
@@ -78,10 +70,7 @@ fn wait_for_exit(child: &mut Child, within: Duration) -> std::process::ExitStatu
         if let Some(status) = child.try_wait().unwrap() {
             return status;
         }
-        assert!(
-            Instant::now() < deadline,
-            "phonegate did not exit after SIGTERM"
-        );
+        assert!(Instant::now() < deadline, "phonegate did not exit after SIGTERM");
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -116,9 +105,7 @@ fn serves_on_embedded_defaults_and_shuts_down_gracefully() {
     std::thread::sleep(Duration::from_millis(300));
     // ...is still answered in full.
     stream.write_all(rest.as_bytes()).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut response = vec![0u8; 4096];
     let read = stream.read(&mut response).unwrap();
     let response = String::from_utf8_lossy(&response[..read]);

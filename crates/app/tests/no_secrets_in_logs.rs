@@ -55,9 +55,7 @@ async fn full_flow(app: &TestApp, mobile: &str) -> Vec<String> {
         .await;
     let first_key = signup.body["otp_auth_key"].as_str().unwrap().to_owned();
     let first_pin = app.last_code_to(mobile);
-    let resend = app
-        .post_json("/api/v1/auth/send_pin", &json!({"mobile": mobile}))
-        .await;
+    let resend = app.post_json("/api/v1/auth/send_pin", &json!({"mobile": mobile})).await;
     let key = resend.body["otp_auth_key"].as_str().unwrap().to_owned();
     let pin = app.last_code_to(mobile);
     // A superseded key and a wrong pin, then the right one.
@@ -67,21 +65,14 @@ async fn full_flow(app: &TestApp, mobile: &str) -> Vec<String> {
     )
     .await;
     let wrong = if pin == "0000" { "1111" } else { "0000" };
-    app.post_json(
-        "/api/v1/auth/verify",
-        &json!({"otp_auth_key": key, "pin": wrong}),
-    )
-    .await;
+    app.post_json("/api/v1/auth/verify", &json!({"otp_auth_key": key, "pin": wrong}))
+        .await;
     let verified = app
-        .post_json(
-            "/api/v1/auth/verify",
-            &json!({"otp_auth_key": key, "pin": pin}),
-        )
+        .post_json("/api/v1/auth/verify", &json!({"otp_auth_key": key, "pin": pin}))
         .await;
     assert_eq!(verified.status, 200);
     let jwt = verified.body["jwt_token"].as_str().unwrap().to_owned();
-    app.get_with_bearer("/api/v1/auth/current_user_profile", &jwt)
-        .await;
+    app.get_with_bearer("/api/v1/auth/current_user_profile", &jwt).await;
     app.send(
         Request::post("/api/v1/auth/register_device")
             .header(header::AUTHORIZATION, format!("Bearer {jwt}"))
@@ -107,10 +98,7 @@ async fn full_flow(app: &TestApp, mobile: &str) -> Vec<String> {
 
     // phone-verify: the code and the session token.
     let reply = app
-        .post_json(
-            "/api/phone/register",
-            &json!({"phone_number": "+1 206 372 1234"}),
-        )
+        .post_json("/api/phone/register", &json!({"phone_number": "+1 206 372 1234"}))
         .await;
     let session = reply.body["session_token"].as_str().unwrap().to_owned();
     let code = app.last_code_to("+12063721234");
@@ -133,14 +121,9 @@ async fn full_flow(app: &TestApp, mobile: &str) -> Vec<String> {
             "/v1/auth/check_pin?phone_number=(206)372-1234&device_id=abcde&verify_pin={login_pin}"
         ))
         .await;
-    let access_code = reply.body["res_content"]["access_code"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let access_code = reply.body["res_content"]["access_code"].as_str().unwrap().to_owned();
     let reply = app
-        .post_query(&format!(
-            "/v1/auth/check_access_code?access_code={access_code}"
-        ))
+        .post_query(&format!("/v1/auth/check_access_code?access_code={access_code}"))
         .await;
     assert_eq!(reply.status, 200);
     secrets.extend([code, spoken, login_pin, access_code]);
@@ -184,29 +167,21 @@ async fn a_full_flow_logs_no_pin_key_or_token() {
         "path=/api/v1/auth/verify",
         "path=/v1/auth/check_pin",
     ] {
-        assert!(
-            logs.contains(expected),
-            "missing {expected:?} in the captured logs"
-        );
+        assert!(logs.contains(expected), "missing {expected:?} in the captured logs");
     }
     assert!(logs.lines().count() > 50, "suspiciously few log lines");
 
     // A 4-digit pin could equal a measured latency or a group of a request
     // id by pure chance; those fields carry no secret, so they are removed
     // before searching for pins as whole numbers.
-    let noise =
-        Regex::new(r"latency_us=\d+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-            .unwrap();
+    let noise = Regex::new(r"latency_us=\d+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}").unwrap();
     let scrubbed = noise.replace_all(&logs, "");
     for secret in &secrets {
         if secret.bytes().all(|b| b.is_ascii_digit()) {
             let whole = Regex::new(&format!(r"(^|[^0-9A-Za-z]){secret}([^0-9A-Za-z]|$)")).unwrap();
             assert!(!whole.is_match(&scrubbed), "a pin appears in the logs");
         } else {
-            assert!(
-                !logs.contains(secret.as_str()),
-                "a key or token appears in the logs"
-            );
+            assert!(!logs.contains(secret.as_str()), "a key or token appears in the logs");
         }
     }
 }

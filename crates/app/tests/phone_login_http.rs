@@ -21,8 +21,7 @@ fn res_info(code: i64, info: &str) -> Value {
 }
 
 async fn login(app: &TestApp, query: &str) -> common::Reply {
-    app.post_query(&format!("/v1/auth/phone_login?{query}"))
-        .await
+    app.post_query(&format!("/v1/auth/phone_login?{query}")).await
 }
 
 async fn check_pin(app: &TestApp, query: &str) -> common::Reply {
@@ -75,10 +74,7 @@ async fn phone_login_of_a_new_phone(backend: TestBackend) {
     let app = spawn_app(backend).await;
     let reply = login(&app, "phone_number=(206)372-1234&device_id=abcde").await;
     assert_eq!(reply.status, StatusCode::OK);
-    assert_eq!(
-        reply.body,
-        json!({"res_info": {"code": 1, "code_info": "NEW_PHONE"}})
-    );
+    assert_eq!(reply.body, json!({"res_info": {"code": 1, "code_info": "NEW_PHONE"}}));
     let message = app.sms.last_to(PHONE).unwrap();
     assert_eq!(message.channel, "sms");
     assert_eq!(app.last_code_to(PHONE).len(), 5);
@@ -117,11 +113,7 @@ async fn check_pin_returns_an_access_code(backend: TestBackend) {
 /// call_verify=T calls the phone and reads the PIN aloud; the flow continues identically.
 async fn call_verify_calls_instead_of_texting(backend: TestBackend) {
     let app = spawn_app(backend).await;
-    let reply = login(
-        &app,
-        "phone_number=(206)372-1234&device_id=abcde&call_verify=T",
-    )
-    .await;
+    let reply = login(&app, "phone_number=(206)372-1234&device_id=abcde&call_verify=T").await;
     assert_eq!(reply.body["res_info"], res_info(1, "NEW_PHONE"));
     let call = app.sms.last_to(PHONE).unwrap();
     assert_eq!(call.channel, "call");
@@ -226,11 +218,7 @@ async fn parameter_errors_use_the_code_table(backend: TestBackend) {
         ("device_id=abcde", -1, "MISSING_PARAMETER"),
         ("phone_number=(206)372-1234", -1, "MISSING_PARAMETER"),
         ("phone_number=12&device_id=abcde", 12, "INVALID_PHONE"),
-        (
-            "phone_number=%2B9180765XXX10&device_id=abcde",
-            12,
-            "INVALID_PHONE",
-        ),
+        ("phone_number=%2B9180765XXX10&device_id=abcde", 12, "INVALID_PHONE"),
         (
             "phone_number=(206)372-1234&device_id=abcde&call_verify=Y",
             -6,
@@ -276,17 +264,11 @@ async fn access_codes_can_be_validated(backend: TestBackend) {
         &format!("phone_number=(206)372-1234&device_id=abcde&verify_pin={pin}"),
     )
     .await;
-    let code = reply.body["res_content"]["access_code"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let code = reply.body["res_content"]["access_code"].as_str().unwrap().to_owned();
     let expiry = reply.body["res_content"]["expiry"].clone();
     let check = |query: String| {
         let app = &app;
-        async move {
-            app.post_query(&format!("/v1/auth/check_access_code?{query}"))
-                .await
-        }
+        async move { app.post_query(&format!("/v1/auth/check_access_code?{query}")).await }
     };
     let reply = check(format!("access_code={code}&device_id=abcde")).await;
     assert_eq!(reply.status, StatusCode::OK);
@@ -314,10 +296,7 @@ async fn the_same_number_in_three_formats_is_one_user(backend: TestBackend) {
     let first = login_user_id(&app, "(206)372-1234").await;
     // Through phone-verify, in international format.
     let reply = app
-        .post_json(
-            "/api/phone/register",
-            &json!({"phone_number": "+1 206 372 1234"}),
-        )
+        .post_json("/api/phone/register", &json!({"phone_number": "+1 206 372 1234"}))
         .await;
     let token = reply.body["session_token"].as_str().unwrap().to_owned();
     let reply = app
@@ -377,18 +356,11 @@ async fn test_numbers_send_nothing_and_accept_their_code(backend: TestBackend) {
     let reply = login(&app, "phone_number=(415)555-0100&device_id=load-test").await;
     assert_eq!(reply.body["res_info"], res_info(1, "NEW_PHONE"));
     assert_eq!(app.sms.outbox().len(), 0);
-    let reply = check_pin(
-        &app,
-        "phone_number=(415)555-0100&device_id=load-test&verify_pin=12345",
-    )
-    .await;
+    let reply = check_pin(&app, "phone_number=(415)555-0100&device_id=load-test&verify_pin=12345").await;
     assert_eq!(reply.body["res_info"], res_info(22, "NEW_ACCESS_CODE"));
     // The same prefix on phone-verify takes the 6-digit form of the code.
     let reply = app
-        .post_json(
-            "/api/phone/register",
-            &json!({"phone_number": "+14155550101"}),
-        )
+        .post_json("/api/phone/register", &json!({"phone_number": "+14155550101"}))
         .await;
     let token = reply.body["session_token"].as_str().unwrap().to_owned();
     let reply = app
@@ -435,16 +407,10 @@ async fn test_numbers_are_refused_with_a_real_provider() {
     let error = common::try_spawn_app_with(TestBackend::Sqlite, configure(false))
         .await
         .unwrap_err();
-    assert!(
-        error.contains("allow_test_numbers_in_production"),
-        "{error}"
-    );
+    assert!(error.contains("allow_test_numbers_in_production"), "{error}");
     // Allowed: the test-number check passes (and start-up goes on to the provider).
     let error = common::try_spawn_app_with(TestBackend::Sqlite, configure(true))
         .await
         .unwrap_err();
-    assert!(
-        !error.contains("allow_test_numbers_in_production"),
-        "{error}"
-    );
+    assert!(!error.contains("allow_test_numbers_in_production"), "{error}");
 }

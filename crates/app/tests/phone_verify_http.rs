@@ -18,9 +18,7 @@ const VERIFY: &str = "/api/phone/verify";
 const PHONE: &str = "+12063721234";
 
 async fn register(app: &TestApp, phone: &str) -> String {
-    let reply = app
-        .post_json(REGISTER, &json!({"phone_number": phone}))
-        .await;
+    let reply = app.post_json(REGISTER, &json!({"phone_number": phone})).await;
     assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
     assert_eq!(reply.body.as_object().unwrap().len(), 1, "{:?}", reply.body);
     reply.body["session_token"].as_str().unwrap().to_owned()
@@ -102,10 +100,7 @@ async fn an_expired_code_says_so(backend: TestBackend) {
         )
         .await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
-    assert_eq!(
-        reply.body,
-        json!({"non_field_errors": ["Security code has expired"]})
-    );
+    assert_eq!(reply.body, json!({"non_field_errors": ["Security code has expired"]}));
 }
 
 /// Five wrong codes kill the challenge; the right one is then refused.
@@ -121,10 +116,7 @@ async fn five_wrong_codes_kill_the_challenge(backend: TestBackend) {
                 &json!({"phone_number": PHONE, "security_code": wrong, "session_token": token}),
             )
             .await;
-        assert_eq!(
-            reply.body,
-            json!({"non_field_errors": ["Security code is not valid"]})
-        );
+        assert_eq!(reply.body, json!({"non_field_errors": ["Security code is not valid"]}));
     }
     let reply = app
         .post_json(
@@ -168,10 +160,7 @@ async fn missing_fields_are_required(backend: TestBackend) {
     let app = spawn_app(backend).await;
     let reply = app.post_json(REGISTER, &json!({})).await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
-    assert_eq!(
-        reply.body,
-        json!({"phone_number": ["This field is required."]})
-    );
+    assert_eq!(reply.body, json!({"phone_number": ["This field is required."]}));
     let reply = app.post_json(VERIFY, &json!({"phone_number": PHONE})).await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
     assert_eq!(
@@ -184,9 +173,7 @@ async fn missing_fields_are_required(backend: TestBackend) {
 async fn invalid_numbers_are_field_errors(backend: TestBackend) {
     let app = spawn_app(backend).await;
     for phone in ["+9180765XXX10", "12", "not a number"] {
-        let reply = app
-            .post_json(REGISTER, &json!({"phone_number": phone}))
-            .await;
+        let reply = app.post_json(REGISTER, &json!({"phone_number": phone})).await;
         assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{phone}");
         assert_eq!(
             reply.body,
@@ -203,9 +190,7 @@ async fn invalid_numbers_are_field_errors(backend: TestBackend) {
 /// Form bodies work like JSON (DRF's clients send both).
 async fn form_bodies_work(backend: TestBackend) {
     let app = spawn_app(backend).await;
-    let reply = app
-        .post_form(REGISTER, "phone_number=%2B1%20206%20372%201234")
-        .await;
+    let reply = app.post_form(REGISTER, "phone_number=%2B1%20206%20372%201234").await;
     assert_eq!(reply.status, StatusCode::OK);
     let token = reply.body["session_token"].as_str().unwrap();
     let form = format!(

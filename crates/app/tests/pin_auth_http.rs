@@ -37,9 +37,7 @@ fn set<'a>(items: &[&'a str]) -> BTreeSet<&'a str> {
 
 /// An `otp_auth_key` as the seed shows it: 16 random bytes in base64.
 fn assert_auth_key_shape(value: &Value) {
-    let key = value["otp_auth_key"]
-        .as_str()
-        .expect("otp_auth_key is a string");
+    let key = value["otp_auth_key"].as_str().expect("otp_auth_key is a string");
     assert_eq!(key.len(), 24, "{key}");
     assert!(key.ends_with("=="), "{key}");
     assert_eq!(keys(value), set(&["otp_auth_key"]));
@@ -63,10 +61,7 @@ async fn signup_seed_user(app: &TestApp, mobile: &str) -> String {
 async fn signed_in(app: &TestApp, mobile: &str) -> Value {
     let key = signup_seed_user(app, mobile).await;
     let reply = app
-        .post_json(
-            VERIFY,
-            &json!({"otp_auth_key": key, "pin": app.last_code_to(mobile)}),
-        )
+        .post_json(VERIFY, &json!({"otp_auth_key": key, "pin": app.last_code_to(mobile)}))
         .await;
     assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
     reply.body
@@ -76,9 +71,7 @@ async fn signed_in(app: &TestApp, mobile: &str) -> Value {
 async fn send_pin_to_a_registered_mobile(backend: TestBackend) {
     let app = spawn_app(backend).await;
     signup_seed_user(&app, "+85261677528").await;
-    let reply = app
-        .post_json(SEND_PIN, &json!({"mobile": "+85261677528"}))
-        .await;
+    let reply = app.post_json(SEND_PIN, &json!({"mobile": "+85261677528"})).await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_auth_key_shape(&reply.body);
     assert_eq!(app.messages_to("+85261677528"), 2);
@@ -90,9 +83,7 @@ async fn send_pin_to_a_registered_mobile(backend: TestBackend) {
 /// Seed: send pin to an unregistered mobile → 200 with a key of the same shape, and no SMS.
 async fn send_pin_to_an_unregistered_mobile(backend: TestBackend) {
     let app = spawn_app(backend).await;
-    let reply = app
-        .post_json(SEND_PIN, &json!({"mobile": "+85251641822"}))
-        .await;
+    let reply = app.post_json(SEND_PIN, &json!({"mobile": "+85251641822"})).await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_auth_key_shape(&reply.body);
     assert_eq!(app.messages_to("+85251641822"), 0);
@@ -141,17 +132,12 @@ async fn send_pin_with_an_empty_mobile(backend: TestBackend) {
 /// the seed's list of valid and invalid numbers.
 async fn send_pin_with_invalid_mobiles(backend: TestBackend) {
     let app = spawn_app(backend).await;
-    let reply = app
-        .post_json(SEND_PIN, &json!({"mobile": "+9101234567"}))
-        .await;
+    let reply = app.post_json(SEND_PIN, &json!({"mobile": "+9101234567"})).await;
     assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(reply.body, json!({"errors": "Mobile must begin with +852"}));
     for (mobile, message) in [
         ("+11112345678", "Mobile must begin with +852"),
-        (
-            "+85212345678",
-            "Mobile must begin with +8525, +8526, or +8529",
-        ),
+        ("+85212345678", "Mobile must begin with +8525, +8526, or +8529"),
         ("+8525234567", "Mobile must contain a further 7 digits"),
         ("+852523456789", "Mobile must contain a further 7 digits"),
     ] {
@@ -245,10 +231,7 @@ async fn verify_returns_a_jwt_and_the_user(backend: TestBackend) {
     let body = signed_in(&app, "+85298353103").await;
     assert_eq!(keys(&body), set(&["jwt_token", "user"]));
     let user = &body["user"];
-    assert_eq!(
-        keys(user),
-        set(&["addresses", "permissions", "user_profile"])
-    );
+    assert_eq!(keys(user), set(&["addresses", "permissions", "user_profile"]));
     assert_eq!(user["permissions"], json!([]));
     let address = &user["addresses"][0];
     assert_eq!(
@@ -266,21 +249,11 @@ async fn verify_returns_a_jwt_and_the_user(backend: TestBackend) {
     let profile = &user["user_profile"];
     assert_eq!(
         keys(profile),
-        set(&[
-            "id",
-            "first_name",
-            "last_name",
-            "mobile",
-            "address_id",
-            "permission_id"
-        ])
+        set(&["id", "first_name", "last_name", "mobile", "address_id", "permission_id"])
     );
     assert_eq!(profile["first_name"], "Jake");
     assert_eq!(profile["last_name"], "Deamon");
-    assert_eq!(
-        profile["mobile"], "98353103",
-        "the seed shows the number without +852"
-    );
+    assert_eq!(profile["mobile"], "98353103", "the seed shows the number without +852");
     assert_eq!(profile["address_id"], address["id"]);
     assert_eq!(profile["permission_id"], Value::Null);
     assert_eq!(address["district_id"], 1);
@@ -296,18 +269,12 @@ async fn verify_returns_a_jwt_and_the_user(backend: TestBackend) {
     assert_eq!(header["typ"], "JWT");
     let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
     for claim in ["sub", "user_id", "iat", "iss", "exp", "jti"] {
-        assert!(
-            claims.get(claim).is_some(),
-            "missing claim {claim}: {claims}"
-        );
+        assert!(claims.get(claim).is_some(), "missing claim {claim}: {claims}");
     }
     assert_eq!(claims["user_id"], profile["id"]);
     assert_eq!(claims["sub"], profile["id"].to_string());
     assert_eq!(claims["iss"], "phonegate");
-    assert_eq!(
-        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
-        1800
-    );
+    assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 1800);
 }
 
 /// Failed verify is 422 in this surface's shape, and says no more than needed.
@@ -322,10 +289,7 @@ async fn failed_verify_is_422(backend: TestBackend) {
             json!({"otp_auth_key": "/JqONEgEjrZefDV3ZIQsNA==", "pin": code}),
             "Invalid pin",
         ),
-        (
-            json!({"otp_auth_key": "garbage", "pin": code}),
-            "Invalid pin",
-        ),
+        (json!({"otp_auth_key": "garbage", "pin": code}), "Invalid pin"),
         (json!({"otp_auth_key": key, "pin": "12"}), "Invalid pin"),
         (json!({"otp_auth_key": key}), "Pin can't be blank"),
         (json!({"pin": code}), "Otp auth key can't be blank"),
@@ -343,14 +307,10 @@ async fn five_wrong_pins_kill_the_challenge(backend: TestBackend) {
     let code = app.last_code_to("+85251224538");
     let wrong = if code == "0000" { "1111" } else { "0000" };
     for _ in 0..5 {
-        let reply = app
-            .post_json(VERIFY, &json!({"otp_auth_key": key, "pin": wrong}))
-            .await;
+        let reply = app.post_json(VERIFY, &json!({"otp_auth_key": key, "pin": wrong})).await;
         assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
     }
-    let reply = app
-        .post_json(VERIFY, &json!({"otp_auth_key": key, "pin": code}))
-        .await;
+    let reply = app.post_json(VERIFY, &json!({"otp_auth_key": key, "pin": code})).await;
     assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(
         reply.body,
@@ -378,9 +338,7 @@ async fn a_new_pin_invalidates_the_old_one(backend: TestBackend) {
     let app = spawn_app(backend).await;
     let old_key = signup_seed_user(&app, "+85251224538").await;
     let old_code = app.last_code_to("+85251224538");
-    let reply = app
-        .post_json(SEND_PIN, &json!({"mobile": "+85251224538"}))
-        .await;
+    let reply = app.post_json(SEND_PIN, &json!({"mobile": "+85251224538"})).await;
     let new_key = reply.body["otp_auth_key"].as_str().unwrap().to_owned();
     assert_ne!(old_key, new_key);
     let reply = app
@@ -451,13 +409,8 @@ async fn current_user_profile_needs_a_valid_token(backend: TestBackend) {
     let body = signed_in(&app, "+85260521718").await;
     let token = body["jwt_token"].as_str().unwrap();
     let unauthorized = json!({"errors": "Unauthorized"});
-    let reply = app
-        .send(Request::get(PROFILE).body(Body::empty()).unwrap())
-        .await;
-    assert_eq!(
-        (reply.status, &reply.body),
-        (StatusCode::UNAUTHORIZED, &unauthorized)
-    );
+    let reply = app.send(Request::get(PROFILE).body(Body::empty()).unwrap()).await;
+    assert_eq!((reply.status, &reply.body), (StatusCode::UNAUTHORIZED, &unauthorized));
     // The seed's own example token (another issuer and secret) is refused.
     let seed_token = "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJpYXQiOjE0MTc1NzkwMTQsImlzcyI6Ikdvb2RDaXR5VGVzdCIsImV4cCI6MTQxNzU4MDgxNH0.x-N_aUb3S5wcNy5i2w2WUZjEA2ud_81u8yQV0JfsT6A";
     let mut tampered = token.to_owned();
@@ -489,22 +442,15 @@ async fn register_device_records_the_push_handle(backend: TestBackend) {
                     .header(header::AUTHORIZATION, format!("Bearer {token}"))
                     .header(header::CONTENT_TYPE, "application/json")
                     .body(Body::from(
-                        json!({"handle": format!("h-{platform}"), "platform": platform})
-                            .to_string(),
+                        json!({"handle": format!("h-{platform}"), "platform": platform}).to_string(),
                     ))
                     .unwrap(),
             )
             .await;
-        assert_eq!(
-            reply.status,
-            StatusCode::NO_CONTENT,
-            "{platform}: {:?}",
-            reply.body
-        );
+        assert_eq!(reply.status, StatusCode::NO_CONTENT, "{platform}: {:?}", reply.body);
         assert_eq!(reply.body, Value::Null);
     }
-    let user =
-        phonegate_domain::user::UserId::new(body["user"]["user_profile"]["id"].as_i64().unwrap());
+    let user = phonegate_domain::user::UserId::new(body["user"]["user_profile"]["id"].as_i64().unwrap());
     assert_eq!(app.store.push_registrations(user).await.unwrap().len(), 3);
 }
 
@@ -514,27 +460,18 @@ async fn register_device_validates_its_input(backend: TestBackend) {
     let body = signed_in(&app, "+85251224538").await;
     let token = body["jwt_token"].as_str().unwrap();
     let register = |bearer: Option<String>, body: Value| {
-        let mut request =
-            Request::post(REGISTER_DEVICE).header(header::CONTENT_TYPE, "application/json");
+        let mut request = Request::post(REGISTER_DEVICE).header(header::CONTENT_TYPE, "application/json");
         if let Some(bearer) = bearer {
             request = request.header(header::AUTHORIZATION, format!("Bearer {bearer}"));
         }
         request.body(Body::from(body.to_string())).unwrap()
     };
     let reply = app
-        .send(register(
-            Some(token.into()),
-            json!({"handle": "h", "platform": "wns"}),
-        ))
+        .send(register(Some(token.into()), json!({"handle": "h", "platform": "wns"})))
         .await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
-    assert_eq!(
-        reply.body,
-        json!({"errors": "Platform must be one of fcm, gcm, aps"})
-    );
-    let reply = app
-        .send(register(Some(token.into()), json!({"platform": "fcm"})))
-        .await;
+    assert_eq!(reply.body, json!({"errors": "Platform must be one of fcm, gcm, aps"}));
+    let reply = app.send(register(Some(token.into()), json!({"platform": "fcm"}))).await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
     assert_eq!(reply.body, json!({"errors": "Handle can't be blank"}));
     let reply = app
@@ -563,38 +500,26 @@ async fn malformed_bodies_are_400(backend: TestBackend) {
         assert!(reply.body["errors"].is_string(), "{body}: {:?}", reply.body);
     }
     let huge = format!("{{\"mobile\": \"{}\"}}", "9".repeat(100_000));
-    let reply = app
-        .post_json(SEND_PIN, &serde_json::from_str(&huge).unwrap())
-        .await;
+    let reply = app.post_json(SEND_PIN, &serde_json::from_str(&huge).unwrap()).await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
 }
 
 /// Operational endpoints: /healthz and /readyz, with a request id.
 async fn health_and_readiness(backend: TestBackend) {
     let app = spawn_app(backend).await;
-    let reply = app
-        .send(Request::get("/healthz").body(Body::empty()).unwrap())
-        .await;
+    let reply = app.send(Request::get("/healthz").body(Body::empty()).unwrap()).await;
     assert_eq!(reply.status, StatusCode::OK);
     assert!(reply.headers.contains_key("x-request-id"));
-    let reply = app
-        .send(Request::get("/readyz").body(Body::empty()).unwrap())
-        .await;
+    let reply = app.send(Request::get("/readyz").body(Body::empty()).unwrap()).await;
     assert_eq!(reply.status, StatusCode::OK);
     // With the database gone, readiness fails but the process stays alive.
     app.store.db().close().await;
-    let reply = app
-        .send(Request::get("/readyz").body(Body::empty()).unwrap())
-        .await;
+    let reply = app.send(Request::get("/readyz").body(Body::empty()).unwrap()).await;
     assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
-    let reply = app
-        .send(Request::get("/healthz").body(Body::empty()).unwrap())
-        .await;
+    let reply = app.send(Request::get("/healthz").body(Body::empty()).unwrap()).await;
     assert_eq!(reply.status, StatusCode::OK);
     // A use case with the database gone is a 503 in the surface's shape.
-    let reply = app
-        .post_json(SEND_PIN, &json!({"mobile": "+85261677528"}))
-        .await;
+    let reply = app.post_json(SEND_PIN, &json!({"mobile": "+85261677528"})).await;
     assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(reply.body, json!({"errors": "Service Unavailable"}));
 }

@@ -9,9 +9,7 @@ use phonegate::settings::{ConfigFile, MailProvider, Settings, SmsProvider};
 use secrecy::ExposeSecret as _;
 
 fn env(vars: &[(&str, &str)]) -> Vec<(String, String)> {
-    vars.iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect()
+    vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
 }
 
 fn temp_file(contents: &str) -> std::path::PathBuf {
@@ -31,10 +29,7 @@ fn temp_file(contents: &str) -> std::path::PathBuf {
 fn defaults_match_the_brief() {
     let settings = Settings::load_with_env(ConfigFile::Default, env(&[])).unwrap();
     assert_eq!(settings.server.bind, "127.0.0.1:8080");
-    assert_eq!(
-        settings.database.url.expose_secret(),
-        "sqlite://phonegate.db?mode=rwc"
-    );
+    assert_eq!(settings.database.url.expose_secret(), "sqlite://phonegate.db?mode=rwc");
     assert_eq!(settings.sms.provider, SmsProvider::Console);
     assert_eq!(settings.mail.provider, MailProvider::Console);
     assert_eq!(settings.twilio.api_base_url, "https://api.twilio.com");
@@ -55,30 +50,17 @@ fn the_file_overrides_defaults_and_the_environment_overrides_the_file() {
         ConfigFile::Explicit(&path),
         env(&[
             ("PHONEGATE__SERVER__BIND", "127.0.0.1:7000"),
-            (
-                "PHONEGATE__SECURITY__ALLOWED_HOSTS",
-                "a.example.com,b.example.com",
-            ),
-            (
-                "PHONEGATE__AUTH__JWT_SECRET",
-                "0123456789abcdef0123456789abcdef",
-            ),
+            ("PHONEGATE__SECURITY__ALLOWED_HOSTS", "a.example.com,b.example.com"),
+            ("PHONEGATE__AUTH__JWT_SECRET", "0123456789abcdef0123456789abcdef"),
             ("UNRELATED", "ignored"),
         ]),
     )
     .unwrap();
     assert_eq!(settings.server.bind, "127.0.0.1:7000");
     assert_eq!(settings.sms.provider, SmsProvider::Twilio, "from the file");
+    assert_eq!(settings.security.allowed_hosts, vec!["a.example.com", "b.example.com"]);
     assert_eq!(
-        settings.security.allowed_hosts,
-        vec!["a.example.com", "b.example.com"]
-    );
-    assert_eq!(
-        settings
-            .auth
-            .jwt_secret
-            .as_ref()
-            .map(|s| s.expose_secret().to_owned()),
+        settings.auth.jwt_secret.as_ref().map(|s| s.expose_secret().to_owned()),
         Some("0123456789abcdef0123456789abcdef".to_owned())
     );
     assert!(!settings.is_development());
@@ -115,11 +97,7 @@ fn a_bad_provider_name_is_refused() {
 #[test]
 fn the_example_file_loads_and_matches_the_defaults() {
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../phonegate.example.toml");
-    let settings = Settings::load_with_env(
-        ConfigFile::Explicit(std::path::Path::new(example)),
-        env(&[]),
-    )
-    .unwrap();
+    let settings = Settings::load_with_env(ConfigFile::Explicit(std::path::Path::new(example)), env(&[])).unwrap();
     let defaults = Settings::defaults().unwrap();
     assert_eq!(format!("{settings:?}"), format!("{defaults:?}"));
 }

@@ -28,11 +28,7 @@ impl fmt::Debug for Messenger {
 
 impl Messenger {
     pub fn new(sms: Arc<dyn SmsSender>, voice: Arc<dyn VoiceCaller>, app_name: String) -> Self {
-        Self {
-            sms,
-            voice,
-            app_name,
-        }
+        Self { sms, voice, app_name }
     }
 
     /// "Your phonegate code is 1234".
@@ -43,16 +39,8 @@ impl Messenger {
     /// The code read digit by digit, twice, so it can be written down:
     /// "Your phonegate code is 1, 2, 3, 4. Again, your code is 1, 2, 3, 4."
     pub fn spoken_text(&self, code: &OtpCode) -> String {
-        let digits = code
-            .expose()
-            .chars()
-            .map(String::from)
-            .collect::<Vec<_>>()
-            .join(", ");
-        format!(
-            "Your {} code is {digits}. Again, your code is {digits}.",
-            self.app_name
-        )
+        let digits = code.expose().chars().map(String::from).collect::<Vec<_>>().join(", ");
+        format!("Your {} code is {digits}. Again, your code is {digits}.", self.app_name)
     }
 
     /// Sends `issued` to `phone` over `channel`; a test number gets nothing.

@@ -37,8 +37,7 @@ impl OtpCode {
     /// is ignored, as users paste codes with spaces).
     pub fn parse(input: &str, length: CodeLength) -> Option<Self> {
         let input = input.trim();
-        (input.len() == length.get() && input.bytes().all(|b| b.is_ascii_digit()))
-            .then(|| Self(input.to_owned()))
+        (input.len() == length.get() && input.bytes().all(|b| b.is_ascii_digit())).then(|| Self(input.to_owned()))
     }
 
     /// The digits, to be put into a message for the user and nowhere else.
@@ -182,22 +181,15 @@ impl SecretHasher {
     /// A hasher whose key is derived from `master` for one `purpose`, so one
     /// configured secret can key several independent uses.
     pub fn derived(master: &[u8], purpose: &str) -> Self {
-        Self::new(
-            Self::new(master.to_vec())
-                .mac("derive", &[purpose.as_bytes()])
-                .0,
-        )
+        Self::new(Self::new(master.to_vec()).mac("derive", &[purpose.as_bytes()]).0)
     }
 
     /// HMAC over length-prefixed parts, so that no two different part lists
     /// hash the same input.
     fn mac(&self, domain: &str, parts: &[&[u8]]) -> SecretHash {
-        #[expect(
-            clippy::expect_used,
-            reason = "HMAC accepts keys of any length, so this cannot fail"
-        )]
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.key.expose_secret())
-            .expect("HMAC takes any key length");
+        #[expect(clippy::expect_used, reason = "HMAC accepts keys of any length, so this cannot fail")]
+        let mut mac =
+            <Hmac<Sha256> as Mac>::new_from_slice(self.key.expose_secret()).expect("HMAC takes any key length");
         for part in std::iter::once(domain.as_bytes()).chain(parts.iter().copied()) {
             mac.update(&(part.len() as u64).to_be_bytes());
             mac.update(part);
@@ -342,10 +334,7 @@ pub struct TestNumbers {
 
 impl TestNumbers {
     /// `exact` numbers and `prefixes`, each with its fixed code (digits).
-    pub fn new(
-        exact: Vec<(PhoneNumber, String)>,
-        prefixes: Vec<(String, String)>,
-    ) -> Result<Self, String> {
+    pub fn new(exact: Vec<(PhoneNumber, String)>, prefixes: Vec<(String, String)>) -> Result<Self, String> {
         let codes = exact
             .iter()
             .map(|(_, code)| code)
@@ -434,10 +423,7 @@ impl OtpEngine {
 
     /// The same engine, treating `test_numbers` as test numbers.
     pub fn with_test_numbers(self, test_numbers: Arc<TestNumbers>) -> Self {
-        Self {
-            test_numbers,
-            ..self
-        }
+        Self { test_numbers, ..self }
     }
 
     pub fn clock(&self) -> &Arc<dyn Clock> {
@@ -474,9 +460,7 @@ impl OtpEngine {
     /// Builds the challenge for `request` without storing it.
     fn prepare(&self, request: &IssueRequest<'_>) -> (NewChallenge, IssuedCode) {
         let now = self.clock.now();
-        let test_code = self
-            .test_numbers
-            .code_for(request.phone, request.policy.length);
+        let test_code = self.test_numbers.code_for(request.phone, request.policy.length);
         let test_number = test_code.is_some();
         if test_number {
             let uses = self.test_numbers.uses.fetch_add(1, Ordering::Relaxed) + 1;
@@ -562,8 +546,7 @@ impl OtpEngine {
         };
         let presented = self.hasher.code_hash(&lookup_hash, code);
         let code_matches = presented.ct_eq(&attempt.code_hash);
-        let device_matches =
-            device.is_none_or(|device| attempt.device_binding.as_deref() == Some(device));
+        let device_matches = device.is_none_or(|device| attempt.device_binding.as_deref() == Some(device));
         if !(code_matches && device_matches) {
             return Err(CheckError::WrongCode {
                 remaining: attempt.max_attempts.saturating_sub(attempt.attempts),

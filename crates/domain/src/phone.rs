@@ -98,9 +98,7 @@ impl PhonePolicy {
             code.trim()
                 .to_ascii_uppercase()
                 .parse::<phonenumber::country::Id>()
-                .map_err(|_| {
-                    format!("unknown region code {code:?} (expected ISO 3166 alpha-2, e.g. US)")
-                })
+                .map_err(|_| format!("unknown region code {code:?} (expected ISO 3166 alpha-2, e.g. US)"))
         };
         Ok(Self {
             default_region: region(default_region)?,
@@ -127,8 +125,7 @@ impl PhonePolicy {
         if input.len() > 64 {
             return Err(PhoneInputError::Invalid);
         }
-        let parsed = phonenumber::parse(Some(self.default_region), input)
-            .map_err(|_| PhoneInputError::Invalid)?;
+        let parsed = phonenumber::parse(Some(self.default_region), input).map_err(|_| PhoneInputError::Invalid)?;
         if !parsed.is_valid() {
             return Err(PhoneInputError::Invalid);
         }
@@ -287,18 +284,9 @@ mod tests {
             PhoneNumber::parse_e164("85261234567"),
             Err(PhoneNumberError::MissingPlus)
         );
-        assert_eq!(
-            PhoneNumber::parse_e164("+852 6123"),
-            Err(PhoneNumberError::NotDigits)
-        );
-        assert_eq!(
-            PhoneNumber::parse_e164("+0123456789"),
-            Err(PhoneNumberError::BadLength)
-        );
-        assert_eq!(
-            PhoneNumber::parse_e164("+1234567"),
-            Err(PhoneNumberError::BadLength)
-        );
+        assert_eq!(PhoneNumber::parse_e164("+852 6123"), Err(PhoneNumberError::NotDigits));
+        assert_eq!(PhoneNumber::parse_e164("+0123456789"), Err(PhoneNumberError::BadLength));
+        assert_eq!(PhoneNumber::parse_e164("+1234567"), Err(PhoneNumberError::BadLength));
     }
 
     #[test]
@@ -321,10 +309,7 @@ mod tests {
             Err("Mobile must begin with +8525, +8526, or +8529".to_owned())
         );
         assert_eq!(rule.parse("+8525234567"), Err(MobileError::WrongLength(7)));
-        assert_eq!(
-            rule.parse("+852523456789"),
-            Err(MobileError::WrongLength(7))
-        );
+        assert_eq!(rule.parse("+852523456789"), Err(MobileError::WrongLength(7)));
         assert_eq!(rule.parse("+8525123456x"), Err(MobileError::Invalid));
     }
 
@@ -338,24 +323,11 @@ mod tests {
             " 2063721234 ",
             "+12063721234",
         ] {
-            assert_eq!(
-                policy.parse(input).unwrap().as_str(),
-                "+12063721234",
-                "{input}"
-            );
+            assert_eq!(policy.parse(input).unwrap().as_str(), "+12063721234", "{input}");
         }
-        assert_eq!(
-            policy.parse("+852 6123 4567").unwrap().as_str(),
-            "+85261234567"
-        );
+        assert_eq!(policy.parse("+852 6123 4567").unwrap().as_str(), "+85261234567");
         assert_eq!(policy.parse(""), Err(PhoneInputError::Blank));
-        for bad in [
-            "+9180765XXX10",
-            "12",
-            "hello",
-            "+1 000 000 0000",
-            &"9".repeat(80),
-        ] {
+        for bad in ["+9180765XXX10", "12", "hello", "+1 000 000 0000", &"9".repeat(80)] {
             assert_eq!(policy.parse(bad), Err(PhoneInputError::Invalid), "{bad}");
         }
     }
@@ -364,30 +336,18 @@ mod tests {
     fn region_and_prefix_allow_lists() {
         let only_hk = PhonePolicy::new("HK", &["hk".to_owned()], vec![]).unwrap();
         assert_eq!(only_hk.parse("6123 4567").unwrap().as_str(), "+85261234567");
-        assert_eq!(
-            only_hk.parse("+1 206 372 1234"),
-            Err(PhoneInputError::NotAllowed)
-        );
+        assert_eq!(only_hk.parse("+1 206 372 1234"), Err(PhoneInputError::NotAllowed));
         let only_prefix = PhonePolicy::new("US", &[], vec!["+1206".into()]).unwrap();
         assert!(only_prefix.parse("(206)372-1234").is_ok());
-        assert_eq!(
-            only_prefix.parse("(415)555-0100"),
-            Err(PhoneInputError::NotAllowed)
-        );
+        assert_eq!(only_prefix.parse("(415)555-0100"), Err(PhoneInputError::NotAllowed));
         assert!(PhonePolicy::new("XX", &[], vec![]).is_err());
     }
 
     #[test]
     fn line_kinds_come_from_libphonenumber() {
         let policy = PhonePolicy::new("HK", &[], vec![]).unwrap();
-        assert_eq!(
-            policy.parse_with_kind("+85261234567").unwrap().1,
-            LineKind::Mobile
-        );
-        assert_eq!(
-            policy.parse_with_kind("+85221234567").unwrap().1,
-            LineKind::FixedLine
-        );
+        assert_eq!(policy.parse_with_kind("+85261234567").unwrap().1, LineKind::Mobile);
+        assert_eq!(policy.parse_with_kind("+85221234567").unwrap().1, LineKind::FixedLine);
     }
 
     #[test]

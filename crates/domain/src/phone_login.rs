@@ -12,10 +12,7 @@ use std::{fmt, sync::Arc, time::Duration};
 
 use crate::{
     delivery::Messenger,
-    otp::{
-        Channel, CheckError, IssueRequest, LookupKey, OtpCode, OtpEngine, OtpPolicy, Purpose,
-        SecretHash,
-    },
+    otp::{Channel, CheckError, IssueRequest, LookupKey, OtpCode, OtpEngine, OtpPolicy, Purpose, SecretHash},
     phone::{PhoneNumber, PhonePolicy},
     ports::{AccessCodeStore, DeliveryError, StoreError, UserStore},
     time::Timestamp,
@@ -255,14 +252,9 @@ impl PhoneLogin {
         let phone = self.phone(phone_number)?;
         let device = device_id(device)?;
         let pin = required(verify_pin, "verify_pin")?;
-        let pin =
-            OtpCode::parse(pin, self.settings.policy.length).ok_or(CheckPinError::InvalidPin)?;
+        let pin = OtpCode::parse(pin, self.settings.policy.length).ok_or(CheckPinError::InvalidPin)?;
         let lookup = LookupKey::from_bytes(phone.as_str().as_bytes().to_vec());
-        match self
-            .otp
-            .check(Purpose::PhoneLogin, &lookup, &pin, Some(device))
-            .await
-        {
+        match self.otp.check(Purpose::PhoneLogin, &lookup, &pin, Some(device)).await {
             Ok(_) => {}
             Err(CheckError::Expired | CheckError::Exhausted) => {
                 return Err(CheckPinError::PinExpired);
@@ -290,11 +282,7 @@ impl PhoneLogin {
                 expires_at,
             })
             .await?;
-        tracing::info!(
-            user_id = user.id.get(),
-            created,
-            "PIN checked; access code issued"
-        );
+        tracing::info!(user_id = user.id.get(), created, "PIN checked; access code issued");
         Ok(AccessGrant {
             access_code,
             user_id: user.id,

@@ -119,11 +119,7 @@ impl PhoneVerify {
         let input = phone_number
             .filter(|p| !p.trim().is_empty())
             .ok_or(RegisterError::MissingPhone)?;
-        let phone = self
-            .settings
-            .phones
-            .parse(input)
-            .map_err(RegisterError::InvalidPhone)?;
+        let phone = self.settings.phones.parse(input).map_err(RegisterError::InvalidPhone)?;
         let user = self.users.find_by_phone(&phone).await?;
         let nonce = self.otp.random_bytes(NONCE_BYTES);
         let lookup = LookupKey::from_bytes(nonce.clone());
@@ -139,9 +135,7 @@ impl PhoneVerify {
                 policy: &self.settings.policy,
             })
             .await?;
-        self.messenger
-            .deliver(&phone, Channel::Sms, &issued)
-            .await?;
+        self.messenger.deliver(&phone, Channel::Sms, &issued).await?;
         let token = self
             .tokens
             .issue_phone_session(
@@ -157,10 +151,7 @@ impl PhoneVerify {
 
     /// `verify`: the code must match the challenge the token names, for the
     /// phone the token names.
-    pub async fn verify(
-        &self,
-        request: VerifyRequest<'_>,
-    ) -> Result<VerifiedPhone, PhoneVerifyError> {
+    pub async fn verify(&self, request: VerifyRequest<'_>) -> Result<VerifiedPhone, PhoneVerifyError> {
         fn present(value: Option<&str>) -> Option<&str> {
             value.filter(|v| !v.trim().is_empty())
         }
@@ -177,11 +168,7 @@ impl PhoneVerify {
                     ("session_token", token.is_none()),
                 ];
                 return Err(PhoneVerifyError::MissingFields(
-                    missing
-                        .iter()
-                        .filter(|(_, m)| *m)
-                        .map(|(name, _)| *name)
-                        .collect(),
+                    missing.iter().filter(|(_, m)| *m).map(|(name, _)| *name).collect(),
                 ));
             }
         };
@@ -202,16 +189,10 @@ impl PhoneVerify {
         let nonce = URL_SAFE_NO_PAD
             .decode(&session.nonce)
             .map_err(|_| PhoneVerifyError::InvalidCode)?;
-        let code = OtpCode::parse(code, self.settings.policy.length)
-            .ok_or(PhoneVerifyError::InvalidCode)?;
+        let code = OtpCode::parse(code, self.settings.policy.length).ok_or(PhoneVerifyError::InvalidCode)?;
         match self
             .otp
-            .check(
-                Purpose::PhoneVerify,
-                &LookupKey::from_bytes(nonce),
-                &code,
-                None,
-            )
+            .check(Purpose::PhoneVerify, &LookupKey::from_bytes(nonce), &code, None)
             .await
         {
             Ok(_) => {}

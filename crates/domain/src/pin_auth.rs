@@ -13,10 +13,7 @@ use std::{fmt, sync::Arc};
 use crate::{
     delivery::Messenger,
     device::{PushHandle, PushHandleError, PushPlatform, PushPlatformError},
-    otp::{
-        Channel, CheckError, IssueRequest, IssuedCode, LookupKey, OtpCode, OtpEngine, OtpPolicy,
-        Purpose,
-    },
+    otp::{Channel, CheckError, IssueRequest, IssuedCode, LookupKey, OtpCode, OtpEngine, OtpPolicy, Purpose},
     phone::{MobileError, MobileRule, PhoneNumber},
     ports::{CreateUserError, DeliveryError, DeviceStore, StoreError, TokenIssuer, UserStore},
     token::{IssuedToken, TokenError},
@@ -199,16 +196,9 @@ impl PinAuth {
     }
 
     /// Issues a pin to an existing user and sends it.
-    async fn challenge_user(
-        &self,
-        phone: &PhoneNumber,
-        user: UserId,
-    ) -> Result<OtpAuthKey, SendPinError> {
+    async fn challenge_user(&self, phone: &PhoneNumber, user: UserId) -> Result<OtpAuthKey, SendPinError> {
         let (key, lookup) = self.new_key();
-        let issued = self
-            .otp
-            .issue(self.issue_request(phone, Some(user), &lookup))
-            .await?;
+        let issued = self.otp.issue(self.issue_request(phone, Some(user), &lookup)).await?;
         self.deliver(phone, &issued).await?;
         tracing::info!(user_id = user.get(), "pin sent");
         Ok(key)
@@ -221,9 +211,7 @@ impl PinAuth {
             Some(user) => self.challenge_user(&phone, user.id).await,
             None => {
                 let (key, lookup) = self.new_key();
-                self.otp
-                    .issue_decoy(self.issue_request(&phone, None, &lookup))
-                    .await?;
+                self.otp.issue_decoy(self.issue_request(&phone, None, &lookup)).await?;
                 tracing::info!("pin requested for a number with no user; nothing sent");
                 Ok(key)
             }
@@ -238,9 +226,7 @@ impl PinAuth {
             return self.challenge_user(&phone, user.id).await;
         }
         let (key, lookup) = self.new_key();
-        let (challenge, issued) = self
-            .otp
-            .issue_unstored(self.issue_request(&phone, None, &lookup));
+        let (challenge, issued) = self.otp.issue_unstored(self.issue_request(&phone, None, &lookup));
         let new_user = NewUser {
             phone: phone.clone(),
             first_name: request.first_name,
@@ -273,8 +259,7 @@ impl PinAuth {
         }
         // Malformed input cannot match any challenge; it spends no attempt.
         let lookup = OtpAuthKey::decode(otp_auth_key).ok_or(VerifyError::InvalidPin)?;
-        let code =
-            OtpCode::parse(pin, self.settings.policy.length).ok_or(VerifyError::InvalidPin)?;
+        let code = OtpCode::parse(pin, self.settings.policy.length).ok_or(VerifyError::InvalidPin)?;
         let verified = match self.otp.check(Purpose::PinAuth, &lookup, &code, None).await {
             Ok(verified) => verified,
             Err(CheckError::Expired) => return Err(VerifyError::Expired),
@@ -286,11 +271,7 @@ impl PinAuth {
         };
         // A decoy challenge has no user: its pin was never sent to anyone.
         let user_id = verified.user_id.ok_or(VerifyError::InvalidPin)?;
-        let profile = self
-            .users
-            .profile(user_id)
-            .await?
-            .ok_or(VerifyError::InvalidPin)?;
+        let profile = self.users.profile(user_id).await?.ok_or(VerifyError::InvalidPin)?;
         let token = self
             .tokens
             .issue(user_id, self.otp.clock().now())
@@ -314,10 +295,7 @@ impl PinAuth {
     }
 
     /// `current_user_profile` for the holder of `bearer`.
-    pub async fn current_user_profile(
-        &self,
-        bearer: Option<&str>,
-    ) -> Result<UserProfile, AuthError> {
+    pub async fn current_user_profile(&self, bearer: Option<&str>) -> Result<UserProfile, AuthError> {
         let user_id = self.authenticate(bearer)?;
         self.users
             .profile(user_id)

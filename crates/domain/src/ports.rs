@@ -11,7 +11,7 @@ use secrecy::SecretString;
 
 use crate::{
     device::{PushHandle, PushPlatform},
-    otp::{AttemptOutcome, ChallengeId, NewChallenge, SecretHash},
+    otp::{AttemptOutcome, ChallengeId, Channel, NewChallenge, OtpCode, SecretHash},
     phone::PhoneNumber,
     phone_login::{AccessCodeRecord, NewAccessCode},
     time::Timestamp,
@@ -51,21 +51,13 @@ pub trait UserStore: Send + Sync {
     /// the new user, all in one transaction: either both exist afterwards or
     /// neither does. The challenge's `user_id` is set to the new user's id.
     /// Live challenges with the same purpose and phone are superseded.
-    async fn create_with_challenge(
-        &self,
-        user: NewUser,
-        challenge: NewChallenge,
-    ) -> Result<UserId, CreateUserError>;
+    async fn create_with_challenge(&self, user: NewUser, challenge: NewChallenge) -> Result<UserId, CreateUserError>;
 
     /// The user whose phone is `phone`, created if there is none, with the
     /// phone marked verified at `now` (if it was not already). Returns the
     /// user and whether it was created. Safe under concurrency: two callers
     /// for one new phone get the same user.
-    async fn upsert_verified_phone(
-        &self,
-        phone: &PhoneNumber,
-        now: Timestamp,
-    ) -> Result<(User, bool), StoreError>;
+    async fn upsert_verified_phone(&self, phone: &PhoneNumber, now: Timestamp) -> Result<(User, bool), StoreError>;
 }
 
 /// Keeps OTP challenges. The contract that makes codes safe lives here:
@@ -82,11 +74,7 @@ pub trait ChallengeStore: Send + Sync {
     /// Atomically spends one attempt on the challenge with `lookup_hash` if
     /// it is live, unexpired at `now` and has attempts left, and returns it
     /// with its code hash; otherwise says why not, spending nothing.
-    async fn spend_attempt(
-        &self,
-        lookup_hash: &SecretHash,
-        now: Timestamp,
-    ) -> Result<AttemptOutcome, StoreError>;
+    async fn spend_attempt(&self, lookup_hash: &SecretHash, now: Timestamp) -> Result<AttemptOutcome, StoreError>;
 
     /// Marks the challenge consumed if it is still live. Returns `false` if
     /// it was not (another check consumed it first, or it was superseded).
@@ -116,15 +104,49 @@ pub struct OutgoingSms {
     pub body: SecretString,
 }
 
-/// Why a message could not be delivered to the provider.
+/// Why a message could not be delivered to the provider. Messages are for
+/// logs and never contain a code, a token or a credential.
 #[derive(Debug, thiserror::Error)]
 pub enum DeliveryError {
-    /// The provider says the number cannot receive messages.
+    /// The provider says the number cannot receive messages (Twilio 21211, 60200).
     #[error("the provider rejected the number")]
     InvalidNumber,
-    /// The provider is unreachable, failing or refusing us for now.
+    /// The provider is rate-limiting us or this number (Twilio 20429, 60203,
+    /// 60212); try again after `retry_after` if known.
+    #[error("the provider is rate-limiting requests")]
+    RateLimited { retry_after: Option<std::time::Duration> },
+    /// Credentials or settings are wrong (Twilio 20003): no retry helps.
+    #[error("the provider refused our credentials or settings: {0}")]
+    Misconfigured(String),
+    /// The provider is unreachable, failing or timing out, after retries.
     #[error("the provider is unavailable: {0}")]
     Unavailable(String),
+}
+
+/// What a provider that checks codes itself says of a code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostedCheck {
+    /// The code is right (Twilio Verify status `approved`).
+    Approved,
+    /// The code is wrong (status `pending`).
+    Rejected,
+    /// No verification is pending for the number: expired, used up or
+    /// never started (Twilio 404 / 20404).
+    NotFound,
+}
+
+/// A provider that generates, delivers and checks codes itself (Twilio
+/// Verify). phonegate still records each challenge (attempts, expiry, single
+/// use); only the code lives at the provider.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait HostedVerification: Send + Sync {
+    /// Asks the provider to send a new code to `to` by `channel`, in `locale`
+    /// (e.g. `en`).
+    async fn start(&self, to: &PhoneNumber, channel: Channel, locale: &str) -> Result<(), DeliveryError>;
+
+    /// Asks the provider whether `code` is the code it sent to `to`.
+    async fn check(&self, to: &PhoneNumber, code: &OtpCode) -> Result<HostedCheck, DeliveryError>;
 }
 
 /// Sends text messages.
@@ -158,10 +180,7 @@ pub trait AccessCodeStore: Send + Sync {
     async fn insert_access_code(&self, code: NewAccessCode) -> Result<(), StoreError>;
 
     /// The access code whose hash is `code_hash`, expired or not.
-    async fn find_access_code(
-        &self,
-        code_hash: &SecretHash,
-    ) -> Result<Option<AccessCodeRecord>, StoreError>;
+    async fn find_access_code(&self, code_hash: &SecretHash) -> Result<Option<AccessCodeRecord>, StoreError>;
 }
 
 /// The current time. A port so tests can drive expiry without sleeping.
@@ -200,8 +219,7 @@ pub trait TokenIssuer: Send + Sync {
     ) -> Result<IssuedToken, TokenError>;
 
     /// Verifies a session token from [`TokenIssuer::issue_phone_session`].
-    fn verify_phone_session(&self, token: &str, now: Timestamp)
-    -> Result<PhoneSession, TokenError>;
+    fn verify_phone_session(&self, token: &str, now: Timestamp) -> Result<PhoneSession, TokenError>;
 }
 
 /// Whether the service's own dependencies answer (for `/readyz`).

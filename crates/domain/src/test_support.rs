@@ -14,13 +14,11 @@ use secrecy::{ExposeSecret as _, SecretString};
 use crate::{
     delivery::Messenger,
     otp::{
-        AttemptOutcome, ChallengeAttempt, ChallengeId, CodeLength, NewChallenge, OtpEngine,
-        OtpPolicy, SecretHasher,
+        AttemptOutcome, ChallengeAttempt, ChallengeId, CodeLength, NewChallenge, OtpEngine, OtpPolicy, SecretHasher,
     },
     phone::PhoneNumber,
     ports::{
-        MockChallengeStore, MockClock, MockRandomSource, MockSmsSender, MockTokenIssuer,
-        MockUserStore, MockVoiceCaller,
+        MockChallengeStore, MockClock, MockRandomSource, MockSmsSender, MockTokenIssuer, MockUserStore, MockVoiceCaller,
     },
     time::Timestamp,
     token::{AccessClaims, IssuedToken, PhoneSession, TokenError},
@@ -102,8 +100,7 @@ pub fn challenge_store(world: &Arc<World>) -> MockChallengeStore {
     store.expect_replace_live().returning(move |challenge| {
         let mut rows = w.rows.lock().unwrap();
         for row in rows.iter_mut() {
-            if row.challenge.purpose == challenge.purpose && row.challenge.phone == challenge.phone
-            {
+            if row.challenge.purpose == challenge.purpose && row.challenge.phone == challenge.phone {
                 row.closed = true;
             }
         }
@@ -119,10 +116,7 @@ pub fn challenge_store(world: &Arc<World>) -> MockChallengeStore {
     let w = world.clone();
     store.expect_spend_attempt().returning(move |lookup, now| {
         let mut rows = w.rows.lock().unwrap();
-        let Some(row) = rows
-            .iter_mut()
-            .find(|row| row.challenge.lookup_hash == *lookup)
-        else {
+        let Some(row) = rows.iter_mut().find(|row| row.challenge.lookup_hash == *lookup) else {
             return Ok(AttemptOutcome::NotFound);
         };
         if row.closed {
@@ -184,11 +178,7 @@ pub fn voice(world: &Arc<World>) -> MockVoiceCaller {
 }
 
 pub fn messenger(world: &Arc<World>) -> Messenger {
-    Messenger::new(
-        Arc::new(sms(world)),
-        Arc::new(voice(world)),
-        "phonegate".into(),
-    )
+    Messenger::new(Arc::new(sms(world)), Arc::new(voice(world)), "phonegate".into())
 }
 
 /// A user store over `world.users`.
@@ -217,17 +207,15 @@ pub fn users(world: &Arc<World>) -> MockUserStore {
             }))
     });
     let w = world.clone();
-    users
-        .expect_upsert_verified_phone()
-        .returning(move |phone, _now| {
-            let mut users = w.users.lock().unwrap();
-            if let Some(user) = users.iter().find(|u| u.phone.as_ref() == Some(phone)) {
-                return Ok((user.clone(), false));
-            }
-            let user = user(users.len() as i64 + 100, phone.as_str());
-            users.push(user.clone());
-            Ok((user, true))
-        });
+    users.expect_upsert_verified_phone().returning(move |phone, _now| {
+        let mut users = w.users.lock().unwrap();
+        if let Some(user) = users.iter().find(|u| u.phone.as_ref() == Some(phone)) {
+            return Ok((user.clone(), false));
+        }
+        let user = user(users.len() as i64 + 100, phone.as_str());
+        users.push(user.clone());
+        Ok((user, true))
+    });
     users
 }
 
@@ -257,31 +245,25 @@ pub fn tokens() -> MockTokenIssuer {
         .expect_issue_phone_session()
         .returning(|phone, nonce, _now, expires_at| {
             Ok(IssuedToken::new(
-                SecretString::from(format!(
-                    "session|{phone}|{nonce}|{}",
-                    expires_at.unix_millis()
-                )),
+                SecretString::from(format!("session|{phone}|{nonce}|{}", expires_at.unix_millis())),
                 expires_at,
             ))
         });
-    tokens
-        .expect_verify_phone_session()
-        .returning(|token, now| {
-            let parts: Vec<&str> = token.split('|').collect();
-            let ["session", phone, nonce, expires] = parts[..] else {
-                return Err(TokenError::Invalid);
-            };
-            let expires_at =
-                Timestamp::from_unix_millis(expires.parse().map_err(|_| TokenError::Invalid)?);
-            if now >= expires_at {
-                return Err(TokenError::Expired);
-            }
-            Ok(PhoneSession {
-                phone: phone.to_owned(),
-                nonce: nonce.to_owned(),
-                expires_at,
-            })
-        });
+    tokens.expect_verify_phone_session().returning(|token, now| {
+        let parts: Vec<&str> = token.split('|').collect();
+        let ["session", phone, nonce, expires] = parts[..] else {
+            return Err(TokenError::Invalid);
+        };
+        let expires_at = Timestamp::from_unix_millis(expires.parse().map_err(|_| TokenError::Invalid)?);
+        if now >= expires_at {
+            return Err(TokenError::Expired);
+        }
+        Ok(PhoneSession {
+            phone: phone.to_owned(),
+            nonce: nonce.to_owned(),
+            expires_at,
+        })
+    });
     tokens
 }
 

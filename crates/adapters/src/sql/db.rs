@@ -12,9 +12,7 @@ use sea_query_sqlx::SqlxBinder;
 use sqlx::{
     AssertSqlSafe, FromRow, PgPool, Postgres, Sqlite, SqlitePool, Transaction,
     postgres::{PgConnectOptions, PgPoolOptions, PgRow},
-    sqlite::{
-        SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-    },
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous},
 };
 
 /// Which backend a URL names.
@@ -172,14 +170,8 @@ impl Tx {
 }
 
 /// A row type that decodes from both backends.
-pub trait AnyRow:
-    for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin
-{
-}
-impl<T> AnyRow for T where
-    T: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin
-{
-}
+pub trait AnyRow: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin {}
+impl<T> AnyRow for T where T: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin {}
 
 /// Builds `$stmt` for the backend of `$target` and runs `$run` on it: the
 /// one place where a statement meets a backend. `$target` is a `Db` (runs
@@ -230,10 +222,7 @@ impl Target<'_> {
     }
 
     /// Fetches at most one row.
-    pub async fn fetch_optional<T: AnyRow, S: SqlxBinder>(
-        self,
-        stmt: &S,
-    ) -> Result<Option<T>, sqlx::Error> {
+    pub async fn fetch_optional<T: AnyRow, S: SqlxBinder>(self, stmt: &S) -> Result<Option<T>, sqlx::Error> {
         on_backend!(self, stmt, |sql, values, exec| {
             sqlx::query_as_with(AssertSqlSafe(sql), values)
                 .fetch_optional(exec)
@@ -244,21 +233,14 @@ impl Target<'_> {
     /// Fetches exactly one row.
     pub async fn fetch_one<T: AnyRow, S: SqlxBinder>(self, stmt: &S) -> Result<T, sqlx::Error> {
         on_backend!(self, stmt, |sql, values, exec| {
-            sqlx::query_as_with(AssertSqlSafe(sql), values)
-                .fetch_one(exec)
-                .await
+            sqlx::query_as_with(AssertSqlSafe(sql), values).fetch_one(exec).await
         })
     }
 
     /// Fetches every row.
-    pub async fn fetch_all<T: AnyRow, S: SqlxBinder>(
-        self,
-        stmt: &S,
-    ) -> Result<Vec<T>, sqlx::Error> {
+    pub async fn fetch_all<T: AnyRow, S: SqlxBinder>(self, stmt: &S) -> Result<Vec<T>, sqlx::Error> {
         on_backend!(self, stmt, |sql, values, exec| {
-            sqlx::query_as_with(AssertSqlSafe(sql), values)
-                .fetch_all(exec)
-                .await
+            sqlx::query_as_with(AssertSqlSafe(sql), values).fetch_all(exec).await
         })
     }
 }
@@ -286,7 +268,5 @@ pub fn store_error(error: sqlx::Error) -> StoreError {
 
 /// Whether `error` is a unique-constraint violation.
 pub fn is_unique_violation(error: &sqlx::Error) -> bool {
-    error
-        .as_database_error()
-        .is_some_and(|db| db.is_unique_violation())
+    error.as_database_error().is_some_and(|db| db.is_unique_violation())
 }

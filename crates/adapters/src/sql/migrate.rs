@@ -51,8 +51,7 @@ pub async fn migrate(db: &Db, now_millis: i64) -> Result<usize, DbError> {
     if db.backend() == Backend::Postgres {
         // Serialises concurrent starts; released when the transaction ends.
         // The number is arbitrary but fixed: "phonegat" in ASCII.
-        tx.raw("SELECT pg_advisory_xact_lock(8100917815175225716)")
-            .await?;
+        tx.raw("SELECT pg_advisory_xact_lock(8100917815175225716)").await?;
     }
     tx.raw(
         "CREATE TABLE IF NOT EXISTS phonegate_migrations (

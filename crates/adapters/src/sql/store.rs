@@ -20,9 +20,7 @@ use sea_query::{Expr, ExprTrait as _, InsertStatement, OnConflict, Order, Query,
 
 use super::{
     db::{Db, is_unique_violation, store_error},
-    schema::{
-        AccessCodes, Addresses, Devices, OtpChallenges, Permissions, ServerSecrets, Users, state,
-    },
+    schema::{AccessCodes, Addresses, Devices, OtpChallenges, Permissions, ServerSecrets, Users, state},
 };
 
 /// The SQL implementation of every store port.
@@ -42,25 +40,12 @@ impl SqlStore {
 
     /// The secret named `name`, created from `fresh` if there is none yet.
     /// Concurrent callers all end up with the same value.
-    pub async fn secret_or_insert(
-        &self,
-        name: &str,
-        fresh: Vec<u8>,
-        now: Timestamp,
-    ) -> Result<Vec<u8>, StoreError> {
+    pub async fn secret_or_insert(&self, name: &str, fresh: Vec<u8>, now: Timestamp) -> Result<Vec<u8>, StoreError> {
         let insert = Query::insert()
             .into_table(ServerSecrets::Table)
-            .columns([
-                ServerSecrets::Name,
-                ServerSecrets::Value,
-                ServerSecrets::CreatedAt,
-            ])
+            .columns([ServerSecrets::Name, ServerSecrets::Value, ServerSecrets::CreatedAt])
             .values_panic([name.into(), fresh.into(), now.unix_millis().into()])
-            .on_conflict(
-                OnConflict::column(ServerSecrets::Name)
-                    .do_nothing()
-                    .to_owned(),
-            )
+            .on_conflict(OnConflict::column(ServerSecrets::Name).do_nothing().to_owned())
             .to_owned();
         self.db.run().execute(&insert).await.map_err(store_error)?;
         let select = Query::select()
@@ -68,12 +53,7 @@ impl SqlStore {
             .from(ServerSecrets::Table)
             .and_where(Expr::col(ServerSecrets::Name).eq(name))
             .to_owned();
-        let row: SecretRow = self
-            .db
-            .run()
-            .fetch_one(&select)
-            .await
-            .map_err(store_error)?;
+        let row: SecretRow = self.db.run().fetch_one(&select).await.map_err(store_error)?;
         Ok(row.value)
     }
 }
@@ -98,9 +78,7 @@ impl UserRow {
             id: UserId::new(self.id),
             // Only validated numbers are ever written, so this cannot fail;
             // a row edited by hand into garbage reads as "no phone".
-            phone: self
-                .phone
-                .and_then(|phone| PhoneNumber::parse_e164(&phone).ok()),
+            phone: self.phone.and_then(|phone| PhoneNumber::parse_e164(&phone).ok()),
             email: self.email,
             first_name: self.first_name,
             last_name: self.last_name,
@@ -152,13 +130,7 @@ struct ChallengeStateRow {
 /// run again before giving up.
 const MAX_LIVE_CONFLICTS: u32 = 3;
 
-const USER_COLUMNS: [Users; 5] = [
-    Users::Id,
-    Users::Phone,
-    Users::Email,
-    Users::FirstName,
-    Users::LastName,
-];
+const USER_COLUMNS: [Users; 5] = [Users::Id, Users::Phone, Users::Email, Users::FirstName, Users::LastName];
 
 /// Closes the live challenges of one purpose and phone.
 fn supersede_live(challenge: &NewChallenge) -> UpdateStatement {
@@ -198,9 +170,7 @@ fn insert_challenge(challenge: &NewChallenge) -> InsertStatement {
             challenge.lookup_hash.as_bytes().to_vec().into(),
             challenge.code_hash.as_bytes().to_vec().into(),
             0i32.into(),
-            i32::try_from(challenge.max_attempts)
-                .unwrap_or(i32::MAX)
-                .into(),
+            i32::try_from(challenge.max_attempts).unwrap_or(i32::MAX).into(),
             state::LIVE.into(),
             challenge.created_at.unix_millis().into(),
             challenge.expires_at.unix_millis().into(),
@@ -217,12 +187,7 @@ impl UserStore for SqlStore {
             .from(Users::Table)
             .and_where(Expr::col(Users::Phone).eq(phone.as_str()))
             .to_owned();
-        let row: Option<UserRow> = self
-            .db
-            .run()
-            .fetch_optional(&query)
-            .await
-            .map_err(store_error)?;
+        let row: Option<UserRow> = self.db.run().fetch_optional(&query).await.map_err(store_error)?;
         Ok(row.map(UserRow::into_user))
     }
 
@@ -255,24 +220,14 @@ impl UserStore for SqlStore {
             .and_where(Expr::col(Addresses::UserId).eq(id.get()))
             .order_by(Addresses::Id, Order::Asc)
             .to_owned();
-        let addresses: Vec<AddressRow> = self
-            .db
-            .run()
-            .fetch_all(&addresses)
-            .await
-            .map_err(store_error)?;
+        let addresses: Vec<AddressRow> = self.db.run().fetch_all(&addresses).await.map_err(store_error)?;
         let permissions = Query::select()
             .columns([Permissions::Id, Permissions::Name])
             .from(Permissions::Table)
             .and_where(Expr::col(Permissions::UserId).eq(id.get()))
             .order_by(Permissions::Id, Order::Asc)
             .to_owned();
-        let permissions: Vec<PermissionRow> = self
-            .db
-            .run()
-            .fetch_all(&permissions)
-            .await
-            .map_err(store_error)?;
+        let permissions: Vec<PermissionRow> = self.db.run().fetch_all(&permissions).await.map_err(store_error)?;
         Ok(Some(UserProfile {
             user: user.into_user(),
             addresses: addresses
@@ -297,17 +252,10 @@ impl UserStore for SqlStore {
         }))
     }
 
-    async fn create_with_challenge(
-        &self,
-        user: NewUser,
-        challenge: NewChallenge,
-    ) -> Result<UserId, CreateUserError> {
+    async fn create_with_challenge(&self, user: NewUser, challenge: NewChallenge) -> Result<UserId, CreateUserError> {
         let mut conflicts = 0;
         loop {
-            match self
-                .try_create_with_challenge(&user, challenge.clone())
-                .await?
-            {
+            match self.try_create_with_challenge(&user, challenge.clone()).await? {
                 CreateAttempt::Created(user_id) => return Ok(user_id),
                 // A concurrent request stored a live challenge for this
                 // phone (a decoy, say) after our supersede: run again.
@@ -319,11 +267,7 @@ impl UserStore for SqlStore {
         }
     }
 
-    async fn upsert_verified_phone(
-        &self,
-        phone: &PhoneNumber,
-        now: Timestamp,
-    ) -> Result<(User, bool), StoreError> {
+    async fn upsert_verified_phone(&self, phone: &PhoneNumber, now: Timestamp) -> Result<(User, bool), StoreError> {
         let mut tx = self.db.begin().await.map_err(store_error)?;
         let insert = Query::insert()
             .into_table(Users::Table)
@@ -389,10 +333,7 @@ impl AccessCodeStore for SqlStore {
         Ok(())
     }
 
-    async fn find_access_code(
-        &self,
-        code_hash: &SecretHash,
-    ) -> Result<Option<AccessCodeRecord>, StoreError> {
+    async fn find_access_code(&self, code_hash: &SecretHash) -> Result<Option<AccessCodeRecord>, StoreError> {
         let query = Query::select()
             .column((AccessCodes::Table, AccessCodes::UserId))
             .column((Users::Table, Users::Phone))
@@ -402,25 +343,14 @@ impl AccessCodeStore for SqlStore {
             .from(AccessCodes::Table)
             .inner_join(
                 Users::Table,
-                Expr::col((Users::Table, Users::Id))
-                    .equals((AccessCodes::Table, AccessCodes::UserId)),
+                Expr::col((Users::Table, Users::Id)).equals((AccessCodes::Table, AccessCodes::UserId)),
             )
-            .and_where(
-                Expr::col((AccessCodes::Table, AccessCodes::CodeHash))
-                    .eq(code_hash.as_bytes().to_vec()),
-            )
+            .and_where(Expr::col((AccessCodes::Table, AccessCodes::CodeHash)).eq(code_hash.as_bytes().to_vec()))
             .to_owned();
-        let row: Option<AccessCodeRow> = self
-            .db
-            .run()
-            .fetch_optional(&query)
-            .await
-            .map_err(store_error)?;
+        let row: Option<AccessCodeRow> = self.db.run().fetch_optional(&query).await.map_err(store_error)?;
         Ok(row.map(|row| AccessCodeRecord {
             user_id: UserId::new(row.user_id),
-            phone: row
-                .phone
-                .and_then(|phone| PhoneNumber::parse_e164(&phone).ok()),
+            phone: row.phone.and_then(|phone| PhoneNumber::parse_e164(&phone).ok()),
             device_id: row.device_id,
             expires_at: Timestamp::from_unix_millis(row.expires_at),
             revoked: row.revoked_at.is_some(),
@@ -446,12 +376,7 @@ impl SqlStore {
         let mut tx = self.db.begin().await.map_err(store_error)?;
         let insert_user = Query::insert()
             .into_table(Users::Table)
-            .columns([
-                Users::Phone,
-                Users::FirstName,
-                Users::LastName,
-                Users::CreatedAt,
-            ])
+            .columns([Users::Phone, Users::FirstName, Users::LastName, Users::CreatedAt])
             .values_panic([
                 user.phone.as_str().into(),
                 user.first_name.clone().into(),
@@ -488,10 +413,7 @@ impl SqlStore {
                     now.into(),
                 ])
                 .to_owned();
-            tx.run()
-                .execute(&insert_address)
-                .await
-                .map_err(store_error)?;
+            tx.run().execute(&insert_address).await.map_err(store_error)?;
         }
         challenge.user_id = Some(user_id);
         tx.run()
@@ -520,11 +442,7 @@ impl ChallengeStore for SqlStore {
                 .execute(&supersede_live(&challenge))
                 .await
                 .map_err(store_error)?;
-            match tx
-                .run()
-                .fetch_one::<IdRow, _>(&insert_challenge(&challenge))
-                .await
-            {
+            match tx.run().fetch_one::<IdRow, _>(&insert_challenge(&challenge)).await {
                 Ok(row) => {
                     tx.commit().await.map_err(store_error)?;
                     return Ok(ChallengeId::new(row.id));
@@ -541,20 +459,13 @@ impl ChallengeStore for SqlStore {
         }
     }
 
-    async fn spend_attempt(
-        &self,
-        lookup_hash: &SecretHash,
-        now: Timestamp,
-    ) -> Result<AttemptOutcome, StoreError> {
+    async fn spend_attempt(&self, lookup_hash: &SecretHash, now: Timestamp) -> Result<AttemptOutcome, StoreError> {
         let lookup = lookup_hash.as_bytes().to_vec();
         // One round trip in the common case: the WHERE clause re-checks
         // every condition, so concurrent attempts are counted exactly.
         let spend = Query::update()
             .table(OtpChallenges::Table)
-            .value(
-                OtpChallenges::Attempts,
-                Expr::col(OtpChallenges::Attempts).add(1),
-            )
+            .value(OtpChallenges::Attempts, Expr::col(OtpChallenges::Attempts).add(1))
             .and_where(Expr::col(OtpChallenges::LookupHash).eq(lookup.clone()))
             .and_where(Expr::col(OtpChallenges::State).eq(state::LIVE))
             .and_where(Expr::col(OtpChallenges::ExpiresAt).gt(now.unix_millis()))
@@ -599,12 +510,7 @@ impl ChallengeStore for SqlStore {
             .order_by(OtpChallenges::Id, Order::Desc)
             .limit(1)
             .to_owned();
-        let row: Option<ChallengeStateRow> = self
-            .db
-            .run()
-            .fetch_optional(&why)
-            .await
-            .map_err(store_error)?;
+        let row: Option<ChallengeStateRow> = self.db.run().fetch_optional(&why).await.map_err(store_error)?;
         Ok(match row {
             None => AttemptOutcome::NotFound,
             Some(row) if row.state != state::LIVE => AttemptOutcome::Closed,
@@ -672,10 +578,7 @@ impl Readiness for SqlStore {
 /// Reads for tests and admin tooling that the ports do not need.
 impl SqlStore {
     /// The push registrations of `user` as `(platform, handle)`.
-    pub async fn push_registrations(
-        &self,
-        user: UserId,
-    ) -> Result<Vec<(String, String)>, StoreError> {
+    pub async fn push_registrations(&self, user: UserId) -> Result<Vec<(String, String)>, StoreError> {
         #[derive(sqlx::FromRow)]
         struct Row {
             platform: String,
@@ -688,10 +591,7 @@ impl SqlStore {
             .order_by(Devices::Id, Order::Asc)
             .to_owned();
         let rows: Vec<Row> = self.db.run().fetch_all(&query).await.map_err(store_error)?;
-        Ok(rows
-            .into_iter()
-            .map(|r| (r.platform, r.push_handle))
-            .collect())
+        Ok(rows.into_iter().map(|r| (r.platform, r.push_handle)).collect())
     }
 
     /// Grants `name` to `user` (admin tooling; pin-auth lists permissions).

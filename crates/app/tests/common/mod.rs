@@ -43,10 +43,7 @@ pub async fn spawn_app(backend: TestBackend) -> TestApp {
 }
 
 /// Like [`spawn_app`], after `configure` has adjusted the settings.
-pub async fn spawn_app_with(
-    backend: TestBackend,
-    configure: impl FnOnce(&mut Settings),
-) -> TestApp {
+pub async fn spawn_app_with(backend: TestBackend, configure: impl FnOnce(&mut Settings)) -> TestApp {
     try_spawn_app_with(backend, configure)
         .await
         .expect("the service builds")
@@ -98,14 +95,9 @@ impl TestApp {
         let body = if bytes.is_empty() {
             Value::Null
         } else {
-            serde_json::from_slice(&bytes)
-                .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&bytes)))
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&bytes)))
         };
-        Reply {
-            status,
-            headers,
-            body,
-        }
+        Reply { status, headers, body }
     }
 
     pub async fn post_json(&self, path: &str, body: &Value) -> Reply {
@@ -160,11 +152,7 @@ impl TestApp {
             .last_to(phone)
             .unwrap_or_else(|| panic!("no call was made to {phone}"));
         assert_eq!(message.channel, "call");
-        let spoken = message
-            .body
-            .split(" code is ")
-            .nth(1)
-            .expect("the call reads the code");
+        let spoken = message.body.split(" code is ").nth(1).expect("the call reads the code");
         spoken.split('.').next().unwrap().split(", ").collect()
     }
 

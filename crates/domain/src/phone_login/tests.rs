@@ -110,16 +110,11 @@ async fn call_verify_reads_the_pin_aloud_digit_by_digit_twice() {
     let digits: Vec<&str> = first.split(", ").collect();
     assert_eq!(digits.len(), 5, "{text}");
     assert!(
-        digits
-            .iter()
-            .all(|d| d.len() == 1 && d.as_bytes()[0].is_ascii_digit()),
+        digits.iter().all(|d| d.len() == 1 && d.as_bytes()[0].is_ascii_digit()),
         "{text}"
     );
     let pin: String = digits.concat();
-    let grant = service
-        .check_pin(Some(PHONE), Some("abcde"), Some(&pin))
-        .await
-        .unwrap();
+    let grant = service.check_pin(Some(PHONE), Some("abcde"), Some(&pin)).await.unwrap();
     assert_eq!(grant.expose().len(), 32);
 }
 
@@ -127,24 +122,14 @@ async fn call_verify_reads_the_pin_aloud_digit_by_digit_twice() {
 async fn check_pin_issues_an_access_code_that_a_backend_can_validate() {
     let world = World::new();
     let service = service(&world);
-    service
-        .phone_login(Some(PHONE), Some("abcde"), None)
-        .await
-        .unwrap();
+    service.phone_login(Some(PHONE), Some("abcde"), None).await.unwrap();
     let grant = service
-        .check_pin(
-            Some("206-372-1234"),
-            Some("abcde"),
-            Some(&world.last_code()),
-        )
+        .check_pin(Some("206-372-1234"), Some("abcde"), Some(&world.last_code()))
         .await
         .unwrap();
     assert_eq!(grant.expose().len(), 32);
     assert!(grant.expose().bytes().all(|b| b.is_ascii_hexdigit()));
-    let info = service
-        .check_access_code(Some(grant.expose()), None)
-        .await
-        .unwrap();
+    let info = service.check_access_code(Some(grant.expose()), None).await.unwrap();
     assert_eq!(info.user_id, grant.user_id);
     assert_eq!(info.phone.as_ref().map(PhoneNumber::as_str), Some(PHONE));
     assert!(
@@ -154,9 +139,7 @@ async fn check_pin_issues_an_access_code_that_a_backend_can_validate() {
             .is_ok()
     );
     assert!(matches!(
-        service
-            .check_access_code(Some(grant.expose()), Some("other"))
-            .await,
+        service.check_access_code(Some(grant.expose()), Some("other")).await,
         Err(AccessCodeError::Invalid)
     ));
     assert!(matches!(
@@ -174,10 +157,7 @@ async fn check_pin_issues_an_access_code_that_a_backend_can_validate() {
 async fn the_pin_is_bound_to_the_device() {
     let world = World::new();
     let service = service(&world);
-    service
-        .phone_login(Some(PHONE), Some("abcde"), None)
-        .await
-        .unwrap();
+    service.phone_login(Some(PHONE), Some("abcde"), None).await.unwrap();
     let pin = world.last_code();
     let error = service
         .check_pin(Some(PHONE), Some("other"), Some(&pin))
@@ -185,20 +165,14 @@ async fn the_pin_is_bound_to_the_device() {
         .unwrap_err();
     assert!(matches!(error, CheckPinError::InvalidPin), "{error:?}");
     // The wrong device spent an attempt but the right one still works.
-    service
-        .check_pin(Some(PHONE), Some("abcde"), Some(&pin))
-        .await
-        .unwrap();
+    service.check_pin(Some(PHONE), Some("abcde"), Some(&pin)).await.unwrap();
 }
 
 #[tokio::test]
 async fn an_expired_pin_is_pin_expired() {
     let world = World::new();
     let service = service(&world);
-    service
-        .phone_login(Some(PHONE), Some("abcde"), None)
-        .await
-        .unwrap();
+    service.phone_login(Some(PHONE), Some("abcde"), None).await.unwrap();
     world.advance(Duration::from_secs(300));
     let error = service
         .check_pin(Some(PHONE), Some("abcde"), Some(&world.last_code()))
@@ -224,11 +198,7 @@ async fn parameters_are_checked() {
         ParameterError::Missing("device_id")
     );
     assert_eq!(
-        param(
-            service
-                .phone_login(Some(PHONE), Some("d"), Some("yes"))
-                .await
-        ),
+        param(service.phone_login(Some(PHONE), Some("d"), Some("yes")).await),
         ParameterError::Invalid("call_verify")
     );
     assert_eq!(
@@ -236,18 +206,12 @@ async fn parameters_are_checked() {
         ParameterError::InvalidPhone
     );
     assert_eq!(
-        param(
-            service
-                .phone_login(Some(PHONE), Some(&"d".repeat(300)), None)
-                .await
-        ),
+        param(service.phone_login(Some(PHONE), Some(&"d".repeat(300)), None).await),
         ParameterError::Invalid("device_id")
     );
     assert!(matches!(
         service.check_pin(Some(PHONE), Some("d"), None).await,
-        Err(CheckPinError::Parameter(ParameterError::Missing(
-            "verify_pin"
-        )))
+        Err(CheckPinError::Parameter(ParameterError::Missing("verify_pin")))
     ));
     assert_eq!(world.sent_count(), 0);
 }
@@ -257,10 +221,7 @@ async fn a_test_number_sends_nothing_and_accepts_its_fixed_code() {
     let world = World::new();
     let numbers = TestNumbers::new(vec![], vec![("+1415".into(), "123456".into())]).unwrap();
     let numbers = Arc::new(numbers);
-    let service = service_with(
-        &world,
-        support::engine(&world).with_test_numbers(numbers.clone()),
-    );
+    let service = service_with(&world, support::engine(&world).with_test_numbers(numbers.clone()));
     service
         .phone_login(Some("+1 415 555 0100"), Some("d"), Some("T"))
         .await
@@ -273,9 +234,6 @@ async fn a_test_number_sends_nothing_and_accepts_its_fixed_code() {
         .await
         .unwrap();
     // Other numbers are not affected.
-    service
-        .phone_login(Some(PHONE), Some("d"), None)
-        .await
-        .unwrap();
+    service.phone_login(Some(PHONE), Some("d"), None).await.unwrap();
     assert_eq!(world.sent_count(), 1);
 }

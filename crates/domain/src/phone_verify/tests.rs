@@ -39,14 +39,8 @@ async fn register_texts_a_six_digit_code_and_returns_a_session_token_without_it(
     let code = world.last_code();
     assert_eq!(code.len(), 6);
     assert!(token.expose().contains(PHONE));
-    assert!(
-        !token.expose().contains(&code),
-        "the token never carries the code"
-    );
-    assert_eq!(
-        token.expires_at,
-        world.rows.lock().unwrap()[0].challenge.expires_at
-    );
+    assert!(!token.expose().contains(&code), "the token never carries the code");
+    assert_eq!(token.expires_at, world.rows.lock().unwrap()[0].challenge.expires_at);
 }
 
 #[tokio::test]
@@ -72,10 +66,7 @@ async fn verify_of_a_known_phone_reuses_its_user() {
         .verify(request(PHONE, &world.last_code(), token.expose()))
         .await
         .unwrap();
-    assert_eq!(
-        (verified.user_id, verified.created),
-        (UserId::new(7), false)
-    );
+    assert_eq!((verified.user_id, verified.created), (UserId::new(7), false));
 }
 
 #[tokio::test]
@@ -85,20 +76,14 @@ async fn a_wrong_code_or_a_token_for_another_phone_is_not_valid() {
     let token = service.register(Some(PHONE)).await.unwrap();
     let code = world.last_code();
     let wrong = if code == "000000" { "111111" } else { "000000" };
-    let error = service
-        .verify(request(PHONE, wrong, token.expose()))
-        .await
-        .unwrap_err();
+    let error = service.verify(request(PHONE, wrong, token.expose())).await.unwrap_err();
     assert!(matches!(error, PhoneVerifyError::InvalidCode), "{error:?}");
     let error = service
         .verify(request("+14155550100", &code, token.expose()))
         .await
         .unwrap_err();
     assert!(matches!(error, PhoneVerifyError::InvalidCode), "{error:?}");
-    let error = service
-        .verify(request(PHONE, &code, "forged"))
-        .await
-        .unwrap_err();
+    let error = service.verify(request(PHONE, &code, "forged")).await.unwrap_err();
     assert!(matches!(error, PhoneVerifyError::InvalidCode), "{error:?}");
 }
 
@@ -141,19 +126,10 @@ async fn five_failures_kill_the_challenge() {
     let code = world.last_code();
     let wrong = if code == "000000" { "111111" } else { "000000" };
     for _ in 0..5 {
-        service
-            .verify(request(PHONE, wrong, token.expose()))
-            .await
-            .unwrap_err();
+        service.verify(request(PHONE, wrong, token.expose())).await.unwrap_err();
     }
-    let error = service
-        .verify(request(PHONE, &code, token.expose()))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(error, PhoneVerifyError::TooManyAttempts),
-        "{error:?}"
-    );
+    let error = service.verify(request(PHONE, &code, token.expose())).await.unwrap_err();
+    assert!(matches!(error, PhoneVerifyError::TooManyAttempts), "{error:?}");
 }
 
 #[tokio::test]
@@ -174,10 +150,7 @@ async fn missing_fields_are_all_named() {
         }
         other => panic!("{other:?}"),
     }
-    assert!(matches!(
-        service.register(None).await,
-        Err(RegisterError::MissingPhone)
-    ));
+    assert!(matches!(service.register(None).await, Err(RegisterError::MissingPhone)));
     assert!(matches!(
         service.register(Some("+9180765XXX10")).await,
         Err(RegisterError::InvalidPhone(_))

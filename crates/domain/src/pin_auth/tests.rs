@@ -54,11 +54,7 @@ fn pin_auth(world: &Arc<World>, parts: Parts) -> PinAuth {
     PinAuth::new(
         Arc::new(parts.users),
         Arc::new(parts.devices),
-        Messenger::new(
-            Arc::new(parts.sms),
-            Arc::new(support::voice(world)),
-            "phonegate".into(),
-        ),
+        Messenger::new(Arc::new(parts.sms), Arc::new(support::voice(world)), "phonegate".into()),
         Arc::new(support::tokens()),
         otp,
         settings(),
@@ -93,10 +89,7 @@ async fn send_pin_to_a_known_mobile_texts_a_four_digit_pin() {
 async fn happy_path_returns_a_token_and_the_profile() {
     let (world, service) = setup();
     let key = service.send_pin(KNOWN).await.unwrap();
-    let session = service
-        .verify(key.expose(), &world.last_code())
-        .await
-        .unwrap();
+    let session = service.verify(key.expose(), &world.last_code()).await.unwrap();
     assert_eq!(session.token.expose(), "jwt-for-1831");
     assert_eq!(session.profile.user.id, UserId::new(1831));
 }
@@ -105,11 +98,7 @@ async fn happy_path_returns_a_token_and_the_profile() {
 async fn wrong_pin_is_refused() {
     let (world, service) = setup();
     let key = service.send_pin(KNOWN).await.unwrap();
-    let wrong = if world.last_code() == "0000" {
-        "1111"
-    } else {
-        "0000"
-    };
+    let wrong = if world.last_code() == "0000" { "1111" } else { "0000" };
     let error = service.verify(key.expose(), wrong).await.unwrap_err();
     assert!(matches!(error, VerifyError::InvalidPin), "{error:?}");
 }
@@ -119,10 +108,7 @@ async fn expired_pin_is_refused_even_when_correct() {
     let (world, service) = setup();
     let key = service.send_pin(KNOWN).await.unwrap();
     world.advance(Duration::from_secs(600));
-    let error = service
-        .verify(key.expose(), &world.last_code())
-        .await
-        .unwrap_err();
+    let error = service.verify(key.expose(), &world.last_code()).await.unwrap_err();
     assert!(matches!(error, VerifyError::Expired), "{error:?}");
 }
 
@@ -131,10 +117,7 @@ async fn a_pin_just_before_expiry_still_works() {
     let (world, service) = setup();
     let key = service.send_pin(KNOWN).await.unwrap();
     world.advance(Duration::from_secs(599));
-    service
-        .verify(key.expose(), &world.last_code())
-        .await
-        .unwrap();
+    service.verify(key.expose(), &world.last_code()).await.unwrap();
 }
 
 #[tokio::test]
@@ -171,10 +154,7 @@ async fn a_newer_pin_replaces_the_older_one() {
     let new_key = service.send_pin(KNOWN).await.unwrap();
     let new_code = world.last_code();
     assert_ne!(old_key, new_key, "the otp_auth_key cycles with every pin");
-    let error = service
-        .verify(old_key.expose(), &old_code)
-        .await
-        .unwrap_err();
+    let error = service.verify(old_key.expose(), &old_code).await.unwrap_err();
     assert!(matches!(error, VerifyError::InvalidPin), "{error:?}");
     service.verify(new_key.expose(), &new_code).await.unwrap();
 }
@@ -237,10 +217,7 @@ async fn malformed_keys_and_pins_spend_no_attempt() {
         let error = service.verify(key, pin).await.unwrap_err();
         assert!(matches!(error, VerifyError::InvalidPin), "{error:?}");
     }
-    assert!(matches!(
-        service.verify("", "1234").await,
-        Err(VerifyError::MissingKey)
-    ));
+    assert!(matches!(service.verify("", "1234").await, Err(VerifyError::MissingKey)));
     assert!(matches!(
         service.verify("/JqONEgEjrZefDV3ZIQsNA==", " ").await,
         Err(VerifyError::MissingPin)
@@ -275,10 +252,7 @@ async fn signup_of_a_new_mobile_creates_the_user_with_the_challenge() {
         .returning(move |new_user, mut challenge| {
             assert_eq!(new_user.phone.as_str(), "+85251224538");
             assert_eq!(new_user.first_name.as_deref(), Some("Jake"));
-            assert_eq!(
-                new_user.address.as_ref().and_then(|a| a.district_id),
-                Some(1)
-            );
+            assert_eq!(new_user.address.as_ref().and_then(|a| a.district_id), Some(1));
             challenge.user_id = Some(UserId::new(7));
             w.rows.lock().unwrap().push(support::Row {
                 id: 1,
@@ -321,10 +295,7 @@ async fn signup_of_an_existing_mobile_sends_a_pin_and_ignores_the_rest() {
         })
         .await
         .unwrap();
-    service
-        .verify(key.expose(), &world.last_code())
-        .await
-        .unwrap();
+    service.verify(key.expose(), &world.last_code()).await.unwrap();
 }
 
 #[tokio::test]
@@ -356,19 +327,13 @@ async fn signup_that_loses_a_race_for_the_mobile_challenges_the_winner() {
 #[tokio::test]
 async fn current_user_profile_needs_a_valid_bearer_token() {
     let (_world, service) = setup();
-    let profile = service
-        .current_user_profile(Some("jwt-for-1831"))
-        .await
-        .unwrap();
+    let profile = service.current_user_profile(Some("jwt-for-1831")).await.unwrap();
     assert_eq!(profile.user.id, UserId::new(1831));
     for bearer in [None, Some(""), Some("forged")] {
         let error = service.current_user_profile(bearer).await.unwrap_err();
         assert!(matches!(error, AuthError::Unauthorized(_)), "{error:?}");
     }
-    let error = service
-        .current_user_profile(Some("jwt-for-5"))
-        .await
-        .unwrap_err();
+    let error = service.current_user_profile(Some("jwt-for-5")).await.unwrap_err();
     assert!(matches!(error, AuthError::Unauthorized(_)), "{error:?}");
 }
 
@@ -380,9 +345,7 @@ async fn register_device_records_the_handle_for_the_token_user() {
         .devices
         .expect_register_push()
         .withf(|user, platform, handle, _| {
-            *user == UserId::new(1831)
-                && *platform == PushPlatform::Fcm
-                && handle.as_str() == "reg-id"
+            *user == UserId::new(1831) && *platform == PushPlatform::Fcm && handle.as_str() == "reg-id"
         })
         .times(1)
         .returning(|_, _, _, _| Ok(()));
@@ -409,10 +372,7 @@ async fn register_device_refuses_unknown_platforms_and_missing_tokens() {
         .await
         .unwrap_err();
     assert_eq!(error.to_string(), "Handle can't be blank");
-    let error = service
-        .register_device(None, "reg-id", "fcm")
-        .await
-        .unwrap_err();
+    let error = service.register_device(None, "reg-id", "fcm").await.unwrap_err();
     assert!(matches!(error, RegisterDeviceError::Auth(_)), "{error:?}");
 }
 
@@ -428,10 +388,7 @@ fn codes_are_uniform_enough_and_the_right_length() {
         first_digit[(code.expose().as_bytes()[0] - b'0') as usize] += 1;
     }
     // Each leading digit should appear about 1,000 times.
-    assert!(
-        first_digit.iter().all(|&n| (800..1200).contains(&n)),
-        "{first_digit:?}"
-    );
+    assert!(first_digit.iter().all(|&n| (800..1200).contains(&n)), "{first_digit:?}");
 }
 
 #[test]
@@ -440,9 +397,6 @@ fn secrets_are_redacted_in_debug_output() {
     assert!(!format!("{code:?}").contains("1234"));
     let key = OtpAuthKey::encode(&[7u8; 16]);
     assert!(!format!("{key:?}").contains(key.expose()));
-    let token = IssuedToken::new(
-        SecretString::from("secret.jwt.text"),
-        Timestamp::from_unix_millis(0),
-    );
+    let token = IssuedToken::new(SecretString::from("secret.jwt.text"), Timestamp::from_unix_millis(0));
     assert!(!format!("{token:?}").contains("secret.jwt.text"));
 }

@@ -122,7 +122,11 @@ impl Envelope {
     fn too_many_requests(retry_after: Option<std::time::Duration>) -> Self {
         Self {
             retry_after,
-            ..Self::error(StatusCode::TOO_MANY_REQUESTS, Code::RateLimited, "too many requests, try again later")
+            ..Self::error(
+                StatusCode::TOO_MANY_REQUESTS,
+                Code::RateLimited,
+                "too many requests, try again later",
+            )
         }
     }
 

@@ -86,7 +86,10 @@ impl IntoResponse for ApiError {
             Self::Malformed(message) => (StatusCode::BAD_REQUEST, Json(json!({"detail": message}))).into_response(),
             Self::Throttled(retry_after) => {
                 let detail = match retry_after {
-                    Some(wait) => format!("Request was throttled. Expected available in {} seconds.", wait.as_secs().max(1)),
+                    Some(wait) => format!(
+                        "Request was throttled. Expected available in {} seconds.",
+                        wait.as_secs().max(1)
+                    ),
                     None => "Request was throttled.".to_owned(),
                 };
                 let response = (StatusCode::TOO_MANY_REQUESTS, Json(json!({"detail": detail}))).into_response();

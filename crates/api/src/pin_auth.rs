@@ -61,7 +61,10 @@ impl ApiError {
     fn too_many_requests(retry_after: Option<std::time::Duration>) -> Self {
         Self {
             retry_after,
-            ..Self::new(StatusCode::TOO_MANY_REQUESTS, "Too many requests. Please try again later.")
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many requests. Please try again later.",
+            )
         }
     }
 

@@ -161,6 +161,21 @@ impl Tx {
         }
     }
 
+    /// Serialises this transaction with every other one that locks the same
+    /// `key`, until it ends. On Postgres this is a transaction-scoped
+    /// advisory lock; on SQLite `BEGIN IMMEDIATE` already serialises all
+    /// writers, so there is nothing more to do.
+    pub async fn lock_key(&mut self, key: &str) -> Result<(), sqlx::Error> {
+        match self {
+            Self::Sqlite(_) => Ok(()),
+            Self::Postgres(tx) => sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+                .bind(key)
+                .execute(&mut **tx)
+                .await
+                .map(drop),
+        }
+    }
+
     pub async fn commit(self) -> Result<(), sqlx::Error> {
         match self {
             Self::Sqlite(tx) => tx.commit().await,

@@ -132,6 +132,16 @@ const MAX_LIVE_CONFLICTS: u32 = 3;
 
 const USER_COLUMNS: [Users; 5] = [Users::Id, Users::Phone, Users::Email, Users::FirstName, Users::LastName];
 
+/// The lock that serialises issuers for one purpose and phone, so that the
+/// supersede-then-insert of one never interleaves with another's.
+fn live_slot(challenge: &NewChallenge) -> String {
+    format!(
+        "otp_challenges:{}:{}",
+        challenge.purpose.as_str(),
+        challenge.phone.as_str()
+    )
+}
+
 /// Closes the live challenges of one purpose and phone.
 fn supersede_live(challenge: &NewChallenge) -> UpdateStatement {
     Query::update()
@@ -416,6 +426,7 @@ impl SqlStore {
             tx.run().execute(&insert_address).await.map_err(store_error)?;
         }
         challenge.user_id = Some(user_id);
+        tx.lock_key(&live_slot(&challenge)).await.map_err(store_error)?;
         tx.run()
             .execute(&supersede_live(&challenge))
             .await
@@ -438,6 +449,7 @@ impl ChallengeStore for SqlStore {
         let mut conflicts = 0;
         loop {
             let mut tx = self.db.begin().await.map_err(store_error)?;
+            tx.lock_key(&live_slot(&challenge)).await.map_err(store_error)?;
             tx.run()
                 .execute(&supersede_live(&challenge))
                 .await
@@ -447,10 +459,10 @@ impl ChallengeStore for SqlStore {
                     tx.commit().await.map_err(store_error)?;
                     return Ok(ChallengeId::new(row.id));
                 }
-                // A concurrent request for the same purpose and phone
-                // committed its live challenge after our supersede ran (the
-                // unique index on live challenges caught it). Run again: the
-                // newest request wins, as if they had come one after another.
+                // A concurrent writer for the same purpose and phone slipped
+                // past the slot lock (only possible for a writer that does not
+                // take it) and the unique index on live challenges caught it.
+                // Run again: the newest request wins.
                 Err(error) if is_unique_violation(&error) && conflicts < MAX_LIVE_CONFLICTS => {
                     conflicts += 1;
                 }

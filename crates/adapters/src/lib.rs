@@ -12,6 +12,8 @@
 
 pub mod clock;
 pub mod jwt;
+pub mod mail;
+pub mod password;
 pub mod random;
 pub mod sms;
 pub mod sql;

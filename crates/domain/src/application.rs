@@ -9,3 +9,12 @@ pub struct Application {
     pub app_id: String,
     pub name: String,
 }
+
+/// An application to register.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewApplication {
+    pub app_id: String,
+    pub name: String,
+    pub auth_token_hash: crate::otp::SecretHash,
+    pub created_at: crate::time::Timestamp,
+}

@@ -10,6 +10,7 @@
 //! Secrets (codes, lookup keys, tokens) are carried in types whose `Debug`
 //! output is redacted, so that a stray `{:?}` in a log line cannot leak them.
 
+pub mod account;
 pub mod application;
 pub mod delivery;
 pub mod device;
@@ -21,6 +22,7 @@ pub mod pin_auth;
 pub mod ports;
 pub mod time;
 pub mod token;
+pub mod token_auth;
 pub mod user;
 
 pub use ports::StoreError;

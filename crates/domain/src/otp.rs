@@ -90,6 +90,8 @@ pub enum Purpose {
     PhoneVerify,
     /// phone-login `phone_login`, checked by `check_pin`.
     PhoneLogin,
+    /// tokens `send_phone_verification`, checked by `verify_phone`.
+    PhoneConfirm,
 }
 
 impl Purpose {
@@ -98,6 +100,7 @@ impl Purpose {
             Self::PinAuth => "pin_auth",
             Self::PhoneVerify => "phone_verify",
             Self::PhoneLogin => "phone_login",
+            Self::PhoneConfirm => "phone_confirm",
         }
     }
 }

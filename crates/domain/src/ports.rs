@@ -10,12 +10,15 @@ use async_trait::async_trait;
 use secrecy::SecretString;
 
 use crate::{
+    account::{Email, Password, PasswordHash},
+    application::{Application, NewApplication},
     device::{PushHandle, PushPlatform},
     otp::{AttemptOutcome, ChallengeId, Channel, NewChallenge, OtpCode, SecretHash},
     phone::PhoneNumber,
     phone_login::{AccessCodeRecord, NewAccessCode},
     time::Timestamp,
     token::{AccessClaims, IssuedToken, PhoneSession, TokenError},
+    token_auth::{Account, NewAccount, NewPasswordReset, NewSession, ResetOutcome, SessionRecord},
     user::{NewUser, User, UserId, UserProfile},
 };
 
@@ -34,6 +37,108 @@ pub enum CreateUserError {
     PhoneTaken,
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// Why an account could not be created or changed.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error("the email already belongs to a user")]
+    EmailTaken,
+    #[error("the phone number already belongs to another user")]
+    PhoneTaken,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Email + password accounts, password resets and verified phones of
+/// signed-in users.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait AccountStore: Send + Sync {
+    /// The user with `email`, with their password hash (if they have one).
+    async fn find_by_email(&self, email: &Email) -> Result<Option<Account>, StoreError>;
+
+    /// Creates a user with email, password hash, names and optional phone.
+    async fn create_account(&self, account: NewAccount) -> Result<UserId, AccountError>;
+
+    /// Makes `phone` the verified phone of `user`. A phone belongs to one
+    /// user: if another user has it, nothing changes and `PhoneTaken` is
+    /// returned.
+    async fn set_verified_phone(&self, user: UserId, phone: &PhoneNumber, now: Timestamp) -> Result<(), AccountError>;
+
+    /// Stores a password reset (its token only as a hash).
+    async fn create_password_reset(&self, reset: NewPasswordReset) -> Result<(), StoreError>;
+
+    /// In one transaction, if the reset with `token_hash` is unused and
+    /// unexpired at `now`: marks it used, sets `new_password`, and revokes
+    /// every session token of its user.
+    async fn complete_password_reset(
+        &self,
+        token_hash: &SecretHash,
+        new_password: &PasswordHash,
+        now: Timestamp,
+    ) -> Result<ResetOutcome, StoreError>;
+}
+
+/// Opaque session tokens of the tokens surface, with the devices they were
+/// issued to.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    /// In one transaction: records the device (if any), revokes the earlier
+    /// tokens of that device, and stores the new token's hash.
+    async fn create_session(&self, session: NewSession) -> Result<(), StoreError>;
+
+    /// The session token with `token_hash`, revoked or not.
+    async fn find_session(&self, token_hash: &SecretHash) -> Result<Option<SessionRecord>, StoreError>;
+
+    /// In one transaction: revokes the session `id` and removes the user's
+    /// push registration `push_token`, if given.
+    async fn end_session(&self, id: i64, push_token: Option<String>, now: Timestamp) -> Result<(), StoreError>;
+}
+
+/// Registered applications.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait ApplicationStore: Send + Sync {
+    async fn create_application(&self, application: NewApplication) -> Result<Application, StoreError>;
+
+    /// The application with `app_id`, unless revoked.
+    async fn find_application(&self, app_id: &str) -> Result<Option<Application>, StoreError>;
+
+    /// The application whose server `auth_token` hashes to `token_hash`,
+    /// unless revoked.
+    async fn find_application_by_token(&self, token_hash: &SecretHash) -> Result<Option<Application>, StoreError>;
+}
+
+/// Hashes and checks passwords. Hashing is slow on purpose, so
+/// implementations must not run it on the async runtime's threads.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait PasswordHasher: Send + Sync {
+    async fn hash(&self, password: &Password) -> Result<PasswordHash, StoreError>;
+
+    /// Whether `password` matches `hash`. With no hash (unknown user, or a
+    /// user without a password) it still does the same work against a dummy
+    /// hash and returns false, so the two cases cannot be told apart by time.
+    async fn verify(&self, password: &Password, hash: Option<PasswordHash>) -> bool;
+}
+
+/// An email to send. The bodies may contain a secret link, so they are secret.
+#[derive(Debug)]
+pub struct OutgoingMail {
+    pub to: Email,
+    pub subject: String,
+    pub text_body: SecretString,
+    pub html_body: SecretString,
+}
+
+/// Sends email.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait Mailer: Send + Sync {
+    /// Hands `mail` to the mail server. Implementations must not log bodies.
+    async fn send(&self, mail: &OutgoingMail) -> Result<(), DeliveryError>;
 }
 
 /// Reads and creates users.
@@ -67,8 +172,8 @@ pub trait UserStore: Send + Sync {
 #[async_trait]
 pub trait ChallengeStore: Send + Sync {
     /// Stores `challenge` and, in the same transaction, closes every live
-    /// challenge with the same purpose and phone (a new code invalidates the
-    /// old one).
+    /// challenge with the same purpose and phone, or with the same lookup
+    /// hash (a new code invalidates the old one).
     async fn replace_live(&self, challenge: NewChallenge) -> Result<ChallengeId, StoreError>;
 
     /// Atomically spends one attempt on the challenge with `lookup_hash` if

@@ -30,6 +30,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0002_phone_login.sql"),
         postgres: include_str!("../../migrations/postgres/0002_phone_login.sql"),
     },
+    Migration {
+        version: 3,
+        name: "tokens",
+        sqlite: include_str!("../../migrations/sqlite/0003_tokens.sql"),
+        postgres: include_str!("../../migrations/postgres/0003_tokens.sql"),
+    },
 ];
 
 #[derive(Iden)]

@@ -1,5 +1,6 @@
 //! SQL storage for SQLite and Postgres, written once with sea-query.
 
+mod accounts;
 pub mod db;
 mod migrate;
 mod schema;

@@ -11,7 +11,55 @@ pub enum Users {
     FirstName,
     LastName,
     PhoneVerifiedAt,
+    PasswordHash,
     CreatedAt,
+}
+
+#[derive(Iden, Clone, Copy)]
+pub enum Applications {
+    Table,
+    Id,
+    AppId,
+    Name,
+    AuthTokenHash,
+    CreatedAt,
+    RevokedAt,
+}
+
+#[derive(Iden, Clone, Copy)]
+pub enum SignInDevices {
+    Table,
+    Id,
+    UserId,
+    ApplicationId,
+    DeviceToken,
+    MobileOs,
+    CreatedAt,
+    UpdatedAt,
+}
+
+#[derive(Iden, Clone, Copy)]
+pub enum SessionTokens {
+    Table,
+    Id,
+    UserId,
+    DeviceId,
+    ApplicationId,
+    TokenHash,
+    CreatedAt,
+    ExpiresAt,
+    RevokedAt,
+}
+
+#[derive(Iden, Clone, Copy)]
+pub enum PasswordResets {
+    Table,
+    Id,
+    UserId,
+    TokenHash,
+    CreatedAt,
+    ExpiresAt,
+    UsedAt,
 }
 
 #[derive(Iden, Clone, Copy)]

@@ -16,7 +16,7 @@ use phonegate_domain::{
     time::Timestamp,
     user::{Address, NewUser, Permission, User, UserId, UserProfile},
 };
-use sea_query::{Expr, ExprTrait as _, InsertStatement, OnConflict, Order, Query, UpdateStatement};
+use sea_query::{Cond, Expr, ExprTrait as _, InsertStatement, OnConflict, Order, Query, UpdateStatement};
 
 use super::{
     db::{Db, is_unique_violation, store_error},
@@ -64,7 +64,7 @@ struct SecretRow {
 }
 
 #[derive(sqlx::FromRow)]
-struct UserRow {
+pub(super) struct UserRow {
     id: i64,
     phone: Option<String>,
     email: Option<String>,
@@ -73,7 +73,7 @@ struct UserRow {
 }
 
 impl UserRow {
-    fn into_user(self) -> User {
+    pub(super) fn into_user(self) -> User {
         User {
             id: UserId::new(self.id),
             // Only validated numbers are ever written, so this cannot fail;
@@ -104,8 +104,8 @@ struct PermissionRow {
 }
 
 #[derive(sqlx::FromRow)]
-struct IdRow {
-    id: i64,
+pub(super) struct IdRow {
+    pub(super) id: i64,
 }
 
 #[derive(sqlx::FromRow)]
@@ -130,7 +130,7 @@ struct ChallengeStateRow {
 /// run again before giving up.
 const MAX_LIVE_CONFLICTS: u32 = 3;
 
-const USER_COLUMNS: [Users; 5] = [Users::Id, Users::Phone, Users::Email, Users::FirstName, Users::LastName];
+pub(super) const USER_COLUMNS: [Users; 5] = [Users::Id, Users::Phone, Users::Email, Users::FirstName, Users::LastName];
 
 /// The lock that serialises issuers for one purpose and phone, so that the
 /// supersede-then-insert of one never interleaves with another's.
@@ -142,15 +142,24 @@ fn live_slot(challenge: &NewChallenge) -> String {
     )
 }
 
-/// Closes the live challenges of one purpose and phone.
+/// Closes the live challenges of one purpose and phone, and any live
+/// challenge with the same lookup hash (the tokens surface finds a user's
+/// phone confirmation by the user, whichever phone it is for).
 fn supersede_live(challenge: &NewChallenge) -> UpdateStatement {
     Query::update()
         .table(OtpChallenges::Table)
         .value(OtpChallenges::State, state::SUPERSEDED)
         .value(OtpChallenges::ClosedAt, challenge.created_at.unix_millis())
-        .and_where(Expr::col(OtpChallenges::Purpose).eq(challenge.purpose.as_str()))
-        .and_where(Expr::col(OtpChallenges::Phone).eq(challenge.phone.as_str()))
         .and_where(Expr::col(OtpChallenges::State).eq(state::LIVE))
+        .cond_where(
+            Cond::any()
+                .add(
+                    Expr::col(OtpChallenges::Purpose)
+                        .eq(challenge.purpose.as_str())
+                        .and(Expr::col(OtpChallenges::Phone).eq(challenge.phone.as_str())),
+                )
+                .add(Expr::col(OtpChallenges::LookupHash).eq(challenge.lookup_hash.as_bytes().to_vec())),
+        )
         .to_owned()
 }
 
@@ -584,6 +593,24 @@ impl DeviceStore for SqlStore {
 impl Readiness for SqlStore {
     async fn check(&self) -> Result<(), StoreError> {
         self.db.ping().await.map_err(store_error)
+    }
+}
+
+impl SqlStore {
+    /// Removes `user`'s push registration `handle` (any platform), inside `tx`.
+    pub(super) async fn remove_push_handle(
+        &self,
+        tx: &mut super::db::Tx,
+        user: UserId,
+        handle: &str,
+    ) -> Result<(), StoreError> {
+        let delete = Query::delete()
+            .from_table(Devices::Table)
+            .and_where(Expr::col(Devices::UserId).eq(user.get()))
+            .and_where(Expr::col(Devices::PushHandle).eq(handle))
+            .to_owned();
+        tx.run().execute(&delete).await.map_err(store_error)?;
+        Ok(())
     }
 }
 

@@ -1,0 +1,410 @@
+//! The tokens surface's stores on [`SqlStore`]: accounts and passwords,
+//! password resets, applications, and session tokens with their devices.
+
+use async_trait::async_trait;
+use phonegate_domain::{
+    StoreError,
+    account::{Email, PasswordHash},
+    application::{Application, NewApplication},
+    otp::SecretHash,
+    phone::PhoneNumber,
+    ports::{AccountError, AccountStore, ApplicationStore, SessionStore},
+    time::Timestamp,
+    token_auth::{Account, NewAccount, NewPasswordReset, NewSession, ResetOutcome, SessionRecord},
+    user::UserId,
+};
+use sea_query::{Expr, ExprTrait as _, Query};
+
+use super::{
+    db::{is_unique_violation, store_error},
+    schema::{Applications, PasswordResets, SessionTokens, SignInDevices, Users},
+    store::{IdRow, SqlStore, USER_COLUMNS, UserRow},
+};
+
+#[derive(sqlx::FromRow)]
+struct AccountRow {
+    #[sqlx(flatten)]
+    user: UserRow,
+    password_hash: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
+struct ApplicationRow {
+    id: i64,
+    app_id: String,
+    name: String,
+}
+
+impl From<ApplicationRow> for Application {
+    fn from(row: ApplicationRow) -> Self {
+        Self {
+            id: row.id,
+            app_id: row.app_id,
+            name: row.name,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct SessionRow {
+    id: i64,
+    user_id: i64,
+    app_id: Option<String>,
+    created_at: i64,
+    expires_at: i64,
+    revoked_at: Option<i64>,
+}
+
+#[derive(sqlx::FromRow)]
+struct ResetRow {
+    id: i64,
+    user_id: i64,
+    expires_at: i64,
+    used_at: Option<i64>,
+}
+
+/// Which unique constraint a violation names (Postgres names it; SQLite
+/// names the column in its message).
+fn violates(error: &sqlx::Error, column: &str) -> bool {
+    error.as_database_error().is_some_and(|db| {
+        db.is_unique_violation()
+            && (db.constraint().is_some_and(|c| c.contains(column)) || db.message().contains(column))
+    })
+}
+
+fn account_error(error: sqlx::Error) -> AccountError {
+    if violates(&error, "email") {
+        AccountError::EmailTaken
+    } else if violates(&error, "phone") {
+        AccountError::PhoneTaken
+    } else {
+        AccountError::Store(store_error(error))
+    }
+}
+
+#[async_trait]
+impl AccountStore for SqlStore {
+    async fn find_by_email(&self, email: &Email) -> Result<Option<Account>, StoreError> {
+        let query = Query::select()
+            .columns(USER_COLUMNS)
+            .column(Users::PasswordHash)
+            .from(Users::Table)
+            .and_where(Expr::col(Users::Email).eq(email.as_str()))
+            .to_owned();
+        let row: Option<AccountRow> = self.db().run().fetch_optional(&query).await.map_err(store_error)?;
+        Ok(row.map(|row| Account {
+            user: row.user.into_user(),
+            password_hash: row.password_hash.map(PasswordHash::new),
+        }))
+    }
+
+    async fn create_account(&self, account: NewAccount) -> Result<UserId, AccountError> {
+        let insert = Query::insert()
+            .into_table(Users::Table)
+            .columns([
+                Users::Email,
+                Users::PasswordHash,
+                Users::FirstName,
+                Users::LastName,
+                Users::Phone,
+                Users::CreatedAt,
+            ])
+            .values_panic([
+                account.email.as_str().into(),
+                account.password_hash.as_str().into(),
+                account.first_name.into(),
+                account.last_name.into(),
+                account.phone.as_ref().map(|p| p.as_str().to_owned()).into(),
+                account.created_at.unix_millis().into(),
+            ])
+            .returning_col(Users::Id)
+            .to_owned();
+        let row: IdRow = self.db().run().fetch_one(&insert).await.map_err(account_error)?;
+        Ok(UserId::new(row.id))
+    }
+
+    async fn set_verified_phone(&self, user: UserId, phone: &PhoneNumber, now: Timestamp) -> Result<(), AccountError> {
+        let update = Query::update()
+            .table(Users::Table)
+            .value(Users::Phone, phone.as_str())
+            .value(Users::PhoneVerifiedAt, now.unix_millis())
+            .and_where(Expr::col(Users::Id).eq(user.get()))
+            .to_owned();
+        // The unique index on users.phone refuses a phone of another user.
+        self.db().run().execute(&update).await.map_err(account_error)?;
+        Ok(())
+    }
+
+    async fn create_password_reset(&self, reset: NewPasswordReset) -> Result<(), StoreError> {
+        let insert = Query::insert()
+            .into_table(PasswordResets::Table)
+            .columns([
+                PasswordResets::UserId,
+                PasswordResets::TokenHash,
+                PasswordResets::CreatedAt,
+                PasswordResets::ExpiresAt,
+            ])
+            .values_panic([
+                reset.user_id.get().into(),
+                reset.token_hash.as_bytes().to_vec().into(),
+                reset.created_at.unix_millis().into(),
+                reset.expires_at.unix_millis().into(),
+            ])
+            .to_owned();
+        self.db().run().execute(&insert).await.map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn complete_password_reset(
+        &self,
+        token_hash: &SecretHash,
+        new_password: &PasswordHash,
+        now: Timestamp,
+    ) -> Result<ResetOutcome, StoreError> {
+        let mut tx = self.db().begin().await.map_err(store_error)?;
+        let find = Query::select()
+            .columns([
+                PasswordResets::Id,
+                PasswordResets::UserId,
+                PasswordResets::ExpiresAt,
+                PasswordResets::UsedAt,
+            ])
+            .from(PasswordResets::Table)
+            .and_where(Expr::col(PasswordResets::TokenHash).eq(token_hash.as_bytes().to_vec()))
+            .to_owned();
+        let Some(reset) = tx
+            .run()
+            .fetch_optional::<ResetRow, _>(&find)
+            .await
+            .map_err(store_error)?
+        else {
+            return Ok(ResetOutcome::NotFound);
+        };
+        if reset.used_at.is_some() {
+            return Ok(ResetOutcome::AlreadyUsed);
+        }
+        if now.unix_millis() >= reset.expires_at {
+            return Ok(ResetOutcome::Expired);
+        }
+        // Conditional, so two concurrent completions cannot both use it.
+        let mark_used = Query::update()
+            .table(PasswordResets::Table)
+            .value(PasswordResets::UsedAt, now.unix_millis())
+            .and_where(Expr::col(PasswordResets::Id).eq(reset.id))
+            .and_where(Expr::col(PasswordResets::UsedAt).is_null())
+            .to_owned();
+        if tx.run().execute(&mark_used).await.map_err(store_error)? != 1 {
+            return Ok(ResetOutcome::AlreadyUsed);
+        }
+        let set_password = Query::update()
+            .table(Users::Table)
+            .value(Users::PasswordHash, new_password.as_str())
+            .and_where(Expr::col(Users::Id).eq(reset.user_id))
+            .to_owned();
+        tx.run().execute(&set_password).await.map_err(store_error)?;
+        let revoke_sessions = Query::update()
+            .table(SessionTokens::Table)
+            .value(SessionTokens::RevokedAt, now.unix_millis())
+            .and_where(Expr::col(SessionTokens::UserId).eq(reset.user_id))
+            .and_where(Expr::col(SessionTokens::RevokedAt).is_null())
+            .to_owned();
+        tx.run().execute(&revoke_sessions).await.map_err(store_error)?;
+        tx.commit().await.map_err(store_error)?;
+        Ok(ResetOutcome::Done(UserId::new(reset.user_id)))
+    }
+}
+
+#[async_trait]
+impl ApplicationStore for SqlStore {
+    async fn create_application(&self, application: NewApplication) -> Result<Application, StoreError> {
+        let insert = Query::insert()
+            .into_table(Applications::Table)
+            .columns([
+                Applications::AppId,
+                Applications::Name,
+                Applications::AuthTokenHash,
+                Applications::CreatedAt,
+            ])
+            .values_panic([
+                application.app_id.clone().into(),
+                application.name.clone().into(),
+                application.auth_token_hash.as_bytes().to_vec().into(),
+                application.created_at.unix_millis().into(),
+            ])
+            .returning_col(Applications::Id)
+            .to_owned();
+        let row: IdRow = self.db().run().fetch_one(&insert).await.map_err(store_error)?;
+        Ok(Application {
+            id: row.id,
+            app_id: application.app_id,
+            name: application.name,
+        })
+    }
+
+    async fn find_application(&self, app_id: &str) -> Result<Option<Application>, StoreError> {
+        let query = Query::select()
+            .columns([Applications::Id, Applications::AppId, Applications::Name])
+            .from(Applications::Table)
+            .and_where(Expr::col(Applications::AppId).eq(app_id))
+            .and_where(Expr::col(Applications::RevokedAt).is_null())
+            .to_owned();
+        let row: Option<ApplicationRow> = self.db().run().fetch_optional(&query).await.map_err(store_error)?;
+        Ok(row.map(Application::from))
+    }
+
+    async fn find_application_by_token(&self, token_hash: &SecretHash) -> Result<Option<Application>, StoreError> {
+        let query = Query::select()
+            .columns([Applications::Id, Applications::AppId, Applications::Name])
+            .from(Applications::Table)
+            .and_where(Expr::col(Applications::AuthTokenHash).eq(token_hash.as_bytes().to_vec()))
+            .and_where(Expr::col(Applications::RevokedAt).is_null())
+            .to_owned();
+        let row: Option<ApplicationRow> = self.db().run().fetch_optional(&query).await.map_err(store_error)?;
+        Ok(row.map(Application::from))
+    }
+}
+
+#[async_trait]
+impl SessionStore for SqlStore {
+    async fn create_session(&self, session: NewSession) -> Result<(), StoreError> {
+        let now = session.created_at.unix_millis();
+        let mut tx = self.db().begin().await.map_err(store_error)?;
+        let device_id = match &session.device {
+            None => None,
+            Some(device) => {
+                let mut find = Query::select()
+                    .column(SignInDevices::Id)
+                    .from(SignInDevices::Table)
+                    .and_where(Expr::col(SignInDevices::DeviceToken).eq(device.device_token.as_str()))
+                    .to_owned();
+                match session.application_id {
+                    Some(app) => find.and_where(Expr::col(SignInDevices::ApplicationId).eq(app)),
+                    None => find.and_where(Expr::col(SignInDevices::ApplicationId).is_null()),
+                };
+                let existing: Option<IdRow> = tx.run().fetch_optional(&find).await.map_err(store_error)?;
+                let mobile_os = device.mobile_os.map(|os| os.as_str());
+                let id = match existing {
+                    Some(row) => {
+                        // The device now belongs to whoever signed in on it last.
+                        let update = Query::update()
+                            .table(SignInDevices::Table)
+                            .value(SignInDevices::UserId, session.user_id.get())
+                            .value(SignInDevices::MobileOs, mobile_os)
+                            .value(SignInDevices::UpdatedAt, now)
+                            .and_where(Expr::col(SignInDevices::Id).eq(row.id))
+                            .to_owned();
+                        tx.run().execute(&update).await.map_err(store_error)?;
+                        let revoke = Query::update()
+                            .table(SessionTokens::Table)
+                            .value(SessionTokens::RevokedAt, now)
+                            .and_where(Expr::col(SessionTokens::DeviceId).eq(row.id))
+                            .and_where(Expr::col(SessionTokens::RevokedAt).is_null())
+                            .to_owned();
+                        tx.run().execute(&revoke).await.map_err(store_error)?;
+                        row.id
+                    }
+                    None => {
+                        let insert = Query::insert()
+                            .into_table(SignInDevices::Table)
+                            .columns([
+                                SignInDevices::UserId,
+                                SignInDevices::ApplicationId,
+                                SignInDevices::DeviceToken,
+                                SignInDevices::MobileOs,
+                                SignInDevices::CreatedAt,
+                                SignInDevices::UpdatedAt,
+                            ])
+                            .values_panic([
+                                session.user_id.get().into(),
+                                session.application_id.into(),
+                                device.device_token.as_str().into(),
+                                mobile_os.into(),
+                                now.into(),
+                                now.into(),
+                            ])
+                            .returning_col(SignInDevices::Id)
+                            .to_owned();
+                        let row: IdRow = tx.run().fetch_one(&insert).await.map_err(store_error)?;
+                        row.id
+                    }
+                };
+                Some(id)
+            }
+        };
+        let insert = Query::insert()
+            .into_table(SessionTokens::Table)
+            .columns([
+                SessionTokens::UserId,
+                SessionTokens::DeviceId,
+                SessionTokens::ApplicationId,
+                SessionTokens::TokenHash,
+                SessionTokens::CreatedAt,
+                SessionTokens::ExpiresAt,
+            ])
+            .values_panic([
+                session.user_id.get().into(),
+                device_id.into(),
+                session.application_id.into(),
+                session.token_hash.as_bytes().to_vec().into(),
+                now.into(),
+                session.expires_at.unix_millis().into(),
+            ])
+            .to_owned();
+        tx.run().execute(&insert).await.map_err(|error| {
+            if is_unique_violation(&error) {
+                StoreError("session token hash collision".into())
+            } else {
+                store_error(error)
+            }
+        })?;
+        tx.commit().await.map_err(store_error)
+    }
+
+    async fn find_session(&self, token_hash: &SecretHash) -> Result<Option<SessionRecord>, StoreError> {
+        let query = Query::select()
+            .column((SessionTokens::Table, SessionTokens::Id))
+            .column((SessionTokens::Table, SessionTokens::UserId))
+            .expr_as(Expr::col((Applications::Table, Applications::AppId)), "app_id")
+            .column((SessionTokens::Table, SessionTokens::CreatedAt))
+            .column((SessionTokens::Table, SessionTokens::ExpiresAt))
+            .column((SessionTokens::Table, SessionTokens::RevokedAt))
+            .from(SessionTokens::Table)
+            .left_join(
+                Applications::Table,
+                Expr::col((Applications::Table, Applications::Id))
+                    .equals((SessionTokens::Table, SessionTokens::ApplicationId)),
+            )
+            .and_where(Expr::col((SessionTokens::Table, SessionTokens::TokenHash)).eq(token_hash.as_bytes().to_vec()))
+            .to_owned();
+        let row: Option<SessionRow> = self.db().run().fetch_optional(&query).await.map_err(store_error)?;
+        Ok(row.map(|row| SessionRecord {
+            id: row.id,
+            user_id: UserId::new(row.user_id),
+            application_id: row.app_id,
+            created_at: Timestamp::from_unix_millis(row.created_at),
+            expires_at: Timestamp::from_unix_millis(row.expires_at),
+            revoked: row.revoked_at.is_some(),
+        }))
+    }
+
+    async fn end_session(&self, id: i64, push_token: Option<String>, now: Timestamp) -> Result<(), StoreError> {
+        let mut tx = self.db().begin().await.map_err(store_error)?;
+        let revoke = Query::update()
+            .table(SessionTokens::Table)
+            .value(SessionTokens::RevokedAt, now.unix_millis())
+            .and_where(Expr::col(SessionTokens::Id).eq(id))
+            .and_where(Expr::col(SessionTokens::RevokedAt).is_null())
+            .returning_col(SessionTokens::UserId)
+            .to_owned();
+        #[derive(sqlx::FromRow)]
+        struct Revoked {
+            user_id: i64,
+        }
+        let revoked: Option<Revoked> = tx.run().fetch_optional(&revoke).await.map_err(store_error)?;
+        if let (Some(revoked), Some(push_token)) = (revoked, push_token) {
+            self.remove_push_handle(&mut tx, UserId::new(revoked.user_id), &push_token)
+                .await?;
+        }
+        tx.commit().await.map_err(store_error)
+    }
+}

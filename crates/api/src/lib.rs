@@ -16,7 +16,9 @@
 use std::{sync::Arc, time::Duration};
 
 use axum::{Router, http::Request};
-use phonegate_domain::{phone_login::PhoneLogin, phone_verify::PhoneVerify, pin_auth::PinAuth, ports::Readiness};
+use phonegate_domain::{
+    phone_login::PhoneLogin, phone_verify::PhoneVerify, pin_auth::PinAuth, ports::Readiness, token_auth::TokenAuth,
+};
 use tower::ServiceBuilder;
 use tower_http::{
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer},
@@ -30,6 +32,7 @@ mod params;
 pub mod phone_login;
 pub mod phone_verify;
 pub mod pin_auth;
+pub mod tokens;
 
 pub use hosts::AllowedHosts;
 
@@ -50,6 +53,7 @@ pub struct Services {
     pub pin_auth: Arc<PinAuth>,
     pub phone_verify: Arc<PhoneVerify>,
     pub phone_login: Arc<PhoneLogin>,
+    pub token_auth: Arc<TokenAuth>,
     pub readiness: Arc<dyn Readiness>,
 }
 
@@ -79,6 +83,7 @@ pub fn router(services: Services, settings: HttpSettings) -> Router {
             services.phone_login.clone(),
             &settings.allowed_hosts,
         ))
+        .merge(tokens::router(services.token_auth.clone(), &settings.allowed_hosts))
         .merge(ops::router(services.readiness.clone()))
         .layer(
             ServiceBuilder::new()

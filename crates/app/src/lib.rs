@@ -10,6 +10,8 @@ use axum::Router;
 use phonegate_adapters::{
     clock::SystemClock,
     jwt::{Hs256Tokens, JwtSettings},
+    mail::{ConsoleMailer, SmtpMailer},
+    password::{Argon2Passwords, Argon2Settings},
     random::OsRandom,
     sms::{ConsoleEcho, ConsoleProvider},
     sql::{Db, DbOptions, SqlStore, migrate},
@@ -22,14 +24,15 @@ use phonegate_domain::{
     phone_login::{PhoneLogin, PhoneLoginSettings},
     phone_verify::{PhoneVerify, PhoneVerifySettings},
     pin_auth::{PinAuth, PinAuthSettings},
-    ports::{Clock, RandomSource, SmsSender, VoiceCaller},
+    ports::{Clock, Mailer, RandomSource, SmsSender, VoiceCaller},
+    token_auth::{TokenAuth, TokenAuthPorts, TokenAuthSettings},
 };
 use secrecy::{ExposeSecret as _, SecretString};
 
 pub mod settings;
 pub mod telemetry;
 
-use settings::{CodePolicySettings, Settings, SmsProvider};
+use settings::{CodePolicySettings, MailProvider, Settings, SmsProvider};
 
 /// What tests may replace when building the service.
 #[derive(Clone)]
@@ -66,6 +69,10 @@ pub struct App {
     pub console: Option<ConsoleProvider>,
     /// The configured test numbers (their use count is read by tests).
     pub test_numbers: Arc<TestNumbers>,
+    /// The dev mail outbox, when `mail.provider = console`.
+    pub console_mail: Option<ConsoleMailer>,
+    /// The tokens surface's use cases, for the admin CLI.
+    pub token_auth: Arc<TokenAuth>,
 }
 
 /// Opens the database and applies pending migrations.
@@ -207,6 +214,38 @@ pub async fn build(settings: &Settings, overrides: Overrides) -> anyhow::Result<
         }
     };
 
+    let (mailer, console_mail): (Arc<dyn Mailer>, _) = match settings.mail.provider {
+        MailProvider::Console => {
+            let console = ConsoleMailer::new(overrides.console_echo);
+            (Arc::new(console.clone()), Some(console))
+        }
+        MailProvider::Smtp => {
+            let url = settings
+                .mail
+                .smtp_url
+                .as_ref()
+                .context("mail.smtp_url is required when mail.provider = \"smtp\"")?;
+            let mailer = SmtpMailer::new(
+                url.expose_secret(),
+                &settings.mail.from,
+                Duration::from_secs(settings.mail.timeout_seconds),
+            )
+            .map_err(|error| anyhow::anyhow!(error))?;
+            (Arc::new(mailer), None)
+        }
+    };
+    let passwords = Arc::new(
+        Argon2Passwords::new(
+            Argon2Settings {
+                memory_kib: settings.auth.argon2_memory_kib,
+                iterations: settings.auth.argon2_iterations,
+                parallelism: settings.auth.argon2_parallelism,
+            },
+            random.clone(),
+        )
+        .map_err(|error| anyhow::anyhow!("auth.argon2_*: {error}"))?,
+    );
+
     let secret = jwt_secret(settings, &store, clock.as_ref()).await?;
     let tokens = Arc::new(Hs256Tokens::new(
         &JwtSettings {
@@ -243,7 +282,7 @@ pub async fn build(settings: &Settings, overrides: Overrides) -> anyhow::Result<
     let phone_verify = Arc::new(PhoneVerify::new(
         store_arc.clone(),
         messenger.clone(),
-        tokens,
+        tokens.clone(),
         otp.clone(),
         PhoneVerifySettings {
             phones: phone_policy(
@@ -258,8 +297,8 @@ pub async fn build(settings: &Settings, overrides: Overrides) -> anyhow::Result<
     let phone_login = Arc::new(PhoneLogin::new(
         store_arc.clone(),
         store_arc.clone(),
-        messenger,
-        otp,
+        messenger.clone(),
+        otp.clone(),
         PhoneLoginSettings {
             phones: phone_policy(
                 settings,
@@ -272,11 +311,35 @@ pub async fn build(settings: &Settings, overrides: Overrides) -> anyhow::Result<
         },
     ));
 
+    let token_auth = Arc::new(TokenAuth::new(
+        TokenAuthPorts {
+            users: store_arc.clone(),
+            accounts: store_arc.clone(),
+            sessions: store_arc.clone(),
+            applications: store_arc.clone(),
+            access_codes: store_arc.clone(),
+            passwords,
+            tokens,
+            mailer,
+            messenger,
+        },
+        otp,
+        TokenAuthSettings {
+            phones: phone_policy(settings, "tokens", &[], &[])?,
+            phone_policy: code_policy("phone_confirm", settings.otp.phone_confirm)?,
+            session_ttl: Duration::from_secs(settings.auth.session_ttl_seconds),
+            reset_ttl: Duration::from_secs(settings.mail.reset_ttl_seconds),
+            reset_url_template: settings.mail.reset_url_template.clone(),
+            app_name: settings.otp.app_name.clone(),
+        },
+    ));
+
     let router = phonegate_api::router(
         Services {
             pin_auth,
             phone_verify,
             phone_login,
+            token_auth: token_auth.clone(),
             readiness: store_arc,
         },
         HttpSettings {
@@ -288,5 +351,7 @@ pub async fn build(settings: &Settings, overrides: Overrides) -> anyhow::Result<
         store,
         console,
         test_numbers,
+        console_mail,
+        token_auth,
     })
 }

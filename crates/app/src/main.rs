@@ -28,6 +28,39 @@ enum Command {
     Serve,
     /// Apply database migrations and exit.
     Migrate,
+    /// Manage applications (server-to-server credentials, sign-in app_ids).
+    #[command(subcommand)]
+    Apps(AppsCommand),
+    /// Manage users.
+    #[command(subcommand)]
+    Users(UsersCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum AppsCommand {
+    /// Register an application; prints {"app_id", "auth_token"} (the token is shown only once).
+    Create {
+        #[arg(long)]
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum UsersCommand {
+    /// Create an email + password user; prints {"id"}.
+    Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        password: String,
+        #[arg(long)]
+        first_name: Option<String>,
+        #[arg(long)]
+        last_name: Option<String>,
+        /// Any human format; read in phone.default_region.
+        #[arg(long)]
+        phone: Option<String>,
+    },
 }
 
 #[tokio::main]
@@ -46,7 +79,36 @@ async fn main() -> anyhow::Result<()> {
             db.close().await;
             Ok(())
         }
+        Command::Apps(AppsCommand::Create { name }) => {
+            let app = build(&settings, Overrides::default()).await?;
+            let (application, token) = app.token_auth.create_application(&name).await?;
+            print_json(&serde_json::json!({"app_id": application.app_id, "auth_token": token.expose()}));
+            app.store.db().close().await;
+            Ok(())
+        }
+        Command::Users(UsersCommand::Create {
+            email,
+            password,
+            first_name,
+            last_name,
+            phone,
+        }) => {
+            let app = build(&settings, Overrides::default()).await?;
+            let id = app
+                .token_auth
+                .create_user(&email, &password, first_name, last_name, phone.as_deref())
+                .await?;
+            print_json(&serde_json::json!({"id": id.get()}));
+            app.store.db().close().await;
+            Ok(())
+        }
     }
+}
+
+/// The CLI's result, on stdout as one JSON object (logs go to stderr).
+#[expect(clippy::print_stdout, reason = "printing the result is the command's output")]
+fn print_json(value: &serde_json::Value) {
+    println!("{value}");
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {

@@ -82,8 +82,13 @@ pub enum MailProvider {
 #[serde(deny_unknown_fields)]
 pub struct MailSettings {
     pub provider: MailProvider,
+    /// May hold credentials, so it is kept secret.
     pub smtp_url: Option<SecretString>,
-    pub from: Option<String>,
+    pub from: String,
+    pub timeout_seconds: u64,
+    /// The link in password-reset emails; `{token}` becomes the reset token.
+    pub reset_url_template: String,
+    pub reset_ttl_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -95,6 +100,12 @@ pub struct AuthSettings {
     pub jwt_issuer: String,
     pub jwt_ttl_seconds: u64,
     pub jwt_key_id: String,
+    /// Lifetime of the tokens surface's opaque session tokens.
+    pub session_ttl_seconds: u64,
+    /// argon2id cost: memory in KiB, passes, lanes (OWASP: 19456, 2, 1).
+    pub argon2_memory_kib: u32,
+    pub argon2_iterations: u32,
+    pub argon2_parallelism: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -139,6 +150,8 @@ pub struct OtpSettings {
     pub pin_auth: CodePolicySettings,
     pub phone_verify: CodePolicySettings,
     pub phone_login: CodePolicySettings,
+    /// The tokens surface's `send_phone_verification`.
+    pub phone_confirm: CodePolicySettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]

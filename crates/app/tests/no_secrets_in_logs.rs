@@ -127,6 +127,69 @@ async fn full_flow(app: &TestApp, mobile: &str) -> Vec<String> {
         .await;
     assert_eq!(reply.status, 200);
     secrets.extend([code, spoken, login_pin, access_code]);
+
+    // tokens: the password, the session token, the reset token, the app token.
+    let password = "Hunter2-Log-Canary";
+    let user = app
+        .token_auth
+        .create_user("logs@example.com", password, Some("Lo".into()), None, None)
+        .await
+        .unwrap();
+    let (_, app_token) = app.token_auth.create_application("log test").await.unwrap();
+    let reply = app
+        .form(
+            "POST",
+            "/api/v1/tokens.json",
+            &format!("email=logs@example.com&password={password}&device_token=d1"),
+        )
+        .await;
+    let session_token = reply.body["token"].as_str().unwrap().to_owned();
+    app.form(
+        "POST",
+        "/api/v1/tokens.json",
+        "email=logs@example.com&password=wrong-canary",
+    )
+    .await;
+    app.form(
+        "POST",
+        "/api/v1/tokens/introspect.json",
+        &format!("auth_token={}&token={session_token}", app_token.expose()),
+    )
+    .await;
+    app.form("POST", "/api/v1/tokens/reset.json", "email=logs@example.com")
+        .await;
+    let mail = app.mail.outbox().pop().unwrap();
+    let reset_token = mail
+        .text_body
+        .split("token=")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    let reply = app
+        .form(
+            "PUT",
+            "/api/v1/tokens/reset.json",
+            &format!("reset_token={reset_token}&password=New-Canary-Pass"),
+        )
+        .await;
+    assert_eq!(reply.status, 200);
+    app.form(
+        "DELETE",
+        &format!("/api/v1/tokens/{}.json", user.get()),
+        &format!("auth_token={session_token}"),
+    )
+    .await;
+    secrets.extend([
+        password.to_owned(),
+        "wrong-canary".to_owned(),
+        "New-Canary-Pass".to_owned(),
+        session_token,
+        reset_token,
+        app_token.expose().to_owned(),
+    ]);
     secrets.extend(session.split('.').map(str::to_owned));
     secrets.push(session);
     secrets.extend([
@@ -166,6 +229,8 @@ async fn a_full_flow_logs_no_pin_key_or_token() {
         "request_id=",
         "path=/api/v1/auth/verify",
         "path=/v1/auth/check_pin",
+        "signed in with email and password",
+        "password reset; sessions revoked",
     ] {
         assert!(logs.contains(expected), "missing {expected:?} in the captured logs");
     }

@@ -27,6 +27,8 @@ pub struct TestApp {
     pub clock: ManualClock,
     pub store: SqlStore,
     pub test_numbers: std::sync::Arc<phonegate_domain::otp::TestNumbers>,
+    pub mail: phonegate_adapters::mail::ConsoleMailer,
+    pub token_auth: std::sync::Arc<phonegate_domain::token_auth::TokenAuth>,
     _database: TestDatabase,
 }
 
@@ -73,6 +75,8 @@ pub async fn try_spawn_app_with(
         router: app.router,
         sms: app.console.expect("the console provider is the default"),
         test_numbers: app.test_numbers,
+        mail: app.console_mail.expect("the console mailer is the default"),
+        token_auth: app.token_auth,
         clock,
         store: app.store,
         _database: database,
@@ -161,6 +165,28 @@ impl TestApp {
     pub async fn post_query(&self, path_and_query: &str) -> Reply {
         self.send(Request::post(path_and_query).body(Body::empty()).unwrap())
             .await
+    }
+
+    /// A request with a form body and any method (curl -X METHOD -d …).
+    pub async fn form(&self, method: &str, path: &str, form: &str) -> Reply {
+        self.send(
+            Request::builder()
+                .method(method)
+                .uri(path)
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(Body::from(form.to_owned()))
+                .unwrap(),
+        )
+        .await
+    }
+
+    /// Creates an email + password user as `phonegate users create` does.
+    pub async fn create_user(&self, email: &str, password: &str, first: &str, last: &str) -> i64 {
+        self.token_auth
+            .create_user(email, password, Some(first.into()), Some(last.into()), None)
+            .await
+            .unwrap()
+            .get()
     }
 
     pub fn messages_to(&self, phone: &str) -> usize {

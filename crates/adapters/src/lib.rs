@@ -3,12 +3,13 @@
 //! - [`sql`]: users, challenges and devices on SQLite or Postgres, through one
 //!   sea-query layer, with per-backend migrations.
 //! - [`sms`]: the console SMS sender for development (and tests).
+//! - [`twilio`]: SMS, voice calls and Verify through Twilio's HTTP API.
 //! - [`jwt`]: HS256 access tokens.
 //! - [`clock`] and [`random`]: the system clock and the OS CSPRNG, plus a
 //!   manual clock for tests.
 //!
 //! Adapters translate library errors into the domain's error types; nothing
-//! from sqlx or jsonwebtoken crosses a port.
+//! from sqlx, jsonwebtoken or reqwest crosses a port.
 
 pub mod clock;
 pub mod jwt;
@@ -19,3 +20,4 @@ pub mod sms;
 pub mod sql;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod twilio;

@@ -366,7 +366,24 @@ async fn access_codes_are_found_by_hash(backend: TestBackend) {
     assert!(store.find_access_code(&hash(8)).await.unwrap().is_none());
 }
 
+async fn an_undelivered_challenge_is_closed(backend: TestBackend) {
+    let (_database, store) = store(backend).await;
+    store.replace_live(challenge(1, "+85261234567", None)).await.unwrap();
+    store.discard(&hash(1), NOW).await.unwrap();
+    assert_eq!(
+        store.spend_attempt(&hash(1), NOW).await.unwrap(),
+        AttemptOutcome::Closed
+    );
+    // A new challenge for the phone is unaffected by the closed one.
+    store.replace_live(challenge(2, "+85261234567", None)).await.unwrap();
+    assert!(matches!(
+        store.spend_attempt(&hash(2), NOW).await.unwrap(),
+        AttemptOutcome::Spent(_)
+    ));
+}
+
 on_both_backends!(
+    an_undelivered_challenge_is_closed,
     a_lookup_hash_can_be_reissued_for_the_same_phone,
     racing_issuers_leave_exactly_one_live_challenge,
     a_verified_phone_is_one_user,

@@ -178,6 +178,16 @@ impl From<ParameterError> for Envelope {
     }
 }
 
+impl From<DeliveryError> for Envelope {
+    fn from(error: DeliveryError) -> Self {
+        match error {
+            DeliveryError::InvalidNumber => ParameterError::InvalidPhone.into(),
+            DeliveryError::RateLimited { retry_after } => Self::too_many_requests(retry_after),
+            error @ (DeliveryError::Unavailable(_) | DeliveryError::Misconfigured(_)) => Self::unavailable(&error),
+        }
+    }
+}
+
 impl From<StoreError> for Envelope {
     fn from(error: StoreError) -> Self {
         Self::unavailable(&error)
@@ -220,11 +230,7 @@ async fn phone_login_handler(
         Ok(LoginStatus::NewPhone) => Envelope::ok(Code::NewPhone, None),
         Ok(LoginStatus::ReturningPhone) => Envelope::ok(Code::ReturningPhone, None),
         Err(PhoneLoginError::Parameter(error)) => error.into(),
-        Err(PhoneLoginError::Delivery(DeliveryError::InvalidNumber)) => ParameterError::InvalidPhone.into(),
-        Err(PhoneLoginError::Delivery(DeliveryError::RateLimited { retry_after })) => {
-            Envelope::too_many_requests(retry_after)
-        }
-        Err(PhoneLoginError::Delivery(error)) => Envelope::unavailable(&error),
+        Err(PhoneLoginError::Delivery(error)) => error.into(),
         Err(PhoneLoginError::Store(error)) => error.into(),
     }
 }
@@ -255,6 +261,7 @@ async fn check_pin(State(phone_login): State<Arc<PhoneLogin>>, params: Result<Pa
             "the PIN has expired; request a new one",
         ),
         Err(CheckPinError::Store(error)) => error.into(),
+        Err(CheckPinError::Provider(error)) => error.into(),
     }
 }
 

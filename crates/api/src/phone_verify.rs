@@ -121,16 +121,22 @@ fn phone_error(error: PhoneInputError) -> ApiError {
     }
 }
 
+impl From<DeliveryError> for ApiError {
+    fn from(error: DeliveryError) -> Self {
+        match error {
+            DeliveryError::InvalidNumber => phone_error(PhoneInputError::Invalid),
+            DeliveryError::RateLimited { retry_after } => Self::Throttled(retry_after),
+            error @ (DeliveryError::Unavailable(_) | DeliveryError::Misconfigured(_)) => Self::unavailable(&error),
+        }
+    }
+}
+
 impl From<RegisterError> for ApiError {
     fn from(error: RegisterError) -> Self {
         match error {
             RegisterError::MissingPhone => Self::field("phone_number", "This field is required."),
             RegisterError::InvalidPhone(error) => phone_error(error),
-            RegisterError::Delivery(DeliveryError::InvalidNumber) => phone_error(PhoneInputError::Invalid),
-            RegisterError::Delivery(DeliveryError::RateLimited { retry_after }) => Self::Throttled(retry_after),
-            RegisterError::Delivery(error @ (DeliveryError::Unavailable(_) | DeliveryError::Misconfigured(_))) => {
-                Self::unavailable(&error)
-            }
+            RegisterError::Delivery(error) => error.into(),
             RegisterError::Store(error) => error.into(),
             RegisterError::Token(error) => Self::internal(&error),
         }
@@ -153,6 +159,7 @@ impl From<PhoneVerifyError> for ApiError {
                 Self::NonField("Too many failed verification attempts. Please request a new code.")
             }
             PhoneVerifyError::Store(error) => error.into(),
+            PhoneVerifyError::Provider(error) => error.into(),
         }
     }
 }

@@ -113,16 +113,22 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<DeliveryError> for ApiError {
+    fn from(error: DeliveryError) -> Self {
+        match error {
+            DeliveryError::InvalidNumber => Self::unprocessable("Mobile is invalid"),
+            DeliveryError::RateLimited { retry_after } => Self::too_many_requests(retry_after),
+            error @ (DeliveryError::Unavailable(_) | DeliveryError::Misconfigured(_)) => Self::unavailable(&error),
+        }
+    }
+}
+
 impl From<SendPinError> for ApiError {
     fn from(error: SendPinError) -> Self {
         match error {
             SendPinError::InvalidMobile(error) => Self::unprocessable(error.to_string()),
             SendPinError::Store(error) => error.into(),
-            SendPinError::Delivery(DeliveryError::InvalidNumber) => Self::unprocessable("Mobile is invalid"),
-            SendPinError::Delivery(DeliveryError::RateLimited { retry_after }) => Self::too_many_requests(retry_after),
-            SendPinError::Delivery(error @ (DeliveryError::Unavailable(_) | DeliveryError::Misconfigured(_))) => {
-                Self::unavailable(&error)
-            }
+            SendPinError::Delivery(error) => error.into(),
         }
     }
 }
@@ -131,6 +137,7 @@ impl From<VerifyError> for ApiError {
     fn from(error: VerifyError) -> Self {
         match error {
             VerifyError::Store(error) => error.into(),
+            VerifyError::Provider(error) => error.into(),
             VerifyError::Token(error) => Self::internal(&error),
             VerifyError::MissingKey
             | VerifyError::MissingPin

@@ -15,16 +15,17 @@ use phonegate_adapters::{
     random::OsRandom,
     sms::{ConsoleEcho, ConsoleProvider},
     sql::{Db, DbOptions, SqlStore, migrate},
+    twilio::{TwilioClient, TwilioSettings as TwilioClientSettings},
 };
 use phonegate_api::{AllowedHosts, HttpSettings, Services};
 use phonegate_domain::{
-    delivery::Messenger,
-    otp::{CodeLength, OtpEngine, OtpPolicy, SecretHasher, TestNumbers},
+    delivery::{MessageTemplates, Messenger},
+    otp::{CodeLength, OtpEngine, OtpPolicy, Purpose, SecretHasher, TestNumbers},
     phone::{MobileRule, PhoneNumber, PhonePolicy},
     phone_login::{PhoneLogin, PhoneLoginSettings},
     phone_verify::{PhoneVerify, PhoneVerifySettings},
     pin_auth::{PinAuth, PinAuthSettings},
-    ports::{Clock, Mailer, RandomSource, SmsSender, VoiceCaller},
+    ports::{Clock, HostedVerification, Mailer, RandomSource},
     token_auth::{TokenAuth, TokenAuthPorts, TokenAuthSettings},
 };
 use secrecy::{ExposeSecret as _, SecretString};
@@ -193,6 +194,76 @@ fn phone_policy(
         .map_err(|error| anyhow::anyhow!("{surface} / phone.default_region: {error}"))
 }
 
+/// The Twilio client from `[twilio]`.
+fn twilio_client(settings: &Settings) -> anyhow::Result<TwilioClient> {
+    let twilio = &settings.twilio;
+    let sid = twilio
+        .account_sid
+        .clone()
+        .context("twilio.account_sid is required with a Twilio provider")?;
+    let token = twilio
+        .auth_token
+        .clone()
+        .context("twilio.auth_token is required with a Twilio provider")?;
+    let mut client = TwilioClientSettings::new(sid, token);
+    client.from_number = twilio.from_number.clone();
+    client.messaging_service_sid = twilio.messaging_service_sid.clone();
+    client.verify_service_sid = twilio.verify_service_sid.clone();
+    client.api_base_url = twilio.api_base_url.clone();
+    client.verify_base_url = twilio.verify_base_url.clone();
+    client.timeout = Duration::from_secs(twilio.timeout_seconds);
+    client.voice_language = twilio.voice_language.clone();
+    client.max_attempts = twilio.max_attempts;
+    client.retry_base_delay = Duration::from_millis(twilio.retry_base_delay_ms);
+    if settings.sms.provider == SmsProvider::TwilioVerify && twilio.verify_service_sid.is_none() {
+        bail!("twilio.verify_service_sid is required when sms.provider = \"twilio_verify\"");
+    }
+    if settings.sms.provider == SmsProvider::Twilio
+        && twilio.from_number.is_none()
+        && twilio.messaging_service_sid.is_none()
+    {
+        bail!("twilio.from_number (or twilio.messaging_service_sid) is required when sms.provider = \"twilio\"");
+    }
+    TwilioClient::new(client).map_err(|error| anyhow::anyhow!("[twilio]: {error}"))
+}
+
+/// The message templates of `messages.locale`.
+fn message_templates(settings: &Settings) -> anyhow::Result<MessageTemplates> {
+    let locale = &settings.messages.locale;
+    let set = settings
+        .messages
+        .templates
+        .get(locale)
+        .with_context(|| format!("messages.locale = {locale:?} has no [messages.templates.{locale}]"))?;
+    let mut templates = MessageTemplates {
+        sms: set.sms.clone(),
+        voice: set.voice.clone(),
+        ..MessageTemplates::english()
+    };
+    for (surface, overrides) in &set.surfaces {
+        let purpose = match surface.as_str() {
+            "pin_auth" => Purpose::PinAuth,
+            "phone_verify" => Purpose::PhoneVerify,
+            "phone_login" => Purpose::PhoneLogin,
+            "phone_confirm" => Purpose::PhoneConfirm,
+            other => bail!(
+                "messages.templates.{locale}.surfaces.{other}: unknown surface \
+                 (pin_auth, phone_verify, phone_login or phone_confirm)"
+            ),
+        };
+        if let Some(sms) = &overrides.sms {
+            templates.sms_by_purpose.insert(purpose, sms.clone());
+        }
+        if let Some(voice) = &overrides.voice {
+            templates.voice_by_purpose.insert(purpose, voice.clone());
+        }
+    }
+    templates
+        .validate()
+        .map_err(|error| anyhow::anyhow!("messages.templates.{locale}: {error}"))?;
+    Ok(templates)
+}
+
 /// Builds the whole service from settings.
 pub async fn build(settings: &Settings, overrides: Overrides) -> anyhow::Result<App> {
     let clock = overrides.clock.clone();
@@ -201,17 +272,36 @@ pub async fn build(settings: &Settings, overrides: Overrides) -> anyhow::Result<
     let random: Arc<dyn RandomSource> = Arc::new(OsRandom);
     let test_numbers = Arc::new(test_numbers(settings)?);
 
-    let (sms, voice, console): (Arc<dyn SmsSender>, Arc<dyn VoiceCaller>, _) = match settings.sms.provider {
+    let app_name = settings.otp.app_name.clone();
+    let (messenger, hosted, console): (Messenger, Option<Arc<dyn HostedVerification>>, _) = match settings.sms.provider
+    {
         SmsProvider::Console => {
             let console = ConsoleProvider::new(overrides.console_echo);
-            (Arc::new(console.clone()), Arc::new(console.clone()), Some(console))
+            let messenger = Messenger::new(Arc::new(console.clone()), Arc::new(console.clone()), app_name);
+            (messenger, None, Some(console))
         }
-        SmsProvider::Twilio | SmsProvider::TwilioVerify => {
-            bail!(
-                "sms.provider = {:?} is not available in this version; use \"console\"",
-                settings.sms.provider
+        SmsProvider::Twilio => {
+            let client = Arc::new(twilio_client(settings)?);
+            (Messenger::new(client.clone(), client, app_name), None, None)
+        }
+        SmsProvider::TwilioVerify => {
+            let client = Arc::new(twilio_client(settings)?);
+            let locale = settings.twilio.verify_locale.clone();
+            (
+                Messenger::hosted(client.clone(), locale, app_name),
+                Some(client as Arc<dyn HostedVerification>),
+                None,
             )
         }
+    };
+    let messenger = messenger.with_templates(message_templates(settings)?);
+    // With Twilio Verify, Twilio generates the codes with the length set on
+    // the Verify service, so every surface uses that length.
+    let code_policy = |name: &str, mut policy: CodePolicySettings| {
+        if settings.sms.provider == SmsProvider::TwilioVerify {
+            policy.length = settings.twilio.verify_code_length;
+        }
+        code_policy(name, policy)
     };
 
     let (mailer, console_mail): (Arc<dyn Mailer>, _) = match settings.mail.provider {
@@ -261,9 +351,11 @@ pub async fn build(settings: &Settings, overrides: Overrides) -> anyhow::Result<
     // the other.
     let hasher = SecretHasher::derived(secret.expose_secret().as_bytes(), "phonegate otp hashing v1");
     let store_arc = Arc::new(store.clone());
-    let otp = OtpEngine::new(store_arc.clone(), clock.clone(), random.clone(), hasher)
+    let mut otp = OtpEngine::new(store_arc.clone(), clock.clone(), random.clone(), hasher)
         .with_test_numbers(test_numbers.clone());
-    let messenger = Messenger::new(sms, voice, settings.otp.app_name.clone());
+    if let Some(hosted) = hosted {
+        otp = otp.with_hosted(hosted);
+    }
 
     let pin_auth = Arc::new(PinAuth::new(
         store_arc.clone(),

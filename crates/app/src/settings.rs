@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use config::{Config, Environment, File, FileFormat};
+use config::{Config, File, FileFormat};
 use secrecy::SecretString;
 use serde::Deserialize;
 
@@ -20,6 +20,7 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub sms: SmsSettings,
     pub twilio: TwilioSettings,
+    pub messages: MessagesSettings,
     pub mail: MailSettings,
     pub auth: AuthSettings,
     pub security: SecuritySettings,
@@ -65,10 +66,51 @@ pub struct SmsSettings {
 pub struct TwilioSettings {
     pub account_sid: Option<String>,
     pub auth_token: Option<SecretString>,
+    /// The sender of SMS and calls (E.164).
     pub from_number: Option<String>,
+    /// Send SMS through a Messaging Service instead of `from_number`.
+    pub messaging_service_sid: Option<String>,
+    /// The Verify service (`sms.provider = "twilio_verify"`).
     pub verify_service_sid: Option<String>,
     pub api_base_url: String,
     pub verify_base_url: String,
+    pub timeout_seconds: u64,
+    /// Attempts per request when Twilio times out or fails with 5xx.
+    pub max_attempts: u32,
+    pub retry_base_delay_ms: u64,
+    /// `<Say language>` of calls, e.g. `en-US`.
+    pub voice_language: String,
+    /// `Locale` of Verify messages, e.g. `en`.
+    pub verify_locale: String,
+    /// The code length configured on the Verify service; every surface uses
+    /// it in `twilio_verify` mode, since Twilio generates the codes.
+    pub verify_code_length: usize,
+}
+
+/// Message templates per locale; `locale` picks the set in use.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MessagesSettings {
+    pub locale: String,
+    pub templates: std::collections::HashMap<String, LocaleTemplates>,
+}
+
+/// One locale's words. Placeholders: `{app}`, `{code}`, `{digits}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocaleTemplates {
+    pub sms: String,
+    pub voice: String,
+    /// Overrides per surface: `pin_auth`, `phone_verify`, `phone_login`, `phone_confirm`.
+    #[serde(default)]
+    pub surfaces: std::collections::HashMap<String, SurfaceTemplates>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SurfaceTemplates {
+    pub sms: Option<String>,
+    pub voice: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -211,46 +253,59 @@ pub enum ConfigFile<'a> {
     Explicit(&'a Path),
 }
 
+/// Settings whose environment variable is a comma-separated list.
+const LIST_KEYS: &[&str] = &[
+    "security.allowed_hosts",
+    "pin_auth.mobile_prefixes",
+    "phone_verify.allowed_regions",
+    "phone_verify.allowed_prefixes",
+    "phone_login.allowed_regions",
+    "phone_login.allowed_prefixes",
+];
+
 impl Settings {
     /// Loads the layers from the process environment.
     pub fn load(file: ConfigFile<'_>) -> Result<Self, config::ConfigError> {
-        Self::load_from(file, Environment::default())
+        Self::load_with_env(file, std::env::vars())
     }
 
     /// Loads the layers with environment variables taken from `vars`
     /// instead of the process environment (for tests).
+    ///
+    /// Variables are applied as text: values such as `+15005550006` or a
+    /// secret made of digits must not be turned into numbers on the way
+    /// (typed settings are still parsed from the text when deserialised).
     pub fn load_with_env(
         file: ConfigFile<'_>,
         vars: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, config::ConfigError> {
-        Self::load_from(file, Environment::default().source(Some(vars.into_iter().collect())))
-    }
-
-    fn load_from(file: ConfigFile<'_>, env: Environment) -> Result<Self, config::ConfigError> {
         let file_source = match file {
             ConfigFile::Default => File::with_name("phonegate.toml")
                 .format(FileFormat::Toml)
                 .required(false),
             ConfigFile::Explicit(path) => File::from(path).format(FileFormat::Toml).required(true),
         };
-        let env = env
-            .prefix("PHONEGATE")
-            .prefix_separator("__")
-            .separator("__")
-            .list_separator(",")
-            .with_list_parse_key("security.allowed_hosts")
-            .with_list_parse_key("pin_auth.mobile_prefixes")
-            .with_list_parse_key("phone_verify.allowed_regions")
-            .with_list_parse_key("phone_verify.allowed_prefixes")
-            .with_list_parse_key("phone_login.allowed_regions")
-            .with_list_parse_key("phone_login.allowed_prefixes")
-            .try_parsing(true);
-        Config::builder()
+        let mut builder = Config::builder()
             .add_source(File::from_str(DEFAULTS, FileFormat::Toml))
-            .add_source(file_source)
-            .add_source(env)
-            .build()?
-            .try_deserialize()
+            .add_source(file_source);
+        for (name, value) in vars {
+            let Some(rest) = name.strip_prefix("PHONEGATE__") else {
+                continue;
+            };
+            let key = rest.to_ascii_lowercase().replace("__", ".");
+            builder = if LIST_KEYS.contains(&key.as_str()) {
+                let items: Vec<String> = value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|item| !item.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+                builder.set_override(key, items)?
+            } else {
+                builder.set_override(key, value)?
+            };
+        }
+        builder.build()?.try_deserialize()
     }
 
     /// The built-in defaults alone.

@@ -68,6 +68,38 @@ fn the_file_overrides_defaults_and_the_environment_overrides_the_file() {
 }
 
 #[test]
+fn environment_values_stay_text_and_lists_split_on_commas() {
+    let settings = Settings::load_with_env(
+        ConfigFile::Default,
+        env(&[
+            ("PHONEGATE__TWILIO__FROM_NUMBER", "+15005550006"),
+            ("PHONEGATE__AUTH__JWT_SECRET", "12345678901234567890123456789012345"),
+            ("PHONEGATE__PHONE_VERIFY__ALLOWED_PREFIXES", "+1206"),
+            ("PHONEGATE__DATABASE__MAX_CONNECTIONS", "7"),
+            ("PHONEGATE__OTP__ALLOW_TEST_NUMBERS_IN_PRODUCTION", "true"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(settings.twilio.from_number.as_deref(), Some("+15005550006"));
+    assert_eq!(
+        settings
+            .auth
+            .jwt_secret
+            .as_ref()
+            .map(|s| s.expose_secret().to_owned())
+            .as_deref(),
+        Some("12345678901234567890123456789012345")
+    );
+    assert_eq!(settings.phone_verify.allowed_prefixes, vec!["+1206"]);
+    assert_eq!(settings.database.max_connections, 7);
+    assert!(settings.otp.allow_test_numbers_in_production);
+    let error = Settings::load_with_env(ConfigFile::Default, env(&[("PHONEGATE__SERVER__BNID", "x")]))
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("bnid"), "{error}");
+}
+
+#[test]
 fn an_unknown_key_is_refused_by_name() {
     let path = temp_file("[server]\nbnid = \"0.0.0.0:9000\"\n");
     let error = Settings::load_with_env(ConfigFile::Explicit(&path), env(&[]))

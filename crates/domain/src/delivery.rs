@@ -1,46 +1,141 @@
-//! Delivering codes to people: the texts, and the choice of SMS or call.
+//! Delivering codes to people: the words, and the choice of SMS, call, or a
+//! provider that sends its own codes.
 
-use std::{fmt, sync::Arc};
+use std::{collections::HashMap, fmt, sync::Arc};
 
 use secrecy::SecretString;
 
 use crate::{
-    otp::{Channel, IssuedCode, OtpCode},
+    otp::{Channel, IssuedCode, OtpCode, Purpose},
     phone::PhoneNumber,
-    ports::{DeliveryError, OutgoingCall, OutgoingSms, SmsSender, VoiceCaller},
+    ports::{DeliveryError, HostedVerification, OutgoingCall, OutgoingSms, SmsSender, VoiceCaller},
 };
+
+/// The words of text messages and calls. Placeholders: `{app}` (the
+/// service name), `{code}` (the digits), `{digits}` (the digits one by one,
+/// comma-separated, for text-to-speech).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageTemplates {
+    pub sms: String,
+    pub voice: String,
+    /// Per-surface overrides of `sms` and `voice`.
+    pub sms_by_purpose: HashMap<Purpose, String>,
+    pub voice_by_purpose: HashMap<Purpose, String>,
+}
+
+impl MessageTemplates {
+    /// "Your phonegate code is 1234"; calls read the digits one by one, twice.
+    pub fn english() -> Self {
+        Self {
+            sms: "Your {app} code is {code}".into(),
+            voice: "Your {app} code is {digits}. Again, your code is {digits}.".into(),
+            sms_by_purpose: HashMap::new(),
+            voice_by_purpose: HashMap::new(),
+        }
+    }
+
+    /// Refuses templates that would never deliver the code.
+    pub fn validate(&self) -> Result<(), String> {
+        let all_sms = std::iter::once(&self.sms).chain(self.sms_by_purpose.values());
+        if let Some(bad) = all_sms.into_iter().find(|t| !t.contains("{code}")) {
+            return Err(format!("the SMS template {bad:?} has no {{code}}"));
+        }
+        let all_voice = std::iter::once(&self.voice).chain(self.voice_by_purpose.values());
+        if let Some(bad) = all_voice
+            .into_iter()
+            .find(|t| !t.contains("{code}") && !t.contains("{digits}"))
+        {
+            return Err(format!(
+                "the voice template {bad:?} has neither {{code}} nor {{digits}}"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Where codes come from: generated here and sent with our templates, or
+/// generated, sent and checked by a provider (Twilio Verify).
+#[derive(Clone)]
+enum Mode {
+    Local {
+        sms: Arc<dyn SmsSender>,
+        voice: Arc<dyn VoiceCaller>,
+    },
+    Hosted {
+        provider: Arc<dyn HostedVerification>,
+        locale: String,
+    },
+}
 
 /// Sends codes by SMS or voice call, in the deployment's words.
 #[derive(Clone)]
 pub struct Messenger {
-    sms: Arc<dyn SmsSender>,
-    voice: Arc<dyn VoiceCaller>,
+    mode: Mode,
     app_name: String,
+    templates: MessageTemplates,
 }
 
 impl fmt::Debug for Messenger {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Messenger")
             .field("app_name", &self.app_name)
+            .field("templates", &self.templates)
             .finish_non_exhaustive()
     }
 }
 
 impl Messenger {
+    /// A messenger that sends its own texts and calls, in English.
     pub fn new(sms: Arc<dyn SmsSender>, voice: Arc<dyn VoiceCaller>, app_name: String) -> Self {
-        Self { sms, voice, app_name }
+        Self {
+            mode: Mode::Local { sms, voice },
+            app_name,
+            templates: MessageTemplates::english(),
+        }
     }
 
-    /// "Your phonegate code is 1234".
-    pub fn sms_text(&self, code: &OtpCode) -> String {
-        format!("Your {} code is {}", self.app_name, code.expose())
+    /// A messenger that asks `provider` to send its own codes, in `locale`.
+    pub fn hosted(provider: Arc<dyn HostedVerification>, locale: String, app_name: String) -> Self {
+        Self {
+            mode: Mode::Hosted { provider, locale },
+            app_name,
+            templates: MessageTemplates::english(),
+        }
     }
 
-    /// The code read digit by digit, twice, so it can be written down:
-    /// "Your phonegate code is 1, 2, 3, 4. Again, your code is 1, 2, 3, 4."
-    pub fn spoken_text(&self, code: &OtpCode) -> String {
+    /// The same messenger with other words.
+    pub fn with_templates(self, templates: MessageTemplates) -> Self {
+        Self { templates, ..self }
+    }
+
+    fn render(&self, template: &str, code: &OtpCode) -> String {
         let digits = code.expose().chars().map(String::from).collect::<Vec<_>>().join(", ");
-        format!("Your {} code is {digits}. Again, your code is {digits}.", self.app_name)
+        template
+            .replace("{app}", &self.app_name)
+            .replace("{code}", code.expose())
+            .replace("{digits}", &digits)
+    }
+
+    /// The text message for a code of `purpose`: "Your phonegate code is 1234".
+    pub fn sms_text(&self, purpose: Purpose, code: &OtpCode) -> String {
+        let template = self
+            .templates
+            .sms_by_purpose
+            .get(&purpose)
+            .unwrap_or(&self.templates.sms);
+        self.render(template, code)
+    }
+
+    /// What a call says: by default the code read digit by digit, twice, so
+    /// it can be written down ("Your phonegate code is 1, 2, 3, 4. Again,
+    /// your code is 1, 2, 3, 4.").
+    pub fn spoken_text(&self, purpose: Purpose, code: &OtpCode) -> String {
+        let template = self
+            .templates
+            .voice_by_purpose
+            .get(&purpose)
+            .unwrap_or(&self.templates.voice);
+        self.render(template, code)
     }
 
     /// Sends `issued` to `phone` over `channel`; a test number gets nothing.
@@ -53,23 +148,71 @@ impl Messenger {
         if issued.test_number {
             return Ok(());
         }
-        match channel {
-            Channel::Sms => {
-                self.sms
-                    .send_sms(&OutgoingSms {
-                        to: phone.clone(),
-                        body: SecretString::from(self.sms_text(&issued.code)),
-                    })
-                    .await
+        match (&self.mode, channel) {
+            (Mode::Hosted { provider, locale }, channel) => provider.start(phone, channel, locale).await,
+            (Mode::Local { sms, .. }, Channel::Sms) => {
+                sms.send_sms(&OutgoingSms {
+                    to: phone.clone(),
+                    body: SecretString::from(self.sms_text(issued.purpose, &issued.code)),
+                })
+                .await
             }
-            Channel::Call => {
-                self.voice
+            (Mode::Local { voice, .. }, Channel::Call) => {
+                voice
                     .call(&OutgoingCall {
                         to: phone.clone(),
-                        spoken_text: SecretString::from(self.spoken_text(&issued.code)),
+                        spoken_text: SecretString::from(self.spoken_text(issued.purpose, &issued.code)),
                     })
                     .await
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::otp::CodeLength;
+
+    fn code() -> OtpCode {
+        OtpCode::parse("1234", CodeLength::new(4).unwrap()).unwrap()
+    }
+
+    fn messenger(templates: MessageTemplates) -> Messenger {
+        Messenger::new(
+            Arc::new(crate::ports::MockSmsSender::new()),
+            Arc::new(crate::ports::MockVoiceCaller::new()),
+            "Acme".into(),
+        )
+        .with_templates(templates)
+    }
+
+    #[test]
+    fn templates_fill_in_the_code_per_surface() {
+        let mut templates = MessageTemplates::english();
+        templates
+            .sms_by_purpose
+            .insert(Purpose::PhoneLogin, "{code} is your {app} login PIN".into());
+        let messenger = messenger(templates);
+        assert_eq!(messenger.sms_text(Purpose::PinAuth, &code()), "Your Acme code is 1234");
+        assert_eq!(
+            messenger.sms_text(Purpose::PhoneLogin, &code()),
+            "1234 is your Acme login PIN"
+        );
+        assert_eq!(
+            messenger.spoken_text(Purpose::PinAuth, &code()),
+            "Your Acme code is 1, 2, 3, 4. Again, your code is 1, 2, 3, 4."
+        );
+    }
+
+    #[test]
+    fn templates_without_the_code_are_refused() {
+        assert!(MessageTemplates::english().validate().is_ok());
+        let mut templates = MessageTemplates::english();
+        templates.sms = "Welcome to {app}".into();
+        assert!(templates.validate().is_err());
+        let mut templates = MessageTemplates::english();
+        templates.voice_by_purpose.insert(Purpose::PhoneLogin, "Hello".into());
+        assert!(templates.validate().is_err());
     }
 }

@@ -23,7 +23,7 @@ use subtle::ConstantTimeEq;
 
 use crate::{
     phone::PhoneNumber,
-    ports::{ChallengeStore, Clock, RandomSource, StoreError},
+    ports::{ChallengeStore, Clock, DeliveryError, HostedCheck, HostedVerification, RandomSource, StoreError},
     time::Timestamp,
     user::UserId,
 };
@@ -311,16 +311,22 @@ pub enum CheckError {
     Closed,
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The provider that checks codes (Twilio Verify) could not answer.
+    #[error("the verification provider failed: {0}")]
+    Provider(DeliveryError),
 }
 
 /// A code that was issued, to be delivered, with when it stops working.
 #[derive(Debug)]
 pub struct IssuedCode {
+    pub purpose: Purpose,
     pub code: OtpCode,
     pub expires_at: Timestamp,
     /// The number is a configured test number: the code is its fixed code
     /// and nothing may be sent.
     pub test_number: bool,
+    /// Finds the stored challenge again (to close it if delivery fails).
+    pub lookup_hash: SecretHash,
 }
 
 /// Configured test numbers: they never receive anything and accept a fixed
@@ -356,6 +362,11 @@ impl TestNumbers {
 
     pub fn is_empty(&self) -> bool {
         self.exact.is_empty() && self.prefixes.is_empty()
+    }
+
+    /// Whether `phone` is a test number.
+    pub fn contains(&self, phone: &PhoneNumber) -> bool {
+        self.code_for(phone, CodeLength(4)).is_some()
     }
 
     /// How many codes were issued to test numbers since start.
@@ -400,6 +411,8 @@ pub struct OtpEngine {
     random: Arc<dyn RandomSource>,
     hasher: SecretHasher,
     test_numbers: Arc<TestNumbers>,
+    /// Set when a provider generates and checks the codes (Twilio Verify).
+    hosted: Option<Arc<dyn HostedVerification>>,
 }
 
 impl fmt::Debug for OtpEngine {
@@ -421,6 +434,18 @@ impl OtpEngine {
             random,
             hasher,
             test_numbers: Arc::default(),
+            hosted: None,
+        }
+    }
+
+    /// The same engine, with `hosted` generating and checking the codes.
+    /// Challenges are still recorded here, so attempt limits, expiry and
+    /// single use hold exactly as with local codes; test numbers are still
+    /// checked locally and never reach the provider.
+    pub fn with_hosted(self, hosted: Arc<dyn HostedVerification>) -> Self {
+        Self {
+            hosted: Some(hosted),
+            ..self
         }
     }
 
@@ -490,14 +515,14 @@ impl OtpEngine {
             created_at: now,
             expires_at,
         };
-        (
-            challenge,
-            IssuedCode {
-                code,
-                expires_at,
-                test_number,
-            },
-        )
+        let issued = IssuedCode {
+            purpose: request.purpose,
+            code,
+            expires_at,
+            test_number,
+            lookup_hash: challenge.lookup_hash.clone(),
+        };
+        (challenge, issued)
     }
 
     /// Stores a new challenge, superseding any live one for the same purpose
@@ -526,6 +551,26 @@ impl OtpEngine {
         Ok(())
     }
 
+    /// Delivers `issued` through `messenger`. If delivery fails the challenge
+    /// is closed as undelivered: nobody can check a code nobody received,
+    /// and it does not count as a send against the user.
+    pub async fn deliver(
+        &self,
+        messenger: &crate::delivery::Messenger,
+        phone: &PhoneNumber,
+        channel: Channel,
+        issued: &IssuedCode,
+    ) -> Result<(), DeliveryError> {
+        let Err(error) = messenger.deliver(phone, channel, issued).await else {
+            return Ok(());
+        };
+        if let Err(store_error) = self.challenges.discard(&issued.lookup_hash, self.clock.now()).await {
+            tracing::error!(%store_error, "could not close an undelivered challenge");
+        }
+        tracing::warn!(purpose = issued.purpose.as_str(), %error, "code not delivered; challenge closed");
+        Err(error)
+    }
+
     /// Checks `code` against the live challenge found by `lookup`. One
     /// attempt is spent first, so the attempt limit holds under concurrency,
     /// and only one concurrent check of the right code can consume it. If
@@ -547,9 +592,21 @@ impl OtpEngine {
             AttemptOutcome::Exhausted => return Err(CheckError::Exhausted),
             AttemptOutcome::Closed => return Err(CheckError::Closed),
         };
-        let presented = self.hasher.code_hash(&lookup_hash, code);
-        let code_matches = presented.ct_eq(&attempt.code_hash);
         let device_matches = device.is_none_or(|device| attempt.device_binding.as_deref() == Some(device));
+        let code_matches = match &self.hosted {
+            // A check from the wrong device never reaches the provider.
+            _ if !device_matches => false,
+            Some(hosted) if !self.test_numbers.contains(&attempt.phone) => {
+                match hosted.check(&attempt.phone, code).await.map_err(CheckError::Provider)? {
+                    HostedCheck::Approved => true,
+                    HostedCheck::Rejected => false,
+                    // The provider has no pending code: it expired there or
+                    // was used up by its own attempt limit.
+                    HostedCheck::NotFound => return Err(CheckError::Expired),
+                }
+            }
+            _ => self.hasher.code_hash(&lookup_hash, code).ct_eq(&attempt.code_hash),
+        };
         if !(code_matches && device_matches) {
             return Err(CheckError::WrongCode {
                 remaining: attempt.max_attempts.saturating_sub(attempt.attempts),

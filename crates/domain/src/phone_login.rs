@@ -74,6 +74,8 @@ pub enum CheckPinError {
     PinExpired,
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("the verification provider failed: {0}")]
+    Provider(DeliveryError),
 }
 
 /// Why an access code is not valid.
@@ -232,7 +234,7 @@ impl PhoneLogin {
                 policy: &self.settings.policy,
             })
             .await?;
-        self.messenger.deliver(&phone, channel, &issued).await?;
+        self.otp.deliver(&self.messenger, &phone, channel, &issued).await?;
         tracing::info!(channel = channel.as_str(), "login PIN sent");
         Ok(if user.is_some() {
             LoginStatus::ReturningPhone
@@ -260,6 +262,7 @@ impl PhoneLogin {
                 return Err(CheckPinError::PinExpired);
             }
             Err(CheckError::Store(error)) => return Err(error.into()),
+            Err(CheckError::Provider(error)) => return Err(CheckPinError::Provider(error)),
             Err(CheckError::NotFound | CheckError::WrongCode { .. } | CheckError::Closed) => {
                 return Err(CheckPinError::InvalidPin);
             }

@@ -70,6 +70,8 @@ pub enum PhoneVerifyError {
     TooManyAttempts,
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("the verification provider failed: {0}")]
+    Provider(DeliveryError),
 }
 
 /// A verified phone and its user.
@@ -135,7 +137,7 @@ impl PhoneVerify {
                 policy: &self.settings.policy,
             })
             .await?;
-        self.messenger.deliver(&phone, Channel::Sms, &issued).await?;
+        self.otp.deliver(&self.messenger, &phone, Channel::Sms, &issued).await?;
         let token = self
             .tokens
             .issue_phone_session(
@@ -199,6 +201,7 @@ impl PhoneVerify {
             Err(CheckError::Expired) => return Err(PhoneVerifyError::Expired),
             Err(CheckError::Exhausted) => return Err(PhoneVerifyError::TooManyAttempts),
             Err(CheckError::Store(error)) => return Err(error.into()),
+            Err(CheckError::Provider(error)) => return Err(PhoneVerifyError::Provider(error)),
             Err(CheckError::NotFound | CheckError::WrongCode { .. } | CheckError::Closed) => {
                 return Err(PhoneVerifyError::InvalidCode);
             }

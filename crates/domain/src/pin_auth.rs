@@ -97,6 +97,8 @@ pub enum VerifyError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Token(TokenError),
+    #[error("the verification provider failed: {0}")]
+    Provider(DeliveryError),
 }
 
 /// Why a bearer token was not accepted, or the user not found.
@@ -192,7 +194,7 @@ impl PinAuth {
     }
 
     async fn deliver(&self, phone: &PhoneNumber, issued: &IssuedCode) -> Result<(), DeliveryError> {
-        self.messenger.deliver(phone, Channel::Sms, issued).await
+        self.otp.deliver(&self.messenger, phone, Channel::Sms, issued).await
     }
 
     /// Issues a pin to an existing user and sends it.
@@ -265,6 +267,7 @@ impl PinAuth {
             Err(CheckError::Expired) => return Err(VerifyError::Expired),
             Err(CheckError::Exhausted) => return Err(VerifyError::TooManyAttempts),
             Err(CheckError::Store(error)) => return Err(error.into()),
+            Err(CheckError::Provider(error)) => return Err(VerifyError::Provider(error)),
             Err(CheckError::NotFound | CheckError::WrongCode { .. } | CheckError::Closed) => {
                 return Err(VerifyError::InvalidPin);
             }

@@ -184,6 +184,10 @@ pub trait ChallengeStore: Send + Sync {
     /// Marks the challenge consumed if it is still live. Returns `false` if
     /// it was not (another check consumed it first, or it was superseded).
     async fn consume(&self, id: ChallengeId, now: Timestamp) -> Result<bool, StoreError>;
+
+    /// Closes the live challenge with `lookup_hash` as undelivered: its code
+    /// never reached the user.
+    async fn discard(&self, lookup_hash: &SecretHash, now: Timestamp) -> Result<(), StoreError>;
 }
 
 /// Keeps devices' push registrations.

@@ -141,6 +141,15 @@ pub fn challenge_store(world: &Arc<World>) -> MockChallengeStore {
         }))
     });
     let w = world.clone();
+    store.expect_discard().returning(move |lookup, _now| {
+        for row in w.rows.lock().unwrap().iter_mut() {
+            if row.challenge.lookup_hash == *lookup {
+                row.closed = true;
+            }
+        }
+        Ok(())
+    });
+    let w = world.clone();
     store.expect_consume().returning(move |id, _now| {
         let mut rows = w.rows.lock().unwrap();
         let row = rows.iter_mut().find(|row| row.id == id.get()).unwrap();

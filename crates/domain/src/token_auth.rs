@@ -545,9 +545,8 @@ impl TokenAuth {
                 policy: &self.settings.phone_policy,
             })
             .await?;
-        self.ports
-            .messenger
-            .deliver(&phone, Channel::Sms, &issued)
+        self.otp
+            .deliver(&self.ports.messenger, &phone, Channel::Sms, &issued)
             .await
             .map_err(PhoneVerificationError::Delivery)?;
         tracing::info!(user_id = session.user_id.get(), "phone verification code sent");
@@ -579,6 +578,7 @@ impl TokenAuth {
             Err(CheckError::Expired) => return Err(PhoneVerificationError::Expired),
             Err(CheckError::Exhausted) => return Err(PhoneVerificationError::TooManyAttempts),
             Err(CheckError::Store(error)) => return Err(error.into()),
+            Err(CheckError::Provider(error)) => return Err(PhoneVerificationError::Delivery(error)),
             Err(CheckError::NotFound | CheckError::WrongCode { .. } | CheckError::Closed) => {
                 return Err(PhoneVerificationError::InvalidCode);
             }

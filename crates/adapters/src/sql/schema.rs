@@ -137,4 +137,6 @@ pub mod state {
     pub const LIVE: &str = "live";
     pub const CONSUMED: &str = "consumed";
     pub const SUPERSEDED: &str = "superseded";
+    /// The code could not be delivered; the challenge never went live for the user.
+    pub const UNDELIVERED: &str = "undelivered";
 }

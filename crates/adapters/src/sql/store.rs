@@ -551,6 +551,18 @@ impl ChallengeStore for SqlStore {
         let affected = self.db.run().execute(&consume).await.map_err(store_error)?;
         Ok(affected == 1)
     }
+
+    async fn discard(&self, lookup_hash: &SecretHash, now: Timestamp) -> Result<(), StoreError> {
+        let discard = Query::update()
+            .table(OtpChallenges::Table)
+            .value(OtpChallenges::State, state::UNDELIVERED)
+            .value(OtpChallenges::ClosedAt, now.unix_millis())
+            .and_where(Expr::col(OtpChallenges::LookupHash).eq(lookup_hash.as_bytes().to_vec()))
+            .and_where(Expr::col(OtpChallenges::State).eq(state::LIVE))
+            .to_owned();
+        self.db.run().execute(&discard).await.map_err(store_error)?;
+        Ok(())
+    }
 }
 
 #[async_trait]

@@ -400,3 +400,27 @@ fn secrets_are_redacted_in_debug_output() {
     let token = IssuedToken::new(SecretString::from("secret.jwt.text"), Timestamp::from_unix_millis(0));
     assert!(!format!("{token:?}").contains("secret.jwt.text"));
 }
+
+#[tokio::test]
+async fn a_pin_that_could_not_be_delivered_is_closed() {
+    let world = World::new();
+    let mut parts = parts(&world);
+    // The provider is down: the send fails after the challenge was stored.
+    let sent: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+    let keep = sent.clone();
+    parts.sms = MockSmsSender::new();
+    parts.sms.expect_send_sms().returning(move |message| {
+        use secrecy::ExposeSecret as _;
+        keep.lock().unwrap().push(message.body.expose_secret().to_owned());
+        Err(crate::ports::DeliveryError::Unavailable("provider down".into()))
+    });
+    let service = pin_auth(&world, parts);
+    let error = service.send_pin(KNOWN).await.unwrap_err();
+    assert!(matches!(error, SendPinError::Delivery(_)), "{error:?}");
+    let rows = world.rows.lock().unwrap();
+    assert_eq!(rows.len(), 1);
+    assert!(rows[0].closed, "the undelivered challenge is not live");
+    assert_eq!(rows[0].attempts, 0);
+    drop(rows);
+    assert_eq!(sent.lock().unwrap().len(), 1);
+}

@@ -4,53 +4,22 @@
 
 #![allow(clippy::unwrap_used, reason = "a panic is how a test reports failure")]
 
+mod process;
+
 use std::{
     io::{Read as _, Write as _},
-    net::{TcpListener, TcpStream},
-    process::{Child, Command, Stdio},
+    net::TcpStream,
+    process::{Child, Command},
     time::{Duration, Instant},
 };
 
-struct Server {
-    child: Child,
-    port: u16,
-    dir: std::path::PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+use process::{Server, scratch_dir};
 
 fn start() -> Server {
-    let dir = std::env::temp_dir().join(format!("phonegate-binary-{}-{}", std::process::id(), free_port()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_phonegate"))
-        .current_dir(&dir)
-        .env("PHONEGATE__SERVER__BIND", format!("127.0.0.1:{port}"))
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let server = Server { child, port, dir };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if let Ok(response) = get(port, "/healthz") {
-            assert!(response.starts_with("HTTP/1.1 200"), "{response}");
-            return server;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("phonegate did not answer /healthz within 30 s");
+    let server = Server::start(scratch_dir("binary"), &[]);
+    let response = get(server.port, "/healthz").unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    server
 }
 
 fn get(port: u16, path: &str) -> std::io::Result<String> {

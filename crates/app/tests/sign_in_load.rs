@@ -10,10 +10,12 @@
 
 #![allow(clippy::unwrap_used, reason = "a panic is how a test reports failure")]
 
+mod process;
+
 use std::{
     io::{Read as _, Write as _},
-    net::{TcpListener, TcpStream},
-    process::{Child, Command, Stdio},
+    net::TcpStream,
+    process::Command,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -21,22 +23,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-struct Server {
-    child: Child,
-    dir: std::path::PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+use process::{Server, scratch_dir};
 
 /// A costlier argon2 than the default, so that a hash on the runtime would
 /// stall it far beyond scheduling noise (the stored hash carries its cost,
@@ -95,8 +82,7 @@ fn healthz_latencies(port: u16, count: usize) -> Vec<Duration> {
 
 #[test]
 fn sign_ins_do_not_stall_the_runtime_and_cost_the_same_for_unknown_emails() {
-    let dir = std::env::temp_dir().join(format!("phonegate-load-{}-{}", std::process::id(), free_port()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("load");
     let user = phonegate(
         &dir,
         &[
@@ -116,23 +102,8 @@ fn sign_ins_do_not_stall_the_runtime_and_cost_the_same_for_unknown_emails() {
         app["app_id"].is_string() && app["auth_token"].as_str().unwrap().len() == 22,
         "{app}"
     );
-
-    let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_phonegate"))
-        .current_dir(&dir)
-        .env("PHONEGATE__SERVER__BIND", format!("127.0.0.1:{port}"))
-        .envs(ARGON2)
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _server = Server { child, dir };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "the server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let server = Server::start(dir, &ARGON2);
+    let port = server.port;
 
     // Unknown email vs wrong password: same status, similar time.
     let mut wrong = vec![];

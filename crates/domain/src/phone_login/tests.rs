@@ -5,6 +5,8 @@ use std::{
     time::Duration,
 };
 
+use pollster::block_on;
+
 use super::*;
 use crate::{
     otp::TestNumbers,
@@ -65,175 +67,191 @@ fn service(world: &Arc<World>) -> PhoneLogin {
     service_with(world, support::engine(world))
 }
 
-#[tokio::test]
-async fn a_new_phone_gets_a_five_digit_pin_by_sms() {
-    let world = World::new();
-    let service = service(&world);
-    let status = service
-        .phone_login(Some("(206)372-1234"), Some("abcde"), None)
-        .await
-        .unwrap();
-    assert_eq!(status, LoginStatus::NewPhone);
-    let sent = world.sent.lock().unwrap().clone();
-    assert_eq!((sent[0].0, sent[0].1.as_str()), ("sms", PHONE));
-    assert_eq!(world.last_code().len(), 5);
-}
-
-#[tokio::test]
-async fn a_known_phone_is_returning() {
-    let world = World::new();
-    world.add_user(1, PHONE);
-    let service = service(&world);
-    let status = service
-        .phone_login(Some(PHONE), Some("abcde"), Some("F"))
-        .await
-        .unwrap();
-    assert_eq!(status, LoginStatus::ReturningPhone);
-}
-
-#[tokio::test]
-async fn call_verify_reads_the_pin_aloud_digit_by_digit_twice() {
-    let world = World::new();
-    let service = service(&world);
-    service
-        .phone_login(Some(PHONE), Some("abcde"), Some("T"))
-        .await
-        .unwrap();
-    let sent = world.sent.lock().unwrap().clone();
-    assert_eq!(sent.len(), 1);
-    assert_eq!(sent[0].0, "call");
-    let text = &sent[0].2;
-    // "Your phonegate code is 1, 2, 3, 4, 5. Again, your code is 1, 2, 3, 4, 5."
-    let rest = text.strip_prefix("Your phonegate code is ").expect(text);
-    let (first, second) = rest.split_once(". Again, your code is ").expect(text);
-    assert_eq!(Some(first), second.strip_suffix('.'), "read twice: {text}");
-    let digits: Vec<&str> = first.split(", ").collect();
-    assert_eq!(digits.len(), 5, "{text}");
-    assert!(
-        digits.iter().all(|d| d.len() == 1 && d.as_bytes()[0].is_ascii_digit()),
-        "{text}"
-    );
-    let pin: String = digits.concat();
-    let grant = service.check_pin(Some(PHONE), Some("abcde"), Some(&pin)).await.unwrap();
-    assert_eq!(grant.expose().len(), 32);
-}
-
-#[tokio::test]
-async fn check_pin_issues_an_access_code_that_a_backend_can_validate() {
-    let world = World::new();
-    let service = service(&world);
-    service.phone_login(Some(PHONE), Some("abcde"), None).await.unwrap();
-    let grant = service
-        .check_pin(Some("206-372-1234"), Some("abcde"), Some(&world.last_code()))
-        .await
-        .unwrap();
-    assert_eq!(grant.expose().len(), 32);
-    assert!(grant.expose().bytes().all(|b| b.is_ascii_hexdigit()));
-    let info = service.check_access_code(Some(grant.expose()), None).await.unwrap();
-    assert_eq!(info.user_id, grant.user_id);
-    assert_eq!(info.phone.as_ref().map(PhoneNumber::as_str), Some(PHONE));
-    assert!(
-        service
-            .check_access_code(Some(grant.expose()), Some("abcde"))
+#[test]
+fn a_new_phone_gets_a_five_digit_pin_by_sms() {
+    block_on(async {
+        let world = World::new();
+        let service = service(&world);
+        let status = service
+            .phone_login(Some("(206)372-1234"), Some("abcde"), None)
             .await
-            .is_ok()
-    );
-    assert!(matches!(
-        service.check_access_code(Some(grant.expose()), Some("other")).await,
-        Err(AccessCodeError::Invalid)
-    ));
-    assert!(matches!(
-        service.check_access_code(Some(&"0".repeat(32)), None).await,
-        Err(AccessCodeError::Invalid)
-    ));
-    world.advance(Duration::from_secs(30 * 86_400));
-    assert!(matches!(
-        service.check_access_code(Some(grant.expose()), None).await,
-        Err(AccessCodeError::Expired)
-    ));
+            .unwrap();
+        assert_eq!(status, LoginStatus::NewPhone);
+        let sent = world.sent.lock().unwrap().clone();
+        assert_eq!((sent[0].0, sent[0].1.as_str()), ("sms", PHONE));
+        assert_eq!(world.last_code().len(), 5);
+    });
 }
 
-#[tokio::test]
-async fn the_pin_is_bound_to_the_device() {
-    let world = World::new();
-    let service = service(&world);
-    service.phone_login(Some(PHONE), Some("abcde"), None).await.unwrap();
-    let pin = world.last_code();
-    let error = service
-        .check_pin(Some(PHONE), Some("other"), Some(&pin))
-        .await
-        .unwrap_err();
-    assert!(matches!(error, CheckPinError::InvalidPin), "{error:?}");
-    // The wrong device spent an attempt but the right one still works.
-    service.check_pin(Some(PHONE), Some("abcde"), Some(&pin)).await.unwrap();
+#[test]
+fn a_known_phone_is_returning() {
+    block_on(async {
+        let world = World::new();
+        world.add_user(1, PHONE);
+        let service = service(&world);
+        let status = service
+            .phone_login(Some(PHONE), Some("abcde"), Some("F"))
+            .await
+            .unwrap();
+        assert_eq!(status, LoginStatus::ReturningPhone);
+    });
 }
 
-#[tokio::test]
-async fn an_expired_pin_is_pin_expired() {
-    let world = World::new();
-    let service = service(&world);
-    service.phone_login(Some(PHONE), Some("abcde"), None).await.unwrap();
-    world.advance(Duration::from_secs(300));
-    let error = service
-        .check_pin(Some(PHONE), Some("abcde"), Some(&world.last_code()))
-        .await
-        .unwrap_err();
-    assert!(matches!(error, CheckPinError::PinExpired), "{error:?}");
+#[test]
+fn call_verify_reads_the_pin_aloud_digit_by_digit_twice() {
+    block_on(async {
+        let world = World::new();
+        let service = service(&world);
+        service
+            .phone_login(Some(PHONE), Some("abcde"), Some("T"))
+            .await
+            .unwrap();
+        let sent = world.sent.lock().unwrap().clone();
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].0, "call");
+        let text = &sent[0].2;
+        // "Your phonegate code is 1, 2, 3, 4, 5. Again, your code is 1, 2, 3, 4, 5."
+        let rest = text.strip_prefix("Your phonegate code is ").expect(text);
+        let (first, second) = rest.split_once(". Again, your code is ").expect(text);
+        assert_eq!(Some(first), second.strip_suffix('.'), "read twice: {text}");
+        let digits: Vec<&str> = first.split(", ").collect();
+        assert_eq!(digits.len(), 5, "{text}");
+        assert!(
+            digits.iter().all(|d| d.len() == 1 && d.as_bytes()[0].is_ascii_digit()),
+            "{text}"
+        );
+        let pin: String = digits.concat();
+        let grant = service.check_pin(Some(PHONE), Some("abcde"), Some(&pin)).await.unwrap();
+        assert_eq!(grant.expose().len(), 32);
+    });
 }
 
-#[tokio::test]
-async fn parameters_are_checked() {
-    let world = World::new();
-    let service = service(&world);
-    let param = |r: Result<LoginStatus, PhoneLoginError>| match r {
-        Err(PhoneLoginError::Parameter(p)) => p,
-        other => panic!("{other:?}"),
-    };
-    assert_eq!(
-        param(service.phone_login(None, Some("d"), None).await),
-        ParameterError::Missing("phone_number")
-    );
-    assert_eq!(
-        param(service.phone_login(Some(PHONE), None, None).await),
-        ParameterError::Missing("device_id")
-    );
-    assert_eq!(
-        param(service.phone_login(Some(PHONE), Some("d"), Some("yes")).await),
-        ParameterError::Invalid("call_verify")
-    );
-    assert_eq!(
-        param(service.phone_login(Some("12"), Some("d"), None).await),
-        ParameterError::InvalidPhone
-    );
-    assert_eq!(
-        param(service.phone_login(Some(PHONE), Some(&"d".repeat(300)), None).await),
-        ParameterError::Invalid("device_id")
-    );
-    assert!(matches!(
-        service.check_pin(Some(PHONE), Some("d"), None).await,
-        Err(CheckPinError::Parameter(ParameterError::Missing("verify_pin")))
-    ));
-    assert_eq!(world.sent_count(), 0);
+#[test]
+fn check_pin_issues_an_access_code_that_a_backend_can_validate() {
+    block_on(async {
+        let world = World::new();
+        let service = service(&world);
+        service.phone_login(Some(PHONE), Some("abcde"), None).await.unwrap();
+        let grant = service
+            .check_pin(Some("206-372-1234"), Some("abcde"), Some(&world.last_code()))
+            .await
+            .unwrap();
+        assert_eq!(grant.expose().len(), 32);
+        assert!(grant.expose().bytes().all(|b| b.is_ascii_hexdigit()));
+        let info = service.check_access_code(Some(grant.expose()), None).await.unwrap();
+        assert_eq!(info.user_id, grant.user_id);
+        assert_eq!(info.phone.as_ref().map(PhoneNumber::as_str), Some(PHONE));
+        assert!(
+            service
+                .check_access_code(Some(grant.expose()), Some("abcde"))
+                .await
+                .is_ok()
+        );
+        assert!(matches!(
+            service.check_access_code(Some(grant.expose()), Some("other")).await,
+            Err(AccessCodeError::Invalid)
+        ));
+        assert!(matches!(
+            service.check_access_code(Some(&"0".repeat(32)), None).await,
+            Err(AccessCodeError::Invalid)
+        ));
+        world.advance(Duration::from_secs(30 * 86_400));
+        assert!(matches!(
+            service.check_access_code(Some(grant.expose()), None).await,
+            Err(AccessCodeError::Expired)
+        ));
+    });
 }
 
-#[tokio::test]
-async fn a_test_number_sends_nothing_and_accepts_its_fixed_code() {
-    let world = World::new();
-    let numbers = TestNumbers::new(vec![], vec![("+1415".into(), "123456".into())]).unwrap();
-    let numbers = Arc::new(numbers);
-    let service = service_with(&world, support::engine(&world).with_test_numbers(numbers.clone()));
-    service
-        .phone_login(Some("+1 415 555 0100"), Some("d"), Some("T"))
-        .await
-        .unwrap();
-    assert_eq!(world.sent_count(), 0);
-    assert_eq!(numbers.uses(), 1);
-    // Cut to this surface's 5 digits.
-    service
-        .check_pin(Some("+14155550100"), Some("d"), Some("12345"))
-        .await
-        .unwrap();
-    // Other numbers are not affected.
-    service.phone_login(Some(PHONE), Some("d"), None).await.unwrap();
-    assert_eq!(world.sent_count(), 1);
+#[test]
+fn the_pin_is_bound_to_the_device() {
+    block_on(async {
+        let world = World::new();
+        let service = service(&world);
+        service.phone_login(Some(PHONE), Some("abcde"), None).await.unwrap();
+        let pin = world.last_code();
+        let error = service
+            .check_pin(Some(PHONE), Some("other"), Some(&pin))
+            .await
+            .unwrap_err();
+        assert!(matches!(error, CheckPinError::InvalidPin), "{error:?}");
+        // The wrong device spent an attempt but the right one still works.
+        service.check_pin(Some(PHONE), Some("abcde"), Some(&pin)).await.unwrap();
+    });
+}
+
+#[test]
+fn an_expired_pin_is_pin_expired() {
+    block_on(async {
+        let world = World::new();
+        let service = service(&world);
+        service.phone_login(Some(PHONE), Some("abcde"), None).await.unwrap();
+        world.advance(Duration::from_secs(300));
+        let error = service
+            .check_pin(Some(PHONE), Some("abcde"), Some(&world.last_code()))
+            .await
+            .unwrap_err();
+        assert!(matches!(error, CheckPinError::PinExpired), "{error:?}");
+    });
+}
+
+#[test]
+fn parameters_are_checked() {
+    block_on(async {
+        let world = World::new();
+        let service = service(&world);
+        let param = |r: Result<LoginStatus, PhoneLoginError>| match r {
+            Err(PhoneLoginError::Parameter(p)) => p,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            param(service.phone_login(None, Some("d"), None).await),
+            ParameterError::Missing("phone_number")
+        );
+        assert_eq!(
+            param(service.phone_login(Some(PHONE), None, None).await),
+            ParameterError::Missing("device_id")
+        );
+        assert_eq!(
+            param(service.phone_login(Some(PHONE), Some("d"), Some("yes")).await),
+            ParameterError::Invalid("call_verify")
+        );
+        assert_eq!(
+            param(service.phone_login(Some("12"), Some("d"), None).await),
+            ParameterError::InvalidPhone
+        );
+        assert_eq!(
+            param(service.phone_login(Some(PHONE), Some(&"d".repeat(300)), None).await),
+            ParameterError::Invalid("device_id")
+        );
+        assert!(matches!(
+            service.check_pin(Some(PHONE), Some("d"), None).await,
+            Err(CheckPinError::Parameter(ParameterError::Missing("verify_pin")))
+        ));
+        assert_eq!(world.sent_count(), 0);
+    });
+}
+
+#[test]
+fn a_test_number_sends_nothing_and_accepts_its_fixed_code() {
+    block_on(async {
+        let world = World::new();
+        let numbers = TestNumbers::new(vec![], vec![("+1415".into(), "123456".into())]).unwrap();
+        let numbers = Arc::new(numbers);
+        let service = service_with(&world, support::engine(&world).with_test_numbers(numbers.clone()));
+        service
+            .phone_login(Some("+1 415 555 0100"), Some("d"), Some("T"))
+            .await
+            .unwrap();
+        assert_eq!(world.sent_count(), 0);
+        assert_eq!(numbers.uses(), 1);
+        // Cut to this surface's 5 digits.
+        service
+            .check_pin(Some("+14155550100"), Some("d"), Some("12345"))
+            .await
+            .unwrap();
+        // Other numbers are not affected.
+        service.phone_login(Some(PHONE), Some("d"), None).await.unwrap();
+        assert_eq!(world.sent_count(), 1);
+    });
 }

@@ -2,6 +2,8 @@
 
 use std::{sync::Arc, time::Duration};
 
+use pollster::block_on;
+
 use super::*;
 use crate::{
     phone::PhonePolicy,
@@ -31,129 +33,145 @@ fn request<'a>(phone: &'a str, code: &'a str, token: &'a str) -> VerifyRequest<'
     }
 }
 
-#[tokio::test]
-async fn register_texts_a_six_digit_code_and_returns_a_session_token_without_it() {
-    let world = World::new();
-    let service = service(&world);
-    let token = service.register(Some("(206)372-1234")).await.unwrap();
-    let code = world.last_code();
-    assert_eq!(code.len(), 6);
-    assert!(token.expose().contains(PHONE));
-    assert!(!token.expose().contains(&code), "the token never carries the code");
-    assert_eq!(token.expires_at, world.rows.lock().unwrap()[0].challenge.expires_at);
+#[test]
+fn register_texts_a_six_digit_code_and_returns_a_session_token_without_it() {
+    block_on(async {
+        let world = World::new();
+        let service = service(&world);
+        let token = service.register(Some("(206)372-1234")).await.unwrap();
+        let code = world.last_code();
+        assert_eq!(code.len(), 6);
+        assert!(token.expose().contains(PHONE));
+        assert!(!token.expose().contains(&code), "the token never carries the code");
+        assert_eq!(token.expires_at, world.rows.lock().unwrap()[0].challenge.expires_at);
+    });
 }
 
-#[tokio::test]
-async fn verify_accepts_the_code_and_creates_the_user() {
-    let world = World::new();
-    let service = service(&world);
-    let token = service.register(Some(PHONE)).await.unwrap();
-    let verified = service
-        .verify(request("206-372-1234", &world.last_code(), token.expose()))
-        .await
-        .unwrap();
-    assert!(verified.created);
-    assert_eq!(world.users.lock().unwrap().len(), 1);
+#[test]
+fn verify_accepts_the_code_and_creates_the_user() {
+    block_on(async {
+        let world = World::new();
+        let service = service(&world);
+        let token = service.register(Some(PHONE)).await.unwrap();
+        let verified = service
+            .verify(request("206-372-1234", &world.last_code(), token.expose()))
+            .await
+            .unwrap();
+        assert!(verified.created);
+        assert_eq!(world.users.lock().unwrap().len(), 1);
+    });
 }
 
-#[tokio::test]
-async fn verify_of_a_known_phone_reuses_its_user() {
-    let world = World::new();
-    world.add_user(7, PHONE);
-    let service = service(&world);
-    let token = service.register(Some(PHONE)).await.unwrap();
-    let verified = service
-        .verify(request(PHONE, &world.last_code(), token.expose()))
-        .await
-        .unwrap();
-    assert_eq!((verified.user_id, verified.created), (UserId::new(7), false));
+#[test]
+fn verify_of_a_known_phone_reuses_its_user() {
+    block_on(async {
+        let world = World::new();
+        world.add_user(7, PHONE);
+        let service = service(&world);
+        let token = service.register(Some(PHONE)).await.unwrap();
+        let verified = service
+            .verify(request(PHONE, &world.last_code(), token.expose()))
+            .await
+            .unwrap();
+        assert_eq!((verified.user_id, verified.created), (UserId::new(7), false));
+    });
 }
 
-#[tokio::test]
-async fn a_wrong_code_or_a_token_for_another_phone_is_not_valid() {
-    let world = World::new();
-    let service = service(&world);
-    let token = service.register(Some(PHONE)).await.unwrap();
-    let code = world.last_code();
-    let wrong = if code == "000000" { "111111" } else { "000000" };
-    let error = service.verify(request(PHONE, wrong, token.expose())).await.unwrap_err();
-    assert!(matches!(error, PhoneVerifyError::InvalidCode), "{error:?}");
-    let error = service
-        .verify(request("+14155550100", &code, token.expose()))
-        .await
-        .unwrap_err();
-    assert!(matches!(error, PhoneVerifyError::InvalidCode), "{error:?}");
-    let error = service.verify(request(PHONE, &code, "forged")).await.unwrap_err();
-    assert!(matches!(error, PhoneVerifyError::InvalidCode), "{error:?}");
+#[test]
+fn a_wrong_code_or_a_token_for_another_phone_is_not_valid() {
+    block_on(async {
+        let world = World::new();
+        let service = service(&world);
+        let token = service.register(Some(PHONE)).await.unwrap();
+        let code = world.last_code();
+        let wrong = if code == "000000" { "111111" } else { "000000" };
+        let error = service.verify(request(PHONE, wrong, token.expose())).await.unwrap_err();
+        assert!(matches!(error, PhoneVerifyError::InvalidCode), "{error:?}");
+        let error = service
+            .verify(request("+14155550100", &code, token.expose()))
+            .await
+            .unwrap_err();
+        assert!(matches!(error, PhoneVerifyError::InvalidCode), "{error:?}");
+        let error = service.verify(request(PHONE, &code, "forged")).await.unwrap_err();
+        assert!(matches!(error, PhoneVerifyError::InvalidCode), "{error:?}");
+    });
 }
 
-#[tokio::test]
-async fn resending_replaces_the_previous_code() {
-    let world = World::new();
-    let service = service(&world);
-    let old_token = service.register(Some(PHONE)).await.unwrap();
-    let old_code = world.last_code();
-    let new_token = service.register(Some(PHONE)).await.unwrap();
-    let error = service
-        .verify(request(PHONE, &old_code, old_token.expose()))
-        .await
-        .unwrap_err();
-    assert!(matches!(error, PhoneVerifyError::InvalidCode), "{error:?}");
-    service
-        .verify(request(PHONE, &world.last_code(), new_token.expose()))
-        .await
-        .unwrap();
+#[test]
+fn resending_replaces_the_previous_code() {
+    block_on(async {
+        let world = World::new();
+        let service = service(&world);
+        let old_token = service.register(Some(PHONE)).await.unwrap();
+        let old_code = world.last_code();
+        let new_token = service.register(Some(PHONE)).await.unwrap();
+        let error = service
+            .verify(request(PHONE, &old_code, old_token.expose()))
+            .await
+            .unwrap_err();
+        assert!(matches!(error, PhoneVerifyError::InvalidCode), "{error:?}");
+        service
+            .verify(request(PHONE, &world.last_code(), new_token.expose()))
+            .await
+            .unwrap();
+    });
 }
 
-#[tokio::test]
-async fn an_expired_code_says_so() {
-    let world = World::new();
-    let service = service(&world);
-    let token = service.register(Some(PHONE)).await.unwrap();
-    world.advance(Duration::from_secs(600));
-    let error = service
-        .verify(request(PHONE, &world.last_code(), token.expose()))
-        .await
-        .unwrap_err();
-    assert!(matches!(error, PhoneVerifyError::Expired), "{error:?}");
+#[test]
+fn an_expired_code_says_so() {
+    block_on(async {
+        let world = World::new();
+        let service = service(&world);
+        let token = service.register(Some(PHONE)).await.unwrap();
+        world.advance(Duration::from_secs(600));
+        let error = service
+            .verify(request(PHONE, &world.last_code(), token.expose()))
+            .await
+            .unwrap_err();
+        assert!(matches!(error, PhoneVerifyError::Expired), "{error:?}");
+    });
 }
 
-#[tokio::test]
-async fn five_failures_kill_the_challenge() {
-    let world = World::new();
-    let service = service(&world);
-    let token = service.register(Some(PHONE)).await.unwrap();
-    let code = world.last_code();
-    let wrong = if code == "000000" { "111111" } else { "000000" };
-    for _ in 0..5 {
-        service.verify(request(PHONE, wrong, token.expose())).await.unwrap_err();
-    }
-    let error = service.verify(request(PHONE, &code, token.expose())).await.unwrap_err();
-    assert!(matches!(error, PhoneVerifyError::TooManyAttempts), "{error:?}");
-}
-
-#[tokio::test]
-async fn missing_fields_are_all_named() {
-    let world = World::new();
-    let service = service(&world);
-    let error = service
-        .verify(VerifyRequest {
-            phone_number: Some(PHONE),
-            security_code: Some(" "),
-            session_token: None,
-        })
-        .await
-        .unwrap_err();
-    match error {
-        PhoneVerifyError::MissingFields(fields) => {
-            assert_eq!(fields, vec!["security_code", "session_token"])
+#[test]
+fn five_failures_kill_the_challenge() {
+    block_on(async {
+        let world = World::new();
+        let service = service(&world);
+        let token = service.register(Some(PHONE)).await.unwrap();
+        let code = world.last_code();
+        let wrong = if code == "000000" { "111111" } else { "000000" };
+        for _ in 0..5 {
+            service.verify(request(PHONE, wrong, token.expose())).await.unwrap_err();
         }
-        other => panic!("{other:?}"),
-    }
-    assert!(matches!(service.register(None).await, Err(RegisterError::MissingPhone)));
-    assert!(matches!(
-        service.register(Some("+9180765XXX10")).await,
-        Err(RegisterError::InvalidPhone(_))
-    ));
-    assert_eq!(world.sent_count(), 0);
+        let error = service.verify(request(PHONE, &code, token.expose())).await.unwrap_err();
+        assert!(matches!(error, PhoneVerifyError::TooManyAttempts), "{error:?}");
+    });
+}
+
+#[test]
+fn missing_fields_are_all_named() {
+    block_on(async {
+        let world = World::new();
+        let service = service(&world);
+        let error = service
+            .verify(VerifyRequest {
+                phone_number: Some(PHONE),
+                security_code: Some(" "),
+                session_token: None,
+            })
+            .await
+            .unwrap_err();
+        match error {
+            PhoneVerifyError::MissingFields(fields) => {
+                assert_eq!(fields, vec!["security_code", "session_token"])
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(service.register(None).await, Err(RegisterError::MissingPhone)));
+        assert!(matches!(
+            service.register(Some("+9180765XXX10")).await,
+            Err(RegisterError::InvalidPhone(_))
+        ));
+        assert_eq!(world.sent_count(), 0);
+    });
 }

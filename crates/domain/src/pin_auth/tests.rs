@@ -9,6 +9,8 @@ use std::{sync::Arc, time::Duration};
 
 use secrecy::SecretString;
 
+use pollster::block_on;
+
 use super::*;
 use crate::{
     otp::{CodeLength, OtpCode},
@@ -67,313 +69,351 @@ fn setup() -> (Arc<World>, PinAuth) {
     (world, service)
 }
 
-#[tokio::test]
-async fn send_pin_to_a_known_mobile_texts_a_four_digit_pin() {
-    let (world, service) = setup();
-    let key = service.send_pin(KNOWN).await.unwrap();
-    assert_eq!(key.expose().len(), 24);
-    let sent = world.sent.lock().unwrap().clone();
-    assert_eq!(sent.len(), 1);
-    assert_eq!((sent[0].0, sent[0].1.as_str()), ("sms", KNOWN));
-    let code = world.last_code();
-    assert_eq!(code.len(), 4);
-    assert!(code.bytes().all(|b| b.is_ascii_digit()));
-    assert!(sent[0].2.starts_with("Your phonegate code is "));
-    let rows = world.rows.lock().unwrap();
-    assert_eq!(rows.len(), 1);
-    assert_eq!(rows[0].challenge.user_id, Some(UserId::new(1831)));
-    assert_eq!(rows[0].challenge.max_attempts, 5);
+#[test]
+fn send_pin_to_a_known_mobile_texts_a_four_digit_pin() {
+    block_on(async {
+        let (world, service) = setup();
+        let key = service.send_pin(KNOWN).await.unwrap();
+        assert_eq!(key.expose().len(), 24);
+        let sent = world.sent.lock().unwrap().clone();
+        assert_eq!(sent.len(), 1);
+        assert_eq!((sent[0].0, sent[0].1.as_str()), ("sms", KNOWN));
+        let code = world.last_code();
+        assert_eq!(code.len(), 4);
+        assert!(code.bytes().all(|b| b.is_ascii_digit()));
+        assert!(sent[0].2.starts_with("Your phonegate code is "));
+        let rows = world.rows.lock().unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].challenge.user_id, Some(UserId::new(1831)));
+        assert_eq!(rows[0].challenge.max_attempts, 5);
+    });
 }
 
-#[tokio::test]
-async fn happy_path_returns_a_token_and_the_profile() {
-    let (world, service) = setup();
-    let key = service.send_pin(KNOWN).await.unwrap();
-    let session = service.verify(key.expose(), &world.last_code()).await.unwrap();
-    assert_eq!(session.token.expose(), "jwt-for-1831");
-    assert_eq!(session.profile.user.id, UserId::new(1831));
+#[test]
+fn happy_path_returns_a_token_and_the_profile() {
+    block_on(async {
+        let (world, service) = setup();
+        let key = service.send_pin(KNOWN).await.unwrap();
+        let session = service.verify(key.expose(), &world.last_code()).await.unwrap();
+        assert_eq!(session.token.expose(), "jwt-for-1831");
+        assert_eq!(session.profile.user.id, UserId::new(1831));
+    });
 }
 
-#[tokio::test]
-async fn wrong_pin_is_refused() {
-    let (world, service) = setup();
-    let key = service.send_pin(KNOWN).await.unwrap();
-    let wrong = if world.last_code() == "0000" { "1111" } else { "0000" };
-    let error = service.verify(key.expose(), wrong).await.unwrap_err();
-    assert!(matches!(error, VerifyError::InvalidPin), "{error:?}");
-}
-
-#[tokio::test]
-async fn expired_pin_is_refused_even_when_correct() {
-    let (world, service) = setup();
-    let key = service.send_pin(KNOWN).await.unwrap();
-    world.advance(Duration::from_secs(600));
-    let error = service.verify(key.expose(), &world.last_code()).await.unwrap_err();
-    assert!(matches!(error, VerifyError::Expired), "{error:?}");
-}
-
-#[tokio::test]
-async fn a_pin_just_before_expiry_still_works() {
-    let (world, service) = setup();
-    let key = service.send_pin(KNOWN).await.unwrap();
-    world.advance(Duration::from_secs(599));
-    service.verify(key.expose(), &world.last_code()).await.unwrap();
-}
-
-#[tokio::test]
-async fn five_wrong_pins_kill_the_challenge_and_the_sixth_is_refused_even_when_correct() {
-    let (world, service) = setup();
-    let key = service.send_pin(KNOWN).await.unwrap();
-    let code = world.last_code();
-    let wrong = if code == "0000" { "1111" } else { "0000" };
-    for _ in 0..5 {
+#[test]
+fn wrong_pin_is_refused() {
+    block_on(async {
+        let (world, service) = setup();
+        let key = service.send_pin(KNOWN).await.unwrap();
+        let wrong = if world.last_code() == "0000" { "1111" } else { "0000" };
         let error = service.verify(key.expose(), wrong).await.unwrap_err();
         assert!(matches!(error, VerifyError::InvalidPin), "{error:?}");
-    }
-    let error = service.verify(key.expose(), &code).await.unwrap_err();
-    assert!(matches!(error, VerifyError::TooManyAttempts), "{error:?}");
-}
-
-#[tokio::test]
-async fn the_fifth_attempt_may_still_be_the_right_one() {
-    let (world, service) = setup();
-    let key = service.send_pin(KNOWN).await.unwrap();
-    let code = world.last_code();
-    let wrong = if code == "0000" { "1111" } else { "0000" };
-    for _ in 0..4 {
-        service.verify(key.expose(), wrong).await.unwrap_err();
-    }
-    service.verify(key.expose(), &code).await.unwrap();
-}
-
-#[tokio::test]
-async fn a_newer_pin_replaces_the_older_one() {
-    let (world, service) = setup();
-    let old_key = service.send_pin(KNOWN).await.unwrap();
-    let old_code = world.last_code();
-    let new_key = service.send_pin(KNOWN).await.unwrap();
-    let new_code = world.last_code();
-    assert_ne!(old_key, new_key, "the otp_auth_key cycles with every pin");
-    let error = service.verify(old_key.expose(), &old_code).await.unwrap_err();
-    assert!(matches!(error, VerifyError::InvalidPin), "{error:?}");
-    service.verify(new_key.expose(), &new_code).await.unwrap();
-}
-
-#[tokio::test]
-async fn unknown_mobile_gets_a_random_key_of_the_same_shape_and_no_sms() {
-    let world = World::new();
-    let mut parts = parts(&world);
-    parts.sms = MockSmsSender::new();
-    parts.sms.expect_send_sms().never();
-    let service = pin_auth(&world, parts);
-    let unknown = service.send_pin(UNKNOWN).await.unwrap();
-    let known = {
-        // The same shape as a real key: 24 base64 characters of 16 bytes.
-        assert_eq!(unknown.expose().len(), 24);
-        OtpAuthKey::decode(unknown.expose()).expect("decodes like a real key")
-    };
-    assert_eq!(known.as_bytes().len(), 16);
-    // The decoy did the same store work as a real pin, for no user.
-    let rows = world.rows.lock().unwrap();
-    assert_eq!(rows.len(), 1);
-    assert_eq!(rows[0].challenge.user_id, None);
-}
-
-#[tokio::test]
-async fn a_decoy_challenge_never_yields_a_session_even_with_its_code() {
-    let (world, service) = setup();
-    let key = service.send_pin(UNKNOWN).await.unwrap();
-    // Force the decoy's stored hash to a code we know, as if guessed.
-    let lookup = OtpAuthKey::decode(key.expose()).unwrap();
-    let lookup_hash = hasher().lookup_hash(Purpose::PinAuth, &lookup);
-    let code = OtpCode::parse("4321", CodeLength::new(4).unwrap()).unwrap();
-    world.rows.lock().unwrap()[0].challenge.code_hash = hasher().code_hash(&lookup_hash, &code);
-    let error = service.verify(key.expose(), "4321").await.unwrap_err();
-    assert!(matches!(error, VerifyError::InvalidPin), "{error:?}");
-}
-
-#[tokio::test]
-async fn a_consumed_pin_cannot_be_used_again() {
-    let (world, service) = setup();
-    let key = service.send_pin(KNOWN).await.unwrap();
-    let code = world.last_code();
-    service.verify(key.expose(), &code).await.unwrap();
-    let error = service.verify(key.expose(), &code).await.unwrap_err();
-    assert!(matches!(error, VerifyError::InvalidPin), "{error:?}");
-}
-
-#[tokio::test]
-async fn malformed_keys_and_pins_spend_no_attempt() {
-    let world = World::new();
-    let mut parts = parts(&world);
-    parts.challenges = MockChallengeStore::new();
-    parts.challenges.expect_spend_attempt().never();
-    let service = pin_auth(&world, parts);
-    for (key, pin) in [
-        ("not base64!", "1234"),
-        ("/JqONEgEjrZefDV3ZIQsNA==", "12a4"),
-        ("/JqONEgEjrZefDV3ZIQsNA==", "12345"),
-    ] {
-        let error = service.verify(key, pin).await.unwrap_err();
-        assert!(matches!(error, VerifyError::InvalidPin), "{error:?}");
-    }
-    assert!(matches!(service.verify("", "1234").await, Err(VerifyError::MissingKey)));
-    assert!(matches!(
-        service.verify("/JqONEgEjrZefDV3ZIQsNA==", " ").await,
-        Err(VerifyError::MissingPin)
-    ));
-}
-
-#[tokio::test]
-async fn invalid_mobiles_are_refused_before_any_store_call() {
-    let world = World::new();
-    let mut parts = parts(&world);
-    parts.users = MockUserStore::new();
-    parts.users.expect_find_by_phone().never();
-    let service = pin_auth(&world, parts);
-    let message = |r: Result<OtpAuthKey, SendPinError>| r.unwrap_err().to_string();
-    assert_eq!(message(service.send_pin("").await), "Mobile can't be blank");
-    assert_eq!(
-        message(service.send_pin("+9101234567").await),
-        "Mobile must begin with +852"
-    );
-}
-
-#[tokio::test]
-async fn signup_of_a_new_mobile_creates_the_user_with_the_challenge() {
-    let world = World::new();
-    let mut parts = parts(&world);
-    let mut users = MockUserStore::new();
-    users.expect_find_by_phone().returning(|_| Ok(None));
-    let w = world.clone();
-    users
-        .expect_create_with_challenge()
-        .times(1)
-        .returning(move |new_user, mut challenge| {
-            assert_eq!(new_user.phone.as_str(), "+85251224538");
-            assert_eq!(new_user.first_name.as_deref(), Some("Jake"));
-            assert_eq!(new_user.address.as_ref().and_then(|a| a.district_id), Some(1));
-            challenge.user_id = Some(UserId::new(7));
-            w.rows.lock().unwrap().push(support::Row {
-                id: 1,
-                challenge,
-                attempts: 0,
-                closed: false,
-            });
-            Ok(UserId::new(7))
-        });
-    parts.users = users;
-    let service = pin_auth(&world, parts);
-    let key = service
-        .signup(SignupRequest {
-            mobile: "+85251224538".into(),
-            first_name: Some("Jake".into()),
-            last_name: Some("Deamon".into()),
-            address: Some(NewAddress {
-                district_id: Some(1),
-                address_type: Some("Profile".into()),
-                ..NewAddress::default()
-            }),
-        })
-        .await
-        .unwrap();
-    assert_eq!(key.expose().len(), 24);
-    assert_eq!(world.sent_count(), 1);
-}
-
-#[tokio::test]
-async fn signup_of_an_existing_mobile_sends_a_pin_and_ignores_the_rest() {
-    let world = World::new();
-    let mut parts = parts(&world);
-    parts.users.expect_create_with_challenge().never();
-    let service = pin_auth(&world, parts);
-    let key = service
-        .signup(SignupRequest {
-            mobile: KNOWN.into(),
-            first_name: Some("Someone".into()),
-            ..SignupRequest::default()
-        })
-        .await
-        .unwrap();
-    service.verify(key.expose(), &world.last_code()).await.unwrap();
-}
-
-#[tokio::test]
-async fn signup_that_loses_a_race_for_the_mobile_challenges_the_winner() {
-    let world = World::new();
-    let mut parts = parts(&world);
-    let mut users = MockUserStore::new();
-    let mut seen = 0;
-    users.expect_find_by_phone().returning(move |_| {
-        seen += 1;
-        Ok((seen > 1).then(|| user(99, "+85251224538")))
     });
-    users
-        .expect_create_with_challenge()
-        .returning(|_, _| Err(CreateUserError::PhoneTaken));
-    parts.users = users;
-    let service = pin_auth(&world, parts);
-    service
-        .signup(SignupRequest {
-            mobile: "+85251224538".into(),
-            ..SignupRequest::default()
-        })
-        .await
-        .unwrap();
-    let rows = world.rows.lock().unwrap();
-    assert_eq!(rows[0].challenge.user_id, Some(UserId::new(99)));
 }
 
-#[tokio::test]
-async fn current_user_profile_needs_a_valid_bearer_token() {
-    let (_world, service) = setup();
-    let profile = service.current_user_profile(Some("jwt-for-1831")).await.unwrap();
-    assert_eq!(profile.user.id, UserId::new(1831));
-    for bearer in [None, Some(""), Some("forged")] {
-        let error = service.current_user_profile(bearer).await.unwrap_err();
+#[test]
+fn expired_pin_is_refused_even_when_correct() {
+    block_on(async {
+        let (world, service) = setup();
+        let key = service.send_pin(KNOWN).await.unwrap();
+        world.advance(Duration::from_secs(600));
+        let error = service.verify(key.expose(), &world.last_code()).await.unwrap_err();
+        assert!(matches!(error, VerifyError::Expired), "{error:?}");
+    });
+}
+
+#[test]
+fn a_pin_just_before_expiry_still_works() {
+    block_on(async {
+        let (world, service) = setup();
+        let key = service.send_pin(KNOWN).await.unwrap();
+        world.advance(Duration::from_secs(599));
+        service.verify(key.expose(), &world.last_code()).await.unwrap();
+    });
+}
+
+#[test]
+fn five_wrong_pins_kill_the_challenge_and_the_sixth_is_refused_even_when_correct() {
+    block_on(async {
+        let (world, service) = setup();
+        let key = service.send_pin(KNOWN).await.unwrap();
+        let code = world.last_code();
+        let wrong = if code == "0000" { "1111" } else { "0000" };
+        for _ in 0..5 {
+            let error = service.verify(key.expose(), wrong).await.unwrap_err();
+            assert!(matches!(error, VerifyError::InvalidPin), "{error:?}");
+        }
+        let error = service.verify(key.expose(), &code).await.unwrap_err();
+        assert!(matches!(error, VerifyError::TooManyAttempts), "{error:?}");
+    });
+}
+
+#[test]
+fn the_fifth_attempt_may_still_be_the_right_one() {
+    block_on(async {
+        let (world, service) = setup();
+        let key = service.send_pin(KNOWN).await.unwrap();
+        let code = world.last_code();
+        let wrong = if code == "0000" { "1111" } else { "0000" };
+        for _ in 0..4 {
+            service.verify(key.expose(), wrong).await.unwrap_err();
+        }
+        service.verify(key.expose(), &code).await.unwrap();
+    });
+}
+
+#[test]
+fn a_newer_pin_replaces_the_older_one() {
+    block_on(async {
+        let (world, service) = setup();
+        let old_key = service.send_pin(KNOWN).await.unwrap();
+        let old_code = world.last_code();
+        let new_key = service.send_pin(KNOWN).await.unwrap();
+        let new_code = world.last_code();
+        assert_ne!(old_key, new_key, "the otp_auth_key cycles with every pin");
+        let error = service.verify(old_key.expose(), &old_code).await.unwrap_err();
+        assert!(matches!(error, VerifyError::InvalidPin), "{error:?}");
+        service.verify(new_key.expose(), &new_code).await.unwrap();
+    });
+}
+
+#[test]
+fn unknown_mobile_gets_a_random_key_of_the_same_shape_and_no_sms() {
+    block_on(async {
+        let world = World::new();
+        let mut parts = parts(&world);
+        parts.sms = MockSmsSender::new();
+        parts.sms.expect_send_sms().never();
+        let service = pin_auth(&world, parts);
+        let unknown = service.send_pin(UNKNOWN).await.unwrap();
+        let known = {
+            // The same shape as a real key: 24 base64 characters of 16 bytes.
+            assert_eq!(unknown.expose().len(), 24);
+            OtpAuthKey::decode(unknown.expose()).expect("decodes like a real key")
+        };
+        assert_eq!(known.as_bytes().len(), 16);
+        // The decoy did the same store work as a real pin, for no user.
+        let rows = world.rows.lock().unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].challenge.user_id, None);
+    });
+}
+
+#[test]
+fn a_decoy_challenge_never_yields_a_session_even_with_its_code() {
+    block_on(async {
+        let (world, service) = setup();
+        let key = service.send_pin(UNKNOWN).await.unwrap();
+        // Force the decoy's stored hash to a code we know, as if guessed.
+        let lookup = OtpAuthKey::decode(key.expose()).unwrap();
+        let lookup_hash = hasher().lookup_hash(Purpose::PinAuth, &lookup);
+        let code = OtpCode::parse("4321", CodeLength::new(4).unwrap()).unwrap();
+        world.rows.lock().unwrap()[0].challenge.code_hash = hasher().code_hash(&lookup_hash, &code);
+        let error = service.verify(key.expose(), "4321").await.unwrap_err();
+        assert!(matches!(error, VerifyError::InvalidPin), "{error:?}");
+    });
+}
+
+#[test]
+fn a_consumed_pin_cannot_be_used_again() {
+    block_on(async {
+        let (world, service) = setup();
+        let key = service.send_pin(KNOWN).await.unwrap();
+        let code = world.last_code();
+        service.verify(key.expose(), &code).await.unwrap();
+        let error = service.verify(key.expose(), &code).await.unwrap_err();
+        assert!(matches!(error, VerifyError::InvalidPin), "{error:?}");
+    });
+}
+
+#[test]
+fn malformed_keys_and_pins_spend_no_attempt() {
+    block_on(async {
+        let world = World::new();
+        let mut parts = parts(&world);
+        parts.challenges = MockChallengeStore::new();
+        parts.challenges.expect_spend_attempt().never();
+        let service = pin_auth(&world, parts);
+        for (key, pin) in [
+            ("not base64!", "1234"),
+            ("/JqONEgEjrZefDV3ZIQsNA==", "12a4"),
+            ("/JqONEgEjrZefDV3ZIQsNA==", "12345"),
+        ] {
+            let error = service.verify(key, pin).await.unwrap_err();
+            assert!(matches!(error, VerifyError::InvalidPin), "{error:?}");
+        }
+        assert!(matches!(service.verify("", "1234").await, Err(VerifyError::MissingKey)));
+        assert!(matches!(
+            service.verify("/JqONEgEjrZefDV3ZIQsNA==", " ").await,
+            Err(VerifyError::MissingPin)
+        ));
+    });
+}
+
+#[test]
+fn invalid_mobiles_are_refused_before_any_store_call() {
+    block_on(async {
+        let world = World::new();
+        let mut parts = parts(&world);
+        parts.users = MockUserStore::new();
+        parts.users.expect_find_by_phone().never();
+        let service = pin_auth(&world, parts);
+        let message = |r: Result<OtpAuthKey, SendPinError>| r.unwrap_err().to_string();
+        assert_eq!(message(service.send_pin("").await), "Mobile can't be blank");
+        assert_eq!(
+            message(service.send_pin("+9101234567").await),
+            "Mobile must begin with +852"
+        );
+    });
+}
+
+#[test]
+fn signup_of_a_new_mobile_creates_the_user_with_the_challenge() {
+    block_on(async {
+        let world = World::new();
+        let mut parts = parts(&world);
+        let mut users = MockUserStore::new();
+        users.expect_find_by_phone().returning(|_| Ok(None));
+        let w = world.clone();
+        users
+            .expect_create_with_challenge()
+            .times(1)
+            .returning(move |new_user, mut challenge| {
+                assert_eq!(new_user.phone.as_str(), "+85251224538");
+                assert_eq!(new_user.first_name.as_deref(), Some("Jake"));
+                assert_eq!(new_user.address.as_ref().and_then(|a| a.district_id), Some(1));
+                challenge.user_id = Some(UserId::new(7));
+                w.rows.lock().unwrap().push(support::Row {
+                    id: 1,
+                    challenge,
+                    attempts: 0,
+                    closed: false,
+                });
+                Ok(UserId::new(7))
+            });
+        parts.users = users;
+        let service = pin_auth(&world, parts);
+        let key = service
+            .signup(SignupRequest {
+                mobile: "+85251224538".into(),
+                first_name: Some("Jake".into()),
+                last_name: Some("Deamon".into()),
+                address: Some(NewAddress {
+                    district_id: Some(1),
+                    address_type: Some("Profile".into()),
+                    ..NewAddress::default()
+                }),
+            })
+            .await
+            .unwrap();
+        assert_eq!(key.expose().len(), 24);
+        assert_eq!(world.sent_count(), 1);
+    });
+}
+
+#[test]
+fn signup_of_an_existing_mobile_sends_a_pin_and_ignores_the_rest() {
+    block_on(async {
+        let world = World::new();
+        let mut parts = parts(&world);
+        parts.users.expect_create_with_challenge().never();
+        let service = pin_auth(&world, parts);
+        let key = service
+            .signup(SignupRequest {
+                mobile: KNOWN.into(),
+                first_name: Some("Someone".into()),
+                ..SignupRequest::default()
+            })
+            .await
+            .unwrap();
+        service.verify(key.expose(), &world.last_code()).await.unwrap();
+    });
+}
+
+#[test]
+fn signup_that_loses_a_race_for_the_mobile_challenges_the_winner() {
+    block_on(async {
+        let world = World::new();
+        let mut parts = parts(&world);
+        let mut users = MockUserStore::new();
+        let mut seen = 0;
+        users.expect_find_by_phone().returning(move |_| {
+            seen += 1;
+            Ok((seen > 1).then(|| user(99, "+85251224538")))
+        });
+        users
+            .expect_create_with_challenge()
+            .returning(|_, _| Err(CreateUserError::PhoneTaken));
+        parts.users = users;
+        let service = pin_auth(&world, parts);
+        service
+            .signup(SignupRequest {
+                mobile: "+85251224538".into(),
+                ..SignupRequest::default()
+            })
+            .await
+            .unwrap();
+        let rows = world.rows.lock().unwrap();
+        assert_eq!(rows[0].challenge.user_id, Some(UserId::new(99)));
+    });
+}
+
+#[test]
+fn current_user_profile_needs_a_valid_bearer_token() {
+    block_on(async {
+        let (_world, service) = setup();
+        let profile = service.current_user_profile(Some("jwt-for-1831")).await.unwrap();
+        assert_eq!(profile.user.id, UserId::new(1831));
+        for bearer in [None, Some(""), Some("forged")] {
+            let error = service.current_user_profile(bearer).await.unwrap_err();
+            assert!(matches!(error, AuthError::Unauthorized(_)), "{error:?}");
+        }
+        let error = service.current_user_profile(Some("jwt-for-5")).await.unwrap_err();
         assert!(matches!(error, AuthError::Unauthorized(_)), "{error:?}");
-    }
-    let error = service.current_user_profile(Some("jwt-for-5")).await.unwrap_err();
-    assert!(matches!(error, AuthError::Unauthorized(_)), "{error:?}");
+    });
 }
 
-#[tokio::test]
-async fn register_device_records_the_handle_for_the_token_user() {
-    let world = World::new();
-    let mut parts = parts(&world);
-    parts
-        .devices
-        .expect_register_push()
-        .withf(|user, platform, handle, _| {
-            *user == UserId::new(1831) && *platform == PushPlatform::Fcm && handle.as_str() == "reg-id"
-        })
-        .times(1)
-        .returning(|_, _, _, _| Ok(()));
-    let service = pin_auth(&world, parts);
-    service
-        .register_device(Some("jwt-for-1831"), "reg-id", "fcm")
-        .await
-        .unwrap();
+#[test]
+fn register_device_records_the_handle_for_the_token_user() {
+    block_on(async {
+        let world = World::new();
+        let mut parts = parts(&world);
+        parts
+            .devices
+            .expect_register_push()
+            .withf(|user, platform, handle, _| {
+                *user == UserId::new(1831) && *platform == PushPlatform::Fcm && handle.as_str() == "reg-id"
+            })
+            .times(1)
+            .returning(|_, _, _, _| Ok(()));
+        let service = pin_auth(&world, parts);
+        service
+            .register_device(Some("jwt-for-1831"), "reg-id", "fcm")
+            .await
+            .unwrap();
+    });
 }
 
-#[tokio::test]
-async fn register_device_refuses_unknown_platforms_and_missing_tokens() {
-    let world = World::new();
-    let mut parts = parts(&world);
-    parts.devices.expect_register_push().never();
-    let service = pin_auth(&world, parts);
-    let error = service
-        .register_device(Some("jwt-for-1831"), "reg-id", "windows")
-        .await
-        .unwrap_err();
-    assert_eq!(error.to_string(), "Platform must be one of fcm, gcm, aps");
-    let error = service
-        .register_device(Some("jwt-for-1831"), " ", "fcm")
-        .await
-        .unwrap_err();
-    assert_eq!(error.to_string(), "Handle can't be blank");
-    let error = service.register_device(None, "reg-id", "fcm").await.unwrap_err();
-    assert!(matches!(error, RegisterDeviceError::Auth(_)), "{error:?}");
+#[test]
+fn register_device_refuses_unknown_platforms_and_missing_tokens() {
+    block_on(async {
+        let world = World::new();
+        let mut parts = parts(&world);
+        parts.devices.expect_register_push().never();
+        let service = pin_auth(&world, parts);
+        let error = service
+            .register_device(Some("jwt-for-1831"), "reg-id", "windows")
+            .await
+            .unwrap_err();
+        assert_eq!(error.to_string(), "Platform must be one of fcm, gcm, aps");
+        let error = service
+            .register_device(Some("jwt-for-1831"), " ", "fcm")
+            .await
+            .unwrap_err();
+        assert_eq!(error.to_string(), "Handle can't be blank");
+        let error = service.register_device(None, "reg-id", "fcm").await.unwrap_err();
+        assert!(matches!(error, RegisterDeviceError::Auth(_)), "{error:?}");
+    });
 }
 
 #[test]
@@ -401,26 +441,28 @@ fn secrets_are_redacted_in_debug_output() {
     assert!(!format!("{token:?}").contains("secret.jwt.text"));
 }
 
-#[tokio::test]
-async fn a_pin_that_could_not_be_delivered_is_closed() {
-    let world = World::new();
-    let mut parts = parts(&world);
-    // The provider is down: the send fails after the challenge was stored.
-    let sent: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
-    let keep = sent.clone();
-    parts.sms = MockSmsSender::new();
-    parts.sms.expect_send_sms().returning(move |message| {
-        use secrecy::ExposeSecret as _;
-        keep.lock().unwrap().push(message.body.expose_secret().to_owned());
-        Err(crate::ports::DeliveryError::Unavailable("provider down".into()))
+#[test]
+fn a_pin_that_could_not_be_delivered_is_closed() {
+    block_on(async {
+        let world = World::new();
+        let mut parts = parts(&world);
+        // The provider is down: the send fails after the challenge was stored.
+        let sent: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+        let keep = sent.clone();
+        parts.sms = MockSmsSender::new();
+        parts.sms.expect_send_sms().returning(move |message| {
+            use secrecy::ExposeSecret as _;
+            keep.lock().unwrap().push(message.body.expose_secret().to_owned());
+            Err(crate::ports::DeliveryError::Unavailable("provider down".into()))
+        });
+        let service = pin_auth(&world, parts);
+        let error = service.send_pin(KNOWN).await.unwrap_err();
+        assert!(matches!(error, SendPinError::Delivery(_)), "{error:?}");
+        let rows = world.rows.lock().unwrap();
+        assert_eq!(rows.len(), 1);
+        assert!(rows[0].closed, "the undelivered challenge is not live");
+        assert_eq!(rows[0].attempts, 0);
+        drop(rows);
+        assert_eq!(sent.lock().unwrap().len(), 1);
     });
-    let service = pin_auth(&world, parts);
-    let error = service.send_pin(KNOWN).await.unwrap_err();
-    assert!(matches!(error, SendPinError::Delivery(_)), "{error:?}");
-    let rows = world.rows.lock().unwrap();
-    assert_eq!(rows.len(), 1);
-    assert!(rows[0].closed, "the undelivered challenge is not live");
-    assert_eq!(rows[0].attempts, 0);
-    drop(rows);
-    assert_eq!(sent.lock().unwrap().len(), 1);
 }

@@ -4,6 +4,8 @@ use std::sync::{Arc, Mutex};
 
 use secrecy::ExposeSecret as _;
 
+use pollster::block_on;
+
 use super::*;
 use crate::{
     phone::PhonePolicy,
@@ -96,80 +98,86 @@ fn sign_in_request<'a>(email: &'a str, password: &'a str) -> SignInRequest<'a> {
     }
 }
 
-#[tokio::test]
-async fn sign_in_issues_a_per_device_token() {
-    let world = World::new();
-    let mut mocks = Mocks::new().with_passwords().with_account("admin@beyondvip.com");
-    mocks
-        .sessions
-        .expect_create_session()
-        .withf(|session| {
-            session.user_id == UserId::new(7)
-                && session.device
-                    == Some(SessionDevice {
-                        device_token: "324628746283682634".into(),
-                        mobile_os: Some(MobileOs::Ios),
-                    })
-        })
-        .times(1)
-        .returning(|_| Ok(()));
-    let service = mocks.build(&world);
-    let signed_in = service
-        .sign_in(sign_in_request("Admin@BeyondVIP.com", "right password"))
-        .await
-        .unwrap();
-    assert_eq!(signed_in.token.expose().len(), 22);
-    assert_eq!(signed_in.user.id, UserId::new(7));
-}
-
-#[tokio::test]
-async fn unknown_email_and_wrong_password_fail_alike_after_a_password_check() {
-    let world = World::new();
-    let mut mocks = Mocks::new().with_account("admin@beyondvip.com");
-    let checks: Arc<Mutex<Vec<bool>>> = Arc::default();
-    let seen = checks.clone();
-    mocks.passwords.expect_verify().returning(move |_, hash| {
-        seen.lock().unwrap().push(hash.is_some());
-        false
+#[test]
+fn sign_in_issues_a_per_device_token() {
+    block_on(async {
+        let world = World::new();
+        let mut mocks = Mocks::new().with_passwords().with_account("admin@beyondvip.com");
+        mocks
+            .sessions
+            .expect_create_session()
+            .withf(|session| {
+                session.user_id == UserId::new(7)
+                    && session.device
+                        == Some(SessionDevice {
+                            device_token: "324628746283682634".into(),
+                            mobile_os: Some(MobileOs::Ios),
+                        })
+            })
+            .times(1)
+            .returning(|_| Ok(()));
+        let service = mocks.build(&world);
+        let signed_in = service
+            .sign_in(sign_in_request("Admin@BeyondVIP.com", "right password"))
+            .await
+            .unwrap();
+        assert_eq!(signed_in.token.expose().len(), 22);
+        assert_eq!(signed_in.user.id, UserId::new(7));
     });
-    mocks.sessions.expect_create_session().never();
-    let service = mocks.build(&world);
-    let unknown = service
-        .sign_in(sign_in_request("nobody@example.com", "x"))
-        .await
-        .unwrap_err();
-    let wrong = service
-        .sign_in(sign_in_request("admin@beyondvip.com", "wrong"))
-        .await
-        .unwrap_err();
-    assert_eq!(unknown.to_string(), wrong.to_string());
-    assert!(matches!(unknown, SignInError::InvalidCredentials));
-    // Both did a password check: the unknown email against the dummy hash.
-    assert_eq!(*checks.lock().unwrap(), vec![false, true]);
 }
 
-#[tokio::test]
-async fn an_unknown_app_id_is_refused() {
-    let world = World::new();
-    let mut mocks = Mocks::new().with_passwords().with_account("admin@beyondvip.com");
-    mocks.applications.expect_find_application().returning(|_| Ok(None));
-    let service = mocks.build(&world);
-    let request = SignInRequest {
-        app_id: Some("nope"),
-        ..sign_in_request("admin@beyondvip.com", "right password")
-    };
-    assert!(matches!(
-        service.sign_in(request).await,
-        Err(SignInError::UnknownApplication)
-    ));
-    let request = SignInRequest {
-        mobile_os: Some("windows"),
-        ..sign_in_request("admin@beyondvip.com", "right password")
-    };
-    assert!(matches!(
-        service.sign_in(request).await,
-        Err(SignInError::InvalidMobileOs)
-    ));
+#[test]
+fn unknown_email_and_wrong_password_fail_alike_after_a_password_check() {
+    block_on(async {
+        let world = World::new();
+        let mut mocks = Mocks::new().with_account("admin@beyondvip.com");
+        let checks: Arc<Mutex<Vec<bool>>> = Arc::default();
+        let seen = checks.clone();
+        mocks.passwords.expect_verify().returning(move |_, hash| {
+            seen.lock().unwrap().push(hash.is_some());
+            false
+        });
+        mocks.sessions.expect_create_session().never();
+        let service = mocks.build(&world);
+        let unknown = service
+            .sign_in(sign_in_request("nobody@example.com", "x"))
+            .await
+            .unwrap_err();
+        let wrong = service
+            .sign_in(sign_in_request("admin@beyondvip.com", "wrong"))
+            .await
+            .unwrap_err();
+        assert_eq!(unknown.to_string(), wrong.to_string());
+        assert!(matches!(unknown, SignInError::InvalidCredentials));
+        // Both did a password check: the unknown email against the dummy hash.
+        assert_eq!(*checks.lock().unwrap(), vec![false, true]);
+    });
+}
+
+#[test]
+fn an_unknown_app_id_is_refused() {
+    block_on(async {
+        let world = World::new();
+        let mut mocks = Mocks::new().with_passwords().with_account("admin@beyondvip.com");
+        mocks.applications.expect_find_application().returning(|_| Ok(None));
+        let service = mocks.build(&world);
+        let request = SignInRequest {
+            app_id: Some("nope"),
+            ..sign_in_request("admin@beyondvip.com", "right password")
+        };
+        assert!(matches!(
+            service.sign_in(request).await,
+            Err(SignInError::UnknownApplication)
+        ));
+        let request = SignInRequest {
+            mobile_os: Some("windows"),
+            ..sign_in_request("admin@beyondvip.com", "right password")
+        };
+        assert!(matches!(
+            service.sign_in(request).await,
+            Err(SignInError::InvalidMobileOs)
+        ));
+    });
 }
 
 fn session(user: i64, revoked: bool) -> SessionRecord {
@@ -183,261 +191,277 @@ fn session(user: i64, revoked: bool) -> SessionRecord {
     }
 }
 
-#[tokio::test]
-async fn sign_out_revokes_only_the_users_own_token() {
-    let world = World::new();
-    let mut mocks = Mocks::new();
-    mocks
-        .sessions
-        .expect_find_session()
-        .returning(|_| Ok(Some(session(7, false))));
-    mocks
-        .sessions
-        .expect_end_session()
-        .withf(|id, push, _| *id == 3 && push.as_deref() == Some("apn"))
-        .times(1)
-        .returning(|_, _, _| Ok(()));
-    let service = mocks.build(&world);
-    assert!(matches!(
-        service.sign_out("8", Some("token"), None).await,
-        Err(Unauthorized::Token)
-    ));
-    assert!(matches!(
-        service.sign_out("7", None, None).await,
-        Err(Unauthorized::Token)
-    ));
-    service.sign_out("7", Some("token"), Some("apn")).await.unwrap();
-}
-
-#[tokio::test]
-async fn a_revoked_token_is_unauthorized() {
-    let world = World::new();
-    let mut mocks = Mocks::new();
-    mocks
-        .sessions
-        .expect_find_session()
-        .returning(|_| Ok(Some(session(7, true))));
-    mocks.sessions.expect_end_session().never();
-    let service = mocks.build(&world);
-    assert!(matches!(
-        service.sign_out("7", Some("token"), None).await,
-        Err(Unauthorized::Token)
-    ));
-}
-
-#[tokio::test]
-async fn a_reset_for_an_unknown_email_sends_nothing() {
-    let world = World::new();
-    let mut mocks = Mocks::new().with_account("admin@beyondvip.com");
-    mocks.mailer.expect_send().never();
-    mocks.accounts.expect_create_password_reset().never();
-    let service = mocks.build(&world);
-    service
-        .request_password_reset(Some("nobody@example.com"))
-        .await
-        .unwrap();
-}
-
-#[tokio::test]
-async fn a_reset_email_carries_a_link_with_a_token_stored_only_hashed() {
-    let world = World::new();
-    let mut mocks = Mocks::new().with_account("admin@beyondvip.com");
-    let stored: Arc<Mutex<Option<NewPasswordReset>>> = Arc::default();
-    let keep = stored.clone();
-    mocks
-        .accounts
-        .expect_create_password_reset()
-        .times(1)
-        .returning(move |reset| {
-            *keep.lock().unwrap() = Some(reset);
-            Ok(())
-        });
-    let sent: Arc<Mutex<Vec<String>>> = Arc::default();
-    let keep = sent.clone();
-    mocks.mailer.expect_send().times(1).returning(move |mail| {
-        assert_eq!(mail.to.as_str(), "admin@beyondvip.com");
-        keep.lock().unwrap().push(mail.text_body.expose_secret().to_owned());
-        assert!(
-            mail.html_body
-                .expose_secret()
-                .contains("<a href=\"https://app.example.com/reset?token=")
-        );
-        Ok(())
-    });
-    let service = mocks.build(&world);
-    service
-        .request_password_reset(Some("admin@beyondvip.com"))
-        .await
-        .unwrap();
-    let text = sent.lock().unwrap()[0].clone();
-    let token = text.split("token=").nth(1).unwrap().split_whitespace().next().unwrap();
-    let reset = stored.lock().unwrap().clone().unwrap();
-    assert_eq!(
-        reset.token_hash,
-        support::hasher().token_hash("password_reset", token.as_bytes())
-    );
-    assert_eq!(reset.expires_at.since(reset.created_at), Duration::from_secs(3600));
-}
-
-#[tokio::test]
-async fn completing_a_reset_maps_each_outcome() {
-    for (outcome, expected) in [
-        (ResetOutcome::Done(UserId::new(7)), "ok"),
-        (
-            ResetOutcome::NotFound,
-            "Reset token is invalid or has already been used.",
-        ),
-        (
-            ResetOutcome::AlreadyUsed,
-            "Reset token is invalid or has already been used.",
-        ),
-        (ResetOutcome::Expired, "Reset token has expired."),
-    ] {
+#[test]
+fn sign_out_revokes_only_the_users_own_token() {
+    block_on(async {
         let world = World::new();
-        let mut mocks = Mocks::new().with_passwords();
-        mocks
-            .accounts
-            .expect_complete_password_reset()
-            .withf(|_, hash, _| hash.as_str() == "hash-of-new password!")
-            .returning(move |_, _, _| Ok(outcome));
-        let service = mocks.build(&world);
-        let result = service
-            .complete_password_reset(Some("tok"), Some("new password!"), Some("new password!"))
-            .await;
-        let got = result.map(|_| "ok".to_owned()).unwrap_or_else(|e| e.to_string());
-        assert_eq!(got, expected);
-    }
-    let world = World::new();
-    let service = Mocks::new().with_passwords().build(&world);
-    let error = service
-        .complete_password_reset(Some("tok"), Some("short"), None)
-        .await
-        .unwrap_err();
-    assert_eq!(error.to_string(), "Password is too short (minimum is 8 characters)");
-    let error = service
-        .complete_password_reset(Some("tok"), Some("long enough"), Some("different"))
-        .await
-        .unwrap_err();
-    assert!(matches!(error, CompleteResetError::ConfirmationMismatch));
-}
-
-#[tokio::test]
-async fn a_signed_in_user_confirms_a_phone_with_a_texted_code() {
-    let world = World::new();
-    let mut mocks = Mocks::new();
-    mocks
-        .sessions
-        .expect_find_session()
-        .returning(|_| Ok(Some(session(7, false))));
-    mocks.accounts.expect_set_verified_phone().never();
-    let service = mocks.build(&world);
-    // The seed's own example number is not a real US number.
-    assert!(matches!(
-        service.send_phone_verification(Some("t"), Some("(123)456-7890")).await,
-        Err(PhoneVerificationError::InvalidPhone)
-    ));
-    let service = {
         let mut mocks = Mocks::new();
         mocks
             .sessions
             .expect_find_session()
             .returning(|_| Ok(Some(session(7, false))));
-        mocks.users.expect_find_by_phone().returning(|_| Ok(None));
         mocks
-            .accounts
-            .expect_set_verified_phone()
-            .withf(|user, phone, _| *user == UserId::new(7) && phone.as_str() == "+12063721234")
+            .sessions
+            .expect_end_session()
+            .withf(|id, push, _| *id == 3 && push.as_deref() == Some("apn"))
             .times(1)
             .returning(|_, _, _| Ok(()));
-        mocks.build(&world)
-    };
-    service
-        .send_phone_verification(Some("t"), Some("(206)372-1234"))
-        .await
-        .unwrap();
-    let code = world.last_code();
-    assert_eq!(code.len(), 4);
-    let wrong = if code == "0000" { "1111" } else { "0000" };
-    assert!(matches!(
-        service.verify_phone(Some("t"), Some(wrong)).await,
-        Err(PhoneVerificationError::InvalidCode)
-    ));
-    service.verify_phone(Some("t"), Some(&code)).await.unwrap();
+        let service = mocks.build(&world);
+        assert!(matches!(
+            service.sign_out("8", Some("token"), None).await,
+            Err(Unauthorized::Token)
+        ));
+        assert!(matches!(
+            service.sign_out("7", None, None).await,
+            Err(Unauthorized::Token)
+        ));
+        service.sign_out("7", Some("token"), Some("apn")).await.unwrap();
+    });
 }
 
-#[tokio::test]
-async fn a_phone_of_another_user_is_refused() {
-    let world = World::new();
-    let mut mocks = Mocks::new();
-    mocks
-        .sessions
-        .expect_find_session()
-        .returning(|_| Ok(Some(session(7, false))));
-    mocks
-        .users
-        .expect_find_by_phone()
-        .returning(|_| Ok(Some(user(8, "+12063721234"))));
-    let service = mocks.build(&world);
-    assert!(matches!(
-        service.send_phone_verification(Some("t"), Some("206-372-1234")).await,
-        Err(PhoneVerificationError::PhoneTaken)
-    ));
-    assert_eq!(world.sent_count(), 0);
+#[test]
+fn a_revoked_token_is_unauthorized() {
+    block_on(async {
+        let world = World::new();
+        let mut mocks = Mocks::new();
+        mocks
+            .sessions
+            .expect_find_session()
+            .returning(|_| Ok(Some(session(7, true))));
+        mocks.sessions.expect_end_session().never();
+        let service = mocks.build(&world);
+        assert!(matches!(
+            service.sign_out("7", Some("token"), None).await,
+            Err(Unauthorized::Token)
+        ));
+    });
 }
 
-#[tokio::test]
-async fn introspection_needs_an_application_and_knows_every_token_kind() {
-    let world = World::new();
-    let mut mocks = Mocks::new();
-    mocks.applications.expect_find_application_by_token().returning(|hash| {
-        Ok(
-            (*hash == support::hasher().token_hash("application_token", b"app-secret")).then(|| Application {
-                id: 1,
-                app_id: "a1".into(),
-                name: "server".into(),
-            }),
-        )
+#[test]
+fn a_reset_for_an_unknown_email_sends_nothing() {
+    block_on(async {
+        let world = World::new();
+        let mut mocks = Mocks::new().with_account("admin@beyondvip.com");
+        mocks.mailer.expect_send().never();
+        mocks.accounts.expect_create_password_reset().never();
+        let service = mocks.build(&world);
+        service
+            .request_password_reset(Some("nobody@example.com"))
+            .await
+            .unwrap();
     });
-    mocks.sessions.expect_find_session().returning(|hash| {
-        Ok((*hash == support::hasher().token_hash("session_token", b"opaque-token")).then(|| session(7, false)))
+}
+
+#[test]
+fn a_reset_email_carries_a_link_with_a_token_stored_only_hashed() {
+    block_on(async {
+        let world = World::new();
+        let mut mocks = Mocks::new().with_account("admin@beyondvip.com");
+        let stored: Arc<Mutex<Option<NewPasswordReset>>> = Arc::default();
+        let keep = stored.clone();
+        mocks
+            .accounts
+            .expect_create_password_reset()
+            .times(1)
+            .returning(move |reset| {
+                *keep.lock().unwrap() = Some(reset);
+                Ok(())
+            });
+        let sent: Arc<Mutex<Vec<String>>> = Arc::default();
+        let keep = sent.clone();
+        mocks.mailer.expect_send().times(1).returning(move |mail| {
+            assert_eq!(mail.to.as_str(), "admin@beyondvip.com");
+            keep.lock().unwrap().push(mail.text_body.expose_secret().to_owned());
+            assert!(
+                mail.html_body
+                    .expose_secret()
+                    .contains("<a href=\"https://app.example.com/reset?token=")
+            );
+            Ok(())
+        });
+        let service = mocks.build(&world);
+        service
+            .request_password_reset(Some("admin@beyondvip.com"))
+            .await
+            .unwrap();
+        let text = sent.lock().unwrap()[0].clone();
+        let token = text.split("token=").nth(1).unwrap().split_whitespace().next().unwrap();
+        let reset = stored.lock().unwrap().clone().unwrap();
+        assert_eq!(
+            reset.token_hash,
+            support::hasher().token_hash("password_reset", token.as_bytes())
+        );
+        assert_eq!(reset.expires_at.since(reset.created_at), Duration::from_secs(3600));
     });
-    mocks.access_codes.expect_find_access_code().returning(|_| {
-        Ok(Some(AccessCodeRecord {
-            user_id: UserId::new(9),
-            phone: None,
-            device_id: "d".into(),
-            expires_at: Timestamp::from_unix_millis(1_800_000_000_000),
-            revoked: false,
-        }))
+}
+
+#[test]
+fn completing_a_reset_maps_each_outcome() {
+    block_on(async {
+        for (outcome, expected) in [
+            (ResetOutcome::Done(UserId::new(7)), "ok"),
+            (
+                ResetOutcome::NotFound,
+                "Reset token is invalid or has already been used.",
+            ),
+            (
+                ResetOutcome::AlreadyUsed,
+                "Reset token is invalid or has already been used.",
+            ),
+            (ResetOutcome::Expired, "Reset token has expired."),
+        ] {
+            let world = World::new();
+            let mut mocks = Mocks::new().with_passwords();
+            mocks
+                .accounts
+                .expect_complete_password_reset()
+                .withf(|_, hash, _| hash.as_str() == "hash-of-new password!")
+                .returning(move |_, _, _| Ok(outcome));
+            let service = mocks.build(&world);
+            let result = service
+                .complete_password_reset(Some("tok"), Some("new password!"), Some("new password!"))
+                .await;
+            let got = result.map(|_| "ok".to_owned()).unwrap_or_else(|e| e.to_string());
+            assert_eq!(got, expected);
+        }
+        let world = World::new();
+        let service = Mocks::new().with_passwords().build(&world);
+        let error = service
+            .complete_password_reset(Some("tok"), Some("short"), None)
+            .await
+            .unwrap_err();
+        assert_eq!(error.to_string(), "Password is too short (minimum is 8 characters)");
+        let error = service
+            .complete_password_reset(Some("tok"), Some("long enough"), Some("different"))
+            .await
+            .unwrap_err();
+        assert!(matches!(error, CompleteResetError::ConfirmationMismatch));
     });
-    let service = mocks.build(&world);
-    assert!(matches!(
-        service.introspect(Some("wrong"), Some("opaque-token")).await,
-        Err(IntrospectError::Unauthorized)
-    ));
-    let kind = |i: Introspection| match i {
-        Introspection::Active {
-            user_id, token_type, ..
-        } => format!("{token_type}:{}", user_id.get()),
-        Introspection::Inactive => "inactive".into(),
-    };
-    let app = Some("app-secret");
-    assert_eq!(
-        kind(service.introspect(app, Some("opaque-token")).await.unwrap()),
-        "opaque:7"
-    );
-    assert_eq!(
-        kind(service.introspect(app, Some("other-token")).await.unwrap()),
-        "inactive"
-    );
-    assert_eq!(
-        kind(service.introspect(app, Some(&"a".repeat(32))).await.unwrap()),
-        "access_code:9"
-    );
-    // The test token issuer reads "jwt-for-<id>" tokens; a JWT has two dots.
-    assert_eq!(kind(service.introspect(app, Some("x.y.z")).await.unwrap()), "inactive");
-    assert!(matches!(
-        service.introspect(app, None).await,
-        Err(IntrospectError::MissingToken)
-    ));
+}
+
+#[test]
+fn a_signed_in_user_confirms_a_phone_with_a_texted_code() {
+    block_on(async {
+        let world = World::new();
+        let mut mocks = Mocks::new();
+        mocks
+            .sessions
+            .expect_find_session()
+            .returning(|_| Ok(Some(session(7, false))));
+        mocks.accounts.expect_set_verified_phone().never();
+        let service = mocks.build(&world);
+        // The seed's own example number is not a real US number.
+        assert!(matches!(
+            service.send_phone_verification(Some("t"), Some("(123)456-7890")).await,
+            Err(PhoneVerificationError::InvalidPhone)
+        ));
+        let service = {
+            let mut mocks = Mocks::new();
+            mocks
+                .sessions
+                .expect_find_session()
+                .returning(|_| Ok(Some(session(7, false))));
+            mocks.users.expect_find_by_phone().returning(|_| Ok(None));
+            mocks
+                .accounts
+                .expect_set_verified_phone()
+                .withf(|user, phone, _| *user == UserId::new(7) && phone.as_str() == "+12063721234")
+                .times(1)
+                .returning(|_, _, _| Ok(()));
+            mocks.build(&world)
+        };
+        service
+            .send_phone_verification(Some("t"), Some("(206)372-1234"))
+            .await
+            .unwrap();
+        let code = world.last_code();
+        assert_eq!(code.len(), 4);
+        let wrong = if code == "0000" { "1111" } else { "0000" };
+        assert!(matches!(
+            service.verify_phone(Some("t"), Some(wrong)).await,
+            Err(PhoneVerificationError::InvalidCode)
+        ));
+        service.verify_phone(Some("t"), Some(&code)).await.unwrap();
+    });
+}
+
+#[test]
+fn a_phone_of_another_user_is_refused() {
+    block_on(async {
+        let world = World::new();
+        let mut mocks = Mocks::new();
+        mocks
+            .sessions
+            .expect_find_session()
+            .returning(|_| Ok(Some(session(7, false))));
+        mocks
+            .users
+            .expect_find_by_phone()
+            .returning(|_| Ok(Some(user(8, "+12063721234"))));
+        let service = mocks.build(&world);
+        assert!(matches!(
+            service.send_phone_verification(Some("t"), Some("206-372-1234")).await,
+            Err(PhoneVerificationError::PhoneTaken)
+        ));
+        assert_eq!(world.sent_count(), 0);
+    });
+}
+
+#[test]
+fn introspection_needs_an_application_and_knows_every_token_kind() {
+    block_on(async {
+        let world = World::new();
+        let mut mocks = Mocks::new();
+        mocks.applications.expect_find_application_by_token().returning(|hash| {
+            Ok(
+                (*hash == support::hasher().token_hash("application_token", b"app-secret")).then(|| Application {
+                    id: 1,
+                    app_id: "a1".into(),
+                    name: "server".into(),
+                }),
+            )
+        });
+        mocks.sessions.expect_find_session().returning(|hash| {
+            Ok((*hash == support::hasher().token_hash("session_token", b"opaque-token")).then(|| session(7, false)))
+        });
+        mocks.access_codes.expect_find_access_code().returning(|_| {
+            Ok(Some(AccessCodeRecord {
+                user_id: UserId::new(9),
+                phone: None,
+                device_id: "d".into(),
+                expires_at: Timestamp::from_unix_millis(1_800_000_000_000),
+                revoked: false,
+            }))
+        });
+        let service = mocks.build(&world);
+        assert!(matches!(
+            service.introspect(Some("wrong"), Some("opaque-token")).await,
+            Err(IntrospectError::Unauthorized)
+        ));
+        let kind = |i: Introspection| match i {
+            Introspection::Active {
+                user_id, token_type, ..
+            } => format!("{token_type}:{}", user_id.get()),
+            Introspection::Inactive => "inactive".into(),
+        };
+        let app = Some("app-secret");
+        assert_eq!(
+            kind(service.introspect(app, Some("opaque-token")).await.unwrap()),
+            "opaque:7"
+        );
+        assert_eq!(
+            kind(service.introspect(app, Some("other-token")).await.unwrap()),
+            "inactive"
+        );
+        assert_eq!(
+            kind(service.introspect(app, Some(&"a".repeat(32))).await.unwrap()),
+            "access_code:9"
+        );
+        // The test token issuer reads "jwt-for-<id>" tokens; a JWT has two dots.
+        assert_eq!(kind(service.introspect(app, Some("x.y.z")).await.unwrap()), "inactive");
+        assert!(matches!(
+            service.introspect(app, None).await,
+            Err(IntrospectError::MissingToken)
+        ));
+    });
 }

@@ -200,7 +200,14 @@ pub fn router(phone_login: Arc<PhoneLogin>, hosts: &AllowedHosts) -> Router {
         .route("/v1/auth/phone_login", post(phone_login_handler))
         .route("/v1/auth/check_pin", post(check_pin))
         .route("/v1/auth/check_access_code", post(check_access_code))
-        .with_state(phone_login);
+        .with_state(phone_login)
+        .method_not_allowed_fallback(|| async {
+            Envelope::error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                Code::InvalidParameter,
+                "method not allowed",
+            )
+        });
     hosts::guard(router, hosts, || {
         Envelope::error(StatusCode::FORBIDDEN, Code::InvalidParameter, "invalid host").into_response()
     })

@@ -32,7 +32,12 @@ pub fn router(phone_verify: Arc<PhoneVerify>, hosts: &AllowedHosts) -> Router {
     let router = Router::new()
         .route("/api/phone/register", post(register))
         .route("/api/phone/verify", post(verify))
-        .with_state(phone_verify);
+        .with_state(phone_verify)
+        .method_not_allowed_fallback(|method: axum::http::Method| async move {
+            // DRF's wording, which these clients already show.
+            let detail = format!("Method \"{method}\" not allowed.");
+            (StatusCode::METHOD_NOT_ALLOWED, Json(json!({"detail": detail})))
+        });
     hosts::guard(router, hosts, || {
         ApiError::Detail(StatusCode::BAD_REQUEST, "Invalid host header.").into_response()
     })

@@ -34,7 +34,8 @@ pub fn router(pin_auth: Arc<PinAuth>, hosts: &AllowedHosts) -> Router {
         .route("/api/v1/auth/verify", post(verify))
         .route("/api/v1/auth/current_user_profile", get(current_user_profile))
         .route("/api/v1/auth/register_device", post(register_device))
-        .with_state(pin_auth);
+        .with_state(pin_auth)
+        .method_not_allowed_fallback(|| async { ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed") });
     hosts::guard(router, hosts, || {
         ApiError::new(StatusCode::FORBIDDEN, "Invalid host").into_response()
     })
@@ -127,6 +128,7 @@ impl From<SendPinError> for ApiError {
     fn from(error: SendPinError) -> Self {
         match error {
             SendPinError::InvalidMobile(error) => Self::unprocessable(error.to_string()),
+            error @ SendPinError::TooLong(_) => Self::unprocessable(error.to_string()),
             SendPinError::Store(error) => error.into(),
             SendPinError::Delivery(error) => error.into(),
         }

@@ -181,7 +181,8 @@ pub fn router(token_auth: Arc<TokenAuth>, hosts: &AllowedHosts) -> Router {
     // `:user_id(.:format)`: the handler strips a `.json` suffix itself.
     let router = router
         .route("/api/v1/tokens/{user_id}", delete(sign_out))
-        .with_state(token_auth);
+        .with_state(token_auth)
+        .method_not_allowed_fallback(|| async { ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed") });
     hosts::guard(router, hosts, || {
         ApiError::new(StatusCode::FORBIDDEN, "Invalid host").into_response()
     })
@@ -220,10 +221,11 @@ async fn sign_in(
 
 async fn sign_out(
     State(token_auth): State<Arc<TokenAuth>>,
-    Path(user_id): Path<String>,
+    user_id: Result<Path<String>, axum::extract::rejection::PathRejection>,
     params: Result<Params, ParamsError>,
 ) -> Result<Json<Value>, ApiError> {
     let params = params?;
+    let Path(user_id) = user_id.map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "Invalid user id."))?;
     let user_id = user_id.strip_suffix(".json").unwrap_or(&user_id);
     let (auth_token, apn_token) = (params.text("auth_token"), params.text("apn_token"));
     token_auth

@@ -524,7 +524,62 @@ async fn health_and_readiness(backend: TestBackend) {
     assert_eq!(reply.body, json!({"errors": "Service Unavailable"}));
 }
 
+/// A wrong method gets a 405 in each surface's own error shape.
+async fn every_surface_answers_405_in_its_own_shape(backend: TestBackend) {
+    let app = spawn_app(backend).await;
+    let get = |path: &'static str| Request::get(path).body(Body::empty()).unwrap();
+    let reply = app.send(get(SEND_PIN)).await;
+    assert_eq!(
+        (reply.status, reply.body),
+        (StatusCode::METHOD_NOT_ALLOWED, json!({"errors": "Method not allowed"}))
+    );
+    let reply = app.send(get("/api/phone/register")).await;
+    assert_eq!(
+        (reply.status, reply.body),
+        (
+            StatusCode::METHOD_NOT_ALLOWED,
+            json!({"detail": "Method \"GET\" not allowed."})
+        )
+    );
+    let reply = app.send(get("/v1/auth/check_pin")).await;
+    assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(
+        reply.body["res_info"],
+        json!({"code": -6, "code_info": "INVALID_PARAMETER"})
+    );
+    let reply = app.send(get("/api/v1/tokens.json")).await;
+    assert_eq!(
+        (reply.status, reply.body),
+        (StatusCode::METHOD_NOT_ALLOWED, json!({"error": "Method not allowed"}))
+    );
+}
+
+/// Over-long names are refused rather than stored.
+async fn signup_bounds_free_text(backend: TestBackend) {
+    let app = spawn_app(backend).await;
+    let reply = app
+        .post_json(
+            SIGNUP,
+            &json!({"user_auth": {"mobile": "+85251224538", "first_name": "a".repeat(256), "address_attributes": {}}}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        reply.body,
+        json!({"errors": "First name is too long (maximum is 255 characters)"})
+    );
+    let reply = app
+        .post_json(
+            SIGNUP,
+            &json!({"user_auth": {"mobile": "+85251224538", "first_name": "é".repeat(255), "address_attributes": {}}}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "255 characters (not bytes) are fine");
+}
+
 on_both_backends!(
+    every_surface_answers_405_in_its_own_shape,
+    signup_bounds_free_text,
     send_pin_to_a_registered_mobile,
     send_pin_to_an_unregistered_mobile,
     send_pin_with_an_invalid_host,

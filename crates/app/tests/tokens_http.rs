@@ -532,6 +532,11 @@ async fn query_strings_and_bad_bodies(backend: TestBackend) {
     assert!(reply.body["error"].is_string());
     let reply = app.form("DELETE", "/api/v1/tokens/abc.json", "auth_token=x").await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    let reply = app.form("DELETE", "/api/v1/tokens/%FF%FE.json", "auth_token=x").await;
+    assert_eq!(
+        (reply.status, reply.body),
+        (StatusCode::BAD_REQUEST, json!({"error": "Invalid user id."}))
+    );
 }
 
 on_both_backends!(

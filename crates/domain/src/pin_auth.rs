@@ -21,6 +21,9 @@ use crate::{
 };
 use base64::{Engine as _, engine::general_purpose::STANDARD};
 
+/// The longest name or address field accepted at signup, in characters.
+pub const MAX_TEXT_CHARS: usize = 255;
+
 /// Bytes of randomness in an `otp_auth_key` (base64: 24 characters).
 const AUTH_KEY_BYTES: usize = 16;
 
@@ -72,6 +75,10 @@ pub struct SignupRequest {
 pub enum SendPinError {
     #[error(transparent)]
     InvalidMobile(#[from] MobileError),
+    /// A free-text field over [`MAX_TEXT_CHARS`]; the name is the client's
+    /// ("First name").
+    #[error("{0} is too long (maximum is 255 characters)")]
+    TooLong(&'static str),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("the pin could not be delivered: {0}")]
@@ -224,6 +231,21 @@ impl PinAuth {
     /// the other fields are ignored), and sends a pin either way.
     pub async fn signup(&self, request: SignupRequest) -> Result<OtpAuthKey, SendPinError> {
         let phone = self.settings.mobile_rule.parse(&request.mobile)?;
+        let address = request.address.as_ref();
+        let fields = [
+            ("First name", request.first_name.as_deref()),
+            ("Last name", request.last_name.as_deref()),
+            ("Street", address.and_then(|a| a.street.as_deref())),
+            ("Flat", address.and_then(|a| a.flat.as_deref())),
+            ("Building", address.and_then(|a| a.building.as_deref())),
+            ("Address type", address.and_then(|a| a.address_type.as_deref())),
+        ];
+        if let Some((name, _)) = fields
+            .iter()
+            .find(|(_, value)| value.is_some_and(|v| v.chars().count() > MAX_TEXT_CHARS))
+        {
+            return Err(SendPinError::TooLong(name));
+        }
         if let Some(user) = self.users.find_by_phone(&phone).await? {
             return self.challenge_user(&phone, user.id).await;
         }

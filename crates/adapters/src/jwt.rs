@@ -205,9 +205,10 @@ impl Hs256Tokens {
     /// validation requires. Time is checked by the callers.
     fn decode<T: serde::de::DeserializeOwned>(&self, token: &str, validation: &Validation) -> Result<T, TokenError> {
         let header = decode_header(token).map_err(|_| TokenError::Invalid)?;
-        // A token naming a key we do not hold is refused outright; the key
-        // is never taken from the token itself.
-        if header.kid.as_deref().is_some_and(|kid| kid != self.key_id) {
+        // Every token phonegate signs names its key; a token naming another
+        // key, or none, is refused outright. The key is never taken from the
+        // token itself.
+        if header.kid.as_deref() != Some(self.key_id.as_str()) {
             return Err(TokenError::Invalid);
         }
         decode::<T>(token, &self.decoding, validation)
@@ -289,6 +290,28 @@ mod tests {
         }
     }
 
+    fn header_k1() -> Header {
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some("k1".into());
+        header
+    }
+
+    #[test]
+    fn a_token_without_kid_is_refused() {
+        let token = encode(
+            &Header::new(Algorithm::HS256),
+            &claims(),
+            &EncodingKey::from_secret(b"s"),
+        )
+        .unwrap();
+        assert_eq!(tokens("s").verify(&token, NOW), Err(TokenError::Invalid));
+        let token = encode(&header_k1(), &claims(), &EncodingKey::from_secret(b"s")).unwrap();
+        assert!(
+            tokens("s").verify(&token, NOW).is_ok(),
+            "the same token with our kid verifies"
+        );
+    }
+
     #[test]
     fn an_unknown_kid_is_refused() {
         let tokens = tokens("s");
@@ -302,7 +325,7 @@ mod tests {
     fn a_wrong_issuer_is_refused() {
         let mut claims = claims();
         claims["iss"] = "someone-else".into();
-        let token = encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(b"s")).unwrap();
+        let token = encode(&header_k1(), &claims, &EncodingKey::from_secret(b"s")).unwrap();
         assert_eq!(tokens("s").verify(&token, NOW), Err(TokenError::Invalid));
     }
 
@@ -311,7 +334,7 @@ mod tests {
         let mut claims = claims();
         claims["nbf"] = (NOW.unix_seconds() + 3600).into();
         claims["exp"] = (NOW.unix_seconds() + 7200).into();
-        let token = encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(b"s")).unwrap();
+        let token = encode(&header_k1(), &claims, &EncodingKey::from_secret(b"s")).unwrap();
         assert_eq!(tokens("s").verify(&token, NOW), Err(TokenError::NotYetValid));
     }
 
@@ -319,7 +342,7 @@ mod tests {
     fn a_token_missing_exp_is_refused() {
         let mut claims = claims();
         claims.as_object_mut().unwrap().remove("exp");
-        let token = encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(b"s")).unwrap();
+        let token = encode(&header_k1(), &claims, &EncodingKey::from_secret(b"s")).unwrap();
         assert_eq!(tokens("s").verify(&token, NOW), Err(TokenError::Invalid));
     }
 
@@ -350,7 +373,7 @@ mod tests {
     fn an_access_token_without_audience_is_refused() {
         let mut claims = claims();
         claims.as_object_mut().unwrap().remove("aud");
-        let token = encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(b"s")).unwrap();
+        let token = encode(&header_k1(), &claims, &EncodingKey::from_secret(b"s")).unwrap();
         assert_eq!(tokens("s").verify(&token, NOW), Err(TokenError::Invalid));
     }
 

@@ -35,6 +35,9 @@ impl Default for Argon2Settings {
 #[derive(Clone)]
 pub struct Argon2Passwords {
     argon2: Argon2<'static>,
+    /// Bounds how many hashes run at once: each takes `memory_kib` of RAM,
+    /// and a burst of sign-ins must queue rather than exhaust memory.
+    permits: Arc<tokio::sync::Semaphore>,
     random: Arc<dyn RandomSource>,
     /// A hash of a random password, checked when there is no real hash so
     /// that an unknown email takes as long as a wrong password.
@@ -59,8 +62,12 @@ impl Argon2Passwords {
         let mut password = [0u8; 32];
         random.fill(&mut password);
         let dummy = hash_with(&argon2, random.as_ref(), &password)?;
+        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
         Ok(Self {
             argon2,
+            // Twice the cores keeps every core busy while bounding memory
+            // (2 cores × 2 × 19 MiB by default).
+            permits: Arc::new(tokio::sync::Semaphore::new(cores * 2)),
             random,
             dummy: Arc::new(dummy),
         })
@@ -86,6 +93,11 @@ fn verify_with(argon2: &Argon2<'_>, password: &[u8], phc: &str) -> bool {
 #[async_trait]
 impl PasswordHasher for Argon2Passwords {
     async fn hash(&self, password: &Password) -> Result<PasswordHash, StoreError> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| StoreError("password hashing is shut down".into()))?;
         let (argon2, random, password) = (self.argon2.clone(), self.random.clone(), password.clone());
         tokio::task::spawn_blocking(move || hash_with(&argon2, random.as_ref(), password.expose().as_bytes()))
             .await
@@ -95,6 +107,9 @@ impl PasswordHasher for Argon2Passwords {
     }
 
     async fn verify(&self, password: &Password, hash: Option<PasswordHash>) -> bool {
+        let Ok(_permit) = self.permits.acquire().await else {
+            return false;
+        };
         let (argon2, password) = (self.argon2.clone(), password.clone());
         let (phc, real) = match hash {
             Some(hash) => (hash.as_str().to_owned(), true),

@@ -15,10 +15,23 @@ use serde_json::{Map, Value};
 
 /// The most a request body may hold. Every surface's requests are tiny.
 const BODY_LIMIT: usize = 64 * 1024;
+/// The deepest Rails-style nesting accepted (`a[b][c]` is 2). Parsing
+/// recurses per level, so an unbounded depth would let one request exhaust
+/// the stack.
+const MAX_NESTING: usize = 8;
 
-/// A request's parameters as one JSON object.
-#[derive(Debug, Clone, Default)]
+/// A request's parameters as one JSON object. `Debug` shows the names
+/// only: values include codes, passwords and tokens.
+#[derive(Clone, Default)]
 pub struct Params(Map<String, Value>);
+
+impl std::fmt::Debug for Params {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Params")
+            .field(&self.0.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
 
 /// Why the parameters could not be read. Each surface turns this into a
 /// 4xx in its own error shape.
@@ -32,6 +45,9 @@ pub enum ParamsError {
     NotAnObject,
     #[error("Request parameters are malformed")]
     MalformedForm,
+    /// Postgres cannot store NUL in text, and no parameter needs it.
+    #[error("Request parameters must not contain NUL characters")]
+    NulCharacter,
 }
 
 /// Handlers take `Result<Params, ParamsError>` and answer in their
@@ -59,6 +75,12 @@ impl<S: Send + Sync> FromRequest<S> for Params {
             .await
             .map_err(|_| ParamsError::TooLarge)?;
         merge_body(&mut params, content_type.as_deref(), &body)?;
+        if params
+            .iter()
+            .any(|(key, value)| key.contains('\0') || contains_nul(value))
+        {
+            return Err(ParamsError::NulCharacter);
+        }
         Ok(Self(params))
     }
 }
@@ -86,6 +108,17 @@ fn merge_body(params: &mut Map<String, Value>, content_type: Option<&str>, body:
     Ok(())
 }
 
+fn contains_nul(value: &Value) -> bool {
+    match value {
+        Value::String(text) => text.contains('\0'),
+        Value::Array(items) => items.iter().any(contains_nul),
+        Value::Object(object) => object
+            .iter()
+            .any(|(key, value)| key.contains('\0') || contains_nul(value)),
+        Value::Null | Value::Bool(_) | Value::Number(_) => false,
+    }
+}
+
 /// Merges `a=1&b[c]=2&d[]=3` into `params` as `{"a":"1","b":{"c":"2"},"d":["3"]}`.
 fn merge_form(params: &mut Map<String, Value>, form: &[u8]) -> Result<(), ParamsError> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(form).map_err(|_| ParamsError::MalformedForm)?;
@@ -109,6 +142,9 @@ fn split_key(key: &str) -> Option<(&str, Vec<&str>)> {
         let close = inner.find(']')?;
         path.push(&inner[..close]);
         rest = &inner[close + 1..];
+        if path.len() > MAX_NESTING {
+            return None;
+        }
     }
     (!head.is_empty()).then_some((head, path))
 }
@@ -226,6 +262,20 @@ mod tests {
         );
         assert_eq!(parse(None, "a[b=1", "").unwrap_err(), ParamsError::MalformedForm);
         assert_eq!(parse(None, "a=1&a[b]=2", "").unwrap_err(), ParamsError::MalformedForm);
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_not_recursed() {
+        let deep = format!("a{}=1", "[x]".repeat(20_000));
+        assert_eq!(parse(None, &deep, "").unwrap_err(), ParamsError::MalformedForm);
+        let fine = format!("a{}=1", "[x]".repeat(MAX_NESTING));
+        assert!(parse(None, &fine, "").is_ok());
+    }
+
+    #[test]
+    fn nul_characters_are_found_anywhere() {
+        assert!(contains_nul(&serde_json::json!({"a": ["x", {"b": "c\u{0}"}]})));
+        assert!(!contains_nul(&serde_json::json!({"a": ["x", {"b": "c"}], "n": 1})));
     }
 
     #[test]

@@ -205,6 +205,18 @@ async fn one_token_per_device(backend: TestBackend) {
         }
     };
     assert_eq!(check(first).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(check(second.clone()).await, StatusCode::OK);
+    // Device ids are not secret: another user naming this device_token gets
+    // a session of their own and cannot revoke this one.
+    app.create_user("eve@example.com", "password", "Eve", "X").await;
+    let reply = app
+        .form(
+            "POST",
+            "/api/v1/tokens.json",
+            "email=eve@example.com&password=password&device_token=324628746283682634&mobile_os=ios",
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(check(second).await, StatusCode::OK);
 }
 
@@ -532,6 +544,26 @@ async fn query_strings_and_bad_bodies(backend: TestBackend) {
     assert!(reply.body["error"].is_string());
     let reply = app.form("DELETE", "/api/v1/tokens/abc.json", "auth_token=x").await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    let reply = app
+        .form(
+            "POST",
+            "/api/v1/tokens.json",
+            "email=admin%40beyondvip.com&password=password&app_id=%00",
+        )
+        .await;
+    assert_eq!(
+        reply.status,
+        StatusCode::BAD_REQUEST,
+        "NUL never reaches Postgres: {:?}",
+        reply.body
+    );
+    let deep = format!("email=a%40b.co&password=x&a{}=1", "[x]".repeat(20_000));
+    let reply = app.form("POST", "/api/v1/tokens.json", &deep).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::BAD_REQUEST,
+        "deep nesting is refused, not recursed"
+    );
     let reply = app.form("DELETE", "/api/v1/tokens/%FF%FE.json", "auth_token=x").await;
     assert_eq!(
         (reply.status, reply.body),

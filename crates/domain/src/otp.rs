@@ -539,14 +539,16 @@ impl OtpEngine {
         self.prepare(&request)
     }
 
-    /// Stores a challenge whose code nobody receives, so a request for an
-    /// unknown number does the same work (and takes the same time) as one
-    /// for a known number, without sending anything.
+    /// Stores a challenge that has no code at all (an empty code hash), so a
+    /// request for an unknown number does the same store work as one for a
+    /// known number without anything being sent, and no guess can ever
+    /// match it.
     pub async fn issue_decoy(&self, request: IssueRequest<'_>) -> Result<(), StoreError> {
-        let (challenge, _never_sent) = self.prepare(&IssueRequest {
+        let (mut challenge, _never_sent) = self.prepare(&IssueRequest {
             user_id: None,
             ..request
         });
+        challenge.code_hash = SecretHash::from_bytes(Vec::new());
         self.challenges.replace_live(challenge).await?;
         Ok(())
     }
@@ -593,9 +595,18 @@ impl OtpEngine {
             AttemptOutcome::Closed => return Err(CheckError::Closed),
         };
         let device_matches = device.is_none_or(|device| attempt.device_binding.as_deref() == Some(device));
+        let decoy = attempt.code_hash.as_bytes().is_empty();
         let code_matches = match &self.hosted {
             // A check from the wrong device never reaches the provider.
             _ if !device_matches => false,
+            // A decoy is checked like a real code, so its answer and timing
+            // are those of a wrong code for a known number, but it never
+            // matches: the provider has nothing pending for it.
+            Some(hosted) if decoy => {
+                let _ = hosted.check(&attempt.phone, code).await.map_err(CheckError::Provider)?;
+                false
+            }
+            _ if decoy => false,
             Some(hosted) if !self.test_numbers.contains(&attempt.phone) => {
                 match hosted.check(&attempt.phone, code).await.map_err(CheckError::Provider)? {
                     HostedCheck::Approved => true,

@@ -44,12 +44,23 @@ pub enum RegisterError {
     Token(TokenError),
 }
 
-/// The three fields a verification needs; `None` when not sent.
-#[derive(Debug, Clone, Copy, Default)]
+/// The three fields a verification needs; `None` when not sent. `Debug`
+/// hides the code and the token.
+#[derive(Clone, Copy, Default)]
 pub struct VerifyRequest<'a> {
     pub phone_number: Option<&'a str>,
     pub security_code: Option<&'a str>,
     pub session_token: Option<&'a str>,
+}
+
+impl fmt::Debug for VerifyRequest<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifyRequest")
+            .field("phone_number", &self.phone_number)
+            .field("security_code", &self.security_code.map(|_| "[redacted]"))
+            .field("session_token", &self.session_token.map(|_| "[redacted]"))
+            .finish()
+    }
 }
 
 /// Why a verification failed.

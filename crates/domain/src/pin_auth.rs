@@ -231,11 +231,9 @@ impl PinAuth {
     /// the other fields are ignored), and sends a pin either way.
     pub async fn signup(&self, request: SignupRequest) -> Result<OtpAuthKey, SendPinError> {
         let phone = self.settings.mobile_rule.parse(&request.mobile)?;
-        if let Some(user) = self.users.find_by_phone(&phone).await? {
-            return self.challenge_user(&phone, user.id).await;
-        }
-        // Only a new user's fields are kept, so only they are checked: for a
-        // known mobile the seed says to disregard them.
+        // Checked before the lookup, for known and unknown mobiles alike:
+        // refusing only new users' long names would tell an attacker which
+        // mobiles have accounts.
         let address = request.address.as_ref();
         let fields = [
             ("First name", request.first_name.as_deref()),
@@ -250,6 +248,9 @@ impl PinAuth {
             .find(|(_, value)| value.is_some_and(|v| v.chars().count() > MAX_TEXT_CHARS))
         {
             return Err(SendPinError::TooLong(name));
+        }
+        if let Some(user) = self.users.find_by_phone(&phone).await? {
+            return self.challenge_user(&phone, user.id).await;
         }
         let (key, lookup) = self.new_key();
         let (challenge, issued) = self.otp.issue_unstored(self.issue_request(&phone, None, &lookup));

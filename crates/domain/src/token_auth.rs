@@ -136,14 +136,26 @@ pub struct TokenAuthSettings {
     pub app_name: String,
 }
 
-/// A sign-in request as the client sends it.
-#[derive(Debug, Clone, Default)]
+/// A sign-in request as the client sends it. `Debug` hides the password.
+#[derive(Clone, Default)]
 pub struct SignInRequest<'a> {
     pub email: Option<&'a str>,
     pub password: Option<&'a str>,
     pub device_token: Option<&'a str>,
     pub mobile_os: Option<&'a str>,
     pub app_id: Option<&'a str>,
+}
+
+impl fmt::Debug for SignInRequest<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SignInRequest")
+            .field("email", &self.email)
+            .field("password", &self.password.map(|_| "[redacted]"))
+            .field("device_token", &self.device_token)
+            .field("mobile_os", &self.mobile_os)
+            .field("app_id", &self.app_id)
+            .finish()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

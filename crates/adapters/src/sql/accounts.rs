@@ -272,9 +272,13 @@ impl SessionStore for SqlStore {
         let device_id = match &session.device {
             None => None,
             Some(device) => {
+                // A device is the user's own: another user naming the same
+                // device_token (device ids are not secret) gets a device row
+                // of their own and cannot revoke this user's token.
                 let mut find = Query::select()
                     .column(SignInDevices::Id)
                     .from(SignInDevices::Table)
+                    .and_where(Expr::col(SignInDevices::UserId).eq(session.user_id.get()))
                     .and_where(Expr::col(SignInDevices::DeviceToken).eq(device.device_token.as_str()))
                     .to_owned();
                 match session.application_id {
@@ -285,10 +289,8 @@ impl SessionStore for SqlStore {
                 let mobile_os = device.mobile_os.map(|os| os.as_str());
                 let id = match existing {
                     Some(row) => {
-                        // The device now belongs to whoever signed in on it last.
                         let update = Query::update()
                             .table(SignInDevices::Table)
-                            .value(SignInDevices::UserId, session.user_id.get())
                             .value(SignInDevices::MobileOs, mobile_os)
                             .value(SignInDevices::UpdatedAt, now)
                             .and_where(Expr::col(SignInDevices::Id).eq(row.id))

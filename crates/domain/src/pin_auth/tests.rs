@@ -466,3 +466,45 @@ fn a_pin_that_could_not_be_delivered_is_closed() {
         assert_eq!(sent.lock().unwrap().len(), 1);
     });
 }
+
+#[test]
+fn with_twilio_verify_an_unknown_mobile_answers_like_a_wrong_pin() {
+    block_on(async {
+        use crate::ports::{HostedCheck, MockHostedVerification};
+        let world = World::new();
+        let parts = parts(&world);
+        let mut hosted = MockHostedVerification::new();
+        hosted.expect_start().times(1).returning(|_, _, _| Ok(()));
+        // Twilio has a pending code only for the known number; the decoy's
+        // check still goes out, so it takes the same time.
+        hosted.expect_check().times(2).returning(|to, _| {
+            Ok(if to.as_str() == KNOWN {
+                HostedCheck::Rejected
+            } else {
+                HostedCheck::NotFound
+            })
+        });
+        let hosted: std::sync::Arc<dyn crate::ports::HostedVerification> = std::sync::Arc::new(hosted);
+        let otp = OtpEngine::new(
+            Arc::new(parts.challenges),
+            Arc::new(support::clock(&world)),
+            Arc::new(support::random()),
+            hasher(),
+        )
+        .with_hosted(hosted.clone());
+        let service = PinAuth::new(
+            Arc::new(parts.users),
+            Arc::new(parts.devices),
+            Messenger::hosted(hosted, "en".into(), "phonegate".into()),
+            Arc::new(support::tokens()),
+            otp,
+            settings(),
+        );
+        let known = service.send_pin(KNOWN).await.unwrap();
+        let unknown = service.send_pin(UNKNOWN).await.unwrap();
+        let known = service.verify(known.expose(), "1234").await.unwrap_err().to_string();
+        let unknown = service.verify(unknown.expose(), "1234").await.unwrap_err().to_string();
+        assert_eq!(known, "Invalid pin");
+        assert_eq!(unknown, known);
+    });
+}

@@ -16,6 +16,30 @@ use serde_json::{Value, json};
 const RESET_MESSAGE: &str =
     "Please check the email associated with this account for instructions on how to reset you password";
 
+/// Asks for a phone verification code with `token`: OK while the session
+/// token is valid, 401 once it is not.
+async fn send_code(app: &TestApp, token: &str) -> common::Reply {
+    app.form(
+        "POST",
+        "/api/v1/settings/send_phone_verification.json",
+        &format!("auth_token={token}&phone=(206)372-1234"),
+    )
+    .await
+}
+
+/// The reset token in the last email the console mailer kept.
+fn reset_token(app: &TestApp) -> String {
+    let mail = app.mail.outbox().pop().unwrap();
+    mail.text_body
+        .split("token=")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
 async fn admin(app: &TestApp) -> i64 {
     app.create_user("admin@beyondvip.com", "password", "Ad", "Min").await
 }
@@ -118,13 +142,7 @@ async fn sign_out_revokes_the_token(backend: TestBackend) {
     let app = spawn_app(backend).await;
     let id = admin(&app).await;
     let (token, _) = sign_in(&app).await;
-    let reply = app
-        .form(
-            "POST",
-            "/api/v1/settings/send_phone_verification.json",
-            &format!("auth_token={token}&phone=(206)372-1234"),
-        )
-        .await;
+    let reply = send_code(&app, &token).await;
     assert_eq!(reply.status, StatusCode::OK, "the token works before sign-out");
     let reply = app
         .form(
@@ -135,13 +153,7 @@ async fn sign_out_revokes_the_token(backend: TestBackend) {
         .await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.body, json!({"message": "User signed out."}));
-    let reply = app
-        .form(
-            "POST",
-            "/api/v1/settings/send_phone_verification.json",
-            &format!("auth_token={token}&phone=(206)372-1234"),
-        )
-        .await;
+    let reply = send_code(&app, &token).await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
     let reply = app
         .form(
@@ -176,13 +188,7 @@ async fn another_users_token_cannot_sign_out(backend: TestBackend) {
         .await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
     // The admin's token still works.
-    let reply = app
-        .form(
-            "POST",
-            "/api/v1/settings/send_phone_verification.json",
-            &format!("auth_token={admin_token}&phone=(206)372-1234"),
-        )
-        .await;
+    let reply = send_code(&app, &admin_token).await;
     assert_eq!(reply.status, StatusCode::OK);
 }
 
@@ -194,15 +200,7 @@ async fn one_token_per_device(backend: TestBackend) {
     let (second, _) = sign_in(&app).await;
     let check = |token: String| {
         let app = &app;
-        async move {
-            app.form(
-                "POST",
-                "/api/v1/settings/send_phone_verification.json",
-                &format!("auth_token={token}&phone=(206)372-1234"),
-            )
-            .await
-            .status
-        }
+        async move { send_code(app, &token).await.status }
     };
     assert_eq!(check(first).await, StatusCode::UNAUTHORIZED);
     assert_eq!(check(second.clone()).await, StatusCode::OK);
@@ -231,17 +229,8 @@ async fn reset_sends_a_single_use_link(backend: TestBackend) {
         .await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.body, json!({"message": RESET_MESSAGE}));
-    let mail = app.mail.outbox().pop().unwrap();
-    assert_eq!(mail.to, "admin@beyondvip.com");
-    let token = mail
-        .text_body
-        .split("token=")
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_owned();
+    assert_eq!(app.mail.outbox().last().unwrap().to, "admin@beyondvip.com");
+    let token = reset_token(&app);
     let reply = app
         .form(
             "PUT",
@@ -281,13 +270,7 @@ async fn reset_sends_a_single_use_link(backend: TestBackend) {
         )
         .await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
-    let reply = app
-        .form(
-            "POST",
-            "/api/v1/settings/send_phone_verification.json",
-            &format!("auth_token={old_token}&phone=(206)372-1234"),
-        )
-        .await;
+    let reply = send_code(&app, &old_token).await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
 }
 
@@ -297,16 +280,7 @@ async fn a_reset_link_expires(backend: TestBackend) {
     admin(&app).await;
     app.form("POST", "/api/v1/tokens/reset.json", "email=admin@beyondvip.com")
         .await;
-    let mail = app.mail.outbox().pop().unwrap();
-    let token = mail
-        .text_body
-        .split("token=")
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_owned();
+    let token = reset_token(&app);
     app.clock.advance(Duration::from_secs(3600));
     let reply = app
         .form(
@@ -351,13 +325,7 @@ async fn phone_verification_for_a_signed_in_user(backend: TestBackend) {
     assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(reply.body, json!({"error": "Phone is invalid."}));
     // The same format with a real number.
-    let reply = app
-        .form(
-            "POST",
-            "/api/v1/settings/send_phone_verification.json",
-            &format!("auth_token={token}&phone=(206)372-1234"),
-        )
-        .await;
+    let reply = send_code(&app, &token).await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.body, json!({"message": "Verification code sent."}));
     let code = app.last_code_to("+12063721234");
@@ -397,12 +365,7 @@ async fn phone_verification_refusals(backend: TestBackend) {
     let app = spawn_app(backend).await;
     admin(&app).await;
     let (token, _) = sign_in(&app).await;
-    app.form(
-        "POST",
-        "/api/v1/settings/send_phone_verification.json",
-        &format!("auth_token={token}&phone=(206)372-1234"),
-    )
-    .await;
+    send_code(&app, &token).await;
     let code = app.last_code_to("+12063721234");
     let wrong = if code == "0000" { "1111" } else { "0000" };
     let reply = app

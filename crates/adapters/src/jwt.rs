@@ -20,8 +20,8 @@ const ACCESS_AUDIENCE: &str = "phonegate:access";
 const PHONE_SESSION_AUDIENCE: &str = "phonegate:phone-verify";
 
 /// The claims of a phone-verify session token: the phone and the nonce that
-/// finds the challenge, never the code.
-#[derive(Debug, Serialize, Deserialize)]
+/// finds the challenge, never the code. Deliberately not `Debug`.
+#[derive(Serialize, Deserialize)]
 struct SessionClaims {
     phone_number: String,
     nonce: String,

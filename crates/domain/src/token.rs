@@ -57,12 +57,23 @@ pub enum TokenError {
     Signing(String),
 }
 
-/// What a verified phone-verify session token says.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a verified phone-verify session token says. `Debug` hides the
+/// nonce, which with the code finds and passes the challenge.
+#[derive(Clone, PartialEq, Eq)]
 pub struct PhoneSession {
     /// The E.164 number the code was sent to.
     pub phone: String,
     /// Finds the challenge (its lookup key, base64).
     pub nonce: String,
     pub expires_at: Timestamp,
+}
+
+impl fmt::Debug for PhoneSession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PhoneSession")
+            .field("phone", &self.phone)
+            .field("nonce", &"[redacted]")
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
 }

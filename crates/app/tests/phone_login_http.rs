@@ -28,6 +28,15 @@ async fn check_pin(app: &TestApp, query: &str) -> common::Reply {
     app.post_query(&format!("/v1/auth/check_pin?{query}")).await
 }
 
+/// check_pin for the seed's number and device, with `pin`.
+async fn check_seed_pin(app: &TestApp, pin: &str) -> common::Reply {
+    check_pin(
+        app,
+        &format!("phone_number=(206)372-1234&device_id=abcde&verify_pin={pin}"),
+    )
+    .await
+}
+
 /// Logs in through phone-login and returns the access code's user id.
 async fn login_user_id(app: &TestApp, phone_query: &str) -> i64 {
     let reply = login(app, &format!("phone_number={phone_query}&device_id=abcde")).await;
@@ -86,11 +95,7 @@ async fn check_pin_returns_an_access_code(backend: TestBackend) {
     let app = spawn_app(backend).await;
     login(&app, "phone_number=(206)372-1234&device_id=abcde").await;
     let pin = app.last_code_to(PHONE);
-    let reply = check_pin(
-        &app,
-        &format!("phone_number=(206)372-1234&device_id=abcde&verify_pin={pin}"),
-    )
-    .await;
+    let reply = check_seed_pin(&app, &pin).await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.body["res_info"], res_info(22, "NEW_ACCESS_CODE"));
     let content = reply.body["res_content"].as_object().unwrap();
@@ -102,11 +107,7 @@ async fn check_pin_returns_an_access_code(backend: TestBackend) {
     let shape = regex::Regex::new(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$").unwrap();
     assert!(shape.is_match(expiry), "{expiry}");
     // The PIN is single use.
-    let reply = check_pin(
-        &app,
-        &format!("phone_number=(206)372-1234&device_id=abcde&verify_pin={pin}"),
-    )
-    .await;
+    let reply = check_seed_pin(&app, &pin).await;
     assert_eq!(reply.body["res_info"], res_info(4, "INVALID_PIN"));
 }
 
@@ -125,11 +126,7 @@ async fn call_verify_calls_instead_of_texting(backend: TestBackend) {
             .count(),
         2
     );
-    let reply = check_pin(
-        &app,
-        &format!("phone_number=(206)372-1234&device_id=abcde&verify_pin={pin}"),
-    )
-    .await;
+    let reply = check_seed_pin(&app, &pin).await;
     assert_eq!(reply.body["res_info"], res_info(22, "NEW_ACCESS_CODE"));
 }
 
@@ -155,11 +152,7 @@ async fn an_expired_pin_is_23(backend: TestBackend) {
     let pin = app.last_code_to(PHONE);
     app.clock.advance(Duration::from_secs(299));
     app.clock.advance(Duration::from_secs(1));
-    let reply = check_pin(
-        &app,
-        &format!("phone_number=(206)372-1234&device_id=abcde&verify_pin={pin}"),
-    )
-    .await;
+    let reply = check_seed_pin(&app, &pin).await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
     assert_eq!(reply.body["res_info"], res_info(23, "PIN_EXPIRED"));
 }
@@ -171,18 +164,10 @@ async fn five_wrong_pins_kill_the_challenge(backend: TestBackend) {
     let pin = app.last_code_to(PHONE);
     let wrong = if pin == "00000" { "11111" } else { "00000" };
     for _ in 0..5 {
-        let reply = check_pin(
-            &app,
-            &format!("phone_number=(206)372-1234&device_id=abcde&verify_pin={wrong}"),
-        )
-        .await;
+        let reply = check_seed_pin(&app, wrong).await;
         assert_eq!(reply.body["res_info"], res_info(4, "INVALID_PIN"));
     }
-    let reply = check_pin(
-        &app,
-        &format!("phone_number=(206)372-1234&device_id=abcde&verify_pin={pin}"),
-    )
-    .await;
+    let reply = check_seed_pin(&app, &pin).await;
     assert_eq!(reply.body["res_info"], res_info(23, "PIN_EXPIRED"));
 }
 
@@ -196,18 +181,10 @@ async fn a_resend_invalidates_the_old_pin(backend: TestBackend) {
     assert_eq!(app.messages_to(PHONE), 2, "a second PIN was sent");
     let new = app.last_code_to(PHONE);
     if old != new {
-        let reply = check_pin(
-            &app,
-            &format!("phone_number=(206)372-1234&device_id=abcde&verify_pin={old}"),
-        )
-        .await;
+        let reply = check_seed_pin(&app, &old).await;
         assert_eq!(reply.body["res_info"], res_info(4, "INVALID_PIN"));
     }
-    let reply = check_pin(
-        &app,
-        &format!("phone_number=(206)372-1234&device_id=abcde&verify_pin={new}"),
-    )
-    .await;
+    let reply = check_seed_pin(&app, &new).await;
     assert_eq!(reply.body["res_info"], res_info(22, "NEW_ACCESS_CODE"));
 }
 
@@ -259,11 +236,7 @@ async fn access_codes_can_be_validated(backend: TestBackend) {
     let app = spawn_app(backend).await;
     login(&app, "phone_number=(206)372-1234&device_id=abcde").await;
     let pin = app.last_code_to(PHONE);
-    let reply = check_pin(
-        &app,
-        &format!("phone_number=(206)372-1234&device_id=abcde&verify_pin={pin}"),
-    )
-    .await;
+    let reply = check_seed_pin(&app, &pin).await;
     let code = reply.body["res_content"]["access_code"].as_str().unwrap().to_owned();
     let expiry = reply.body["res_content"]["expiry"].clone();
     let check = |query: String| {

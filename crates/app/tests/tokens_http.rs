@@ -457,15 +457,7 @@ async fn introspection_for_servers(backend: TestBackend) {
         (reply.body["active"].clone(), reply.body["token_type"].clone()),
         (json!(true), json!("jwt"))
     );
-    app.post_query("/v1/auth/phone_login?phone_number=(206)372-1234&device_id=d")
-        .await;
-    let pin = app.last_code_to("+12063721234");
-    let reply = app
-        .post_query(&format!(
-            "/v1/auth/check_pin?phone_number=(206)372-1234&device_id=d&verify_pin={pin}"
-        ))
-        .await;
-    let access_code = reply.body["res_content"]["access_code"].as_str().unwrap().to_owned();
+    let access_code = app.phone_login_access_code("(206)372-1234", "+12063721234").await;
     let reply = introspect(access_code, app_token.clone()).await;
     assert_eq!(reply.body["token_type"], "access_code");
     // Revoked and unknown tokens are inactive; without the app's token, 401.

@@ -189,6 +189,20 @@ impl TestApp {
             .get()
     }
 
+    /// Logs `phone_query` in through phone-login on device `d` and returns
+    /// the access code; `e164` is where the PIN is texted.
+    pub async fn phone_login_access_code(&self, phone_query: &str, e164: &str) -> String {
+        self.post_query(&format!("/v1/auth/phone_login?phone_number={phone_query}&device_id=d"))
+            .await;
+        let pin = self.last_code_to(e164);
+        let reply = self
+            .post_query(&format!(
+                "/v1/auth/check_pin?phone_number={phone_query}&device_id=d&verify_pin={pin}"
+            ))
+            .await;
+        reply.body["res_content"]["access_code"].as_str().unwrap().to_owned()
+    }
+
     pub fn messages_to(&self, phone: &str) -> usize {
         self.sms.outbox().iter().filter(|m| m.to == phone).count()
     }

@@ -19,6 +19,7 @@ pub mod phone;
 pub mod phone_login;
 pub mod phone_verify;
 pub mod pin_auth;
+pub mod rate_limit;
 pub mod ports;
 pub mod time;
 pub mod token;

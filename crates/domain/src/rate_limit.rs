@@ -1,0 +1,57 @@
+//! Counting events per key in sliding windows: the port behind every rate
+//! limit and SMS budget.
+//!
+//! The domain decides *what* is limited (sends per phone, per client IP, the
+//! global SMS budget); a [`RateLimiter`] adapter only counts. The in-memory
+//! adapter serves one instance; the Redis adapter lets several instances
+//! share the counts.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::{ports::StoreError, time::Timestamp};
+
+/// At most `limit` events per sliding `window`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateRule {
+    pub limit: u32,
+    pub window: Duration,
+}
+
+impl RateRule {
+    pub const fn new(limit: u32, window: Duration) -> Self {
+        Self { limit, window }
+    }
+}
+
+/// What a limiter says of one event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateDecision {
+    /// The event was recorded.
+    Allowed,
+    /// The limit is reached; nothing was recorded. The earliest event in the
+    /// window leaves it after `retry_after`.
+    Limited { retry_after: Duration },
+}
+
+/// Counts events per key in sliding windows.
+///
+/// Contract, for every adapter:
+/// - `acquire` records one event for `key` at `now` if fewer than
+///   `rule.limit` events were recorded for `key` in the window
+///   `(now - rule.window, now]`, and answers [`RateDecision::Allowed`];
+///   otherwise it records nothing and answers [`RateDecision::Limited`] with
+///   the time until the oldest event in the window leaves it (at least 1 ms).
+/// - It is atomic: of N concurrent calls for one key at limit L, exactly
+///   min(N, L) are allowed, across every process sharing the backend.
+/// - A rule with `limit` 0 allows nothing; keys are opaque text chosen by the
+///   domain (they may contain a phone number, never a secret).
+/// - Memory is bounded: keys whose window has passed are forgotten.
+/// - A backend failure is a [`StoreError`]; the caller decides whether to
+///   fail open or closed.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait RateLimiter: Send + Sync {
+    async fn acquire(&self, key: &str, rule: RateRule, now: Timestamp) -> Result<RateDecision, StoreError>;
+}

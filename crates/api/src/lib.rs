@@ -26,6 +26,7 @@ use tower_http::{
 };
 use tracing::Level;
 
+mod client;
 mod hosts;
 pub mod ops;
 mod params;
@@ -34,7 +35,29 @@ pub mod phone_verify;
 pub mod pin_auth;
 pub mod tokens;
 
+pub use client::ClientIpSource;
 pub use hosts::AllowedHosts;
+
+/// How a refused send or check maps onto a surface's answer.
+enum RefusalAnswer {
+    /// 429 with `Retry-After`.
+    TooMany(Option<Duration>),
+    /// The number is one we do not send to: the surface's "invalid number".
+    BadNumber,
+    /// The limiter could not be read: 503.
+    Unavailable(phonegate_domain::StoreError),
+}
+
+fn refusal_answer(refusal: phonegate_domain::abuse::Refusal) -> RefusalAnswer {
+    use phonegate_domain::abuse::Refusal;
+    match refusal {
+        Refusal::RateLimited { retry_after } | Refusal::BudgetExhausted { retry_after } => {
+            RefusalAnswer::TooMany(Some(retry_after))
+        }
+        Refusal::DestinationNotAllowed | Refusal::NotMobile => RefusalAnswer::BadNumber,
+        Refusal::Store(error) => RefusalAnswer::Unavailable(error),
+    }
+}
 
 /// Adds `Retry-After` (whole seconds, at least 1) to a 429 response.
 fn with_retry_after(mut response: axum::response::Response, retry_after: Option<Duration>) -> axum::response::Response {
@@ -68,6 +91,8 @@ impl std::fmt::Debug for Services {
 pub struct HttpSettings {
     /// The Host header allow-list; empty allows any host.
     pub allowed_hosts: AllowedHosts,
+    /// Where the client's IP address comes from.
+    pub client_ip: ClientIpSource,
 }
 
 /// The whole HTTP application: every surface and the ops endpoints, with
@@ -85,6 +110,7 @@ pub fn router(services: Services, settings: HttpSettings) -> Router {
         ))
         .merge(tokens::router(services.token_auth.clone(), &settings.allowed_hosts))
         .merge(ops::router(services.readiness.clone()))
+        .layer(axum::middleware::from_fn_with_state(settings.client_ip.clone(), client::identify))
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))

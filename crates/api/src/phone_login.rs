@@ -19,6 +19,7 @@ use axum::{
     routing::{get, post},
 };
 use phonegate_domain::{
+    abuse::Refusal,
     phone_login::{AccessCodeError, CheckPinError, LoginStatus, ParameterError, PhoneLogin, PhoneLoginError},
     ports::{DeliveryError, StoreError},
     time::Timestamp,
@@ -26,6 +27,8 @@ use phonegate_domain::{
 use serde_json::{Value, json};
 
 use crate::{
+    RefusalAnswer,
+    client::RequestClient,
     hosts::{self, AllowedHosts},
     params::{Params, ParamsError},
 };
@@ -188,6 +191,16 @@ impl From<DeliveryError> for Envelope {
     }
 }
 
+impl From<Refusal> for Envelope {
+    fn from(refusal: Refusal) -> Self {
+        match crate::refusal_answer(refusal) {
+            RefusalAnswer::TooMany(retry_after) => Self::too_many_requests(retry_after),
+            RefusalAnswer::BadNumber => ParameterError::InvalidPhone.into(),
+            RefusalAnswer::Unavailable(error) => error.into(),
+        }
+    }
+}
+
 impl From<StoreError> for Envelope {
     fn from(error: StoreError) -> Self {
         Self::unavailable(&error)
@@ -219,6 +232,7 @@ async fn ping() -> Envelope {
 
 async fn phone_login_handler(
     State(phone_login): State<Arc<PhoneLogin>>,
+    RequestClient(client): RequestClient,
     params: Result<Params, ParamsError>,
 ) -> Envelope {
     let params = match params {
@@ -231,18 +245,22 @@ async fn phone_login_handler(
         params.text("call_verify"),
     );
     match phone_login
-        .phone_login(phone.as_deref(), device.as_deref(), call.as_deref())
+        .phone_login(phone.as_deref(), device.as_deref(), call.as_deref(), &client)
         .await
     {
         Ok(LoginStatus::NewPhone) => Envelope::ok(Code::NewPhone, None),
         Ok(LoginStatus::ReturningPhone) => Envelope::ok(Code::ReturningPhone, None),
         Err(PhoneLoginError::Parameter(error)) => error.into(),
-        Err(PhoneLoginError::Delivery(error)) => error.into(),
+        Err(PhoneLoginError::Refused(refusal)) => refusal.into(),
         Err(PhoneLoginError::Store(error)) => error.into(),
     }
 }
 
-async fn check_pin(State(phone_login): State<Arc<PhoneLogin>>, params: Result<Params, ParamsError>) -> Envelope {
+async fn check_pin(
+    State(phone_login): State<Arc<PhoneLogin>>,
+    RequestClient(client): RequestClient,
+    params: Result<Params, ParamsError>,
+) -> Envelope {
     let params = match params {
         Ok(params) => params,
         Err(error) => return error.into(),
@@ -253,7 +271,7 @@ async fn check_pin(State(phone_login): State<Arc<PhoneLogin>>, params: Result<Pa
         params.text("verify_pin"),
     );
     match phone_login
-        .check_pin(phone.as_deref(), device.as_deref(), pin.as_deref())
+        .check_pin(phone.as_deref(), device.as_deref(), pin.as_deref(), &client)
         .await
     {
         Ok(grant) => Envelope::ok(
@@ -268,6 +286,7 @@ async fn check_pin(State(phone_login): State<Arc<PhoneLogin>>, params: Result<Pa
             "the PIN has expired; request a new one",
         ),
         Err(CheckPinError::Store(error)) => error.into(),
+        Err(CheckPinError::Refused(refusal)) => refusal.into(),
         Err(CheckPinError::Provider(error)) => error.into(),
     }
 }

@@ -16,6 +16,7 @@ use axum::{
     routing::post,
 };
 use phonegate_domain::{
+    abuse::Refusal,
     phone::PhoneInputError,
     phone_verify::{PhoneVerify, PhoneVerifyError, RegisterError, VerifyRequest},
     ports::{DeliveryError, StoreError},
@@ -24,6 +25,8 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::{
+    RefusalAnswer,
+    client::RequestClient,
     hosts::{self, AllowedHosts},
     params::{Params, ParamsError},
 };
@@ -136,12 +139,22 @@ impl From<DeliveryError> for ApiError {
     }
 }
 
+impl From<Refusal> for ApiError {
+    fn from(refusal: Refusal) -> Self {
+        match crate::refusal_answer(refusal) {
+            RefusalAnswer::TooMany(retry_after) => Self::Throttled(retry_after),
+            RefusalAnswer::BadNumber => phone_error(PhoneInputError::NotAllowed),
+            RefusalAnswer::Unavailable(error) => error.into(),
+        }
+    }
+}
+
 impl From<RegisterError> for ApiError {
     fn from(error: RegisterError) -> Self {
         match error {
             RegisterError::MissingPhone => Self::field("phone_number", "This field is required."),
             RegisterError::InvalidPhone(error) => phone_error(error),
-            RegisterError::Delivery(error) => error.into(),
+            RegisterError::Refused(refusal) => refusal.into(),
             RegisterError::Store(error) => error.into(),
             RegisterError::Token(error) => Self::internal(&error),
         }
@@ -164,6 +177,7 @@ impl From<PhoneVerifyError> for ApiError {
                 Self::NonField("Too many failed verification attempts. Please request a new code.")
             }
             PhoneVerifyError::Store(error) => error.into(),
+            PhoneVerifyError::Refused(refusal) => refusal.into(),
             PhoneVerifyError::Provider(error) => error.into(),
         }
     }
@@ -176,11 +190,12 @@ struct SessionTokenBody {
 
 async fn register(
     State(phone_verify): State<Arc<PhoneVerify>>,
+    RequestClient(client): RequestClient,
     params: Result<Params, ParamsError>,
 ) -> Result<Json<SessionTokenBody>, ApiError> {
     let params = params?;
     let phone = params.text("phone_number");
-    let token = phone_verify.register(phone.as_deref()).await?;
+    let token = phone_verify.register(phone.as_deref(), &client).await?;
     Ok(Json(SessionTokenBody {
         session_token: token.expose().to_owned(),
     }))
@@ -188,6 +203,7 @@ async fn register(
 
 async fn verify(
     State(phone_verify): State<Arc<PhoneVerify>>,
+    RequestClient(client): RequestClient,
     params: Result<Params, ParamsError>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let params = params?;
@@ -196,12 +212,11 @@ async fn verify(
         params.text("security_code"),
         params.text("session_token"),
     );
-    phone_verify
-        .verify(VerifyRequest {
-            phone_number: phone.as_deref(),
-            security_code: code.as_deref(),
-            session_token: token.as_deref(),
-        })
-        .await?;
+    let request = VerifyRequest {
+        phone_number: phone.as_deref(),
+        security_code: code.as_deref(),
+        session_token: token.as_deref(),
+    };
+    phone_verify.verify(request, &client).await?;
     Ok(Json(json!({"message": "Security code is valid."})))
 }

@@ -4,7 +4,8 @@
 //! Errors have this API's shape, `{"errors": "<message>"}`: 422 for
 //! validation and failed verification, 401 for a missing or bad bearer
 //! token, 400 for an unusable body or device, 403 for a Host not allowed,
-//! 503 when the database or SMS provider is unavailable.
+//! 429 with `Retry-After` when a rate limit or the SMS budget refuses a
+//! send or check, 503 when the database or rate limiter is unavailable.
 
 use std::{borrow::Cow, sync::Arc};
 
@@ -16,6 +17,7 @@ use axum::{
     routing::{get, post},
 };
 use phonegate_domain::{
+    abuse::Refusal,
     pin_auth::{AuthError, PinAuth, RegisterDeviceError, SendPinError, SignupRequest, VerifyError},
     ports::{DeliveryError, StoreError},
     user::{NewAddress, UserProfile},
@@ -23,6 +25,8 @@ use phonegate_domain::{
 use serde::Serialize;
 
 use crate::{
+    RefusalAnswer,
+    client::RequestClient,
     hosts::{self, AllowedHosts},
     params::{Params, ParamsError},
 };
@@ -124,13 +128,23 @@ impl From<DeliveryError> for ApiError {
     }
 }
 
+impl From<Refusal> for ApiError {
+    fn from(refusal: Refusal) -> Self {
+        match crate::refusal_answer(refusal) {
+            RefusalAnswer::TooMany(retry_after) => Self::too_many_requests(retry_after),
+            RefusalAnswer::BadNumber => Self::unprocessable("Mobile is not a mobile number we can send to"),
+            RefusalAnswer::Unavailable(error) => error.into(),
+        }
+    }
+}
+
 impl From<SendPinError> for ApiError {
     fn from(error: SendPinError) -> Self {
         match error {
             SendPinError::InvalidMobile(error) => Self::unprocessable(error.to_string()),
             error @ SendPinError::TooLong(_) => Self::unprocessable(error.to_string()),
             SendPinError::Store(error) => error.into(),
-            SendPinError::Delivery(error) => error.into(),
+            SendPinError::Refused(refusal) => refusal.into(),
         }
     }
 }
@@ -139,6 +153,7 @@ impl From<VerifyError> for ApiError {
     fn from(error: VerifyError) -> Self {
         match error {
             VerifyError::Store(error) => error.into(),
+            VerifyError::Refused(refusal) => refusal.into(),
             VerifyError::Provider(error) => error.into(),
             VerifyError::Token(error) => Self::internal(&error),
             VerifyError::MissingKey
@@ -184,11 +199,12 @@ struct OtpAuthKeyBody {
 
 async fn send_pin(
     State(pin_auth): State<Arc<PinAuth>>,
+    RequestClient(client): RequestClient,
     params: Result<Params, ParamsError>,
 ) -> Result<Json<OtpAuthKeyBody>, ApiError> {
     let params = params?;
     let mobile = params.text("mobile").unwrap_or_default();
-    let key = pin_auth.send_pin(&mobile).await?;
+    let key = pin_auth.send_pin(&mobile, &client).await?;
     Ok(Json(OtpAuthKeyBody {
         otp_auth_key: key.expose().to_owned(),
     }))
@@ -196,6 +212,7 @@ async fn send_pin(
 
 async fn signup(
     State(pin_auth): State<Arc<PinAuth>>,
+    RequestClient(client): RequestClient,
     params: Result<Params, ParamsError>,
 ) -> Result<Json<OtpAuthKeyBody>, ApiError> {
     let params = params?;
@@ -220,7 +237,7 @@ async fn signup(
             address_type: address.text("address_type"),
         }),
     };
-    let key = pin_auth.signup(request).await?;
+    let key = pin_auth.signup(request, &client).await?;
     Ok(Json(OtpAuthKeyBody {
         otp_auth_key: key.expose().to_owned(),
     }))
@@ -310,12 +327,13 @@ struct VerifyBody {
 
 async fn verify(
     State(pin_auth): State<Arc<PinAuth>>,
+    RequestClient(client): RequestClient,
     params: Result<Params, ParamsError>,
 ) -> Result<Json<VerifyBody>, ApiError> {
     let params = params?;
     let key = params.text("otp_auth_key").unwrap_or_default();
     let pin = params.text("pin").unwrap_or_default();
-    let session = pin_auth.verify(&key, &pin).await?;
+    let session = pin_auth.verify(&key, &pin, &client).await?;
     Ok(Json(VerifyBody {
         jwt_token: session.token.expose().to_owned(),
         user: ProfileBody::new(session.profile, &pin_auth),

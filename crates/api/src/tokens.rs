@@ -18,6 +18,7 @@ use axum::{
     routing::{delete, post},
 };
 use phonegate_domain::{
+    abuse::Refusal,
     ports::{DeliveryError, StoreError},
     token_auth::{
         CompleteResetError, IntrospectError, Introspection, PhoneVerificationError, ResetRequestError, SignInError,
@@ -27,6 +28,8 @@ use phonegate_domain::{
 use serde_json::{Value, json};
 
 use crate::{
+    RefusalAnswer,
+    client::RequestClient,
     hosts::{self, AllowedHosts},
     params::{Params, ParamsError},
 };
@@ -58,6 +61,20 @@ impl ApiError {
             StatusCode::SERVICE_UNAVAILABLE,
             "Service temporarily unavailable. Please try again later.",
         )
+    }
+
+    fn refused(refusal: Refusal) -> Self {
+        match crate::refusal_answer(refusal) {
+            RefusalAnswer::TooMany(retry_after) => Self {
+                retry_after,
+                ..Self::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "Too many requests. Please try again later.",
+                )
+            },
+            RefusalAnswer::BadNumber => Self::unprocessable("Phone is invalid."),
+            RefusalAnswer::Unavailable(error) => Self::unavailable(&error),
+        }
     }
 
     fn delivery(error: DeliveryError) -> Self {
@@ -121,7 +138,7 @@ impl From<ResetRequestError> for ApiError {
         match error {
             ResetRequestError::InvalidEmail(error) => Self::unprocessable(error.to_string()),
             ResetRequestError::Store(error) => error.into(),
-            ResetRequestError::Mail(error) => Self::delivery(error),
+            ResetRequestError::Refused(refusal) => Self::refused(refusal),
         }
     }
 }
@@ -140,6 +157,7 @@ impl From<PhoneVerificationError> for ApiError {
         match error {
             PhoneVerificationError::Unauthorized(error) => error.into(),
             PhoneVerificationError::Delivery(error) => Self::delivery(error),
+            PhoneVerificationError::Refused(refusal) => Self::refused(refusal),
             PhoneVerificationError::Store(error) => error.into(),
             other => Self::unprocessable(other.to_string()),
         }
@@ -240,11 +258,12 @@ const RESET_MESSAGE: &str =
 
 async fn request_reset(
     State(token_auth): State<Arc<TokenAuth>>,
+    RequestClient(client): RequestClient,
     params: Result<Params, ParamsError>,
 ) -> Result<Json<Value>, ApiError> {
     let params = params?;
     let email = params.text("email");
-    token_auth.request_password_reset(email.as_deref()).await?;
+    token_auth.request_password_reset(email.as_deref(), &client).await?;
     Ok(Json(json!({"message": RESET_MESSAGE})))
 }
 
@@ -266,23 +285,27 @@ async fn complete_reset(
 
 async fn send_phone_verification(
     State(token_auth): State<Arc<TokenAuth>>,
+    RequestClient(client): RequestClient,
     params: Result<Params, ParamsError>,
 ) -> Result<Json<Value>, ApiError> {
     let params = params?;
     let (auth_token, phone) = (params.text("auth_token"), params.text("phone"));
     token_auth
-        .send_phone_verification(auth_token.as_deref(), phone.as_deref())
+        .send_phone_verification(auth_token.as_deref(), phone.as_deref(), &client)
         .await?;
     Ok(Json(json!({"message": "Verification code sent."})))
 }
 
 async fn verify_phone(
     State(token_auth): State<Arc<TokenAuth>>,
+    RequestClient(client): RequestClient,
     params: Result<Params, ParamsError>,
 ) -> Result<Json<Value>, ApiError> {
     let params = params?;
     let (auth_token, token) = (params.text("auth_token"), params.text("token"));
-    token_auth.verify_phone(auth_token.as_deref(), token.as_deref()).await?;
+    token_auth
+        .verify_phone(auth_token.as_deref(), token.as_deref(), &client)
+        .await?;
     Ok(Json(json!({"message": "Your number was successfully confirmed."})))
 }
 

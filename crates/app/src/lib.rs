@@ -13,23 +13,28 @@ use phonegate_adapters::{
     mail::{ConsoleMailer, SmtpMailer},
     password::{Argon2Passwords, Argon2Settings},
     random::OsRandom,
+    rate_limit::{InMemoryRateLimiter, RedisRateLimiter},
     sms::{ConsoleEcho, ConsoleProvider},
-    sql::{Db, DbOptions, SqlStore, migrate},
+    sql::{Db, DbOptions, Sealer, SqlStore, migrate},
     twilio::{TwilioClient, TwilioSettings as TwilioClientSettings},
 };
-use phonegate_api::{AllowedHosts, HttpSettings, Services};
+use phonegate_api::{AllowedHosts, ClientIpSource, HttpSettings, Services};
 use phonegate_domain::{
+    abuse::{AbuseCounters, AbuseSettings, SendGuard},
     delivery::{MessageTemplates, Messenger},
     otp::{CodeLength, OtpEngine, OtpPolicy, Purpose, SecretHasher, TestNumbers},
+    outbox::{DispatchSettings, Dispatcher},
     phone::{MobileRule, PhoneNumber, PhonePolicy},
     phone_login::{PhoneLogin, PhoneLoginSettings},
     phone_verify::{PhoneVerify, PhoneVerifySettings},
     pin_auth::{PinAuth, PinAuthSettings},
     ports::{Clock, HostedVerification, Mailer, RandomSource},
+    rate_limit::{RateLimiter, RateRule},
     token_auth::{TokenAuth, TokenAuthPorts, TokenAuthSettings},
 };
 use secrecy::{ExposeSecret as _, SecretString};
 
+pub mod background;
 pub mod settings;
 pub mod telemetry;
 
@@ -74,6 +79,11 @@ pub struct App {
     pub console_mail: Option<ConsoleMailer>,
     /// The tokens surface's use cases, for the admin CLI.
     pub token_auth: Arc<TokenAuth>,
+    /// Delivers what the outbox holds; `serve` runs it in the background
+    /// ([`background::spawn`]), tests drive it directly.
+    pub dispatcher: Dispatcher,
+    /// Refusals by the rate limits and the SMS-pumping guard.
+    pub abuse_counters: Arc<AbuseCounters>,
 }
 
 /// Opens the database and applies pending migrations.
@@ -337,6 +347,12 @@ pub async fn build(settings: &Settings, overrides: Overrides) -> anyhow::Result<
     );
 
     let secret = jwt_secret(settings, &store, clock.as_ref()).await?;
+    // Outbox payloads (codes, reset links) are sealed under a key derived
+    // from the same secret, so every instance can read every row.
+    let sealing_key = SecretHasher::derive_key(secret.expose_secret().as_bytes(), "phonegate outbox sealing v1");
+    let store = store.with_sealer(Sealer::new(*sealing_key.expose_secret()));
+    let guard = SendGuard::new(rate_limiter(settings).await?, abuse_settings(settings)?);
+    let abuse_counters = guard.counters().clone();
     let tokens = Arc::new(Hs256Tokens::new(
         &JwtSettings {
             secret: secret.clone(),
@@ -352,7 +368,8 @@ pub async fn build(settings: &Settings, overrides: Overrides) -> anyhow::Result<
     let hasher = SecretHasher::derived(secret.expose_secret().as_bytes(), "phonegate otp hashing v1");
     let store_arc = Arc::new(store.clone());
     let mut otp = OtpEngine::new(store_arc.clone(), clock.clone(), random.clone(), hasher)
-        .with_test_numbers(test_numbers.clone());
+        .with_test_numbers(test_numbers.clone())
+        .with_guard(guard);
     if let Some(hosted) = hosted {
         otp = otp.with_hosted(hosted);
     }
@@ -412,8 +429,8 @@ pub async fn build(settings: &Settings, overrides: Overrides) -> anyhow::Result<
             access_codes: store_arc.clone(),
             passwords,
             tokens,
-            mailer,
-            messenger,
+            outbox: store_arc.clone(),
+            messenger: messenger.clone(),
         },
         otp,
         TokenAuthSettings {
@@ -426,6 +443,18 @@ pub async fn build(settings: &Settings, overrides: Overrides) -> anyhow::Result<
         },
     ));
 
+    let dispatcher = Dispatcher::new(
+        store_arc.clone(),
+        messenger,
+        mailer,
+        clock.clone(),
+        DispatchSettings {
+            lease: Duration::from_secs(settings.outbox.lease_seconds.max(1)),
+            batch: settings.outbox.batch.max(1),
+            retry_base: Duration::from_millis(settings.outbox.retry_base_ms.max(1)),
+            retry_max: Duration::from_secs(settings.outbox.retry_max_seconds.max(1)),
+        },
+    );
     let router = phonegate_api::router(
         Services {
             pin_auth,
@@ -436,6 +465,17 @@ pub async fn build(settings: &Settings, overrides: Overrides) -> anyhow::Result<
         },
         HttpSettings {
             allowed_hosts: AllowedHosts::new(settings.security.allowed_hosts.clone()),
+            client_ip: ClientIpSource {
+                header: settings
+                    .security
+                    .client_ip_header
+                    .as_deref()
+                    .map(|name| {
+                        axum::http::HeaderName::try_from(name)
+                            .map_err(|_| anyhow::anyhow!("security.client_ip_header: {name:?} is not a header name"))
+                    })
+                    .transpose()?,
+            },
         },
     );
     Ok(App {
@@ -445,5 +485,64 @@ pub async fn build(settings: &Settings, overrides: Overrides) -> anyhow::Result<
         test_numbers,
         console_mail,
         token_auth,
+        dispatcher,
+        abuse_counters,
+    })
+}
+
+/// The rate limiter: Redis when `rate_limit.redis_url` is set (instances
+/// share the counts), memory otherwise.
+async fn rate_limiter(settings: &Settings) -> anyhow::Result<Arc<dyn RateLimiter>> {
+    let limits = &settings.rate_limit;
+    Ok(match &limits.redis_url {
+        Some(url) => Arc::new(
+            RedisRateLimiter::connect(url.expose_secret(), &limits.redis_key_prefix)
+                .await
+                .map_err(|error| anyhow::anyhow!("rate_limit.redis_url: {error}"))?,
+        ),
+        None => Arc::new(InMemoryRateLimiter::new()),
+    })
+}
+
+/// The limits and the SMS-pumping guard from `[rate_limit]` and `[abuse]`.
+fn abuse_settings(settings: &Settings) -> anyhow::Result<AbuseSettings> {
+    let limits = &settings.rate_limit;
+    let abuse = &settings.abuse;
+    let rule = |limit: u32, seconds: u64| RateRule::new(limit, Duration::from_secs(seconds.max(1)));
+    let mut resend_cooldown = std::collections::HashMap::new();
+    for (surface, seconds) in &limits.resend_cooldown_seconds {
+        let purpose = match surface.as_str() {
+            "pin_auth" => Purpose::PinAuth,
+            "phone_verify" => Purpose::PhoneVerify,
+            "phone_login" => Purpose::PhoneLogin,
+            "phone_confirm" => Purpose::PhoneConfirm,
+            other => bail!(
+                "rate_limit.resend_cooldown_seconds.{other}: unknown surface \
+                 (pin_auth, phone_verify, phone_login or phone_confirm)"
+            ),
+        };
+        resend_cooldown.insert(purpose, Duration::from_secs(*seconds));
+    }
+    for code in abuse.country_hourly_sms_budgets.keys() {
+        if code.is_empty() || code.len() > 3 || !code.bytes().all(|b| b.is_ascii_digit()) {
+            bail!("abuse.country_hourly_sms_budgets: {code:?} is not a calling code (digits, e.g. \"44\")");
+        }
+    }
+    Ok(AbuseSettings {
+        sends_per_phone: rule(limits.sends_per_phone, limits.sends_per_phone_window_seconds),
+        resend_cooldown,
+        sends_per_ip: rule(limits.sends_per_ip, limits.sends_per_ip_window_seconds),
+        checks_per_ip: rule(limits.checks_per_ip, limits.checks_per_ip_window_seconds),
+        destinations: PhonePolicy::new(
+            &settings.phone.default_region,
+            &abuse.allowed_regions,
+            abuse.allowed_prefixes.clone(),
+        )
+        .map_err(|error| anyhow::anyhow!("abuse.allowed_regions: {error}"))?,
+        require_mobile_for_sms: abuse.require_mobile_for_sms,
+        hourly_budget: (abuse.hourly_sms_budget > 0).then_some(abuse.hourly_sms_budget),
+        country_hourly_budget: (abuse.country_hourly_sms_budget > 0).then_some(abuse.country_hourly_sms_budget),
+        country_budgets: abuse.country_hourly_sms_budgets.clone(),
+        fail_open: limits.fail_open,
     })
 }

@@ -112,15 +112,21 @@ fn print_json(value: &serde_json::Value) {
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
-    let app = build(&settings, Overrides::default()).await?;
+    let overrides = Overrides::default();
+    let clock = overrides.clock.clone();
+    let app = build(&settings, overrides).await?;
     let listener = TcpListener::bind(&settings.server.bind)
         .await
         .with_context(|| format!("binding {}", settings.server.bind))?;
+    let background = phonegate::background::spawn(&settings, &app.store, &app.dispatcher, clock);
     tracing::info!(address = %listener.local_addr()?, sms = ?settings.sms.provider, "phonegate listening");
     axum::serve(listener, app.router.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("serving HTTP")?;
+    // Deliveries in flight finish; queued messages wait in the outbox for
+    // the next start or another instance.
+    background.shutdown(std::time::Duration::from_secs(10)).await;
     app.store.db().close().await;
     tracing::info!("phonegate stopped");
     Ok(())

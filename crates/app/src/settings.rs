@@ -29,7 +29,78 @@ pub struct Settings {
     pub pin_auth: PinAuthSettings,
     pub phone_verify: PhoneVerifySettings,
     pub phone_login: PhoneLoginSettings,
+    pub rate_limit: RateLimitSettings,
+    pub abuse: AbuseSettings,
+    pub outbox: OutboxSettings,
+    pub housekeeping: HousekeepingSettings,
     pub log: LogSettings,
+}
+
+/// Per-phone and per-IP limits, and where their counts live.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSettings {
+    /// Counts shared through Redis when set (several instances); kept in
+    /// memory otherwise (one instance). May hold a password: never logged.
+    pub redis_url: Option<SecretString>,
+    /// Prefix of every Redis key.
+    pub redis_key_prefix: String,
+    /// Allow sends when Redis cannot be reached (default: refuse with 503).
+    pub fail_open: bool,
+    pub sends_per_phone: u32,
+    pub sends_per_phone_window_seconds: u64,
+    pub sends_per_ip: u32,
+    pub sends_per_ip_window_seconds: u64,
+    pub checks_per_ip: u32,
+    pub checks_per_ip_window_seconds: u64,
+    /// Least seconds between two sends to one number, per surface
+    /// (`pin_auth`, `phone_verify`, `phone_login`, `phone_confirm`); 0 = none.
+    pub resend_cooldown_seconds: std::collections::HashMap<String, u64>,
+}
+
+/// The SMS-pumping guard.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AbuseSettings {
+    /// Regions (ISO 3166 alpha-2) codes may be sent to; empty = all.
+    pub allowed_regions: Vec<String>,
+    /// E.164 prefixes codes may be sent to; empty = all.
+    pub allowed_prefixes: Vec<String>,
+    /// Refuse texts to numbers libphonenumber does not call mobile.
+    pub require_mobile_for_sms: bool,
+    /// Sends per hour, all destinations; 0 = no budget.
+    pub hourly_sms_budget: u32,
+    /// Sends per hour per destination calling code; 0 = no budget.
+    pub country_hourly_sms_budget: u32,
+    /// Per calling code (e.g. `"44"`) budgets overriding the one above.
+    pub country_hourly_sms_budgets: std::collections::HashMap<String, u32>,
+}
+
+/// The delivery dispatcher.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboxSettings {
+    /// Concurrent dispatchers per instance.
+    pub workers: u32,
+    /// Messages per claim.
+    pub batch: u32,
+    /// How long a claim lasts; must exceed a provider call with its retries.
+    pub lease_seconds: u64,
+    pub retry_base_ms: u64,
+    pub retry_max_seconds: u64,
+    /// How often an idle dispatcher looks for due retries and rows of a
+    /// dispatcher that died. New messages wake it at once.
+    pub poll_interval_ms: u64,
+}
+
+/// Background purging of what can never be used again.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HousekeepingSettings {
+    /// Seconds between purges; 0 = never.
+    pub interval_seconds: u64,
+    /// How long expired rows are kept (for support and audits) before deletion.
+    pub retention_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -154,6 +225,9 @@ pub struct AuthSettings {
 #[serde(deny_unknown_fields)]
 pub struct SecuritySettings {
     pub allowed_hosts: Vec<String>,
+    /// The reverse proxy's client-address header (e.g. `X-Forwarded-For`);
+    /// unset, the socket's address is the client's.
+    pub client_ip_header: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -261,6 +335,8 @@ const LIST_KEYS: &[&str] = &[
     "phone_verify.allowed_prefixes",
     "phone_login.allowed_regions",
     "phone_login.allowed_prefixes",
+    "abuse.allowed_regions",
+    "abuse.allowed_prefixes",
 ];
 
 impl Settings {

@@ -7,8 +7,10 @@ use secrecy::SecretString;
 
 use crate::{
     otp::{Channel, IssuedCode, OtpCode, Purpose},
+    outbox::{Envelope, OutboxMessage, Outgoing},
     phone::PhoneNumber,
     ports::{DeliveryError, HostedVerification, OutgoingCall, OutgoingSms, SmsSender, VoiceCaller},
+    time::Timestamp,
 };
 
 /// The words of text messages and calls. Placeholders: `{app}` (the
@@ -138,33 +140,53 @@ impl Messenger {
         self.render(template, code)
     }
 
-    /// Sends `issued` to `phone` over `channel`; a test number gets nothing.
-    pub async fn deliver(
-        &self,
-        phone: &PhoneNumber,
-        channel: Channel,
-        issued: &IssuedCode,
-    ) -> Result<(), DeliveryError> {
+    /// The outbox entry that delivers `issued` to `phone` over `channel`: a
+    /// text or call with our words, or a request to the provider that makes
+    /// its own codes. A test number gets nothing.
+    pub fn compose(&self, phone: &PhoneNumber, channel: Channel, issued: &IssuedCode, now: Timestamp) -> Outgoing {
         if issued.test_number {
-            return Ok(());
+            return Outgoing::Nothing;
         }
-        match (&self.mode, channel) {
-            (Mode::Hosted { provider, locale }, channel) => provider.start(phone, channel, locale).await,
-            (Mode::Local { sms, .. }, Channel::Sms) => {
-                sms.send_sms(&OutgoingSms {
-                    to: phone.clone(),
-                    body: SecretString::from(self.sms_text(issued.purpose, &issued.code)),
-                })
-                .await
+        let envelope = match (&self.mode, channel) {
+            (Mode::Hosted { locale, .. }, channel) => Envelope::Hosted {
+                to: phone.clone(),
+                channel,
+                locale: locale.clone(),
+            },
+            (Mode::Local { .. }, Channel::Sms) => Envelope::Sms(OutgoingSms {
+                to: phone.clone(),
+                body: SecretString::from(self.sms_text(issued.purpose, &issued.code)),
+            }),
+            (Mode::Local { .. }, Channel::Call) => Envelope::Call(OutgoingCall {
+                to: phone.clone(),
+                spoken_text: SecretString::from(self.spoken_text(issued.purpose, &issued.code)),
+            }),
+        };
+        Outgoing::Message(OutboxMessage {
+            envelope,
+            purpose: issued.purpose.as_str(),
+            created_at: now,
+            not_after: issued.expires_at,
+        })
+    }
+
+    /// Hands a text, a call or a hosted verification to the provider.
+    /// Emails are not ours to send: they go to the mailer.
+    pub async fn send(&self, envelope: &Envelope) -> Result<(), DeliveryError> {
+        match (&self.mode, envelope) {
+            (Mode::Local { sms, .. }, Envelope::Sms(message)) => sms.send_sms(message).await,
+            (Mode::Local { voice, .. }, Envelope::Call(call)) => voice.call(call).await,
+            (Mode::Hosted { provider, .. }, Envelope::Hosted { to, channel, locale }) => {
+                provider.start(to, *channel, locale).await
             }
-            (Mode::Local { voice, .. }, Channel::Call) => {
-                voice
-                    .call(&OutgoingCall {
-                        to: phone.clone(),
-                        spoken_text: SecretString::from(self.spoken_text(issued.purpose, &issued.code)),
-                    })
-                    .await
-            }
+            // A message written under another provider setting (the
+            // deployment switched providers with messages still queued).
+            (Mode::Hosted { .. }, Envelope::Sms(_) | Envelope::Call(_))
+            | (Mode::Local { .. }, Envelope::Hosted { .. }) => Err(DeliveryError::Misconfigured(format!(
+                "a queued {} message does not fit the configured SMS provider",
+                envelope.kind()
+            ))),
+            (_, Envelope::Mail(_)) => Err(DeliveryError::Misconfigured("an email reached the SMS messenger".into())),
         }
     }
 }

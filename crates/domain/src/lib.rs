@@ -10,11 +10,13 @@
 //! Secrets (codes, lookup keys, tokens) are carried in types whose `Debug`
 //! output is redacted, so that a stray `{:?}` in a log line cannot leak them.
 
+pub mod abuse;
 pub mod account;
 pub mod application;
 pub mod delivery;
 pub mod device;
 pub mod otp;
+pub mod outbox;
 pub mod phone;
 pub mod phone_login;
 pub mod phone_verify;

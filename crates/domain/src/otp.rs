@@ -22,6 +22,9 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use crate::{
+    abuse::{Client, Refusal, SendAttempt, SendGuard},
+    delivery::Messenger,
+    outbox::Outgoing,
     phone::PhoneNumber,
     ports::{ChallengeStore, Clock, DeliveryError, HostedCheck, HostedVerification, RandomSource, StoreError},
     time::Timestamp,
@@ -187,6 +190,15 @@ impl SecretHasher {
         Self::new(Self::new(master.to_vec()).mac("derive", &[purpose.as_bytes()]).0)
     }
 
+    /// A 256-bit key derived from `master` for one `purpose` (e.g. the key
+    /// that seals outbox payloads), for adapters that need raw key bytes.
+    pub fn derive_key(master: &[u8], purpose: &str) -> SecretBox<[u8; 32]> {
+        let derived = Self::new(master.to_vec()).mac("derive-key", &[purpose.as_bytes()]);
+        let mut key = [0u8; 32];
+        key.copy_from_slice(&derived.0[..32]);
+        SecretBox::new(Box::new(key))
+    }
+
     /// HMAC over length-prefixed parts, so that no two different part lists
     /// hash the same input.
     fn mac(&self, domain: &str, parts: &[&[u8]]) -> SecretHash {
@@ -309,6 +321,9 @@ pub enum CheckError {
     Exhausted,
     #[error("the challenge was already used or replaced by a newer one")]
     Closed,
+    /// The client checked too many codes (per-IP limit).
+    #[error(transparent)]
+    Refused(Refusal),
     #[error(transparent)]
     Store(#[from] StoreError),
     /// The provider that checks codes (Twilio Verify) could not answer.
@@ -401,6 +416,26 @@ pub struct IssueRequest<'a> {
     pub device_binding: Option<String>,
     pub lookup: &'a LookupKey,
     pub policy: &'a OtpPolicy,
+    pub client: &'a Client,
+}
+
+/// Why a code was not issued.
+#[derive(Debug, thiserror::Error)]
+pub enum IssueError {
+    /// A rate limit, the SMS budget or the destination rules refused it.
+    #[error(transparent)]
+    Refused(Refusal),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<Refusal> for IssueError {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::Store(error) => Self::Store(error),
+            refusal => Self::Refused(refusal),
+        }
+    }
 }
 
 /// Issues and checks one-time codes for every surface.
@@ -413,6 +448,9 @@ pub struct OtpEngine {
     test_numbers: Arc<TestNumbers>,
     /// Set when a provider generates and checks the codes (Twilio Verify).
     hosted: Option<Arc<dyn HostedVerification>>,
+    /// Rate limits and the SMS budget; `None` only in unit tests of other
+    /// rules.
+    guard: Option<SendGuard>,
 }
 
 impl fmt::Debug for OtpEngine {
@@ -435,6 +473,7 @@ impl OtpEngine {
             hasher,
             test_numbers: Arc::default(),
             hosted: None,
+            guard: None,
         }
     }
 
@@ -445,6 +484,14 @@ impl OtpEngine {
     pub fn with_hosted(self, hosted: Arc<dyn HostedVerification>) -> Self {
         Self {
             hosted: Some(hosted),
+            ..self
+        }
+    }
+
+    /// The same engine, with `guard` deciding who may send and check codes.
+    pub fn with_guard(self, guard: SendGuard) -> Self {
+        Self {
+            guard: Some(guard),
             ..self
         }
     }
@@ -525,52 +572,69 @@ impl OtpEngine {
         (challenge, issued)
     }
 
+    /// Asks the guard whether `request` may send a code. Test numbers
+    /// receive nothing and serve load tests, so no limit applies to them.
+    async fn admit(&self, request: &IssueRequest<'_>) -> Result<(), IssueError> {
+        let Some(guard) = &self.guard else {
+            return Ok(());
+        };
+        if self.test_numbers.contains(request.phone) {
+            return Ok(());
+        }
+        let attempt = SendAttempt {
+            purpose: request.purpose,
+            phone: request.phone,
+            channel: request.channel,
+            client: request.client,
+        };
+        Ok(guard.admit_send(attempt, self.clock.now()).await?)
+    }
+
+    /// Asks the guard whether an email may be sent to `to` for `client`.
+    pub async fn admit_mail(&self, to: &crate::account::Email, client: &Client) -> Result<(), IssueError> {
+        match &self.guard {
+            Some(guard) => Ok(guard.admit_mail(to, client, self.clock.now()).await?),
+            None => Ok(()),
+        }
+    }
+
     /// Stores a new challenge, superseding any live one for the same purpose
-    /// and phone, and returns the code to deliver.
-    pub async fn issue(&self, request: IssueRequest<'_>) -> Result<IssuedCode, StoreError> {
+    /// and phone, with its message queued in the same transaction, and
+    /// returns the code.
+    pub async fn issue(&self, request: IssueRequest<'_>, messenger: &Messenger) -> Result<IssuedCode, IssueError> {
+        self.admit(&request).await?;
         let (challenge, issued) = self.prepare(&request);
-        self.challenges.replace_live(challenge).await?;
+        let outgoing = messenger.compose(request.phone, request.channel, &issued, challenge.created_at);
+        self.challenges.replace_live(challenge, outgoing).await?;
         Ok(issued)
     }
 
-    /// Builds a challenge for `request` for the caller to store in its own
-    /// transaction (e.g. together with a new user).
-    pub fn issue_unstored(&self, request: IssueRequest<'_>) -> (NewChallenge, IssuedCode) {
-        self.prepare(&request)
+    /// Builds a challenge for `request`, with its message, for the caller to
+    /// store in its own transaction (e.g. together with a new user).
+    pub async fn issue_unstored(
+        &self,
+        request: IssueRequest<'_>,
+        messenger: &Messenger,
+    ) -> Result<(NewChallenge, Outgoing, IssuedCode), IssueError> {
+        self.admit(&request).await?;
+        let (challenge, issued) = self.prepare(&request);
+        let outgoing = messenger.compose(request.phone, request.channel, &issued, challenge.created_at);
+        Ok((challenge, outgoing, issued))
     }
 
-    /// Stores a challenge that has no code at all (an empty code hash), so a
-    /// request for an unknown number does the same store work as one for a
-    /// known number without anything being sent, and no guess can ever
-    /// match it.
-    pub async fn issue_decoy(&self, request: IssueRequest<'_>) -> Result<(), StoreError> {
+    /// Stores a challenge that has no code at all (an empty code hash), with
+    /// a decoy outbox row, so a request for an unknown number does the same
+    /// store work (and meets the same limits) as one for a known number
+    /// without anything being sent, and no guess can ever match it.
+    pub async fn issue_decoy(&self, request: IssueRequest<'_>) -> Result<(), IssueError> {
+        self.admit(&request).await?;
         let (mut challenge, _never_sent) = self.prepare(&IssueRequest {
             user_id: None,
             ..request
         });
         challenge.code_hash = SecretHash::from_bytes(Vec::new());
-        self.challenges.replace_live(challenge).await?;
+        self.challenges.replace_live(challenge, Outgoing::Decoy).await?;
         Ok(())
-    }
-
-    /// Delivers `issued` through `messenger`. If delivery fails the challenge
-    /// is closed as undelivered: nobody can check a code nobody received,
-    /// and it does not count as a send against the user.
-    pub async fn deliver(
-        &self,
-        messenger: &crate::delivery::Messenger,
-        phone: &PhoneNumber,
-        channel: Channel,
-        issued: &IssuedCode,
-    ) -> Result<(), DeliveryError> {
-        let Err(error) = messenger.deliver(phone, channel, issued).await else {
-            return Ok(());
-        };
-        if let Err(store_error) = self.challenges.discard(&issued.lookup_hash, self.clock.now()).await {
-            tracing::error!(%store_error, "could not close an undelivered challenge");
-        }
-        tracing::warn!(purpose = issued.purpose.as_str(), %error, "code not delivered; challenge closed");
-        Err(error)
     }
 
     /// Checks `code` against the live challenge found by `lookup`. One
@@ -584,8 +648,15 @@ impl OtpEngine {
         lookup: &LookupKey,
         code: &OtpCode,
         device: Option<&str>,
+        client: &Client,
     ) -> Result<VerifiedChallenge, CheckError> {
         let now = self.clock.now();
+        if let Some(guard) = &self.guard {
+            guard.admit_check(client, now).await.map_err(|refusal| match refusal {
+                Refusal::Store(error) => CheckError::Store(error),
+                refusal => CheckError::Refused(refusal),
+            })?;
+        }
         let lookup_hash = self.hasher.lookup_hash(purpose, lookup);
         let attempt = match self.challenges.spend_attempt(&lookup_hash, now).await? {
             AttemptOutcome::Spent(attempt) => attempt,

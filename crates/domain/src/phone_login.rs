@@ -12,7 +12,8 @@ use std::{fmt, sync::Arc, time::Duration};
 
 use crate::{
     delivery::Messenger,
-    otp::{Channel, CheckError, IssueRequest, LookupKey, OtpCode, OtpEngine, OtpPolicy, Purpose, SecretHash},
+    abuse::{Client, Refusal},
+    otp::{Channel, CheckError, IssueError, IssueRequest, LookupKey, OtpCode, OtpEngine, OtpPolicy, Purpose, SecretHash},
     phone::{PhoneNumber, PhonePolicy},
     ports::{AccessCodeStore, DeliveryError, StoreError, UserStore},
     time::Timestamp,
@@ -55,10 +56,20 @@ pub enum ParameterError {
 pub enum PhoneLoginError {
     #[error(transparent)]
     Parameter(#[from] ParameterError),
+    /// A rate limit, the SMS budget or the destination rules refused it.
+    #[error(transparent)]
+    Refused(Refusal),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("the PIN could not be delivered: {0}")]
-    Delivery(#[from] DeliveryError),
+}
+
+impl From<IssueError> for PhoneLoginError {
+    fn from(error: IssueError) -> Self {
+        match error {
+            IssueError::Refused(refusal) => Self::Refused(refusal),
+            IssueError::Store(error) => Self::Store(error),
+        }
+    }
 }
 
 /// Why a PIN was not accepted.
@@ -72,6 +83,9 @@ pub enum CheckPinError {
     /// Expired, or every attempt spent: either way a new PIN is needed.
     #[error("the PIN has expired")]
     PinExpired,
+    /// The client checked too many PINs (per-IP limit).
+    #[error(transparent)]
+    Refused(Refusal),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("the verification provider failed: {0}")]
@@ -210,6 +224,7 @@ impl PhoneLogin {
         phone_number: Option<&str>,
         device: Option<&str>,
         call_verify: Option<&str>,
+        client: &Client,
     ) -> Result<LoginStatus, PhoneLoginError> {
         let phone = self.phone(phone_number)?;
         let device = device_id(device)?;
@@ -222,8 +237,7 @@ impl PhoneLogin {
         // The phone is the lookup key: one live PIN per number, and a new
         // request replaces the old PIN whichever device asked.
         let lookup = LookupKey::from_bytes(phone.as_str().as_bytes().to_vec());
-        let issued = self
-            .otp
+        self.otp
             .issue(IssueRequest {
                 purpose: Purpose::PhoneLogin,
                 phone: &phone,
@@ -232,10 +246,10 @@ impl PhoneLogin {
                 device_binding: Some(device.to_owned()),
                 lookup: &lookup,
                 policy: &self.settings.policy,
-            })
+                client,
+            }, &self.messenger)
             .await?;
-        self.otp.deliver(&self.messenger, &phone, channel, &issued).await?;
-        tracing::info!(channel = channel.as_str(), "login PIN sent");
+        tracing::info!(channel = channel.as_str(), "login PIN queued");
         Ok(if user.is_some() {
             LoginStatus::ReturningPhone
         } else {
@@ -250,14 +264,16 @@ impl PhoneLogin {
         phone_number: Option<&str>,
         device: Option<&str>,
         verify_pin: Option<&str>,
+        client: &Client,
     ) -> Result<AccessGrant, CheckPinError> {
         let phone = self.phone(phone_number)?;
         let device = device_id(device)?;
         let pin = required(verify_pin, "verify_pin")?;
         let pin = OtpCode::parse(pin, self.settings.policy.length).ok_or(CheckPinError::InvalidPin)?;
         let lookup = LookupKey::from_bytes(phone.as_str().as_bytes().to_vec());
-        match self.otp.check(Purpose::PhoneLogin, &lookup, &pin, Some(device)).await {
+        match self.otp.check(Purpose::PhoneLogin, &lookup, &pin, Some(device), client).await {
             Ok(_) => {}
+            Err(CheckError::Refused(refusal)) => return Err(CheckPinError::Refused(refusal)),
             Err(CheckError::Expired | CheckError::Exhausted) => {
                 return Err(CheckPinError::PinExpired);
             }

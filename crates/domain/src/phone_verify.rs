@@ -12,8 +12,9 @@ use std::{fmt, sync::Arc};
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 
 use crate::{
+    abuse::{Client, Refusal},
     delivery::Messenger,
-    otp::{Channel, CheckError, IssueRequest, LookupKey, OtpCode, OtpEngine, OtpPolicy, Purpose},
+    otp::{Channel, CheckError, IssueError, IssueRequest, LookupKey, OtpCode, OtpEngine, OtpPolicy, Purpose},
     phone::{PhoneInputError, PhonePolicy},
     ports::{DeliveryError, StoreError, TokenIssuer, UserStore},
     token::{IssuedToken, TokenError},
@@ -36,12 +37,22 @@ pub enum RegisterError {
     MissingPhone,
     #[error(transparent)]
     InvalidPhone(PhoneInputError),
+    /// A rate limit, the SMS budget or the destination rules refused it.
+    #[error(transparent)]
+    Refused(Refusal),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("the code could not be delivered: {0}")]
-    Delivery(#[from] DeliveryError),
     #[error(transparent)]
     Token(TokenError),
+}
+
+impl From<IssueError> for RegisterError {
+    fn from(error: IssueError) -> Self {
+        match error {
+            IssueError::Refused(refusal) => Self::Refused(refusal),
+            IssueError::Store(error) => Self::Store(error),
+        }
+    }
 }
 
 /// The three fields a verification needs; `None` when not sent. `Debug`
@@ -79,6 +90,9 @@ pub enum PhoneVerifyError {
     Expired,
     #[error("Too many failed verification attempts. Please request a new code.")]
     TooManyAttempts,
+    /// The client checked too many codes (per-IP limit).
+    #[error(transparent)]
+    Refused(Refusal),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("the verification provider failed: {0}")]
@@ -128,7 +142,7 @@ impl PhoneVerify {
 
     /// `register`: sends a fresh code (replacing any earlier one) and
     /// returns the session token to verify it with.
-    pub async fn register(&self, phone_number: Option<&str>) -> Result<IssuedToken, RegisterError> {
+    pub async fn register(&self, phone_number: Option<&str>, client: &Client) -> Result<IssuedToken, RegisterError> {
         let input = phone_number
             .filter(|p| !p.trim().is_empty())
             .ok_or(RegisterError::MissingPhone)?;
@@ -146,9 +160,9 @@ impl PhoneVerify {
                 device_binding: None,
                 lookup: &lookup,
                 policy: &self.settings.policy,
-            })
+                client,
+            }, &self.messenger)
             .await?;
-        self.otp.deliver(&self.messenger, &phone, Channel::Sms, &issued).await?;
         let token = self
             .tokens
             .issue_phone_session(
@@ -158,13 +172,13 @@ impl PhoneVerify {
                 issued.expires_at,
             )
             .map_err(RegisterError::Token)?;
-        tracing::info!("security code sent");
+        tracing::info!("security code queued");
         Ok(token)
     }
 
     /// `verify`: the code must match the challenge the token names, for the
     /// phone the token names.
-    pub async fn verify(&self, request: VerifyRequest<'_>) -> Result<VerifiedPhone, PhoneVerifyError> {
+    pub async fn verify(&self, request: VerifyRequest<'_>, client: &Client) -> Result<VerifiedPhone, PhoneVerifyError> {
         fn present(value: Option<&str>) -> Option<&str> {
             value.filter(|v| !v.trim().is_empty())
         }
@@ -205,10 +219,11 @@ impl PhoneVerify {
         let code = OtpCode::parse(code, self.settings.policy.length).ok_or(PhoneVerifyError::InvalidCode)?;
         match self
             .otp
-            .check(Purpose::PhoneVerify, &LookupKey::from_bytes(nonce), &code, None)
+            .check(Purpose::PhoneVerify, &LookupKey::from_bytes(nonce), &code, None, client)
             .await
         {
             Ok(_) => {}
+            Err(CheckError::Refused(refusal)) => return Err(PhoneVerifyError::Refused(refusal)),
             Err(CheckError::Expired) => return Err(PhoneVerifyError::Expired),
             Err(CheckError::Exhausted) => return Err(PhoneVerifyError::TooManyAttempts),
             Err(CheckError::Store(error)) => return Err(error.into()),

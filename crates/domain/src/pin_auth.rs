@@ -11,9 +11,10 @@
 use std::{fmt, sync::Arc};
 
 use crate::{
+    abuse::{Client, Refusal},
     delivery::Messenger,
     device::{PushHandle, PushHandleError, PushPlatform, PushPlatformError},
-    otp::{Channel, CheckError, IssueRequest, IssuedCode, LookupKey, OtpCode, OtpEngine, OtpPolicy, Purpose},
+    otp::{Channel, CheckError, IssueError, IssueRequest, LookupKey, OtpCode, OtpEngine, OtpPolicy, Purpose},
     phone::{MobileError, MobileRule, PhoneNumber},
     ports::{CreateUserError, DeliveryError, DeviceStore, StoreError, TokenIssuer, UserStore},
     token::{IssuedToken, TokenError},
@@ -79,10 +80,20 @@ pub enum SendPinError {
     /// ("First name").
     #[error("{0} is too long (maximum is 255 characters)")]
     TooLong(&'static str),
+    /// A rate limit, the SMS budget or the destination rules refused it.
+    #[error(transparent)]
+    Refused(Refusal),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("the pin could not be delivered: {0}")]
-    Delivery(#[from] DeliveryError),
+}
+
+impl From<IssueError> for SendPinError {
+    fn from(error: IssueError) -> Self {
+        match error {
+            IssueError::Refused(refusal) => Self::Refused(refusal),
+            IssueError::Store(error) => Self::Store(error),
+        }
+    }
 }
 
 /// Why a pin was not accepted.
@@ -100,6 +111,9 @@ pub enum VerifyError {
     Expired,
     #[error("Too many failed attempts. Please request a new pin.")]
     TooManyAttempts,
+    /// The client checked too many pins (per-IP limit).
+    #[error(transparent)]
+    Refused(Refusal),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -188,6 +202,7 @@ impl PinAuth {
         phone: &'a PhoneNumber,
         user_id: Option<UserId>,
         lookup: &'a LookupKey,
+        client: &'a Client,
     ) -> IssueRequest<'a> {
         IssueRequest {
             purpose: Purpose::PinAuth,
@@ -197,30 +212,35 @@ impl PinAuth {
             device_binding: None,
             lookup,
             policy: &self.settings.policy,
+            client,
         }
     }
 
-    async fn deliver(&self, phone: &PhoneNumber, issued: &IssuedCode) -> Result<(), DeliveryError> {
-        self.otp.deliver(&self.messenger, phone, Channel::Sms, issued).await
-    }
-
-    /// Issues a pin to an existing user and sends it.
-    async fn challenge_user(&self, phone: &PhoneNumber, user: UserId) -> Result<OtpAuthKey, SendPinError> {
+    /// Issues a pin to an existing user and queues it.
+    async fn challenge_user(
+        &self,
+        phone: &PhoneNumber,
+        user: UserId,
+        client: &Client,
+    ) -> Result<OtpAuthKey, SendPinError> {
         let (key, lookup) = self.new_key();
-        let issued = self.otp.issue(self.issue_request(phone, Some(user), &lookup)).await?;
-        self.deliver(phone, &issued).await?;
-        tracing::info!(user_id = user.get(), "pin sent");
+        self.otp
+            .issue(self.issue_request(phone, Some(user), &lookup, client), &self.messenger)
+            .await?;
+        tracing::info!(user_id = user.get(), "pin queued");
         Ok(key)
     }
 
     /// `send_pin`: a pin for a known mobile, a decoy for an unknown one.
-    pub async fn send_pin(&self, mobile: &str) -> Result<OtpAuthKey, SendPinError> {
+    pub async fn send_pin(&self, mobile: &str, client: &Client) -> Result<OtpAuthKey, SendPinError> {
         let phone = self.settings.mobile_rule.parse(mobile)?;
         match self.users.find_by_phone(&phone).await? {
-            Some(user) => self.challenge_user(&phone, user.id).await,
+            Some(user) => self.challenge_user(&phone, user.id, client).await,
             None => {
                 let (key, lookup) = self.new_key();
-                self.otp.issue_decoy(self.issue_request(&phone, None, &lookup)).await?;
+                self.otp
+                    .issue_decoy(self.issue_request(&phone, None, &lookup, client))
+                    .await?;
                 tracing::info!("pin requested for a number with no user; nothing sent");
                 Ok(key)
             }
@@ -229,7 +249,7 @@ impl PinAuth {
 
     /// `signup`: creates the user unless the mobile already has one (then
     /// the other fields are ignored), and sends a pin either way.
-    pub async fn signup(&self, request: SignupRequest) -> Result<OtpAuthKey, SendPinError> {
+    pub async fn signup(&self, request: SignupRequest, client: &Client) -> Result<OtpAuthKey, SendPinError> {
         let phone = self.settings.mobile_rule.parse(&request.mobile)?;
         // Checked before the lookup, for known and unknown mobiles alike:
         // refusing only new users' long names would tell an attacker which
@@ -250,26 +270,28 @@ impl PinAuth {
             return Err(SendPinError::TooLong(name));
         }
         if let Some(user) = self.users.find_by_phone(&phone).await? {
-            return self.challenge_user(&phone, user.id).await;
+            return self.challenge_user(&phone, user.id, client).await;
         }
         let (key, lookup) = self.new_key();
-        let (challenge, issued) = self.otp.issue_unstored(self.issue_request(&phone, None, &lookup));
+        let (challenge, outgoing, _issued) = self
+            .otp
+            .issue_unstored(self.issue_request(&phone, None, &lookup, client), &self.messenger)
+            .await?;
         let new_user = NewUser {
             phone: phone.clone(),
             first_name: request.first_name,
             last_name: request.last_name,
             address: request.address,
         };
-        match self.users.create_with_challenge(new_user, challenge).await {
+        match self.users.create_with_challenge(new_user, challenge, outgoing).await {
             Ok(user) => {
-                self.deliver(&phone, &issued).await?;
-                tracing::info!(user_id = user.get(), "user signed up; pin sent");
+                tracing::info!(user_id = user.get(), "user signed up; pin queued");
                 Ok(key)
             }
             // A concurrent signup for the same number won the race: treat
             // this one as a signup of an existing user.
             Err(CreateUserError::PhoneTaken) => match self.users.find_by_phone(&phone).await? {
-                Some(user) => self.challenge_user(&phone, user.id).await,
+                Some(user) => self.challenge_user(&phone, user.id, client).await,
                 None => Err(StoreError("user vanished after a phone conflict".into()).into()),
             },
             Err(CreateUserError::Store(error)) => Err(error.into()),
@@ -277,7 +299,7 @@ impl PinAuth {
     }
 
     /// `verify`: exchanges a key and pin for a JWT and the user's profile.
-    pub async fn verify(&self, otp_auth_key: &str, pin: &str) -> Result<Session, VerifyError> {
+    pub async fn verify(&self, otp_auth_key: &str, pin: &str, client: &Client) -> Result<Session, VerifyError> {
         if otp_auth_key.trim().is_empty() {
             return Err(VerifyError::MissingKey);
         }
@@ -287,8 +309,9 @@ impl PinAuth {
         // Malformed input cannot match any challenge; it spends no attempt.
         let lookup = OtpAuthKey::decode(otp_auth_key).ok_or(VerifyError::InvalidPin)?;
         let code = OtpCode::parse(pin, self.settings.policy.length).ok_or(VerifyError::InvalidPin)?;
-        let verified = match self.otp.check(Purpose::PinAuth, &lookup, &code, None).await {
+        let verified = match self.otp.check(Purpose::PinAuth, &lookup, &code, None, client).await {
             Ok(verified) => verified,
+            Err(CheckError::Refused(refusal)) => return Err(VerifyError::Refused(refusal)),
             Err(CheckError::Expired) => return Err(VerifyError::Expired),
             Err(CheckError::Exhausted) => return Err(VerifyError::TooManyAttempts),
             Err(CheckError::Store(error)) => return Err(error.into()),

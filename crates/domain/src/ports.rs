@@ -14,6 +14,7 @@ use crate::{
     application::{Application, NewApplication},
     device::{PushHandle, PushPlatform},
     otp::{AttemptOutcome, ChallengeId, Channel, NewChallenge, OtpCode, SecretHash},
+    outbox::Outgoing,
     phone::PhoneNumber,
     phone_login::{AccessCodeRecord, NewAccessCode},
     time::Timestamp,
@@ -66,8 +67,9 @@ pub trait AccountStore: Send + Sync {
     /// returned.
     async fn set_verified_phone(&self, user: UserId, phone: &PhoneNumber, now: Timestamp) -> Result<(), AccountError>;
 
-    /// Stores a password reset (its token only as a hash).
-    async fn create_password_reset(&self, reset: NewPasswordReset) -> Result<(), StoreError>;
+    /// Stores a password reset (its token only as a hash) and, in the same
+    /// transaction, its email in the outbox.
+    async fn create_password_reset(&self, reset: NewPasswordReset, mail: Outgoing) -> Result<(), StoreError>;
 
     /// In one transaction, if the reset with `token_hash` is unused and
     /// unexpired at `now`: marks it used, sets `new_password`, and revokes
@@ -153,10 +155,16 @@ pub trait UserStore: Send + Sync {
     async fn profile(&self, id: UserId) -> Result<Option<UserProfile>, StoreError>;
 
     /// Creates `user` (and its address, if any) and stores `challenge` for
-    /// the new user, all in one transaction: either both exist afterwards or
-    /// neither does. The challenge's `user_id` is set to the new user's id.
-    /// Live challenges with the same purpose and phone are superseded.
-    async fn create_with_challenge(&self, user: NewUser, challenge: NewChallenge) -> Result<UserId, CreateUserError>;
+    /// the new user, with `outgoing` in the outbox, all in one transaction:
+    /// either all exist afterwards or none does. The challenge's `user_id`
+    /// is set to the new user's id. Live challenges with the same purpose
+    /// and phone are superseded.
+    async fn create_with_challenge(
+        &self,
+        user: NewUser,
+        challenge: NewChallenge,
+        outgoing: Outgoing,
+    ) -> Result<UserId, CreateUserError>;
 
     /// The user whose phone is `phone`, created if there is none, with the
     /// phone marked verified at `now` (if it was not already). Returns the
@@ -173,8 +181,10 @@ pub trait UserStore: Send + Sync {
 pub trait ChallengeStore: Send + Sync {
     /// Stores `challenge` and, in the same transaction, closes every live
     /// challenge with the same purpose and phone, or with the same lookup
-    /// hash (a new code invalidates the old one).
-    async fn replace_live(&self, challenge: NewChallenge) -> Result<ChallengeId, StoreError>;
+    /// hash (a new code invalidates the old one), and writes `outgoing` to
+    /// the outbox: the challenge and its message exist together or not at
+    /// all.
+    async fn replace_live(&self, challenge: NewChallenge, outgoing: Outgoing) -> Result<ChallengeId, StoreError>;
 
     /// Atomically spends one attempt on the challenge with `lookup_hash` if
     /// it is live, unexpired at `now` and has attempts left, and returns it
@@ -184,10 +194,6 @@ pub trait ChallengeStore: Send + Sync {
     /// Marks the challenge consumed if it is still live. Returns `false` if
     /// it was not (another check consumed it first, or it was superseded).
     async fn consume(&self, id: ChallengeId, now: Timestamp) -> Result<bool, StoreError>;
-
-    /// Closes the live challenge with `lookup_hash` as undelivered: its code
-    /// never reached the user.
-    async fn discard(&self, lookup_hash: &SecretHash, now: Timestamp) -> Result<(), StoreError>;
 }
 
 /// Keeps devices' push registrations.
@@ -336,4 +342,33 @@ pub trait TokenIssuer: Send + Sync {
 #[async_trait]
 pub trait Readiness: Send + Sync {
     async fn check(&self) -> Result<(), StoreError>;
+}
+
+/// How many rows one purge deleted, per table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PurgeReport {
+    pub challenges: u64,
+    pub session_tokens: u64,
+    pub access_codes: u64,
+    pub password_resets: u64,
+    pub outbox: u64,
+}
+
+impl PurgeReport {
+    pub fn total(&self) -> u64 {
+        self.challenges + self.session_tokens + self.access_codes + self.password_resets + self.outbox
+    }
+}
+
+/// Deletes what can never be used again, so tables stay bounded.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait Housekeeping: Send + Sync {
+    /// Deletes challenges, session tokens, access codes and password resets
+    /// that expired before `cutoff` (or were revoked before it), and outbox
+    /// rows that were sent, failed, dropped or written as decoys before
+    /// `cutoff`, plus pending ones whose message expired before it. Works in
+    /// bounded batches so no long lock is held; safe to run on several
+    /// instances at once.
+    async fn purge(&self, cutoff: Timestamp) -> Result<PurgeReport, StoreError>;
 }

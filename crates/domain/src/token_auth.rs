@@ -15,11 +15,13 @@ use secrecy::SecretString;
 use crate::{
     account::{Email, EmailError, Password, PasswordError, PasswordHash},
     application::{Application, NewApplication},
+    abuse::{Client, Refusal},
     delivery::Messenger,
-    otp::{Channel, CheckError, IssueRequest, LookupKey, OtpCode, OtpEngine, OtpPolicy, Purpose, SecretHash},
+    otp::{Channel, CheckError, IssueError, IssueRequest, LookupKey, OtpCode, OtpEngine, OtpPolicy, Purpose, SecretHash},
+    outbox::{Envelope, OutboxMessage, OutboxStore, Outgoing},
     phone::{PhoneInputError, PhoneNumber, PhonePolicy},
     ports::{
-        AccessCodeStore, AccountError, AccountStore, ApplicationStore, DeliveryError, Mailer, OutgoingMail,
+        AccessCodeStore, AccountError, AccountStore, ApplicationStore, DeliveryError, OutgoingMail,
         PasswordHasher, SessionStore, StoreError, TokenIssuer, UserStore,
     },
     time::Timestamp,
@@ -194,10 +196,11 @@ pub enum Unauthorized {
 pub enum ResetRequestError {
     #[error(transparent)]
     InvalidEmail(EmailError),
+    /// A per-IP or per-email limit refused it.
+    #[error(transparent)]
+    Refused(Refusal),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("the reset email could not be sent: {0}")]
-    Mail(DeliveryError),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -234,6 +237,10 @@ pub enum PhoneVerificationError {
     Expired,
     #[error("Too many failed attempts. Please request a new code.")]
     TooManyAttempts,
+    /// A rate limit, the SMS budget or the destination rules refused it.
+    #[error(transparent)]
+    Refused(Refusal),
+    /// The provider that checks codes (Twilio Verify) could not answer.
     #[error(transparent)]
     Delivery(DeliveryError),
     #[error(transparent)]
@@ -292,7 +299,8 @@ pub struct TokenAuthPorts {
     pub access_codes: Arc<dyn AccessCodeStore>,
     pub passwords: Arc<dyn PasswordHasher>,
     pub tokens: Arc<dyn TokenIssuer>,
-    pub mailer: Arc<dyn Mailer>,
+    /// Where reset emails are queued for unknown emails (a decoy row).
+    pub outbox: Arc<dyn OutboxStore>,
     pub messenger: Messenger,
 }
 
@@ -445,23 +453,26 @@ impl TokenAuth {
 
     /// `POST /api/v1/tokens/reset`: emails reset instructions if the email
     /// has an account. The caller answers the same either way.
-    pub async fn request_password_reset(&self, email: Option<&str>) -> Result<(), ResetRequestError> {
+    pub async fn request_password_reset(
+        &self,
+        email: Option<&str>,
+        client: &Client,
+    ) -> Result<(), ResetRequestError> {
         let email = Email::parse(email.unwrap_or_default()).map_err(ResetRequestError::InvalidEmail)?;
+        self.otp.admit_mail(&email, client).await.map_err(|error| match error {
+            IssueError::Refused(refusal) => ResetRequestError::Refused(refusal),
+            IssueError::Store(error) => ResetRequestError::Store(error),
+        })?;
+        let now = self.now();
         let Some(account) = self.ports.accounts.find_by_email(&email).await? else {
+            // The same store work as for a known email, so the answer's
+            // timing does not say whether the email has an account.
+            self.ports.outbox.enqueue_decoy(now).await?;
             tracing::info!("password reset requested for an unknown email; nothing sent");
             return Ok(());
         };
         let (token, token_hash) = self.new_token("password_reset");
-        let now = self.now();
-        self.ports
-            .accounts
-            .create_password_reset(NewPasswordReset {
-                user_id: account.user.id,
-                token_hash,
-                created_at: now,
-                expires_at: now.plus(self.settings.reset_ttl),
-            })
-            .await?;
+        let expires_at = now.plus(self.settings.reset_ttl);
         let link = self.settings.reset_url_template.replace("{token}", token.expose());
         let minutes = self.settings.reset_ttl.as_secs() / 60;
         let app = &self.settings.app_name;
@@ -478,17 +489,26 @@ impl TokenAuth {
             app = html_escape(app),
             link = html_escape(&link),
         );
-        self.ports
-            .mailer
-            .send(&OutgoingMail {
-                to: email,
-                subject: format!("Reset your {app} password"),
-                text_body: SecretString::from(text),
-                html_body: SecretString::from(html),
-            })
-            .await
-            .map_err(ResetRequestError::Mail)?;
-        tracing::info!(user_id = account.user.id.get(), "password reset email sent");
+        let mail = OutgoingMail {
+            to: email,
+            subject: format!("Reset your {app} password"),
+            text_body: SecretString::from(text),
+            html_body: SecretString::from(html),
+        };
+        let reset = NewPasswordReset {
+            user_id: account.user.id,
+            token_hash,
+            created_at: now,
+            expires_at,
+        };
+        let queued = Outgoing::Message(OutboxMessage {
+            envelope: Envelope::Mail(mail),
+            purpose: "password_reset",
+            created_at: now,
+            not_after: expires_at,
+        });
+        self.ports.accounts.create_password_reset(reset, queued).await?;
+        tracing::info!(user_id = account.user.id.get(), "password reset email queued");
         Ok(())
     }
 
@@ -532,6 +552,7 @@ impl TokenAuth {
         &self,
         auth_token: Option<&str>,
         phone: Option<&str>,
+        client: &Client,
     ) -> Result<(), PhoneVerificationError> {
         let session = self.session(auth_token).await?;
         let input = present(phone).ok_or(PhoneVerificationError::MissingPhone)?;
@@ -545,8 +566,7 @@ impl TokenAuth {
             return Err(PhoneVerificationError::PhoneTaken);
         }
         let lookup = Self::confirm_lookup(session.user_id);
-        let issued = self
-            .otp
+        self.otp
             .issue(IssueRequest {
                 purpose: Purpose::PhoneConfirm,
                 phone: &phone,
@@ -555,13 +575,14 @@ impl TokenAuth {
                 device_binding: None,
                 lookup: &lookup,
                 policy: &self.settings.phone_policy,
-            })
-            .await?;
-        self.otp
-            .deliver(&self.ports.messenger, &phone, Channel::Sms, &issued)
+                client,
+            }, &self.ports.messenger)
             .await
-            .map_err(PhoneVerificationError::Delivery)?;
-        tracing::info!(user_id = session.user_id.get(), "phone verification code sent");
+            .map_err(|error| match error {
+                IssueError::Refused(refusal) => PhoneVerificationError::Refused(refusal),
+                IssueError::Store(error) => PhoneVerificationError::Store(error),
+            })?;
+        tracing::info!(user_id = session.user_id.get(), "phone verification code queued");
         Ok(())
     }
 
@@ -571,6 +592,7 @@ impl TokenAuth {
         &self,
         auth_token: Option<&str>,
         code: Option<&str>,
+        client: &Client,
     ) -> Result<(), PhoneVerificationError> {
         let session = self.session(auth_token).await?;
         let code = present(code).ok_or(PhoneVerificationError::MissingCode)?;
@@ -583,10 +605,12 @@ impl TokenAuth {
                 &Self::confirm_lookup(session.user_id),
                 &code,
                 None,
+                client,
             )
             .await
         {
             Ok(verified) => verified,
+            Err(CheckError::Refused(refusal)) => return Err(PhoneVerificationError::Refused(refusal)),
             Err(CheckError::Expired) => return Err(PhoneVerificationError::Expired),
             Err(CheckError::Exhausted) => return Err(PhoneVerificationError::TooManyAttempts),
             Err(CheckError::Store(error)) => return Err(error.into()),

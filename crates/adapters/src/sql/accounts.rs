@@ -7,6 +7,7 @@ use phonegate_domain::{
     account::{Email, PasswordHash},
     application::{Application, NewApplication},
     otp::SecretHash,
+    outbox::Outgoing,
     phone::PhoneNumber,
     ports::{AccountError, AccountStore, ApplicationStore, SessionStore},
     time::Timestamp,
@@ -17,6 +18,7 @@ use sea_query::{Expr, ExprTrait as _, Query};
 
 use super::{
     db::{is_unique_violation, store_error},
+    outbox::insert_outgoing,
     schema::{Applications, PasswordResets, SessionTokens, SignInDevices, Users},
     store::{IdRow, SqlStore, USER_COLUMNS, UserRow},
 };
@@ -135,7 +137,7 @@ impl AccountStore for SqlStore {
         Ok(())
     }
 
-    async fn create_password_reset(&self, reset: NewPasswordReset) -> Result<(), StoreError> {
+    async fn create_password_reset(&self, reset: NewPasswordReset, mail: Outgoing) -> Result<(), StoreError> {
         let insert = Query::insert()
             .into_table(PasswordResets::Table)
             .columns([
@@ -151,7 +153,11 @@ impl AccountStore for SqlStore {
                 reset.expires_at.unix_millis().into(),
             ])
             .to_owned();
-        self.db().run().execute(&insert).await.map_err(store_error)?;
+        let mut tx = self.db().begin().await.map_err(store_error)?;
+        tx.run().execute(&insert).await.map_err(store_error)?;
+        let queued = insert_outgoing(&mut tx, self.sealer(), mail, reset.created_at).await?;
+        tx.commit().await.map_err(store_error)?;
+        self.queued(queued);
         Ok(())
     }
 

@@ -176,6 +176,19 @@ impl Tx {
         }
     }
 
+    /// Tells every instance listening on Postgres that the outbox has a new
+    /// message, when this transaction commits. SQLite serves one process,
+    /// whose dispatchers are woken in memory.
+    pub async fn notify_outbox(&mut self) -> Result<(), sqlx::Error> {
+        match self {
+            Self::Sqlite(_) => Ok(()),
+            Self::Postgres(tx) => sqlx::query("SELECT pg_notify('phonegate_outbox', '')")
+                .execute(&mut **tx)
+                .await
+                .map(drop),
+        }
+    }
+
     pub async fn commit(self) -> Result<(), sqlx::Error> {
         match self {
             Self::Sqlite(tx) => tx.commit().await,

@@ -2,10 +2,13 @@
 
 mod accounts;
 pub mod db;
+mod housekeeping;
 mod migrate;
+mod outbox;
 mod schema;
 mod store;
 
 pub use db::{Backend, Db, DbError, DbOptions};
 pub use migrate::migrate;
+pub use outbox::{OUTBOX_CHANNEL, OutboxSignal, Sealer, forward_notifications};
 pub use store::SqlStore;

@@ -65,6 +65,7 @@ pub enum PasswordResets {
 #[derive(Iden, Clone, Copy)]
 pub enum AccessCodes {
     Table,
+    Id,
     UserId,
     CodeHash,
     DeviceId,
@@ -137,6 +138,21 @@ pub mod state {
     pub const LIVE: &str = "live";
     pub const CONSUMED: &str = "consumed";
     pub const SUPERSEDED: &str = "superseded";
-    /// The code could not be delivered; the challenge never went live for the user.
-    pub const UNDELIVERED: &str = "undelivered";
+}
+
+#[derive(Iden, Clone, Copy)]
+pub enum Outbox {
+    Table,
+    Id,
+    Kind,
+    Purpose,
+    State,
+    Payload,
+    Attempts,
+    NextAttemptAt,
+    LeaseToken,
+    NotAfter,
+    CreatedAt,
+    FinishedAt,
+    LastError,
 }

@@ -10,6 +10,7 @@ use phonegate_domain::{
     StoreError,
     device::{PushHandle, PushPlatform},
     otp::{AttemptOutcome, ChallengeAttempt, ChallengeId, NewChallenge, SecretHash},
+    outbox::Outgoing,
     phone::PhoneNumber,
     phone_login::{AccessCodeRecord, NewAccessCode},
     ports::{AccessCodeStore, ChallengeStore, CreateUserError, DeviceStore, Readiness, UserStore},
@@ -20,6 +21,7 @@ use sea_query::{Cond, Expr, ExprTrait as _, InsertStatement, OnConflict, Order, 
 
 use super::{
     db::{Db, is_unique_violation, store_error},
+    outbox::{OutboxSignal, Sealer, insert_outgoing},
     schema::{AccessCodes, Addresses, Devices, OtpChallenges, Permissions, ServerSecrets, Users, state},
 };
 
@@ -27,15 +29,45 @@ use super::{
 #[derive(Debug, Clone)]
 pub struct SqlStore {
     db: Db,
+    sealer: Sealer,
+    signal: OutboxSignal,
 }
 
 impl SqlStore {
+    /// A store whose outbox payloads are sealed with a key of this process
+    /// only; the service sets the key derived from its secret with
+    /// [`SqlStore::with_sealer`], so every instance can read every row.
     pub fn new(db: Db) -> Self {
-        Self { db }
+        Self {
+            db,
+            sealer: Sealer::ephemeral(),
+            signal: OutboxSignal::default(),
+        }
+    }
+
+    pub fn with_sealer(self, sealer: Sealer) -> Self {
+        Self { sealer, ..self }
     }
 
     pub fn db(&self) -> &Db {
         &self.db
+    }
+
+    pub(super) fn sealer(&self) -> &Sealer {
+        &self.sealer
+    }
+
+    /// What wakes this process's dispatchers when a message is queued.
+    pub fn outbox_signal(&self) -> &OutboxSignal {
+        &self.signal
+    }
+
+    /// Wakes a dispatcher after a transaction that queued a message has
+    /// committed.
+    pub(super) fn queued(&self, queued: bool) {
+        if queued {
+            self.signal.wake();
+        }
     }
 
     /// The secret named `name`, created from `fresh` if there is none yet.
@@ -271,10 +303,16 @@ impl UserStore for SqlStore {
         }))
     }
 
-    async fn create_with_challenge(&self, user: NewUser, challenge: NewChallenge) -> Result<UserId, CreateUserError> {
+    async fn create_with_challenge(
+        &self,
+        user: NewUser,
+        challenge: NewChallenge,
+        outgoing: Outgoing,
+    ) -> Result<UserId, CreateUserError> {
         let mut conflicts = 0;
+        let mut outgoing = Some(outgoing);
         loop {
-            match self.try_create_with_challenge(&user, challenge.clone()).await? {
+            match self.try_create_with_challenge(&user, challenge.clone(), &mut outgoing).await? {
                 CreateAttempt::Created(user_id) => return Ok(user_id),
                 // A concurrent request stored a live challenge for this
                 // phone (a decoy, say) after our supersede: run again.
@@ -390,6 +428,7 @@ impl SqlStore {
         &self,
         user: &NewUser,
         mut challenge: NewChallenge,
+        outgoing: &mut Option<Outgoing>,
     ) -> Result<CreateAttempt, CreateUserError> {
         let now = challenge.created_at.unix_millis();
         let mut tx = self.db.begin().await.map_err(store_error)?;
@@ -447,15 +486,26 @@ impl SqlStore {
             }
             Err(error) => return Err(store_error(error).into()),
         }
+        // Taken only once the attempt can no longer conflict, so a rerun
+        // after a conflict still has the message.
+        let queued = insert_outgoing(
+            &mut tx,
+            &self.sealer,
+            outgoing.take().unwrap_or(Outgoing::Nothing),
+            challenge.created_at,
+        )
+        .await?;
         tx.commit().await.map_err(store_error)?;
+        self.queued(queued);
         Ok(CreateAttempt::Created(user_id))
     }
 }
 
 #[async_trait]
 impl ChallengeStore for SqlStore {
-    async fn replace_live(&self, challenge: NewChallenge) -> Result<ChallengeId, StoreError> {
+    async fn replace_live(&self, challenge: NewChallenge, outgoing: Outgoing) -> Result<ChallengeId, StoreError> {
         let mut conflicts = 0;
+        let mut outgoing = Some(outgoing);
         loop {
             let mut tx = self.db.begin().await.map_err(store_error)?;
             tx.lock_key(&live_slot(&challenge)).await.map_err(store_error)?;
@@ -465,7 +515,10 @@ impl ChallengeStore for SqlStore {
                 .map_err(store_error)?;
             match tx.run().fetch_one::<IdRow, _>(&insert_challenge(&challenge)).await {
                 Ok(row) => {
+                    let outgoing = outgoing.take().unwrap_or(Outgoing::Nothing);
+                    let queued = insert_outgoing(&mut tx, &self.sealer, outgoing, challenge.created_at).await?;
                     tx.commit().await.map_err(store_error)?;
+                    self.queued(queued);
                     return Ok(ChallengeId::new(row.id));
                 }
                 // A concurrent writer for the same purpose and phone slipped
@@ -550,18 +603,6 @@ impl ChallengeStore for SqlStore {
             .to_owned();
         let affected = self.db.run().execute(&consume).await.map_err(store_error)?;
         Ok(affected == 1)
-    }
-
-    async fn discard(&self, lookup_hash: &SecretHash, now: Timestamp) -> Result<(), StoreError> {
-        let discard = Query::update()
-            .table(OtpChallenges::Table)
-            .value(OtpChallenges::State, state::UNDELIVERED)
-            .value(OtpChallenges::ClosedAt, now.unix_millis())
-            .and_where(Expr::col(OtpChallenges::LookupHash).eq(lookup_hash.as_bytes().to_vec()))
-            .and_where(Expr::col(OtpChallenges::State).eq(state::LIVE))
-            .to_owned();
-        self.db.run().execute(&discard).await.map_err(store_error)?;
-        Ok(())
     }
 }
 

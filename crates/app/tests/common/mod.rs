@@ -29,6 +29,11 @@ pub struct TestApp {
     pub test_numbers: std::sync::Arc<phonegate_domain::otp::TestNumbers>,
     pub mail: phonegate_adapters::mail::ConsoleMailer,
     pub token_auth: std::sync::Arc<phonegate_domain::token_auth::TokenAuth>,
+    /// Delivers the outbox: [`TestApp::send`] runs it after every request,
+    /// so a test sees a message as soon as the request that queued it
+    /// returns, as it would a moment later from the background dispatchers.
+    pub dispatcher: phonegate_domain::outbox::Dispatcher,
+    pub abuse_counters: std::sync::Arc<phonegate_domain::abuse::AbuseCounters>,
     _database: TestDatabase,
 }
 
@@ -44,6 +49,26 @@ pub async fn spawn_app(backend: TestBackend) -> TestApp {
     spawn_app_with(backend, |_| {}).await
 }
 
+/// Lifts the per-phone limits, cooldowns and budgets, so the functional
+/// tests can send a number as many codes as their scenario needs (the
+/// manual clock does not move by itself). [`spawn_app_with_limits`] keeps
+/// the shipped limits, for the tests of the limits themselves.
+pub fn relax_limits(settings: &mut Settings) {
+    settings.rate_limit.sends_per_phone = 10_000;
+    settings.rate_limit.sends_per_ip = 10_000;
+    settings.rate_limit.checks_per_ip = 10_000;
+    for cooldown in settings.rate_limit.resend_cooldown_seconds.values_mut() {
+        *cooldown = 0;
+    }
+    settings.abuse.hourly_sms_budget = 0;
+    settings.abuse.country_hourly_sms_budget = 0;
+}
+
+/// Like [`spawn_app_with`], with the shipped limits in force.
+pub async fn spawn_app_with_limits(backend: TestBackend, configure: impl FnOnce(&mut Settings)) -> TestApp {
+    build_test_app(backend, configure).await.expect("the service builds")
+}
+
 /// Like [`spawn_app`], after `configure` has adjusted the settings.
 pub async fn spawn_app_with(backend: TestBackend, configure: impl FnOnce(&mut Settings)) -> TestApp {
     try_spawn_app_with(backend, configure)
@@ -56,6 +81,14 @@ pub async fn try_spawn_app_with(
     backend: TestBackend,
     configure: impl FnOnce(&mut Settings),
 ) -> Result<TestApp, String> {
+    build_test_app(backend, |settings| {
+        relax_limits(settings);
+        configure(settings);
+    })
+    .await
+}
+
+async fn build_test_app(backend: TestBackend, configure: impl FnOnce(&mut Settings)) -> Result<TestApp, String> {
     let database = TestDatabase::create(backend).await;
     let mut settings = Settings::defaults().expect("the built-in defaults load");
     settings.database.url = SecretString::from(database.url.clone());
@@ -77,6 +110,8 @@ pub async fn try_spawn_app_with(
         test_numbers: app.test_numbers,
         mail: app.console_mail.expect("the console mailer is the default"),
         token_auth: app.token_auth,
+        dispatcher: app.dispatcher,
+        abuse_counters: app.abuse_counters,
         clock,
         store: app.store,
         _database: database,
@@ -84,6 +119,11 @@ pub async fn try_spawn_app_with(
 }
 
 impl TestApp {
+    /// Runs the dispatcher until nothing is due.
+    pub async fn deliver_outbox(&self) {
+        while self.dispatcher.dispatch_due().await.unwrap().claimed > 0 {}
+    }
+
     /// Sends `request` (a Host header is added if missing, as every real
     /// HTTP/1.1 client sends one).
     pub async fn send(&self, mut request: Request<Body>) -> Reply {
@@ -93,6 +133,7 @@ impl TestApp {
                 .insert(header::HOST, "localhost:8080".parse().unwrap());
         }
         let response = self.router.clone().oneshot(request).await.unwrap();
+        self.deliver_outbox().await;
         let status = response.status();
         let headers = response.headers().clone();
         let bytes = response.into_body().collect().await.unwrap().to_bytes();

@@ -73,7 +73,7 @@ fn a_new_phone_gets_a_five_digit_pin_by_sms() {
         let world = World::new();
         let service = service(&world);
         let status = service
-            .phone_login(Some("(206)372-1234"), Some("abcde"), None)
+            .phone_login(Some("(206)372-1234"), Some("abcde"), None, &Client::default())
             .await
             .unwrap();
         assert_eq!(status, LoginStatus::NewPhone);
@@ -90,7 +90,7 @@ fn a_known_phone_is_returning() {
         world.add_user(1, PHONE);
         let service = service(&world);
         let status = service
-            .phone_login(Some(PHONE), Some("abcde"), Some("F"))
+            .phone_login(Some(PHONE), Some("abcde"), Some("F"), &Client::default())
             .await
             .unwrap();
         assert_eq!(status, LoginStatus::ReturningPhone);
@@ -103,7 +103,7 @@ fn call_verify_reads_the_pin_aloud_digit_by_digit_twice() {
         let world = World::new();
         let service = service(&world);
         service
-            .phone_login(Some(PHONE), Some("abcde"), Some("T"))
+            .phone_login(Some(PHONE), Some("abcde"), Some("T"), &Client::default())
             .await
             .unwrap();
         let sent = world.sent.lock().unwrap().clone();
@@ -121,7 +121,7 @@ fn call_verify_reads_the_pin_aloud_digit_by_digit_twice() {
             "{text}"
         );
         let pin: String = digits.concat();
-        let grant = service.check_pin(Some(PHONE), Some("abcde"), Some(&pin)).await.unwrap();
+        let grant = service.check_pin(Some(PHONE), Some("abcde"), Some(&pin), &Client::default()).await.unwrap();
         assert_eq!(grant.expose().len(), 32);
     });
 }
@@ -131,9 +131,9 @@ fn check_pin_issues_an_access_code_that_a_backend_can_validate() {
     block_on(async {
         let world = World::new();
         let service = service(&world);
-        service.phone_login(Some(PHONE), Some("abcde"), None).await.unwrap();
+        service.phone_login(Some(PHONE), Some("abcde"), None, &Client::default()).await.unwrap();
         let grant = service
-            .check_pin(Some("206-372-1234"), Some("abcde"), Some(&world.last_code()))
+            .check_pin(Some("206-372-1234"), Some("abcde"), Some(&world.last_code()), &Client::default())
             .await
             .unwrap();
         assert_eq!(grant.expose().len(), 32);
@@ -168,15 +168,15 @@ fn the_pin_is_bound_to_the_device() {
     block_on(async {
         let world = World::new();
         let service = service(&world);
-        service.phone_login(Some(PHONE), Some("abcde"), None).await.unwrap();
+        service.phone_login(Some(PHONE), Some("abcde"), None, &Client::default()).await.unwrap();
         let pin = world.last_code();
         let error = service
-            .check_pin(Some(PHONE), Some("other"), Some(&pin))
+            .check_pin(Some(PHONE), Some("other"), Some(&pin), &Client::default())
             .await
             .unwrap_err();
         assert!(matches!(error, CheckPinError::InvalidPin), "{error:?}");
         // The wrong device spent an attempt but the right one still works.
-        service.check_pin(Some(PHONE), Some("abcde"), Some(&pin)).await.unwrap();
+        service.check_pin(Some(PHONE), Some("abcde"), Some(&pin), &Client::default()).await.unwrap();
     });
 }
 
@@ -185,10 +185,10 @@ fn an_expired_pin_is_pin_expired() {
     block_on(async {
         let world = World::new();
         let service = service(&world);
-        service.phone_login(Some(PHONE), Some("abcde"), None).await.unwrap();
+        service.phone_login(Some(PHONE), Some("abcde"), None, &Client::default()).await.unwrap();
         world.advance(Duration::from_secs(300));
         let error = service
-            .check_pin(Some(PHONE), Some("abcde"), Some(&world.last_code()))
+            .check_pin(Some(PHONE), Some("abcde"), Some(&world.last_code()), &Client::default())
             .await
             .unwrap_err();
         assert!(matches!(error, CheckPinError::PinExpired), "{error:?}");
@@ -205,27 +205,27 @@ fn parameters_are_checked() {
             other => panic!("{other:?}"),
         };
         assert_eq!(
-            param(service.phone_login(None, Some("d"), None).await),
+            param(service.phone_login(None, Some("d"), None, &Client::default()).await),
             ParameterError::Missing("phone_number")
         );
         assert_eq!(
-            param(service.phone_login(Some(PHONE), None, None).await),
+            param(service.phone_login(Some(PHONE), None, None, &Client::default()).await),
             ParameterError::Missing("device_id")
         );
         assert_eq!(
-            param(service.phone_login(Some(PHONE), Some("d"), Some("yes")).await),
+            param(service.phone_login(Some(PHONE), Some("d"), Some("yes"), &Client::default()).await),
             ParameterError::Invalid("call_verify")
         );
         assert_eq!(
-            param(service.phone_login(Some("12"), Some("d"), None).await),
+            param(service.phone_login(Some("12"), Some("d"), None, &Client::default()).await),
             ParameterError::InvalidPhone
         );
         assert_eq!(
-            param(service.phone_login(Some(PHONE), Some(&"d".repeat(300)), None).await),
+            param(service.phone_login(Some(PHONE), Some(&"d".repeat(300)), None, &Client::default()).await),
             ParameterError::Invalid("device_id")
         );
         assert!(matches!(
-            service.check_pin(Some(PHONE), Some("d"), None).await,
+            service.check_pin(Some(PHONE), Some("d"), None, &Client::default()).await,
             Err(CheckPinError::Parameter(ParameterError::Missing("verify_pin")))
         ));
         assert_eq!(world.sent_count(), 0);
@@ -240,18 +240,18 @@ fn a_test_number_sends_nothing_and_accepts_its_fixed_code() {
         let numbers = Arc::new(numbers);
         let service = service_with(&world, support::engine(&world).with_test_numbers(numbers.clone()));
         service
-            .phone_login(Some("+1 415 555 0100"), Some("d"), Some("T"))
+            .phone_login(Some("+1 415 555 0100"), Some("d"), Some("T"), &Client::default())
             .await
             .unwrap();
         assert_eq!(world.sent_count(), 0);
         assert_eq!(numbers.uses(), 1);
         // Cut to this surface's 5 digits.
         service
-            .check_pin(Some("+14155550100"), Some("d"), Some("12345"))
+            .check_pin(Some("+14155550100"), Some("d"), Some("12345"), &Client::default())
             .await
             .unwrap();
         // Other numbers are not affected.
-        service.phone_login(Some(PHONE), Some("d"), None).await.unwrap();
+        service.phone_login(Some(PHONE), Some("d"), None, &Client::default()).await.unwrap();
         assert_eq!(world.sent_count(), 1);
     });
 }

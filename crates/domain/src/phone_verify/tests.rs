@@ -38,7 +38,7 @@ fn register_texts_a_six_digit_code_and_returns_a_session_token_without_it() {
     block_on(async {
         let world = World::new();
         let service = service(&world);
-        let token = service.register(Some("(206)372-1234")).await.unwrap();
+        let token = service.register(Some("(206)372-1234"), &Client::default()).await.unwrap();
         let code = world.last_code();
         assert_eq!(code.len(), 6);
         assert!(token.expose().contains(PHONE));
@@ -52,9 +52,9 @@ fn verify_accepts_the_code_and_creates_the_user() {
     block_on(async {
         let world = World::new();
         let service = service(&world);
-        let token = service.register(Some(PHONE)).await.unwrap();
+        let token = service.register(Some(PHONE), &Client::default()).await.unwrap();
         let verified = service
-            .verify(request("206-372-1234", &world.last_code(), token.expose()))
+            .verify(request("206-372-1234", &world.last_code(), token.expose()), &Client::default())
             .await
             .unwrap();
         assert!(verified.created);
@@ -68,9 +68,9 @@ fn verify_of_a_known_phone_reuses_its_user() {
         let world = World::new();
         world.add_user(7, PHONE);
         let service = service(&world);
-        let token = service.register(Some(PHONE)).await.unwrap();
+        let token = service.register(Some(PHONE), &Client::default()).await.unwrap();
         let verified = service
-            .verify(request(PHONE, &world.last_code(), token.expose()))
+            .verify(request(PHONE, &world.last_code(), token.expose()), &Client::default())
             .await
             .unwrap();
         assert_eq!((verified.user_id, verified.created), (UserId::new(7), false));
@@ -82,17 +82,17 @@ fn a_wrong_code_or_a_token_for_another_phone_is_not_valid() {
     block_on(async {
         let world = World::new();
         let service = service(&world);
-        let token = service.register(Some(PHONE)).await.unwrap();
+        let token = service.register(Some(PHONE), &Client::default()).await.unwrap();
         let code = world.last_code();
         let wrong = if code == "000000" { "111111" } else { "000000" };
-        let error = service.verify(request(PHONE, wrong, token.expose())).await.unwrap_err();
+        let error = service.verify(request(PHONE, wrong, token.expose()), &Client::default()).await.unwrap_err();
         assert!(matches!(error, PhoneVerifyError::InvalidCode), "{error:?}");
         let error = service
-            .verify(request("+14155550100", &code, token.expose()))
+            .verify(request("+14155550100", &code, token.expose()), &Client::default())
             .await
             .unwrap_err();
         assert!(matches!(error, PhoneVerifyError::InvalidCode), "{error:?}");
-        let error = service.verify(request(PHONE, &code, "forged")).await.unwrap_err();
+        let error = service.verify(request(PHONE, &code, "forged"), &Client::default()).await.unwrap_err();
         assert!(matches!(error, PhoneVerifyError::InvalidCode), "{error:?}");
     });
 }
@@ -102,16 +102,16 @@ fn resending_replaces_the_previous_code() {
     block_on(async {
         let world = World::new();
         let service = service(&world);
-        let old_token = service.register(Some(PHONE)).await.unwrap();
+        let old_token = service.register(Some(PHONE), &Client::default()).await.unwrap();
         let old_code = world.last_code();
-        let new_token = service.register(Some(PHONE)).await.unwrap();
+        let new_token = service.register(Some(PHONE), &Client::default()).await.unwrap();
         let error = service
-            .verify(request(PHONE, &old_code, old_token.expose()))
+            .verify(request(PHONE, &old_code, old_token.expose()), &Client::default())
             .await
             .unwrap_err();
         assert!(matches!(error, PhoneVerifyError::InvalidCode), "{error:?}");
         service
-            .verify(request(PHONE, &world.last_code(), new_token.expose()))
+            .verify(request(PHONE, &world.last_code(), new_token.expose()), &Client::default())
             .await
             .unwrap();
     });
@@ -122,10 +122,10 @@ fn an_expired_code_says_so() {
     block_on(async {
         let world = World::new();
         let service = service(&world);
-        let token = service.register(Some(PHONE)).await.unwrap();
+        let token = service.register(Some(PHONE), &Client::default()).await.unwrap();
         world.advance(Duration::from_secs(600));
         let error = service
-            .verify(request(PHONE, &world.last_code(), token.expose()))
+            .verify(request(PHONE, &world.last_code(), token.expose()), &Client::default())
             .await
             .unwrap_err();
         assert!(matches!(error, PhoneVerifyError::Expired), "{error:?}");
@@ -137,13 +137,13 @@ fn five_failures_kill_the_challenge() {
     block_on(async {
         let world = World::new();
         let service = service(&world);
-        let token = service.register(Some(PHONE)).await.unwrap();
+        let token = service.register(Some(PHONE), &Client::default()).await.unwrap();
         let code = world.last_code();
         let wrong = if code == "000000" { "111111" } else { "000000" };
         for _ in 0..5 {
-            service.verify(request(PHONE, wrong, token.expose())).await.unwrap_err();
+            service.verify(request(PHONE, wrong, token.expose()), &Client::default()).await.unwrap_err();
         }
-        let error = service.verify(request(PHONE, &code, token.expose())).await.unwrap_err();
+        let error = service.verify(request(PHONE, &code, token.expose()), &Client::default()).await.unwrap_err();
         assert!(matches!(error, PhoneVerifyError::TooManyAttempts), "{error:?}");
     });
 }
@@ -158,7 +158,7 @@ fn missing_fields_are_all_named() {
                 phone_number: Some(PHONE),
                 security_code: Some(" "),
                 session_token: None,
-            })
+            }, &Client::default())
             .await
             .unwrap_err();
         match error {
@@ -167,9 +167,9 @@ fn missing_fields_are_all_named() {
             }
             other => panic!("{other:?}"),
         }
-        assert!(matches!(service.register(None).await, Err(RegisterError::MissingPhone)));
+        assert!(matches!(service.register(None, &Client::default()).await, Err(RegisterError::MissingPhone)));
         assert!(matches!(
-            service.register(Some("+9180765XXX10")).await,
+            service.register(Some("+9180765XXX10"), &Client::default()).await,
             Err(RegisterError::InvalidPhone(_))
         ));
         assert_eq!(world.sent_count(), 0);

@@ -12,6 +12,7 @@ use secrecy::SecretString;
 use pollster::block_on;
 
 use super::*;
+use crate::abuse::Client;
 use crate::{
     otp::{CodeLength, OtpCode},
     ports::{MockChallengeStore, MockDeviceStore, MockSmsSender, MockUserStore},
@@ -73,7 +74,7 @@ fn setup() -> (Arc<World>, PinAuth) {
 fn send_pin_to_a_known_mobile_texts_a_four_digit_pin() {
     block_on(async {
         let (world, service) = setup();
-        let key = service.send_pin(KNOWN).await.unwrap();
+        let key = service.send_pin(KNOWN, &Client::default()).await.unwrap();
         assert_eq!(key.expose().len(), 24);
         let sent = world.sent.lock().unwrap().clone();
         assert_eq!(sent.len(), 1);
@@ -93,8 +94,8 @@ fn send_pin_to_a_known_mobile_texts_a_four_digit_pin() {
 fn happy_path_returns_a_token_and_the_profile() {
     block_on(async {
         let (world, service) = setup();
-        let key = service.send_pin(KNOWN).await.unwrap();
-        let session = service.verify(key.expose(), &world.last_code()).await.unwrap();
+        let key = service.send_pin(KNOWN, &Client::default()).await.unwrap();
+        let session = service.verify(key.expose(), &world.last_code(), &Client::default()).await.unwrap();
         assert_eq!(session.token.expose(), "jwt-for-1831");
         assert_eq!(session.profile.user.id, UserId::new(1831));
     });
@@ -104,9 +105,9 @@ fn happy_path_returns_a_token_and_the_profile() {
 fn wrong_pin_is_refused() {
     block_on(async {
         let (world, service) = setup();
-        let key = service.send_pin(KNOWN).await.unwrap();
+        let key = service.send_pin(KNOWN, &Client::default()).await.unwrap();
         let wrong = if world.last_code() == "0000" { "1111" } else { "0000" };
-        let error = service.verify(key.expose(), wrong).await.unwrap_err();
+        let error = service.verify(key.expose(), wrong, &Client::default()).await.unwrap_err();
         assert!(matches!(error, VerifyError::InvalidPin), "{error:?}");
     });
 }
@@ -115,9 +116,9 @@ fn wrong_pin_is_refused() {
 fn expired_pin_is_refused_even_when_correct() {
     block_on(async {
         let (world, service) = setup();
-        let key = service.send_pin(KNOWN).await.unwrap();
+        let key = service.send_pin(KNOWN, &Client::default()).await.unwrap();
         world.advance(Duration::from_secs(600));
-        let error = service.verify(key.expose(), &world.last_code()).await.unwrap_err();
+        let error = service.verify(key.expose(), &world.last_code(), &Client::default()).await.unwrap_err();
         assert!(matches!(error, VerifyError::Expired), "{error:?}");
     });
 }
@@ -126,9 +127,9 @@ fn expired_pin_is_refused_even_when_correct() {
 fn a_pin_just_before_expiry_still_works() {
     block_on(async {
         let (world, service) = setup();
-        let key = service.send_pin(KNOWN).await.unwrap();
+        let key = service.send_pin(KNOWN, &Client::default()).await.unwrap();
         world.advance(Duration::from_secs(599));
-        service.verify(key.expose(), &world.last_code()).await.unwrap();
+        service.verify(key.expose(), &world.last_code(), &Client::default()).await.unwrap();
     });
 }
 
@@ -136,14 +137,14 @@ fn a_pin_just_before_expiry_still_works() {
 fn five_wrong_pins_kill_the_challenge_and_the_sixth_is_refused_even_when_correct() {
     block_on(async {
         let (world, service) = setup();
-        let key = service.send_pin(KNOWN).await.unwrap();
+        let key = service.send_pin(KNOWN, &Client::default()).await.unwrap();
         let code = world.last_code();
         let wrong = if code == "0000" { "1111" } else { "0000" };
         for _ in 0..5 {
-            let error = service.verify(key.expose(), wrong).await.unwrap_err();
+            let error = service.verify(key.expose(), wrong, &Client::default()).await.unwrap_err();
             assert!(matches!(error, VerifyError::InvalidPin), "{error:?}");
         }
-        let error = service.verify(key.expose(), &code).await.unwrap_err();
+        let error = service.verify(key.expose(), &code, &Client::default()).await.unwrap_err();
         assert!(matches!(error, VerifyError::TooManyAttempts), "{error:?}");
     });
 }
@@ -152,13 +153,13 @@ fn five_wrong_pins_kill_the_challenge_and_the_sixth_is_refused_even_when_correct
 fn the_fifth_attempt_may_still_be_the_right_one() {
     block_on(async {
         let (world, service) = setup();
-        let key = service.send_pin(KNOWN).await.unwrap();
+        let key = service.send_pin(KNOWN, &Client::default()).await.unwrap();
         let code = world.last_code();
         let wrong = if code == "0000" { "1111" } else { "0000" };
         for _ in 0..4 {
-            service.verify(key.expose(), wrong).await.unwrap_err();
+            service.verify(key.expose(), wrong, &Client::default()).await.unwrap_err();
         }
-        service.verify(key.expose(), &code).await.unwrap();
+        service.verify(key.expose(), &code, &Client::default()).await.unwrap();
     });
 }
 
@@ -166,14 +167,14 @@ fn the_fifth_attempt_may_still_be_the_right_one() {
 fn a_newer_pin_replaces_the_older_one() {
     block_on(async {
         let (world, service) = setup();
-        let old_key = service.send_pin(KNOWN).await.unwrap();
+        let old_key = service.send_pin(KNOWN, &Client::default()).await.unwrap();
         let old_code = world.last_code();
-        let new_key = service.send_pin(KNOWN).await.unwrap();
+        let new_key = service.send_pin(KNOWN, &Client::default()).await.unwrap();
         let new_code = world.last_code();
         assert_ne!(old_key, new_key, "the otp_auth_key cycles with every pin");
-        let error = service.verify(old_key.expose(), &old_code).await.unwrap_err();
+        let error = service.verify(old_key.expose(), &old_code, &Client::default()).await.unwrap_err();
         assert!(matches!(error, VerifyError::InvalidPin), "{error:?}");
-        service.verify(new_key.expose(), &new_code).await.unwrap();
+        service.verify(new_key.expose(), &new_code, &Client::default()).await.unwrap();
     });
 }
 
@@ -185,7 +186,7 @@ fn unknown_mobile_gets_a_random_key_of_the_same_shape_and_no_sms() {
         parts.sms = MockSmsSender::new();
         parts.sms.expect_send_sms().never();
         let service = pin_auth(&world, parts);
-        let unknown = service.send_pin(UNKNOWN).await.unwrap();
+        let unknown = service.send_pin(UNKNOWN, &Client::default()).await.unwrap();
         let known = {
             // The same shape as a real key: 24 base64 characters of 16 bytes.
             assert_eq!(unknown.expose().len(), 24);
@@ -203,13 +204,13 @@ fn unknown_mobile_gets_a_random_key_of_the_same_shape_and_no_sms() {
 fn a_decoy_challenge_never_yields_a_session_even_with_its_code() {
     block_on(async {
         let (world, service) = setup();
-        let key = service.send_pin(UNKNOWN).await.unwrap();
+        let key = service.send_pin(UNKNOWN, &Client::default()).await.unwrap();
         // Force the decoy's stored hash to a code we know, as if guessed.
         let lookup = OtpAuthKey::decode(key.expose()).unwrap();
         let lookup_hash = hasher().lookup_hash(Purpose::PinAuth, &lookup);
         let code = OtpCode::parse("4321", CodeLength::new(4).unwrap()).unwrap();
         world.rows.lock().unwrap()[0].challenge.code_hash = hasher().code_hash(&lookup_hash, &code);
-        let error = service.verify(key.expose(), "4321").await.unwrap_err();
+        let error = service.verify(key.expose(), "4321", &Client::default()).await.unwrap_err();
         assert!(matches!(error, VerifyError::InvalidPin), "{error:?}");
     });
 }
@@ -218,10 +219,10 @@ fn a_decoy_challenge_never_yields_a_session_even_with_its_code() {
 fn a_consumed_pin_cannot_be_used_again() {
     block_on(async {
         let (world, service) = setup();
-        let key = service.send_pin(KNOWN).await.unwrap();
+        let key = service.send_pin(KNOWN, &Client::default()).await.unwrap();
         let code = world.last_code();
-        service.verify(key.expose(), &code).await.unwrap();
-        let error = service.verify(key.expose(), &code).await.unwrap_err();
+        service.verify(key.expose(), &code, &Client::default()).await.unwrap();
+        let error = service.verify(key.expose(), &code, &Client::default()).await.unwrap_err();
         assert!(matches!(error, VerifyError::InvalidPin), "{error:?}");
     });
 }
@@ -239,12 +240,12 @@ fn malformed_keys_and_pins_spend_no_attempt() {
             ("/JqONEgEjrZefDV3ZIQsNA==", "12a4"),
             ("/JqONEgEjrZefDV3ZIQsNA==", "12345"),
         ] {
-            let error = service.verify(key, pin).await.unwrap_err();
+            let error = service.verify(key, pin, &Client::default()).await.unwrap_err();
             assert!(matches!(error, VerifyError::InvalidPin), "{error:?}");
         }
-        assert!(matches!(service.verify("", "1234").await, Err(VerifyError::MissingKey)));
+        assert!(matches!(service.verify("", "1234", &Client::default()).await, Err(VerifyError::MissingKey)));
         assert!(matches!(
-            service.verify("/JqONEgEjrZefDV3ZIQsNA==", " ").await,
+            service.verify("/JqONEgEjrZefDV3ZIQsNA==", " ", &Client::default()).await,
             Err(VerifyError::MissingPin)
         ));
     });
@@ -259,9 +260,9 @@ fn invalid_mobiles_are_refused_before_any_store_call() {
         parts.users.expect_find_by_phone().never();
         let service = pin_auth(&world, parts);
         let message = |r: Result<OtpAuthKey, SendPinError>| r.unwrap_err().to_string();
-        assert_eq!(message(service.send_pin("").await), "Mobile can't be blank");
+        assert_eq!(message(service.send_pin("", &Client::default()).await), "Mobile can't be blank");
         assert_eq!(
-            message(service.send_pin("+9101234567").await),
+            message(service.send_pin("+9101234567", &Client::default()).await),
             "Mobile must begin with +852"
         );
     });
@@ -278,7 +279,8 @@ fn signup_of_a_new_mobile_creates_the_user_with_the_challenge() {
         users
             .expect_create_with_challenge()
             .times(1)
-            .returning(move |new_user, mut challenge| {
+            .returning(move |new_user, mut challenge, outgoing| {
+                w.record(outgoing);
                 assert_eq!(new_user.phone.as_str(), "+85251224538");
                 assert_eq!(new_user.first_name.as_deref(), Some("Jake"));
                 assert_eq!(new_user.address.as_ref().and_then(|a| a.district_id), Some(1));
@@ -303,7 +305,7 @@ fn signup_of_a_new_mobile_creates_the_user_with_the_challenge() {
                     address_type: Some("Profile".into()),
                     ..NewAddress::default()
                 }),
-            })
+            }, &Client::default())
             .await
             .unwrap();
         assert_eq!(key.expose().len(), 24);
@@ -323,10 +325,10 @@ fn signup_of_an_existing_mobile_sends_a_pin_and_ignores_the_rest() {
                 mobile: KNOWN.into(),
                 first_name: Some("Someone".into()),
                 ..SignupRequest::default()
-            })
+            }, &Client::default())
             .await
             .unwrap();
-        service.verify(key.expose(), &world.last_code()).await.unwrap();
+        service.verify(key.expose(), &world.last_code(), &Client::default()).await.unwrap();
     });
 }
 
@@ -343,14 +345,14 @@ fn signup_that_loses_a_race_for_the_mobile_challenges_the_winner() {
         });
         users
             .expect_create_with_challenge()
-            .returning(|_, _| Err(CreateUserError::PhoneTaken));
+            .returning(|_, _, _| Err(CreateUserError::PhoneTaken));
         parts.users = users;
         let service = pin_auth(&world, parts);
         service
             .signup(SignupRequest {
                 mobile: "+85251224538".into(),
                 ..SignupRequest::default()
-            })
+            }, &Client::default())
             .await
             .unwrap();
         let rows = world.rows.lock().unwrap();
@@ -442,28 +444,19 @@ fn secrets_are_redacted_in_debug_output() {
 }
 
 #[test]
-fn a_pin_that_could_not_be_delivered_is_closed() {
+fn a_pin_is_queued_with_its_challenge_and_an_unknown_mobile_gets_a_decoy_row() {
     block_on(async {
         let world = World::new();
-        let mut parts = parts(&world);
-        // The provider is down: the send fails after the challenge was stored.
-        let sent: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
-        let keep = sent.clone();
-        parts.sms = MockSmsSender::new();
-        parts.sms.expect_send_sms().returning(move |message| {
-            use secrecy::ExposeSecret as _;
-            keep.lock().unwrap().push(message.body.expose_secret().to_owned());
-            Err(crate::ports::DeliveryError::Unavailable("provider down".into()))
-        });
+        let parts = parts(&world);
+        // The provider is never called by a use case: messages go to the
+        // outbox with the challenge, and the dispatcher sends them later.
         let service = pin_auth(&world, parts);
-        let error = service.send_pin(KNOWN).await.unwrap_err();
-        assert!(matches!(error, SendPinError::Delivery(_)), "{error:?}");
-        let rows = world.rows.lock().unwrap();
-        assert_eq!(rows.len(), 1);
-        assert!(rows[0].closed, "the undelivered challenge is not live");
-        assert_eq!(rows[0].attempts, 0);
-        drop(rows);
-        assert_eq!(sent.lock().unwrap().len(), 1);
+        service.send_pin(KNOWN, &Client::default()).await.unwrap();
+        assert_eq!(world.sent_count(), 1);
+        assert_eq!(*world.decoys.lock().unwrap(), 0);
+        service.send_pin("+85291234567", &Client::default()).await.unwrap();
+        assert_eq!(world.sent_count(), 1, "nothing is queued for an unknown mobile");
+        assert_eq!(*world.decoys.lock().unwrap(), 1, "but a decoy row is written");
     });
 }
 
@@ -474,7 +467,8 @@ fn with_twilio_verify_an_unknown_mobile_answers_like_a_wrong_pin() {
         let world = World::new();
         let parts = parts(&world);
         let mut hosted = MockHostedVerification::new();
-        hosted.expect_start().times(1).returning(|_, _, _| Ok(()));
+        // Starting the verification is queued, not called by the use case.
+        hosted.expect_start().never();
         // Twilio has a pending code only for the known number; the decoy's
         // check still goes out, so it takes the same time.
         hosted.expect_check().times(2).returning(|to, _| {
@@ -500,10 +494,15 @@ fn with_twilio_verify_an_unknown_mobile_answers_like_a_wrong_pin() {
             otp,
             settings(),
         );
-        let known = service.send_pin(KNOWN).await.unwrap();
-        let unknown = service.send_pin(UNKNOWN).await.unwrap();
-        let known = service.verify(known.expose(), "1234").await.unwrap_err().to_string();
-        let unknown = service.verify(unknown.expose(), "1234").await.unwrap_err().to_string();
+        let known = service.send_pin(KNOWN, &Client::default()).await.unwrap();
+        let unknown = service.send_pin(UNKNOWN, &Client::default()).await.unwrap();
+        assert_eq!(
+            *world.sent.lock().unwrap(),
+            vec![("hosted", KNOWN.to_owned(), "sms".to_owned())],
+            "only the known number's verification is queued"
+        );
+        let known = service.verify(known.expose(), "1234", &Client::default()).await.unwrap_err().to_string();
+        let unknown = service.verify(unknown.expose(), "1234", &Client::default()).await.unwrap_err().to_string();
         assert_eq!(known, "Invalid pin");
         assert_eq!(unknown, known);
     });

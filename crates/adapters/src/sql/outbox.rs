@@ -1,0 +1,489 @@
+//! The outbox table: messages written with their challenge or reset, and
+//! claimed by dispatchers on any instance.
+//!
+//! Payloads (recipient and text, which holds the code or the reset link) are
+//! sealed with ChaCha20-Poly1305 under a key derived from the server secret,
+//! so the table holds no live code in the clear. A claim is one statement:
+//! on Postgres its row selection uses `FOR UPDATE SKIP LOCKED`, so
+//! dispatchers on several instances never wait for or take each other's
+//! rows; on SQLite the write lock serialises claims. A claim moves the row's
+//! `next_attempt_at` to the end of its lease, which is how a crashed
+//! dispatcher's rows come back by themselves.
+
+use std::{fmt, sync::Arc, time::Duration};
+
+use async_trait::async_trait;
+use chacha20poly1305::{
+    ChaCha20Poly1305, KeyInit as _, Nonce,
+    aead::{Aead as _, Payload},
+};
+use phonegate_domain::{
+    StoreError,
+    account::Email,
+    otp::Channel,
+    outbox::{Backlog, ClaimedMessage, DeliveryOutcome, Envelope, OutboxMessage, OutboxStore, Outgoing},
+    phone::PhoneNumber,
+    ports::{OutgoingCall, OutgoingMail, OutgoingSms, RandomSource as _},
+    time::Timestamp,
+};
+use sea_query::{Expr, ExprTrait as _, Func, LockBehavior, LockType, Order, Query};
+use secrecy::{ExposeSecret as _, SecretBox, SecretString};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+
+use super::{
+    db::{Tx, store_error},
+    schema::Outbox,
+    store::SqlStore,
+};
+use crate::random::OsRandom;
+
+/// The Postgres `LISTEN` channel on which new messages are announced.
+pub const OUTBOX_CHANNEL: &str = "phonegate_outbox";
+
+/// Row states written here; the final ones (`sent`, `failed`, `dropped`)
+/// come from [`DeliveryOutcome::state`].
+pub(super) mod state {
+    pub const PENDING: &str = "pending";
+    pub const DECOY: &str = "decoy";
+}
+
+/// Seals and opens outbox payloads. `Debug` shows no key.
+#[derive(Clone)]
+pub struct Sealer {
+    key: Arc<SecretBox<[u8; 32]>>,
+}
+
+impl fmt::Debug for Sealer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Sealer([redacted])")
+    }
+}
+
+impl Sealer {
+    pub fn new(key: [u8; 32]) -> Self {
+        Self {
+            key: Arc::new(SecretBox::new(Box::new(key))),
+        }
+    }
+
+    /// A key of this process only: rows it seals cannot be read by another
+    /// process. For tests and tools; the service derives its key from the
+    /// configured secret so that every instance can read every row.
+    pub fn ephemeral() -> Self {
+        let mut key = [0u8; 32];
+        OsRandom.fill(&mut key);
+        Self::new(key)
+    }
+
+    fn cipher(&self) -> ChaCha20Poly1305 {
+        ChaCha20Poly1305::new(self.key.expose_secret().into())
+    }
+
+    /// A fresh nonce, then the ciphertext; the kind is bound as associated
+    /// data so a row's payload cannot be moved to a row of another kind.
+    fn seal(&self, kind: &str, plain: &[u8]) -> Result<Vec<u8>, StoreError> {
+        let mut nonce = [0u8; 12];
+        OsRandom.fill(&mut nonce);
+        let sealed = self
+            .cipher()
+            .encrypt(&Nonce::from(nonce), Payload {
+                msg: plain,
+                aad: kind.as_bytes(),
+            })
+            .map_err(|_| StoreError("could not seal an outbox payload".into()))?;
+        Ok([nonce.as_slice(), &sealed].concat())
+    }
+
+    fn open(&self, kind: &str, sealed: &[u8]) -> Result<Vec<u8>, StoreError> {
+        let truncated = || StoreError("an outbox payload is truncated".into());
+        let (nonce, body) = sealed.split_at_checked(12).ok_or_else(truncated)?;
+        let nonce: [u8; 12] = nonce.try_into().map_err(|_| truncated())?;
+        self.cipher()
+            .decrypt(&Nonce::from(nonce), Payload {
+                msg: body,
+                aad: kind.as_bytes(),
+            })
+            .map_err(|_| StoreError("an outbox payload does not open with this server's key".into()))
+    }
+}
+
+/// The stored form of an envelope, before sealing. Deliberately not `Debug`.
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+enum StoredEnvelope {
+    Sms {
+        to: String,
+        body: String,
+    },
+    Call {
+        to: String,
+        text: String,
+    },
+    Hosted {
+        to: String,
+        channel: String,
+        locale: String,
+    },
+    Mail {
+        to: String,
+        subject: String,
+        text: String,
+        html: String,
+    },
+}
+
+impl StoredEnvelope {
+    fn from_envelope(envelope: &Envelope) -> Self {
+        match envelope {
+            Envelope::Sms(sms) => Self::Sms {
+                to: sms.to.as_str().to_owned(),
+                body: sms.body.expose_secret().to_owned(),
+            },
+            Envelope::Call(call) => Self::Call {
+                to: call.to.as_str().to_owned(),
+                text: call.spoken_text.expose_secret().to_owned(),
+            },
+            Envelope::Hosted { to, channel, locale } => Self::Hosted {
+                to: to.as_str().to_owned(),
+                channel: channel.as_str().to_owned(),
+                locale: locale.clone(),
+            },
+            Envelope::Mail(mail) => Self::Mail {
+                to: mail.to.as_str().to_owned(),
+                subject: mail.subject.clone(),
+                text: mail.text_body.expose_secret().to_owned(),
+                html: mail.html_body.expose_secret().to_owned(),
+            },
+        }
+    }
+
+    fn into_envelope(self) -> Result<Envelope, StoreError> {
+        let phone = |to: &str| {
+            PhoneNumber::parse_e164(to).map_err(|_| StoreError("an outbox row has an invalid phone number".into()))
+        };
+        Ok(match self {
+            Self::Sms { to, body } => Envelope::Sms(OutgoingSms {
+                to: phone(&to)?,
+                body: SecretString::from(body),
+            }),
+            Self::Call { to, text } => Envelope::Call(OutgoingCall {
+                to: phone(&to)?,
+                spoken_text: SecretString::from(text),
+            }),
+            Self::Hosted { to, channel, locale } => Envelope::Hosted {
+                to: phone(&to)?,
+                channel: if channel == "call" { Channel::Call } else { Channel::Sms },
+                locale,
+            },
+            Self::Mail {
+                to,
+                subject,
+                text,
+                html,
+            } => Envelope::Mail(OutgoingMail {
+                to: Email::parse(&to).map_err(|_| StoreError("an outbox row has an invalid email".into()))?,
+                subject,
+                text_body: SecretString::from(text),
+                html_body: SecretString::from(html),
+            }),
+        })
+    }
+}
+
+/// Writes `outgoing` in `tx`. Returns whether a message (not a decoy) was
+/// queued, so the caller can wake the dispatchers once the transaction has
+/// committed.
+pub(super) async fn insert_outgoing(
+    tx: &mut Tx,
+    sealer: &Sealer,
+    outgoing: Outgoing,
+    now: Timestamp,
+) -> Result<bool, StoreError> {
+    let (kind, purpose, state, payload, created_at, not_after) = match outgoing {
+        Outgoing::Nothing => return Ok(false),
+        Outgoing::Decoy => {
+            // As much work as a real row: a payload of a typical size is
+            // sealed and written, and never read.
+            let filler = sealer.seal("decoy", &[0u8; 96])?;
+            let now = now.unix_millis();
+            ("decoy", "decoy", state::DECOY, filler, now, now)
+        }
+        Outgoing::Message(OutboxMessage {
+            envelope,
+            purpose,
+            created_at,
+            not_after,
+        }) => {
+            let kind = envelope.kind();
+            let plain = serde_json::to_vec(&StoredEnvelope::from_envelope(&envelope))
+                .map_err(|_| StoreError("could not encode an outbox payload".into()))?;
+            let sealed = sealer.seal(kind, &plain)?;
+            (
+                kind,
+                purpose,
+                state::PENDING,
+                sealed,
+                created_at.unix_millis(),
+                not_after.unix_millis(),
+            )
+        }
+    };
+    let insert = Query::insert()
+        .into_table(Outbox::Table)
+        .columns([
+            Outbox::Kind,
+            Outbox::Purpose,
+            Outbox::State,
+            Outbox::Payload,
+            Outbox::Attempts,
+            Outbox::NextAttemptAt,
+            Outbox::NotAfter,
+            Outbox::CreatedAt,
+        ])
+        .values_panic([
+            kind.into(),
+            purpose.into(),
+            state.into(),
+            payload.into(),
+            0i32.into(),
+            created_at.into(),
+            not_after.into(),
+            created_at.into(),
+        ])
+        .to_owned();
+    tx.run().execute(&insert).await.map_err(store_error)?;
+    let queued = state == state::PENDING;
+    if queued {
+        // Delivered to listeners on every instance when (and only if) the
+        // transaction commits.
+        tx.notify_outbox().await.map_err(store_error)?;
+    }
+    Ok(queued)
+}
+
+/// Wakes the dispatchers of this process.
+#[derive(Debug, Clone, Default)]
+pub struct OutboxSignal(Arc<Notify>);
+
+impl OutboxSignal {
+    /// Wakes one waiting dispatcher, or the next one to wait.
+    pub fn wake(&self) {
+        self.0.notify_one();
+    }
+
+    /// Waits until woken.
+    pub async fn woken(&self) {
+        self.0.notified().await;
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct ClaimedRow {
+    id: i64,
+    kind: String,
+    purpose: String,
+    payload: Option<Vec<u8>>,
+    attempts: i32,
+    not_after: i64,
+    created_at: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct BacklogRow {
+    pending: i64,
+    oldest: Option<i64>,
+}
+
+/// Purposes are `&'static str` in the domain; rows carry them as text.
+fn static_purpose(purpose: &str) -> &'static str {
+    const KNOWN: &[&str] = &[
+        "pin_auth",
+        "phone_verify",
+        "phone_login",
+        "phone_confirm",
+        "password_reset",
+    ];
+    KNOWN.iter().find(|known| **known == purpose).copied().unwrap_or("other")
+}
+
+#[async_trait]
+impl OutboxStore for SqlStore {
+    async fn enqueue_decoy(&self, now: Timestamp) -> Result<(), StoreError> {
+        let mut tx = self.db().begin().await.map_err(store_error)?;
+        insert_outgoing(&mut tx, self.sealer(), Outgoing::Decoy, now).await?;
+        tx.commit().await.map_err(store_error)
+    }
+
+    async fn claim_due(&self, now: Timestamp, lease: Duration, limit: u32) -> Result<Vec<ClaimedMessage>, StoreError> {
+        let mut token = [0u8; 8];
+        OsRandom.fill(&mut token);
+        let lease_token = i64::from_be_bytes(token);
+        let now_ms = now.unix_millis();
+        let due = Query::select()
+            .column(Outbox::Id)
+            .from(Outbox::Table)
+            .and_where(Expr::col(Outbox::State).eq(state::PENDING))
+            .and_where(Expr::col(Outbox::NextAttemptAt).lte(now_ms))
+            .order_by(Outbox::NextAttemptAt, Order::Asc)
+            .order_by(Outbox::Id, Order::Asc)
+            .limit(u64::from(limit))
+            // Postgres only; the SQLite builder leaves it out, and SQLite's
+            // single writer serialises claims anyway.
+            .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
+            .to_owned();
+        let claim = Query::update()
+            .table(Outbox::Table)
+            .value(Outbox::Attempts, Expr::col(Outbox::Attempts).add(1))
+            .value(Outbox::LeaseToken, lease_token)
+            .value(Outbox::NextAttemptAt, now.plus(lease).unix_millis())
+            .and_where(Expr::col(Outbox::Id).in_subquery(due))
+            .returning(Query::returning().columns([
+                Outbox::Id,
+                Outbox::Kind,
+                Outbox::Purpose,
+                Outbox::Payload,
+                Outbox::Attempts,
+                Outbox::NotAfter,
+                Outbox::CreatedAt,
+            ]))
+            .to_owned();
+        let mut rows: Vec<ClaimedRow> = self.db().run().fetch_all(&claim).await.map_err(store_error)?;
+        rows.sort_by_key(|row| row.id);
+        let mut claimed = Vec::with_capacity(rows.len());
+        for row in rows {
+            let envelope = row
+                .payload
+                .as_deref()
+                .ok_or_else(|| StoreError("an outbox row has no payload".into()))
+                .and_then(|sealed| self.sealer().open(&row.kind, sealed))
+                .and_then(|plain| {
+                    serde_json::from_slice::<StoredEnvelope>(&plain)
+                        .map_err(|_| StoreError("an outbox payload does not decode".into()))
+                })
+                .and_then(StoredEnvelope::into_envelope);
+            let envelope = match envelope {
+                Ok(envelope) => envelope,
+                Err(error) => {
+                    // A row no instance can read (sealed under another
+                    // secret): fail it rather than retry it forever.
+                    tracing::error!(id = row.id, %error, "unreadable outbox row; marked failed");
+                    self.finish(
+                        row.id,
+                        lease_token,
+                        DeliveryOutcome::Failed {
+                            error: error.to_string(),
+                        },
+                        now,
+                    )
+                    .await?;
+                    continue;
+                }
+            };
+            claimed.push(ClaimedMessage {
+                id: row.id,
+                lease: lease_token,
+                attempts: u32::try_from(row.attempts).unwrap_or(0),
+                message: OutboxMessage {
+                    envelope,
+                    purpose: static_purpose(&row.purpose),
+                    created_at: Timestamp::from_unix_millis(row.created_at),
+                    not_after: Timestamp::from_unix_millis(row.not_after),
+                },
+            });
+        }
+        Ok(claimed)
+    }
+
+    async fn finish(&self, id: i64, lease: i64, outcome: DeliveryOutcome, now: Timestamp) -> Result<(), StoreError> {
+        let mut update = Query::update()
+            .table(Outbox::Table)
+            .value(Outbox::State, outcome.state())
+            .value(Outbox::LeaseToken, Option::<i64>::None)
+            .and_where(Expr::col(Outbox::Id).eq(id))
+            .and_where(Expr::col(Outbox::LeaseToken).eq(lease))
+            .and_where(Expr::col(Outbox::State).eq(state::PENDING))
+            .to_owned();
+        match outcome {
+            DeliveryOutcome::Sent => {
+                // The payload is no longer needed: drop the code now rather
+                // than when housekeeping deletes the row.
+                update
+                    .value(Outbox::FinishedAt, now.unix_millis())
+                    .value(Outbox::Payload, Option::<Vec<u8>>::None)
+                    .value(Outbox::LastError, Option::<String>::None);
+            }
+            DeliveryOutcome::Retry { at, error } => {
+                update
+                    .value(Outbox::NextAttemptAt, at.unix_millis())
+                    .value(Outbox::LastError, error);
+            }
+            DeliveryOutcome::Failed { error } | DeliveryOutcome::Dropped { error } => {
+                update
+                    .value(Outbox::FinishedAt, now.unix_millis())
+                    .value(Outbox::Payload, Option::<Vec<u8>>::None)
+                    .value(Outbox::LastError, error);
+            }
+        }
+        let changed = self.db().run().execute(&update).await.map_err(store_error)?;
+        if changed == 0 {
+            tracing::warn!(id, "outbox lease lost before the outcome was recorded");
+        }
+        Ok(())
+    }
+
+    async fn backlog(&self, now: Timestamp) -> Result<Backlog, StoreError> {
+        let query = Query::select()
+            .expr_as(Func::count(Expr::col(Outbox::Id)), "pending")
+            .expr_as(Func::min(Expr::col(Outbox::CreatedAt)), "oldest")
+            .from(Outbox::Table)
+            .and_where(Expr::col(Outbox::State).eq(state::PENDING))
+            .to_owned();
+        let row: BacklogRow = self.db().run().fetch_one(&query).await.map_err(store_error)?;
+        Ok(Backlog {
+            pending: u64::try_from(row.pending).unwrap_or(0),
+            oldest_age: row.oldest.map(|oldest| now.since(Timestamp::from_unix_millis(oldest))),
+        })
+    }
+}
+
+/// Forwards Postgres notifications of new outbox messages (from any
+/// instance) to this process's dispatchers, reconnecting after failures,
+/// until `stop` turns true. Does nothing on SQLite, which serves one process.
+pub async fn forward_notifications(db: super::Db, signal: OutboxSignal, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let super::Db::Postgres(pool) = db else {
+        return;
+    };
+    while !*stop.borrow() {
+        let mut listener = match sqlx::postgres::PgListener::connect_with(&pool).await {
+            Ok(listener) => listener,
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for outbox notifications; retrying");
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                    _ = stop.changed() => return,
+                }
+            }
+        };
+        if let Err(error) = listener.listen(OUTBOX_CHANNEL).await {
+            tracing::warn!(%error, "cannot listen for outbox notifications; retrying");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        }
+        // Messages queued while we were not listening are found by the
+        // dispatchers' periodic poll; wake one now in case.
+        signal.wake();
+        loop {
+            tokio::select! {
+                received = listener.recv() => match received {
+                    Ok(_) => signal.wake(),
+                    Err(error) => {
+                        tracing::warn!(%error, "outbox notifications interrupted; reconnecting");
+                        break;
+                    }
+                },
+                _ = stop.changed() => return,
+            }
+        }
+    }
+}

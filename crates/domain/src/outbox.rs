@@ -1,0 +1,493 @@
+//! Durable delivery: every text, call and email goes through an outbox.
+//!
+//! A use case never talks to a provider. It writes the message to the
+//! outbox in the same transaction as the challenge or reset it belongs to,
+//! so either both exist or neither does, and answers the client at once.
+//! The [`Dispatcher`] then claims due messages (several instances share the
+//! outbox; a claim is a lease, so a crashed instance's messages are taken
+//! over when the lease ends), hands them to the provider, and retries
+//! failures with exponential backoff until the message's `not_after`: a code
+//! is never delivered after it has expired.
+//!
+//! Delivery is at least once: an instance that dies after the provider
+//! accepted a message but before recording it leaves the message to be sent
+//! again when its lease ends. Everything else (provider outages, restarts,
+//! database hiccups) delays messages and loses none.
+
+use std::{fmt, sync::Arc, time::Duration};
+
+use async_trait::async_trait;
+
+use crate::{
+    delivery::Messenger,
+    otp::Channel,
+    phone::PhoneNumber,
+    ports::{Clock, DeliveryError, Mailer, OutgoingCall, OutgoingMail, OutgoingSms, StoreError},
+    time::Timestamp,
+};
+
+/// What to hand to which provider.
+#[derive(Debug)]
+pub enum Envelope {
+    /// A text message with our own code in it.
+    Sms(OutgoingSms),
+    /// A call reading our own code aloud.
+    Call(OutgoingCall),
+    /// Ask a provider that makes its own codes (Twilio Verify) to send one.
+    Hosted {
+        to: PhoneNumber,
+        channel: Channel,
+        locale: String,
+    },
+    /// An email (password reset instructions).
+    Mail(OutgoingMail),
+}
+
+impl Envelope {
+    /// A short name for logs and metrics: `sms`, `call`, `hosted_sms`,
+    /// `hosted_call` or `mail`.
+    pub const fn kind(&self) -> &'static str {
+        match self {
+            Self::Sms(_) => "sms",
+            Self::Call(_) => "call",
+            Self::Hosted {
+                channel: Channel::Sms, ..
+            } => "hosted_sms",
+            Self::Hosted {
+                channel: Channel::Call, ..
+            } => "hosted_call",
+            Self::Mail(_) => "mail",
+        }
+    }
+}
+
+/// A message to write to the outbox.
+#[derive(Debug)]
+pub struct OutboxMessage {
+    pub envelope: Envelope,
+    /// What the message is for (`pin_auth`, `password_reset`, …), for logs.
+    pub purpose: &'static str,
+    pub created_at: Timestamp,
+    /// After this the message is useless (its code or link has expired) and
+    /// is dropped instead of delivered.
+    pub not_after: Timestamp,
+}
+
+/// What a write that may send something puts into the outbox.
+#[derive(Debug)]
+pub enum Outgoing {
+    /// A message to deliver.
+    Message(OutboxMessage),
+    /// A row that is never delivered, written for a request about an
+    /// unknown number or email, so that it does exactly the same store work
+    /// as one about a known number and cannot be told apart by its timing.
+    Decoy,
+    /// Nothing at all (test numbers receive nothing).
+    Nothing,
+}
+
+/// A message claimed for delivery. The claim is a lease: until it ends no
+/// other dispatcher takes the message, and only the holder of `lease` can
+/// record how delivery went.
+#[derive(Debug)]
+pub struct ClaimedMessage {
+    pub id: i64,
+    pub lease: i64,
+    /// Delivery attempts so far, this one included.
+    pub attempts: u32,
+    pub message: OutboxMessage,
+}
+
+/// How a delivery attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryOutcome {
+    /// The provider accepted the message.
+    Sent,
+    /// Try again at `at`; `error` says what went wrong (no secret in it).
+    Retry { at: Timestamp, error: String },
+    /// The provider refused the message for good (e.g. the number cannot
+    /// receive texts).
+    Failed { error: String },
+    /// The message expired before it could be delivered.
+    Dropped { error: String },
+}
+
+impl DeliveryOutcome {
+    pub const fn state(&self) -> &'static str {
+        match self {
+            Self::Sent => "sent",
+            Self::Retry { .. } => "pending",
+            Self::Failed { .. } => "failed",
+            Self::Dropped { .. } => "dropped",
+        }
+    }
+}
+
+/// How much is waiting in the outbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Backlog {
+    /// Messages not yet delivered, failed or dropped.
+    pub pending: u64,
+    /// How long the oldest of them has waited.
+    pub oldest_age: Option<Duration>,
+}
+
+/// The outbox as the dispatcher sees it. Messages are written by the stores
+/// that write challenges and resets, in the same transaction.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait OutboxStore: Send + Sync {
+    /// Writes a decoy row on its own (for a request that writes nothing
+    /// else, such as a reset for an unknown email).
+    async fn enqueue_decoy(&self, now: Timestamp) -> Result<(), StoreError>;
+
+    /// Claims up to `limit` pending messages that are due at `now` and not
+    /// leased by anyone (or whose lease ended), oldest first, leasing them
+    /// until `now + lease` and counting one attempt on each. Concurrent
+    /// callers, in this or other processes, never claim the same message
+    /// while its lease runs.
+    async fn claim_due(&self, now: Timestamp, lease: Duration, limit: u32) -> Result<Vec<ClaimedMessage>, StoreError>;
+
+    /// Records how the attempt on `id` under `lease` ended. Does nothing if
+    /// the lease was lost (it ended and someone else claimed the message).
+    async fn finish(&self, id: i64, lease: i64, outcome: DeliveryOutcome, now: Timestamp) -> Result<(), StoreError>;
+
+    /// How many messages wait, and for how long the oldest has.
+    async fn backlog(&self, now: Timestamp) -> Result<Backlog, StoreError>;
+}
+
+/// How the dispatcher works.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DispatchSettings {
+    /// How long a claim lasts. Must exceed the longest a provider call can
+    /// take (timeouts and the provider client's own retries included), or a
+    /// slow message may be sent twice.
+    pub lease: Duration,
+    /// How many messages one claim takes.
+    pub batch: u32,
+    /// The first retry waits this long; each further one twice as long.
+    pub retry_base: Duration,
+    /// No retry waits longer than this.
+    pub retry_max: Duration,
+}
+
+impl Default for DispatchSettings {
+    fn default() -> Self {
+        Self {
+            lease: Duration::from_secs(60),
+            batch: 8,
+            retry_base: Duration::from_secs(1),
+            retry_max: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What one round of dispatching did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DispatchReport {
+    pub claimed: usize,
+    pub sent: usize,
+    pub retried: usize,
+    pub failed: usize,
+    pub dropped: usize,
+}
+
+/// Delivers what the outbox holds.
+#[derive(Clone)]
+pub struct Dispatcher {
+    outbox: Arc<dyn OutboxStore>,
+    messenger: Messenger,
+    mailer: Arc<dyn Mailer>,
+    clock: Arc<dyn Clock>,
+    settings: DispatchSettings,
+}
+
+impl fmt::Debug for Dispatcher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Dispatcher")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Dispatcher {
+    pub fn new(
+        outbox: Arc<dyn OutboxStore>,
+        messenger: Messenger,
+        mailer: Arc<dyn Mailer>,
+        clock: Arc<dyn Clock>,
+        settings: DispatchSettings,
+    ) -> Self {
+        Self {
+            outbox,
+            messenger,
+            mailer,
+            clock,
+            settings,
+        }
+    }
+
+    pub fn settings(&self) -> &DispatchSettings {
+        &self.settings
+    }
+
+    /// How much is waiting.
+    pub async fn backlog(&self) -> Result<Backlog, StoreError> {
+        self.outbox.backlog(self.clock.now()).await
+    }
+
+    /// The wait before attempt `attempts + 1`, after `attempts` failed ones.
+    pub fn backoff(&self, attempts: u32) -> Duration {
+        let doublings = attempts.saturating_sub(1).min(20);
+        self.settings
+            .retry_base
+            .saturating_mul(1u32 << doublings)
+            .min(self.settings.retry_max)
+    }
+
+    /// Claims one batch of due messages and delivers each. The caller runs
+    /// this in a loop, waking on new messages or a timer.
+    pub async fn dispatch_due(&self) -> Result<DispatchReport, StoreError> {
+        let claimed = self
+            .outbox
+            .claim_due(self.clock.now(), self.settings.lease, self.settings.batch)
+            .await?;
+        let mut report = DispatchReport {
+            claimed: claimed.len(),
+            ..DispatchReport::default()
+        };
+        for message in claimed {
+            let (id, lease) = (message.id, message.lease);
+            let outcome = self.attempt(message).await;
+            match &outcome {
+                DeliveryOutcome::Sent => report.sent += 1,
+                DeliveryOutcome::Retry { .. } => report.retried += 1,
+                DeliveryOutcome::Failed { .. } => report.failed += 1,
+                DeliveryOutcome::Dropped { .. } => report.dropped += 1,
+            }
+            self.outbox.finish(id, lease, outcome, self.clock.now()).await?;
+        }
+        Ok(report)
+    }
+
+    /// One delivery attempt, and what it means for the message.
+    async fn attempt(&self, claimed: ClaimedMessage) -> DeliveryOutcome {
+        let ClaimedMessage {
+            id, attempts, message, ..
+        } = claimed;
+        let kind = message.envelope.kind();
+        let purpose = message.purpose;
+        if self.clock.now() >= message.not_after {
+            tracing::warn!(id, kind, purpose, attempts, "message expired before delivery; dropped");
+            return DeliveryOutcome::Dropped {
+                error: "expired before delivery".into(),
+            };
+        }
+        let result = match &message.envelope {
+            Envelope::Mail(mail) => self.mailer.send(mail).await,
+            envelope => self.messenger.send(envelope).await,
+        };
+        let now = self.clock.now();
+        let waited = now.since(message.created_at).as_millis() as u64;
+        let error = match result {
+            Ok(()) => {
+                tracing::info!(id, kind, purpose, attempts, waited_ms = waited, "message delivered");
+                return DeliveryOutcome::Sent;
+            }
+            Err(error) => error,
+        };
+        let retry_after = match &error {
+            DeliveryError::InvalidNumber => {
+                tracing::warn!(id, kind, purpose, attempts, %error, "provider refused the message for good");
+                return DeliveryOutcome::Failed {
+                    error: error.to_string(),
+                };
+            }
+            DeliveryError::RateLimited { retry_after } => {
+                retry_after.unwrap_or_default().max(self.backoff(attempts))
+            }
+            DeliveryError::Misconfigured(_) => {
+                // Wrong credentials do not heal by themselves, but the row
+                // survives a restart with fixed settings: retry slowly.
+                tracing::error!(id, kind, purpose, attempts, %error, "provider misconfigured");
+                self.settings.retry_max
+            }
+            DeliveryError::Unavailable(_) => self.backoff(attempts),
+        };
+        let at = now.plus(retry_after);
+        if at >= message.not_after {
+            tracing::error!(id, kind, purpose, attempts, %error, "delivery failed and the message expires before a retry; dropped");
+            return DeliveryOutcome::Dropped {
+                error: error.to_string(),
+            };
+        }
+        tracing::warn!(
+            id,
+            kind,
+            purpose,
+            attempts,
+            retry_in_ms = retry_after.as_millis() as u64,
+            %error,
+            "delivery failed; will retry"
+        );
+        DeliveryOutcome::Retry {
+            at,
+            error: error.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+
+    use std::sync::Mutex;
+
+    use pollster::block_on;
+    use secrecy::SecretString;
+
+    use super::*;
+    use crate::{
+        ports::{MockMailer, MockSmsSender, MockVoiceCaller},
+        test_support::{World, clock},
+    };
+
+    fn sms_message(world: &World, ttl: Duration) -> OutboxMessage {
+        let now = Timestamp::from_unix_millis(*world.now.lock().unwrap());
+        OutboxMessage {
+            envelope: Envelope::Sms(OutgoingSms {
+                to: PhoneNumber::parse_e164("+85261677528").unwrap(),
+                body: SecretString::from("Your phonegate code is 1234"),
+            }),
+            purpose: "pin_auth",
+            created_at: now,
+            not_after: now.plus(ttl),
+        }
+    }
+
+    /// An outbox holding `messages`, recording every finish.
+    fn outbox(messages: Vec<OutboxMessage>, finished: Arc<Mutex<Vec<(i64, DeliveryOutcome)>>>) -> MockOutboxStore {
+        let mut outbox = MockOutboxStore::new();
+        let queue = Mutex::new(messages);
+        outbox.expect_claim_due().returning(move |_, _, limit| {
+            let mut queue = queue.lock().unwrap();
+            let take = queue.len().min(limit as usize);
+            Ok(queue
+                .drain(..take)
+                .enumerate()
+                .map(|(i, message)| ClaimedMessage {
+                    id: i as i64 + 1,
+                    lease: 77,
+                    attempts: 3,
+                    message,
+                })
+                .collect())
+        });
+        outbox.expect_finish().returning(move |id, lease, outcome, _| {
+            assert_eq!(lease, 77, "finishes under the claim's lease");
+            finished.lock().unwrap().push((id, outcome));
+            Ok(())
+        });
+        outbox
+    }
+
+    fn dispatcher(world: &Arc<World>, outbox: MockOutboxStore, sms: MockSmsSender) -> Dispatcher {
+        let messenger = Messenger::new(Arc::new(sms), Arc::new(MockVoiceCaller::new()), "phonegate".into());
+        Dispatcher::new(
+            Arc::new(outbox),
+            messenger,
+            Arc::new(MockMailer::new()),
+            Arc::new(clock(world)),
+            DispatchSettings::default(),
+        )
+    }
+
+    #[test]
+    fn a_delivered_message_is_marked_sent() {
+        block_on(async {
+            let world = World::new();
+            let finished = Arc::default();
+            let mut sms = MockSmsSender::new();
+            sms.expect_send_sms().times(1).returning(|_| Ok(()));
+            let messages = vec![sms_message(&world, Duration::from_secs(300))];
+            let dispatcher = dispatcher(&world, outbox(messages, Arc::clone(&finished)), sms);
+            let report = dispatcher.dispatch_due().await.unwrap();
+            assert_eq!((report.claimed, report.sent), (1, 1));
+            assert_eq!(*finished.lock().unwrap(), vec![(1, DeliveryOutcome::Sent)]);
+        });
+    }
+
+    #[test]
+    fn an_outage_is_retried_with_exponential_backoff() {
+        block_on(async {
+            let world = World::new();
+            let finished = Arc::default();
+            let mut sms = MockSmsSender::new();
+            sms.expect_send_sms()
+                .returning(|_| Err(DeliveryError::Unavailable("503".into())));
+            let messages = vec![sms_message(&world, Duration::from_secs(300))];
+            let dispatcher = dispatcher(&world, outbox(messages, Arc::clone(&finished)), sms);
+            dispatcher.dispatch_due().await.unwrap();
+            let now = Timestamp::from_unix_millis(*world.now.lock().unwrap());
+            // The third attempt failed: the next waits 1 s × 2² = 4 s.
+            assert_eq!(
+                *finished.lock().unwrap(),
+                vec![(
+                    1,
+                    DeliveryOutcome::Retry {
+                        at: now.plus(Duration::from_secs(4)),
+                        error: "the provider is unavailable: 503".into()
+                    }
+                )]
+            );
+            assert_eq!(dispatcher.backoff(1), Duration::from_secs(1));
+            assert_eq!(dispatcher.backoff(30), Duration::from_secs(60), "capped at retry_max");
+        });
+    }
+
+    #[test]
+    fn an_expired_code_is_dropped_not_sent() {
+        block_on(async {
+            let world = World::new();
+            let finished = Arc::default();
+            let mut sms = MockSmsSender::new();
+            sms.expect_send_sms().never();
+            let messages = vec![sms_message(&world, Duration::from_secs(300))];
+            world.advance(Duration::from_secs(300));
+            let dispatcher = dispatcher(&world, outbox(messages, Arc::clone(&finished)), sms);
+            let report = dispatcher.dispatch_due().await.unwrap();
+            assert_eq!(report.dropped, 1);
+            assert!(matches!(finished.lock().unwrap()[0].1, DeliveryOutcome::Dropped { .. }));
+        });
+    }
+
+    #[test]
+    fn a_retry_that_would_come_after_expiry_drops_the_message() {
+        block_on(async {
+            let world = World::new();
+            let finished = Arc::default();
+            let mut sms = MockSmsSender::new();
+            sms.expect_send_sms()
+                .returning(|_| Err(DeliveryError::Unavailable("503".into())));
+            let messages = vec![sms_message(&world, Duration::from_secs(3))];
+            let dispatcher = dispatcher(&world, outbox(messages, Arc::clone(&finished)), sms);
+            dispatcher.dispatch_due().await.unwrap();
+            assert!(matches!(finished.lock().unwrap()[0].1, DeliveryOutcome::Dropped { .. }));
+        });
+    }
+
+    #[test]
+    fn a_number_the_provider_refuses_fails_for_good() {
+        block_on(async {
+            let world = World::new();
+            let finished = Arc::default();
+            let mut sms = MockSmsSender::new();
+            sms.expect_send_sms().times(1).returning(|_| Err(DeliveryError::InvalidNumber));
+            let messages = vec![sms_message(&world, Duration::from_secs(300))];
+            let dispatcher = dispatcher(&world, outbox(messages, Arc::clone(&finished)), sms);
+            let report = dispatcher.dispatch_due().await.unwrap();
+            assert_eq!(report.failed, 1);
+            assert!(matches!(finished.lock().unwrap()[0].1, DeliveryOutcome::Failed { .. }));
+        });
+    }
+}

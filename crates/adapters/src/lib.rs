@@ -5,17 +5,20 @@
 //! - [`sms`]: the console SMS sender for development (and tests).
 //! - [`twilio`]: SMS, voice calls and Verify through Twilio's HTTP API.
 //! - [`jwt`]: HS256 access tokens.
+//! - [`rate_limit`]: sliding-window rate limiters, in memory for one
+//!   instance or in Redis for several.
 //! - [`clock`] and [`random`]: the system clock and the OS CSPRNG, plus a
 //!   manual clock for tests.
 //!
 //! Adapters translate library errors into the domain's error types; nothing
-//! from sqlx, jsonwebtoken or reqwest crosses a port.
+//! from sqlx, jsonwebtoken, reqwest or redis crosses a port.
 
 pub mod clock;
 pub mod jwt;
 pub mod mail;
 pub mod password;
 pub mod random;
+pub mod rate_limit;
 pub mod sms;
 pub mod sql;
 #[cfg(feature = "testing")]

@@ -30,8 +30,9 @@ impl RateRule {
 pub enum RateDecision {
     /// The event was recorded.
     Allowed,
-    /// The limit is reached; nothing was recorded. The earliest event in the
-    /// window leaves it after `retry_after`.
+    /// The limit is reached; nothing was recorded. Another event fits after
+    /// `retry_after` (when the oldest event in the window leaves it, unless
+    /// the rule's limit was lowered since the events were recorded).
     Limited { retry_after: Duration },
 }
 
@@ -42,11 +43,17 @@ pub enum RateDecision {
 ///   `rule.limit` events were recorded for `key` in the window
 ///   `(now - rule.window, now]`, and answers [`RateDecision::Allowed`];
 ///   otherwise it records nothing and answers [`RateDecision::Limited`] with
-///   the time until the oldest event in the window leaves it (at least 1 ms).
+///   the time until enough events have left the window for one more to fit
+///   (at least 1 ms). Under an unchanged rule that is when the oldest event
+///   leaves; if the key holds more than `limit` events because the limit was
+///   lowered, it is when the one at index `count - limit` (oldest first)
+///   leaves; under a limit of 0 it is the window.
 /// - It is atomic: of N concurrent calls for one key at limit L, exactly
 ///   min(N, L) are allowed, across every process sharing the backend.
 /// - A rule with `limit` 0 allows nothing; keys are opaque text chosen by the
 ///   domain (they may contain a phone number, never a secret).
+/// - Time is the `now` passed in, never the adapter's own clock; instances
+///   sharing a backend need synchronised clocks.
 /// - Memory is bounded: keys whose window has passed are forgotten.
 /// - A backend failure is a [`StoreError`]; the caller decides whether to
 ///   fail open or closed.

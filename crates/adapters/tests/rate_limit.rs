@@ -1,0 +1,530 @@
+//! The rate limiters against the `RateLimiter` contract: one suite run on
+//! the in-memory limiter and on a real Redis, then what only one of them
+//! promises (bounded memory; sharing across instances, expiry, timeouts).
+//!
+//! The Redis tests use `REDIS_URL` (default `redis://127.0.0.1:6379`) and a
+//! random key prefix per test, so runs never see each other's keys. When no
+//! Redis answers they fail, saying how to start one: a missing Redis must
+//! never look like a pass.
+
+#![allow(clippy::unwrap_used, reason = "a panic is how a test reports failure")]
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use phonegate_adapters::{
+    random::OsRandom,
+    rate_limit::{InMemoryRateLimiter, RedisRateLimiter},
+};
+use phonegate_domain::{
+    ports::RandomSource as _,
+    rate_limit::{RateDecision, RateLimiter, RateRule},
+    time::Timestamp,
+};
+
+const T0: Timestamp = Timestamp::from_unix_millis(1_800_000_000_000);
+
+fn at(millis: i64) -> Timestamp {
+    Timestamp::from_unix_millis(T0.unix_millis() + millis)
+}
+
+fn limited(millis: u64) -> RateDecision {
+    RateDecision::Limited {
+        retry_after: Duration::from_millis(millis),
+    }
+}
+
+async fn acquire(limiter: &dyn RateLimiter, key: &str, rule: RateRule, now: Timestamp) -> RateDecision {
+    limiter.acquire(key, rule, now).await.unwrap()
+}
+
+/// The contract every adapter keeps, each test on a fresh limiter.
+mod contract {
+    use super::*;
+
+    /// Up to the limit events are allowed; refusals are not recorded, so
+    /// once the first event leaves the window exactly one more fits.
+    pub async fn the_limit_holds_and_refusals_are_not_recorded(limiter: Arc<dyn RateLimiter>) {
+        let rule = RateRule::new(3, Duration::from_secs(10));
+        for millis in 0..3 {
+            assert_eq!(acquire(&*limiter, "k", rule, at(millis)).await, RateDecision::Allowed);
+        }
+        for millis in 3..200 {
+            assert!(matches!(
+                acquire(&*limiter, "k", rule, at(millis)).await,
+                RateDecision::Limited { .. }
+            ));
+        }
+        // The event at 0 has left `(now - 10 s, now]`; had any refusal from
+        // 3 ms on been recorded, the window would still be full.
+        assert_eq!(acquire(&*limiter, "k", rule, at(10_000)).await, RateDecision::Allowed);
+        assert_eq!(acquire(&*limiter, "k", rule, at(10_000)).await, limited(1));
+    }
+
+    /// Events leave the window one by one, exactly a window after they were
+    /// recorded, and a key whose window has passed allows the full limit again.
+    pub async fn the_window_slides(limiter: Arc<dyn RateLimiter>) {
+        let rule = RateRule::new(2, Duration::from_millis(1000));
+        assert_eq!(acquire(&*limiter, "k", rule, at(0)).await, RateDecision::Allowed);
+        assert_eq!(acquire(&*limiter, "k", rule, at(1)).await, RateDecision::Allowed);
+        assert_eq!(acquire(&*limiter, "k", rule, at(999)).await, limited(1));
+        assert_eq!(acquire(&*limiter, "k", rule, at(1000)).await, RateDecision::Allowed);
+        assert_eq!(acquire(&*limiter, "k", rule, at(1000)).await, limited(1));
+        assert_eq!(acquire(&*limiter, "k", rule, at(1001)).await, RateDecision::Allowed);
+        assert_eq!(acquire(&*limiter, "k", rule, at(1500)).await, limited(500));
+        for millis in [5000, 5000] {
+            assert_eq!(acquire(&*limiter, "k", rule, at(millis)).await, RateDecision::Allowed);
+        }
+        assert_eq!(acquire(&*limiter, "k", rule, at(5000)).await, limited(1000));
+    }
+
+    /// `retry_after` is the time until the oldest event leaves the window.
+    pub async fn retry_after_is_when_the_oldest_event_leaves(limiter: Arc<dyn RateLimiter>) {
+        let rule = RateRule::new(2, Duration::from_secs(60));
+        assert_eq!(acquire(&*limiter, "k", rule, at(0)).await, RateDecision::Allowed);
+        assert_eq!(acquire(&*limiter, "k", rule, at(5_000)).await, RateDecision::Allowed);
+        assert_eq!(acquire(&*limiter, "k", rule, at(20_000)).await, limited(40_000));
+        assert_eq!(acquire(&*limiter, "k", rule, at(59_999)).await, limited(1));
+        assert_eq!(acquire(&*limiter, "k", rule, at(60_000)).await, RateDecision::Allowed);
+        // Now the oldest is the event at 5 s.
+        assert_eq!(acquire(&*limiter, "k", rule, at(60_000)).await, limited(5_000));
+    }
+
+    /// When a key holds more events than a (lowered) limit, another fits
+    /// only once enough of them have left, not when the oldest has.
+    pub async fn retry_after_under_a_lowered_limit(limiter: Arc<dyn RateLimiter>) {
+        let window = Duration::from_secs(60);
+        for millis in [0, 1_000, 2_000] {
+            let decision = acquire(&*limiter, "k", RateRule::new(3, window), at(millis)).await;
+            assert_eq!(decision, RateDecision::Allowed);
+        }
+        let lowered = RateRule::new(2, window);
+        assert_eq!(acquire(&*limiter, "k", lowered, at(10_000)).await, limited(51_000));
+        assert_eq!(acquire(&*limiter, "k", lowered, at(60_000)).await, limited(1_000));
+        assert_eq!(
+            acquire(&*limiter, "k", lowered, at(61_000)).await,
+            RateDecision::Allowed
+        );
+    }
+
+    /// A limit of 0 allows nothing (the retry is the window) and records nothing.
+    pub async fn a_limit_of_zero_allows_nothing(limiter: Arc<dyn RateLimiter>) {
+        let window = Duration::from_secs(30);
+        for millis in [0, 1, 100_000] {
+            let decision = acquire(&*limiter, "k", RateRule::new(0, window), at(millis)).await;
+            assert_eq!(decision, limited(30_000));
+        }
+        let decision = acquire(&*limiter, "k", RateRule::new(1, window), at(100_000)).await;
+        assert_eq!(decision, RateDecision::Allowed, "the refusals were not recorded");
+    }
+
+    /// Each key has its own count, even keys that are prefixes of each other.
+    pub async fn keys_are_independent(limiter: Arc<dyn RateLimiter>) {
+        let rule = RateRule::new(1, Duration::from_secs(60));
+        assert_eq!(
+            acquire(&*limiter, "send:+15550001", rule, at(0)).await,
+            RateDecision::Allowed
+        );
+        assert_eq!(acquire(&*limiter, "send:+15550001", rule, at(1)).await, limited(59_999));
+        for key in ["send:+155500012", "send:+1555000", "ip:+15550001", ""] {
+            assert_eq!(
+                acquire(&*limiter, key, rule, at(1)).await,
+                RateDecision::Allowed,
+                "key {key:?}"
+            );
+        }
+        assert_eq!(acquire(&*limiter, "send:+15550001", rule, at(2)).await, limited(59_998));
+    }
+
+    /// Of 50 concurrent calls for one key at limit 10, exactly 10 win.
+    pub async fn concurrent_calls_never_exceed_the_limit(limiter: Arc<dyn RateLimiter>) {
+        let rule = RateRule::new(10, Duration::from_secs(60));
+        let tasks: Vec<_> = (0..50)
+            .map(|i| {
+                let limiter = Arc::clone(&limiter);
+                tokio::spawn(async move { acquire(&*limiter, "hot", rule, at(i % 3)).await })
+            })
+            .collect();
+        let mut allowed = 0;
+        for task in tasks {
+            if task.await.unwrap() == RateDecision::Allowed {
+                allowed += 1;
+            }
+        }
+        assert_eq!(allowed, 10);
+        assert!(matches!(
+            acquire(&*limiter, "hot", rule, at(3)).await,
+            RateDecision::Limited { .. }
+        ));
+    }
+}
+
+/// Runs every contract test on the limiter that `$make` (an async
+/// expression) builds afresh for each test.
+macro_rules! contract_tests {
+    ($make:expr) => {
+        contract_tests!(@each $make;
+            the_limit_holds_and_refusals_are_not_recorded,
+            the_window_slides,
+            retry_after_is_when_the_oldest_event_leaves,
+            retry_after_under_a_lowered_limit,
+            a_limit_of_zero_allows_nothing,
+            keys_are_independent,
+            concurrent_calls_never_exceed_the_limit,
+        );
+    };
+    (@each $make:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() {
+                let limiter: Arc<dyn RateLimiter> = $make;
+                crate::contract::$name(limiter).await;
+            }
+        )*
+    };
+}
+
+mod memory {
+    use super::*;
+
+    contract_tests!(Arc::new(InMemoryRateLimiter::new()));
+
+    /// A limiter fed new keys for a long time holds about as many keys as
+    /// are within their window, not every key it has seen.
+    #[tokio::test]
+    async fn stale_keys_are_swept() {
+        let limiter = InMemoryRateLimiter::new();
+        let rule = RateRule::new(1, Duration::from_secs(1));
+        for round in 0..100 {
+            let now = at(round * 1000);
+            for key in 0..1000 {
+                let decision = acquire(&limiter, &format!("{round}:{key}"), rule, now).await;
+                assert_eq!(decision, RateDecision::Allowed);
+            }
+        }
+        let held = limiter.key_count();
+        assert!(
+            (1000..5000).contains(&held),
+            "holds {held} keys after 100,000 keys of which 1,000 are live"
+        );
+        // The live keys are still counted.
+        assert_eq!(acquire(&limiter, "99:7", rule, at(99_500)).await, limited(500));
+    }
+
+    /// A refusal of a new key (limit 0) leaves nothing behind.
+    #[tokio::test]
+    async fn refused_new_keys_are_not_held() {
+        let limiter = InMemoryRateLimiter::new();
+        for key in 0..100 {
+            let decision = acquire(&limiter, &key.to_string(), RateRule::new(0, Duration::from_secs(9)), T0).await;
+            assert_eq!(decision, limited(9000));
+        }
+        assert_eq!(limiter.key_count(), 0);
+    }
+
+    /// At most `max_keys` keys are held: a new key beyond them is a store
+    /// error (keys held go on working), until their windows pass.
+    #[tokio::test]
+    async fn the_key_cap_holds_and_frees_when_windows_pass() {
+        let limiter = InMemoryRateLimiter::with_max_keys(64);
+        let rule = RateRule::new(5, Duration::from_secs(1));
+        let mut held = Vec::new();
+        let mut refused = 0;
+        for key in 0..1000 {
+            let key = format!("first:{key}");
+            match limiter.acquire(&key, rule, T0).await {
+                Ok(decision) => {
+                    assert_eq!(decision, RateDecision::Allowed);
+                    held.push(key);
+                }
+                Err(error) => {
+                    assert!(!error.0.contains(&key), "the key is not in {:?}", error.0);
+                    refused += 1;
+                }
+            }
+        }
+        // 1,000 keys fill each of the 16 shards' 4 places (a shard drawing
+        // fewer than 4 of them is a 1-in-10^20 event).
+        assert_eq!((held.len(), refused), (64, 936));
+        assert_eq!(limiter.key_count(), 64);
+        assert_eq!(acquire(&limiter, &held[0], rule, at(1)).await, RateDecision::Allowed);
+
+        // A window later every held key is stale, and new keys take their places.
+        let mut allowed = 0;
+        for key in 0..1000 {
+            if limiter.acquire(&format!("second:{key}"), rule, at(1001)).await.is_ok() {
+                allowed += 1;
+            }
+        }
+        assert_eq!(allowed, 64);
+        assert_eq!(limiter.key_count(), 64);
+    }
+
+    /// `Debug` shows sizes, never the keys (they may hold phone numbers).
+    #[tokio::test]
+    async fn debug_shows_no_keys() {
+        let limiter = InMemoryRateLimiter::new();
+        let rule = RateRule::new(1, Duration::from_secs(1));
+        assert_eq!(acquire(&limiter, "+15550009999", rule, T0).await, RateDecision::Allowed);
+        let debug = format!("{limiter:?}");
+        assert!(!debug.contains("5550009999"), "{debug}");
+        assert!(debug.contains("key_count: 1"), "{debug}");
+    }
+}
+
+mod redis_backend {
+    use super::*;
+    use tokio::{
+        io::{AsyncReadExt as _, AsyncWriteExt as _},
+        net::{TcpListener, TcpStream},
+    };
+
+    const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
+
+    fn redis_url() -> String {
+        std::env::var("REDIS_URL").unwrap_or_else(|_| DEFAULT_REDIS_URL.to_owned())
+    }
+
+    fn random_prefix() -> String {
+        let mut bytes = [0u8; 8];
+        OsRandom.fill(&mut bytes);
+        let hex: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
+        format!("phonegate-test:{hex}:")
+    }
+
+    fn no_redis(url: &str, error: impl std::fmt::Display) -> ! {
+        panic!(
+            "The Redis tests need a running Redis server, but {url} did not answer: {error}.\n\
+             Start one (`redis-server --daemonize yes`, or `bash .ci/run`, which starts it), \
+             or point REDIS_URL at a server."
+        )
+    }
+
+    async fn limiter_with_prefix(prefix: &str) -> RedisRateLimiter {
+        let url = redis_url();
+        RedisRateLimiter::connect(&url, prefix)
+            .await
+            .unwrap_or_else(|error| no_redis(&url, error))
+    }
+
+    async fn limiter() -> RedisRateLimiter {
+        limiter_with_prefix(&random_prefix()).await
+    }
+
+    /// A plain connection, to look at what the limiter left in Redis.
+    async fn raw_connection() -> redis::aio::MultiplexedConnection {
+        let url = redis_url();
+        let client = redis::Client::open(url.as_str()).unwrap();
+        client
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap_or_else(|error| no_redis(&url, error))
+    }
+
+    contract_tests!(Arc::new(limiter().await));
+
+    /// Three instances sharing a Redis share the counts: 60 concurrent calls
+    /// spread over them allow exactly the limit.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn the_limit_holds_across_instances() {
+        let prefix = random_prefix();
+        let instances: Vec<Arc<RedisRateLimiter>> = vec![
+            Arc::new(limiter_with_prefix(&prefix).await),
+            Arc::new(limiter_with_prefix(&prefix).await),
+            Arc::new(limiter_with_prefix(&prefix).await),
+        ];
+        let rule = RateRule::new(17, Duration::from_secs(60));
+        let tasks: Vec<_> = (0..60)
+            .map(|i| {
+                let limiter = Arc::clone(&instances[i % 3]);
+                // Many calls share a millisecond: their members must not collide.
+                tokio::spawn(async move { acquire(&*limiter, "+15550001111", rule, at(0)).await })
+            })
+            .collect();
+        let mut allowed = 0;
+        for task in tasks {
+            if task.await.unwrap() == RateDecision::Allowed {
+                allowed += 1;
+            }
+        }
+        assert_eq!(allowed, 17);
+        for instance in &instances {
+            assert_eq!(acquire(&**instance, "+15550001111", rule, at(1)).await, limited(59_999));
+        }
+    }
+
+    /// A key expires a window after its newest event, so Redis holds only
+    /// keys in use.
+    #[tokio::test]
+    async fn keys_expire_after_their_window() {
+        let prefix = random_prefix();
+        let limiter = limiter_with_prefix(&prefix).await;
+        let mut raw = raw_connection().await;
+        let key = format!("{prefix}k");
+
+        let rule = RateRule::new(3, Duration::from_secs(5));
+        assert_eq!(acquire(&limiter, "k", rule, at(0)).await, RateDecision::Allowed);
+        let ttl: i64 = redis::cmd("PTTL").arg(&key).query_async(&mut raw).await.unwrap();
+        assert!((4_000..=5_000).contains(&ttl), "PTTL {ttl}");
+
+        let short = RateRule::new(3, Duration::from_millis(100));
+        assert_eq!(acquire(&limiter, "short", short, at(0)).await, RateDecision::Allowed);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let exists: i64 = redis::cmd("EXISTS")
+            .arg(format!("{prefix}short"))
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+        assert_eq!(exists, 0, "the key is gone once its window has passed");
+
+        // A refused new key (limit 0) is not created at all.
+        assert_eq!(
+            acquire(&limiter, "never", RateRule::new(0, Duration::from_secs(5)), at(0)).await,
+            limited(5000)
+        );
+        let exists: i64 = redis::cmd("EXISTS")
+            .arg(format!("{prefix}never"))
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+        assert_eq!(exists, 0);
+    }
+
+    /// An unreachable Redis fails `connect` at once, with an error that does
+    /// not quote the URL's password.
+    #[tokio::test]
+    async fn connecting_to_an_unreachable_redis_fails_quickly() {
+        let started = Instant::now();
+        let error = RedisRateLimiter::connect("redis://phonegate:hunter2-secret@127.0.0.1:1", "p:")
+            .await
+            .unwrap_err();
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "took {:?}",
+            started.elapsed()
+        );
+        assert!(!error.0.contains("hunter2-secret"), "{}", error.0);
+
+        let error = RedisRateLimiter::connect("http://phonegate:hunter2-secret@127.0.0.1:6379", "p:")
+            .await
+            .unwrap_err();
+        assert!(!error.0.contains("hunter2-secret"), "{}", error.0);
+    }
+
+    /// A server that accepts connections but never answers cannot make
+    /// `connect` hang: it gives up after its timeout.
+    #[tokio::test]
+    async fn connecting_to_a_silent_server_times_out() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut sockets = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                sockets.push(socket);
+            }
+        });
+        let started = Instant::now();
+        let error =
+            RedisRateLimiter::connect_with_timeout(&format!("redis://{address}"), "p:", Duration::from_millis(300))
+                .await
+                .unwrap_err();
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "took {:?}",
+            started.elapsed()
+        );
+        assert!(error.0.contains("timed out"), "{}", error.0);
+    }
+
+    /// When Redis stops answering mid-way, `acquire` answers a store error
+    /// within the timeout, naming neither the key nor the password; once
+    /// Redis answers again, so does the limiter.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_silent_redis_is_a_store_error_within_the_timeout() {
+        let (proxy, frozen) = freezable_proxy().await;
+        let url = format!("redis://default:hunter2-secret@{proxy}");
+        let limiter = RedisRateLimiter::connect_with_timeout(&url, &random_prefix(), Duration::from_millis(300))
+            .await
+            .unwrap_or_else(|error| no_redis(&redis_url(), error));
+        let debug = format!("{limiter:?}");
+        assert!(!debug.contains("hunter2-secret"), "{debug}");
+        assert!(debug.contains(&proxy), "{debug}");
+
+        let rule = RateRule::new(5, Duration::from_secs(60));
+        assert_eq!(
+            acquire(&limiter, "+15550002222", rule, at(0)).await,
+            RateDecision::Allowed
+        );
+
+        frozen.store(true, Ordering::SeqCst);
+        let started = Instant::now();
+        let error = limiter.acquire("+15550002222", rule, at(1)).await.unwrap_err();
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "took {:?}",
+            started.elapsed()
+        );
+        for secret in ["5550002222", "hunter2-secret"] {
+            assert!(!error.0.contains(secret), "{}", error.0);
+        }
+
+        frozen.store(false, Ordering::SeqCst);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match limiter.acquire("+15550002222", rule, at(2)).await {
+                Ok(decision) => {
+                    assert_eq!(decision, RateDecision::Allowed);
+                    break;
+                }
+                Err(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(100)).await,
+                Err(error) => panic!("the limiter did not recover: {error}"),
+            }
+        }
+    }
+
+    /// A TCP proxy to the test Redis that, while `frozen` is set, holds
+    /// back what clients send (and so gets no answers), as a hung server
+    /// would; when unfrozen it forwards what it held.
+    async fn freezable_proxy() -> (String, Arc<AtomicBool>) {
+        let upstream = redis_url();
+        let upstream = upstream
+            .strip_prefix("redis://")
+            .and_then(|rest| rest.rsplit('@').next())
+            .map(|rest| rest.split('/').next().unwrap_or(rest).to_owned())
+            .unwrap_or_else(|| panic!("this test needs a plain redis:// REDIS_URL, not {upstream}"));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let frozen = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&frozen);
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = TcpStream::connect(&upstream).await else {
+                    continue;
+                };
+                let (mut client_read, mut client_write) = client.into_split();
+                let (mut server_read, mut server_write) = server.into_split();
+                let flag = Arc::clone(&flag);
+                tokio::spawn(async move {
+                    let mut buffer = [0u8; 4096];
+                    while let Ok(read @ 1..) = client_read.read(&mut buffer).await {
+                        while flag.load(Ordering::SeqCst) {
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                        }
+                        if server_write.write_all(&buffer[..read]).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+                tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
+                });
+            }
+        });
+        (address, frozen)
+    }
+}

@@ -542,7 +542,7 @@ fn abuse_settings(settings: &Settings) -> anyhow::Result<AbuseSettings> {
         require_mobile_for_sms: abuse.require_mobile_for_sms,
         hourly_budget: (abuse.hourly_sms_budget > 0).then_some(abuse.hourly_sms_budget),
         country_hourly_budget: (abuse.country_hourly_sms_budget > 0).then_some(abuse.country_hourly_sms_budget),
-        country_budgets: abuse.country_hourly_sms_budgets.clone(),
+        country_budgets: abuse.country_hourly_sms_budgets.clone().into_iter().collect(),
         fail_open: limits.fail_open,
     })
 }

@@ -55,7 +55,7 @@ pub struct RateLimitSettings {
     pub checks_per_ip_window_seconds: u64,
     /// Least seconds between two sends to one number, per surface
     /// (`pin_auth`, `phone_verify`, `phone_login`, `phone_confirm`); 0 = none.
-    pub resend_cooldown_seconds: std::collections::HashMap<String, u64>,
+    pub resend_cooldown_seconds: std::collections::BTreeMap<String, u64>,
 }
 
 /// The SMS-pumping guard.
@@ -73,7 +73,7 @@ pub struct AbuseSettings {
     /// Sends per hour per destination calling code; 0 = no budget.
     pub country_hourly_sms_budget: u32,
     /// Per calling code (e.g. `"44"`) budgets overriding the one above.
-    pub country_hourly_sms_budgets: std::collections::HashMap<String, u32>,
+    pub country_hourly_sms_budgets: std::collections::BTreeMap<String, u32>,
 }
 
 /// The delivery dispatcher.

@@ -39,13 +39,17 @@ struct FakeVerify {
 }
 
 impl FakeVerify {
-    fn code_for(&self, to: &str) -> String {
-        self.pending
-            .lock()
-            .unwrap()
-            .get(to)
-            .cloned()
-            .expect("a verification was started")
+    /// The pending code of `to`, once the dispatcher has started the
+    /// verification (a moment after the request that queued it).
+    async fn code_for(&self, to: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(code) = self.pending.lock().unwrap().get(to).cloned() {
+                return code;
+            }
+            assert!(Instant::now() < deadline, "no verification was started for {to}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }
 
@@ -98,6 +102,10 @@ impl Drop for Phonegate {
 
 impl Phonegate {
     async fn start(provider: &str, twilio: &MockServer) -> Self {
+        Self::start_with(provider, twilio, &[]).await
+    }
+
+    async fn start_with(provider: &str, twilio: &MockServer, extra: &[(&str, &str)]) -> Self {
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let dir = std::env::temp_dir().join(format!("phonegate-twilio-{provider}-{port}"));
         std::fs::create_dir_all(&dir).unwrap();
@@ -117,7 +125,11 @@ impl Phonegate {
                 ("PHONEGATE__TWILIO__API_BASE_URL", twilio.uri()),
                 ("PHONEGATE__TWILIO__VERIFY_BASE_URL", twilio.uri()),
                 ("PHONEGATE__TWILIO__RETRY_BASE_DELAY_MS", "10".to_owned()),
+                // These flows resend to one number at once.
+                ("PHONEGATE__RATE_LIMIT__RESEND_COOLDOWN_SECONDS__PIN_AUTH", "0".to_owned()),
+                ("PHONEGATE__RATE_LIMIT__RESEND_COOLDOWN_SECONDS__PHONE_LOGIN", "0".to_owned()),
             ])
+            .envs(extra.iter().copied())
             .env_remove("RUST_LOG")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -185,6 +197,20 @@ async fn assert_authenticated(twilio: &MockServer) {
     }
 }
 
+/// The requests Twilio received on `suffix`, once there are at least
+/// `count` (delivery runs a moment after the request that queued it).
+async fn wait_sent(twilio: &MockServer, suffix: &str, count: usize) -> Vec<HashMap<String, String>> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let requests = sent(twilio, suffix).await;
+        if requests.len() >= count {
+            return requests;
+        }
+        assert!(Instant::now() < deadline, "{count} requests to {suffix} expected, {} arrived", requests.len());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// The requests Twilio received on `suffix`, as form fields.
 async fn sent(twilio: &MockServer, suffix: &str) -> Vec<HashMap<String, String>> {
     twilio
@@ -248,7 +274,7 @@ async fn every_surface_works_with_twilio_messages_and_calls() {
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    let messages = sent(&twilio, "/Messages.json").await;
+    let messages = wait_sent(&twilio, "/Messages.json", 1).await;
     assert_eq!(messages.last().unwrap()["To"], "+85251224538");
     assert_eq!(messages.last().unwrap()["From"], "+15005550006");
     let pin = last_sms_code(messages);
@@ -266,7 +292,7 @@ async fn every_surface_works_with_twilio_messages_and_calls() {
     let (_, body, _) = phonegate
         .post_json("/api/phone/register", json!({"phone_number": "+1 206 372 1234"}))
         .await;
-    let code = last_sms_code(sent(&twilio, "/Messages.json").await);
+    let code = last_sms_code(wait_sent(&twilio, "/Messages.json", 2).await);
     let (status, reply, _) = phonegate
         .post_json(
             "/api/phone/verify",
@@ -280,7 +306,7 @@ async fn every_surface_works_with_twilio_messages_and_calls() {
         .post_query("/v1/auth/phone_login?phone_number=(206)372-1234&device_id=abcde")
         .await;
     assert_eq!(body["res_info"]["code"], 2, "{body}");
-    let pin = last_sms_code(sent(&twilio, "/Messages.json").await);
+    let pin = last_sms_code(wait_sent(&twilio, "/Messages.json", 3).await);
     let (_, body, _) = phonegate
         .post_query(&format!(
             "/v1/auth/check_pin?phone_number=(206)372-1234&device_id=abcde&verify_pin={pin}"
@@ -291,7 +317,7 @@ async fn every_surface_works_with_twilio_messages_and_calls() {
         .post_query("/v1/auth/phone_login?phone_number=(206)372-1234&device_id=abcde&call_verify=T")
         .await;
     assert_eq!(body["res_info"]["code"], 2, "{body}");
-    let calls = sent(&twilio, "/Calls.json").await;
+    let calls = wait_sent(&twilio, "/Calls.json", 1).await;
     assert_eq!(calls.len(), 1);
     let twiml = &calls[0]["Twiml"];
     assert!(
@@ -321,20 +347,26 @@ async fn every_surface_works_with_twilio_messages_and_calls() {
         .await;
     assert_eq!(body["res_info"]["code"], 22, "{body}");
 
-    // Twilio's refusals, in each surface's words.
+    // Twilio's refusals reach the outbox, not the client, who was answered
+    // when the message was queued: a number Twilio calls invalid is tried
+    // once and failed for good; a rate-limited one is tried again only
+    // after Twilio's Retry-After (7 s).
     let (status, body, _) = phonegate
         .post_json(
             "/api/v1/auth/signup",
             json!({"user_auth": {"mobile": "+85291234567", "address_attributes": {}}}),
         )
         .await;
-    assert_eq!((status, body), (422, json!({"errors": "Mobile is invalid"})));
-    let (status, body, headers) = phonegate
+    assert_eq!(status, 200, "{body}");
+    let (status, body, _) = phonegate
         .post_query("/v1/auth/phone_login?phone_number=(415)555-0199&device_id=abcde")
         .await;
-    assert_eq!(status, 429, "{body}");
-    assert_eq!(body["res_info"]["code"], -429);
-    assert_eq!(headers["retry-after"], "7");
+    assert_eq!(status, 200, "{body}");
+    wait_sent(&twilio, "/Messages.json", 5).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let messages = sent(&twilio, "/Messages.json").await;
+    let to = |number: &str| messages.iter().filter(|m| m["To"] == number).count();
+    assert_eq!((to("+85291234567"), to("+14155550199")), (1, 1), "no early retry");
     assert_authenticated(&twilio).await;
 }
 
@@ -362,7 +394,7 @@ async fn every_surface_works_with_twilio_verify() {
         )
         .await;
     let key = body["otp_auth_key"].clone();
-    let code = verify.code_for("+85251224538");
+    let code = verify.code_for("+85251224538").await;
     let wrong = if code == "000000" { "111111" } else { "000000" };
     let (status, _, _) = phonegate
         .post_json("/api/v1/auth/verify", json!({"otp_auth_key": key, "pin": wrong}))
@@ -385,7 +417,7 @@ async fn every_surface_works_with_twilio_verify() {
     let (status, reply, _) = phonegate
         .post_json(
             "/api/phone/verify",
-            json!({"phone_number": "+12063721234", "security_code": verify.code_for("+12063721234"),
+            json!({"phone_number": "+12063721234", "security_code": verify.code_for("+12063721234").await,
                    "session_token": body["session_token"]}),
         )
         .await;
@@ -399,7 +431,7 @@ async fn every_surface_works_with_twilio_verify() {
             ))
             .await;
         assert_eq!(body["res_info"]["code"], 2, "{body}");
-        let pin = verify.code_for("+12063721234");
+        let pin = verify.code_for("+12063721234").await;
         let (_, body, _) = phonegate
             .post_query(&format!(
                 "/v1/auth/check_pin?phone_number=(206)372-1234&device_id=abcde&verify_pin={pin}"
@@ -418,7 +450,7 @@ async fn every_surface_works_with_twilio_verify() {
         .post_json("/api/v1/auth/send_pin", json!({"mobile": "+85251224538"}))
         .await;
     let key = body["otp_auth_key"].clone();
-    let code = verify.code_for("+85251224538");
+    let code = verify.code_for("+85251224538").await;
     let wrong = if code == "000000" { "111111" } else { "000000" };
     for _ in 0..5 {
         phonegate
@@ -445,4 +477,105 @@ async fn every_surface_works_with_twilio_verify() {
     let starts = sent(&twilio, "/Verifications").await;
     assert!(starts.iter().all(|s| s["Locale"] == "en"), "{starts:?}");
     assert_authenticated(&twilio).await;
+}
+
+/// Twilio down (503) for a while, then back; it notes every attempt.
+#[derive(Clone)]
+struct Outage {
+    until: Instant,
+    /// (when, to, accepted) of every attempt.
+    attempts: Arc<Mutex<Vec<(Instant, String, bool)>>>,
+}
+
+impl Respond for Outage {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let now = Instant::now();
+        let to = form(request).get("To").cloned().unwrap_or_default();
+        let accepted = now >= self.until;
+        self.attempts.lock().unwrap().push((now, to, accepted));
+        if accepted {
+            ResponseTemplate::new(201).set_body_json(json!({"sid": "SM1", "status": "queued"}))
+        } else {
+            ResponseTemplate::new(503).set_body_json(json!({"code": 20500, "message": "Service Unavailable", "status": 503}))
+        }
+    }
+}
+
+/// Twilio answers 503 for a minute. Every request is still answered at once
+/// (the codes wait in the outbox); after Twilio recovers, each code that is
+/// still valid is delivered exactly once, and a code that expired during
+/// the outage is never delivered, nor even tried after its expiry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_twilio_outage_delays_messages_and_loses_none() {
+    const OUTAGE: Duration = Duration::from_secs(60);
+    const SHORT_TTL: Duration = Duration::from_secs(20);
+    let twilio = MockServer::start().await;
+    let outage = Outage {
+        until: Instant::now() + OUTAGE,
+        attempts: Arc::default(),
+    };
+    Mock::given(method("POST"))
+        .and(path(format!("/2010-04-01/Accounts/{SID}/Messages.json")))
+        .respond_with(outage.clone())
+        .mount(&twilio)
+        .await;
+    let phonegate = Phonegate::start_with(
+        "twilio",
+        &twilio,
+        &[
+            ("PHONEGATE__OUTBOX__RETRY_BASE_MS", "500"),
+            ("PHONEGATE__OUTBOX__RETRY_MAX_SECONDS", "4"),
+            // phone-verify's codes expire during the outage.
+            ("PHONEGATE__OTP__PHONE_VERIFY__TTL_SECONDS", "20"),
+        ],
+    )
+    .await;
+    let long_lived = ["+85251224538", "+85261677528", "+85291234568"];
+    for mobile in long_lived {
+        let (status, body, _) = phonegate
+            .post_json(
+                "/api/v1/auth/signup",
+                json!({"user_auth": {"mobile": mobile, "address_attributes": {}}}),
+            )
+            .await;
+        assert_eq!(status, 200, "answered at once during the outage: {body}");
+    }
+    let short_lived = ["+12063721234", "+12063725678"];
+    let sent_at = Instant::now();
+    for number in short_lived {
+        let (status, body, _) = phonegate
+            .post_json("/api/phone/register", json!({"phone_number": number}))
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let expired = sent_at + SHORT_TTL + Duration::from_secs(1);
+
+    let deadline = outage.until + Duration::from_secs(20);
+    loop {
+        let attempts = outage.attempts.lock().unwrap().clone();
+        let accepted = |to: &str| attempts.iter().filter(|(_, number, ok)| number == to && *ok).count();
+        if long_lived.iter().all(|m| accepted(m) >= 1) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the codes did not arrive after Twilio recovered: {attempts:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Anything else would have come by now.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let attempts = outage.attempts.lock().unwrap().clone();
+    let during = attempts.iter().filter(|(at, _, _)| *at < outage.until).count();
+    assert!(
+        (10..=400).contains(&during),
+        "retries went on through the outage, with backoff ({during} attempts)"
+    );
+    for mobile in long_lived {
+        let accepted = attempts.iter().filter(|(_, to, ok)| to == mobile && *ok).count();
+        assert_eq!(accepted, 1, "{mobile} got its code exactly once");
+    }
+    for number in short_lived {
+        assert!(
+            attempts.iter().all(|(at, to, ok)| to != number || (!ok && *at < expired)),
+            "{number}'s expired code was never delivered nor tried after it expired"
+        );
+    }
 }

@@ -119,9 +119,12 @@ async fn build_test_app(backend: TestBackend, configure: impl FnOnce(&mut Settin
 }
 
 impl TestApp {
-    /// Runs the dispatcher until nothing is due.
+    /// Runs the dispatcher until nothing is due (or the database is gone,
+    /// as in the tests of outages).
     pub async fn deliver_outbox(&self) {
-        while self.dispatcher.dispatch_due().await.unwrap().claimed > 0 {}
+        while let Ok(report) = self.dispatcher.dispatch_due().await
+            && report.claimed > 0
+        {}
     }
 
     /// Sends `request` (a Host header is added if missing, as every real

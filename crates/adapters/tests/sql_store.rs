@@ -66,7 +66,7 @@ async fn new_user(store: &SqlStore, phone_text: &str, lookup: u8) -> UserId {
                 }),
             },
             challenge(lookup, phone_text, None),
-Outgoing::Nothing,
+            Outgoing::Nothing,
         )
         .await
         .unwrap()
@@ -84,7 +84,10 @@ async fn migrations_apply_once(backend: TestBackend) {
 
 async fn attempts_are_counted_up_to_the_limit(backend: TestBackend) {
     let (_database, store) = store(backend).await;
-    store.replace_live(challenge(1, "+85261234567", None), Outgoing::Nothing).await.unwrap();
+    store
+        .replace_live(challenge(1, "+85261234567", None), Outgoing::Nothing)
+        .await
+        .unwrap();
     for expected in 1..=5 {
         match store.spend_attempt(&hash(1), NOW).await.unwrap() {
             AttemptOutcome::Spent(attempt) => {
@@ -108,7 +111,10 @@ async fn attempts_are_counted_up_to_the_limit(backend: TestBackend) {
 
 async fn expired_challenges_spend_nothing(backend: TestBackend) {
     let (_database, store) = store(backend).await;
-    store.replace_live(challenge(1, "+85261234567", None), Outgoing::Nothing).await.unwrap();
+    store
+        .replace_live(challenge(1, "+85261234567", None), Outgoing::Nothing)
+        .await
+        .unwrap();
     let at_expiry = NOW.plus(Duration::from_secs(600));
     assert_eq!(
         store.spend_attempt(&hash(1), at_expiry).await.unwrap(),
@@ -124,10 +130,19 @@ async fn expired_challenges_spend_nothing(backend: TestBackend) {
 
 async fn a_new_challenge_supersedes_the_live_one(backend: TestBackend) {
     let (_database, store) = store(backend).await;
-    store.replace_live(challenge(1, "+85261234567", None), Outgoing::Nothing).await.unwrap();
-    store.replace_live(challenge(2, "+85261234567", None), Outgoing::Nothing).await.unwrap();
+    store
+        .replace_live(challenge(1, "+85261234567", None), Outgoing::Nothing)
+        .await
+        .unwrap();
+    store
+        .replace_live(challenge(2, "+85261234567", None), Outgoing::Nothing)
+        .await
+        .unwrap();
     // A challenge for another phone is untouched.
-    store.replace_live(challenge(3, "+85291234567", None), Outgoing::Nothing).await.unwrap();
+    store
+        .replace_live(challenge(3, "+85291234567", None), Outgoing::Nothing)
+        .await
+        .unwrap();
     assert_eq!(
         store.spend_attempt(&hash(1), NOW).await.unwrap(),
         AttemptOutcome::Closed
@@ -144,7 +159,10 @@ async fn a_new_challenge_supersedes_the_live_one(backend: TestBackend) {
 
 async fn a_challenge_is_consumed_once(backend: TestBackend) {
     let (_database, store) = store(backend).await;
-    let id = store.replace_live(challenge(1, "+85261234567", None), Outgoing::Nothing).await.unwrap();
+    let id = store
+        .replace_live(challenge(1, "+85261234567", None), Outgoing::Nothing)
+        .await
+        .unwrap();
     assert!(store.consume(id, NOW).await.unwrap());
     assert!(!store.consume(id, NOW).await.unwrap());
     assert_eq!(
@@ -156,7 +174,10 @@ async fn a_challenge_is_consumed_once(backend: TestBackend) {
 async fn concurrent_consumers_have_exactly_one_winner(backend: TestBackend) {
     let (_database, store) = store(backend).await;
     let store = Arc::new(store);
-    let id = store.replace_live(challenge(1, "+85261234567", None), Outgoing::Nothing).await.unwrap();
+    let id = store
+        .replace_live(challenge(1, "+85261234567", None), Outgoing::Nothing)
+        .await
+        .unwrap();
     let tasks: Vec<_> = (0..20)
         .map(|_| {
             let store = store.clone();
@@ -173,7 +194,10 @@ async fn concurrent_consumers_have_exactly_one_winner(backend: TestBackend) {
 async fn concurrent_attempts_never_exceed_the_limit(backend: TestBackend) {
     let (_database, store) = store(backend).await;
     let store = Arc::new(store);
-    store.replace_live(challenge(1, "+85261234567", None), Outgoing::Nothing).await.unwrap();
+    store
+        .replace_live(challenge(1, "+85261234567", None), Outgoing::Nothing)
+        .await
+        .unwrap();
     let tasks: Vec<_> = (0..20)
         .map(|_| {
             let store = store.clone();
@@ -227,7 +251,7 @@ async fn a_taken_phone_writes_nothing(backend: TestBackend) {
                 address: Some(NewAddress::default()),
             },
             challenge(2, "+85251224538", None),
-Outgoing::Nothing,
+            Outgoing::Nothing,
         )
         .await;
     assert!(matches!(second, Err(CreateUserError::PhoneTaken)), "{second:?}");
@@ -286,14 +310,23 @@ async fn a_lookup_hash_can_be_reissued_for_the_same_phone(backend: TestBackend) 
     // phone-login's lookup is the phone itself: every new PIN for a number
     // has the same lookup hash as the ones before it.
     let (_database, store) = store(backend).await;
-    let first = store.replace_live(challenge(1, "+12063721234", None), Outgoing::Nothing).await.unwrap();
+    let first = store
+        .replace_live(challenge(1, "+12063721234", None), Outgoing::Nothing)
+        .await
+        .unwrap();
     assert!(store.consume(first, NOW).await.unwrap());
     assert_eq!(
         store.spend_attempt(&hash(1), NOW).await.unwrap(),
         AttemptOutcome::Closed
     );
-    store.replace_live(challenge(1, "+12063721234", None), Outgoing::Nothing).await.unwrap();
-    store.replace_live(challenge(1, "+12063721234", None), Outgoing::Nothing).await.unwrap();
+    store
+        .replace_live(challenge(1, "+12063721234", None), Outgoing::Nothing)
+        .await
+        .unwrap();
+    store
+        .replace_live(challenge(1, "+12063721234", None), Outgoing::Nothing)
+        .await
+        .unwrap();
     match store.spend_attempt(&hash(1), NOW).await.unwrap() {
         AttemptOutcome::Spent(attempt) => assert_eq!(attempt.attempts, 1),
         other => panic!("{other:?}"),
@@ -306,7 +339,11 @@ async fn racing_issuers_leave_exactly_one_live_challenge(backend: TestBackend) {
     let tasks: Vec<_> = (0..10u8)
         .map(|i| {
             let store = store.clone();
-            tokio::spawn(async move { store.replace_live(challenge(10 + i, "+85261234567", None), Outgoing::Nothing).await })
+            tokio::spawn(async move {
+                store
+                    .replace_live(challenge(10 + i, "+85261234567", None), Outgoing::Nothing)
+                    .await
+            })
         })
         .collect();
     for task in tasks {

@@ -41,7 +41,7 @@ impl ClientIpSource {
             .filter_map(|value| value.to_str().ok())
             .flat_map(|value| value.split(','))
             .filter_map(|entry| parse_ip(entry.trim()))
-            .last();
+            .next_back();
         Client::new(forwarded.or(socket))
     }
 }
@@ -98,7 +98,11 @@ mod tests {
     fn the_socket_address_unless_a_header_is_configured() {
         let source = ClientIpSource::default();
         let client = source.client(&parts(&["203.0.113.7"]));
-        assert_eq!(client.ip(), Some(IpAddr::from([10, 0, 0, 2])), "a header is not trusted by default");
+        assert_eq!(
+            client.ip(),
+            Some(IpAddr::from([10, 0, 0, 2])),
+            "a header is not trusted by default"
+        );
     }
 
     #[test]

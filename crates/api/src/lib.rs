@@ -93,6 +93,8 @@ pub struct HttpSettings {
     pub allowed_hosts: AllowedHosts,
     /// Where the client's IP address comes from.
     pub client_ip: ClientIpSource,
+    /// The least time a password-reset request takes to answer.
+    pub reset_response_floor: Duration,
 }
 
 /// The whole HTTP application: every surface and the ops endpoints, with
@@ -108,9 +110,16 @@ pub fn router(services: Services, settings: HttpSettings) -> Router {
             services.phone_login.clone(),
             &settings.allowed_hosts,
         ))
-        .merge(tokens::router(services.token_auth.clone(), &settings.allowed_hosts))
+        .merge(tokens::router(
+            services.token_auth.clone(),
+            &settings.allowed_hosts,
+            settings.reset_response_floor,
+        ))
         .merge(ops::router(services.readiness.clone()))
-        .layer(axum::middleware::from_fn_with_state(settings.client_ip.clone(), client::identify))
+        .layer(axum::middleware::from_fn_with_state(
+            settings.client_ip.clone(),
+            client::identify,
+        ))
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))

@@ -185,10 +185,27 @@ fn both<S: Clone + Send + Sync + 'static>(
         .route(&format!("{path}.json"), method)
 }
 
-pub fn router(token_auth: Arc<TokenAuth>, hosts: &AllowedHosts) -> Router {
+/// Holds a response back until `floor` has passed since the request came.
+async fn pad(
+    axum::extract::State(floor): axum::extract::State<std::time::Duration>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let deadline = tokio::time::Instant::now() + floor;
+    let response = next.run(request).await;
+    tokio::time::sleep_until(deadline).await;
+    response
+}
+
+/// `reset_floor`: the least time a reset request takes to answer. The
+/// work for known and unknown emails is the same, but not to the
+/// microsecond (a known email also writes the reset row); answering no
+/// sooner than this hides what is left.
+pub fn router(token_auth: Arc<TokenAuth>, hosts: &AllowedHosts, reset_floor: std::time::Duration) -> Router {
     let mut router = Router::new();
     router = both(router, "/api/v1/tokens", post(sign_in));
-    router = both(router, "/api/v1/tokens/reset", post(request_reset).put(complete_reset));
+    let request_reset = post(request_reset).layer(axum::middleware::from_fn_with_state(reset_floor, pad));
+    router = both(router, "/api/v1/tokens/reset", request_reset.put(complete_reset));
     router = both(router, "/api/v1/tokens/introspect", post(introspect));
     router = both(
         router,

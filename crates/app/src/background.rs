@@ -29,10 +29,7 @@ impl Background {
     /// `grace` for them; a delivery in flight is finished, not abandoned.
     pub async fn shutdown(mut self, grace: Duration) {
         let _ = self.stop.send(true);
-        let drained = tokio::time::timeout(grace, async {
-            while self.tasks.join_next().await.is_some() {}
-        })
-        .await;
+        let drained = tokio::time::timeout(grace, async { while self.tasks.join_next().await.is_some() {} }).await;
         if drained.is_err() {
             tracing::warn!("background tasks did not stop in time; abandoning them (their claims expire)");
             self.tasks.abort_all();
@@ -41,12 +38,7 @@ impl Background {
 }
 
 /// Starts the dispatchers, the notification listener and housekeeping.
-pub fn spawn(
-    settings: &Settings,
-    store: &SqlStore,
-    dispatcher: &Dispatcher,
-    clock: Arc<dyn Clock>,
-) -> Background {
+pub fn spawn(settings: &Settings, store: &SqlStore, dispatcher: &Dispatcher, clock: Arc<dyn Clock>) -> Background {
     let (stop, stopped) = watch::channel(false);
     let mut tasks = JoinSet::new();
     let signal = store.outbox_signal().clone();

@@ -465,6 +465,7 @@ pub async fn build(settings: &Settings, overrides: Overrides) -> anyhow::Result<
         },
         HttpSettings {
             allowed_hosts: AllowedHosts::new(settings.security.allowed_hosts.clone()),
+            reset_response_floor: Duration::from_millis(settings.mail.reset_min_response_ms),
             client_ip: ClientIpSource {
                 header: settings
                     .security

@@ -202,6 +202,8 @@ pub struct MailSettings {
     /// The link in password-reset emails; `{token}` becomes the reset token.
     pub reset_url_template: String,
     pub reset_ttl_seconds: u64,
+    /// The least time a reset request takes to answer, known email or not.
+    pub reset_min_response_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -101,7 +101,11 @@ async fn brute_force_over_fresh_challenges_and_ips_never_beats_the_limits() {
             let guess = if attempt == 6 { pin.clone() } else { wrong(&pin) };
             let reply = post_from(&app, &from, VERIFY, &json!({"otp_auth_key": key, "pin": guess})).await;
             guesses += 1;
-            assert_ne!(reply.status, StatusCode::OK, "guess {attempt} of challenge {challenges} won a session");
+            assert_ne!(
+                reply.status,
+                StatusCode::OK,
+                "guess {attempt} of challenge {challenges} won a session"
+            );
             if reply.body["errors"] == "Invalid pin" {
                 evaluated += 1;
             } else {
@@ -115,8 +119,14 @@ async fn brute_force_over_fresh_challenges_and_ips_never_beats_the_limits() {
     }
     let elapsed = app.clock.now().since(start);
     let windows = elapsed.as_secs().div_ceil(600) + 1;
-    assert!(challenges as u64 <= 5 * windows, "{challenges} challenges in {windows} windows");
-    assert!(evaluated as u64 <= 25 * windows, "{evaluated} guesses evaluated in {windows} windows");
+    assert!(
+        challenges as u64 <= 5 * windows,
+        "{challenges} challenges in {windows} windows"
+    );
+    assert!(
+        evaluated as u64 <= 25 * windows,
+        "{evaluated} guesses evaluated in {windows} windows"
+    );
     assert_eq!(evaluated, challenges * 5);
     assert!(challenges > 10, "the attacker did get some challenges ({challenges})");
 }
@@ -169,7 +179,10 @@ async fn fifty_parallel_sends_to_one_phone_deliver_at_most_the_limit() {
             StatusCode::TOO_MANY_REQUESTS => {
                 throttled += 1;
                 let detail = reply.body["detail"].as_str().unwrap();
-                assert!(detail.starts_with("Request was throttled. Expected available in "), "{detail}");
+                assert!(
+                    detail.starts_with("Request was throttled. Expected available in "),
+                    "{detail}"
+                );
             }
             other => panic!("unexpected {other}: {:?}", reply.body),
         }
@@ -203,10 +216,22 @@ async fn per_ip_limits_hold_in_each_surfaces_shape() {
 
     // Checks: 60 per IP, whatever they check.
     for _ in 0..60 {
-        let reply = post_from(&app, "203.0.113.11", VERIFY, &json!({"otp_auth_key": "AAAAAAAAAAAAAAAAAAAAAA==", "pin": "1234"})).await;
+        let reply = post_from(
+            &app,
+            "203.0.113.11",
+            VERIFY,
+            &json!({"otp_auth_key": "AAAAAAAAAAAAAAAAAAAAAA==", "pin": "1234"}),
+        )
+        .await;
         assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
     }
-    let refused = post_from(&app, "203.0.113.11", VERIFY, &json!({"otp_auth_key": "AAAAAAAAAAAAAAAAAAAAAA==", "pin": "1234"})).await;
+    let refused = post_from(
+        &app,
+        "203.0.113.11",
+        VERIFY,
+        &json!({"otp_auth_key": "AAAAAAAAAAAAAAAAAAAAAA==", "pin": "1234"}),
+    )
+    .await;
     assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
 
     // phone-login's envelope says -429; the tokens surface says {"error"}.
@@ -221,7 +246,13 @@ async fn per_ip_limits_hold_in_each_surfaces_shape() {
     assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(reply.body["res_info"]["code"], -429);
     assert!(reply.headers.contains_key(header::RETRY_AFTER));
-    let reply = post_from(&app, "203.0.113.9", "/api/v1/tokens/reset", &json!({"email": "a@example.com"})).await;
+    let reply = post_from(
+        &app,
+        "203.0.113.9",
+        "/api/v1/tokens/reset",
+        &json!({"email": "a@example.com"}),
+    )
+    .await;
     assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS);
     assert!(reply.body["error"].is_string(), "{:?}", reply.body);
     assert!(app.abuse_counters.rate_limited.load(Ordering::Relaxed) >= 4);
@@ -237,9 +268,14 @@ async fn the_resend_cooldown_spares_the_surface_that_resends_at_once() {
     assert_eq!(again.status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(retry_after(&again), Duration::from_secs(30));
     app.clock.advance(Duration::from_secs(30));
-    assert_eq!(app.post_json(SEND_PIN, &json!({"mobile": MOBILE})).await.status, StatusCode::OK);
+    assert_eq!(
+        app.post_json(SEND_PIN, &json!({"mobile": MOBILE})).await.status,
+        StatusCode::OK
+    );
     for _ in 0..2 {
-        let reply = app.post_json("/api/phone/register", &json!({"phone_number": "+12063721234"})).await;
+        let reply = app
+            .post_json("/api/phone/register", &json!({"phone_number": "+12063721234"}))
+            .await;
         assert_eq!(reply.status, StatusCode::OK);
     }
 }
@@ -254,16 +290,23 @@ async fn the_sms_budget_refuses_sends_once_spent() {
     .await;
     for n in 0..3 {
         let reply = app
-            .post_json("/api/phone/register", &json!({"phone_number": format!("+1206372{n:04}")}))
+            .post_json(
+                "/api/phone/register",
+                &json!({"phone_number": format!("+1206372{n:04}")}),
+            )
             .await;
         assert_eq!(reply.status, StatusCode::OK);
     }
-    let refused = app.post_json("/api/phone/register", &json!({"phone_number": "+12063729999"})).await;
+    let refused = app
+        .post_json("/api/phone/register", &json!({"phone_number": "+12063729999"}))
+        .await;
     assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(app.abuse_counters.budget_exhausted.load(Ordering::Relaxed), 1);
     assert_eq!(app.messages_to("+12063729999"), 0);
     app.clock.advance(Duration::from_secs(3600));
-    let reply = app.post_json("/api/phone/register", &json!({"phone_number": "+12063729999"})).await;
+    let reply = app
+        .post_json("/api/phone/register", &json!({"phone_number": "+12063729999"}))
+        .await;
     assert_eq!(reply.status, StatusCode::OK);
 }
 
@@ -289,7 +332,9 @@ async fn non_mobiles_and_disallowed_countries_get_nothing() {
     assert_eq!(app.messages_to("+442071838750"), 1);
     // A premium-rate number, and a country not on the list.
     for number in ["+449098790000", "+33612345678"] {
-        let reply = app.post_json("/api/phone/register", &json!({"phone_number": number})).await;
+        let reply = app
+            .post_json("/api/phone/register", &json!({"phone_number": number}))
+            .await;
         assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{number}: {:?}", reply.body);
         assert_eq!(app.messages_to(number), 0);
     }

@@ -163,9 +163,14 @@ async fn three_instances_share_codes_limits_and_the_outbox() {
     let bases: Vec<String> = instances.iter().map(|i| i.base.clone()).collect();
 
     // A code sent through A verifies through B.
-    let (status, body) = post(&http, &bases[0], "/api/phone/register", json!({"phone_number": "+12063720001"}))
-        .await
-        .unwrap();
+    let (status, body) = post(
+        &http,
+        &bases[0],
+        "/api/phone/register",
+        json!({"phone_number": "+12063720001"}),
+    )
+    .await
+    .unwrap();
     assert_eq!(status, 200, "{body:?}");
     let code = wait_for_text(&twilio, "+12063720001").await;
     let (status, reply) = post(
@@ -184,10 +189,15 @@ async fn three_instances_share_codes_limits_and_the_outbox() {
         .map(|i| {
             let (http, base) = (http.clone(), bases[i % 3].clone());
             tokio::spawn(async move {
-                post(&http, &base, "/api/phone/register", json!({"phone_number": "+12063720002"}))
-                    .await
-                    .unwrap()
-                    .0
+                post(
+                    &http,
+                    &base,
+                    "/api/phone/register",
+                    json!({"phone_number": "+12063720002"}),
+                )
+                .await
+                .unwrap()
+                .0
             })
         })
         .collect();
@@ -238,7 +248,11 @@ async fn three_instances_share_codes_limits_and_the_outbox() {
         if missing.is_empty() {
             break;
         }
-        assert!(Instant::now() < deadline, "{} accepted messages never arrived: {missing:?}", missing.len());
+        assert!(
+            Instant::now() < deadline,
+            "{} accepted messages never arrived: {missing:?}",
+            missing.len()
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     instances.clear();

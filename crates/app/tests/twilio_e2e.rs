@@ -126,8 +126,14 @@ impl Phonegate {
                 ("PHONEGATE__TWILIO__VERIFY_BASE_URL", twilio.uri()),
                 ("PHONEGATE__TWILIO__RETRY_BASE_DELAY_MS", "10".to_owned()),
                 // These flows resend to one number at once.
-                ("PHONEGATE__RATE_LIMIT__RESEND_COOLDOWN_SECONDS__PIN_AUTH", "0".to_owned()),
-                ("PHONEGATE__RATE_LIMIT__RESEND_COOLDOWN_SECONDS__PHONE_LOGIN", "0".to_owned()),
+                (
+                    "PHONEGATE__RATE_LIMIT__RESEND_COOLDOWN_SECONDS__PIN_AUTH",
+                    "0".to_owned(),
+                ),
+                (
+                    "PHONEGATE__RATE_LIMIT__RESEND_COOLDOWN_SECONDS__PHONE_LOGIN",
+                    "0".to_owned(),
+                ),
             ])
             .envs(extra.iter().copied())
             .env_remove("RUST_LOG")
@@ -206,7 +212,11 @@ async fn wait_sent(twilio: &MockServer, suffix: &str, count: usize) -> Vec<HashM
         if requests.len() >= count {
             return requests;
         }
-        assert!(Instant::now() < deadline, "{count} requests to {suffix} expected, {} arrived", requests.len());
+        assert!(
+            Instant::now() < deadline,
+            "{count} requests to {suffix} expected, {} arrived",
+            requests.len()
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -496,7 +506,8 @@ impl Respond for Outage {
         if accepted {
             ResponseTemplate::new(201).set_body_json(json!({"sid": "SM1", "status": "queued"}))
         } else {
-            ResponseTemplate::new(503).set_body_json(json!({"code": 20500, "message": "Service Unavailable", "status": 503}))
+            ResponseTemplate::new(503)
+                .set_body_json(json!({"code": 20500, "message": "Service Unavailable", "status": 503}))
         }
     }
 }
@@ -557,7 +568,10 @@ async fn a_twilio_outage_delays_messages_and_loses_none() {
         if long_lived.iter().all(|m| accepted(m) >= 1) {
             break;
         }
-        assert!(Instant::now() < deadline, "the codes did not arrive after Twilio recovered: {attempts:?}");
+        assert!(
+            Instant::now() < deadline,
+            "the codes did not arrive after Twilio recovered: {attempts:?}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     // Anything else would have come by now.
@@ -574,7 +588,9 @@ async fn a_twilio_outage_delays_messages_and_loses_none() {
     }
     for number in short_lived {
         assert!(
-            attempts.iter().all(|(at, to, ok)| to != number || (!ok && *at < expired)),
+            attempts
+                .iter()
+                .all(|(at, to, ok)| to != number || (!ok && *at < expired)),
             "{number}'s expired code was never delivered nor tried after it expired"
         );
     }

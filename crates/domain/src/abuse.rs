@@ -183,7 +183,11 @@ impl SendGuard {
             RateDecision::Allowed => Ok(()),
             RateDecision::Limited { retry_after } => {
                 self.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(limit = what, retry_after_s = retry_after.as_secs(), "rate limit reached");
+                tracing::info!(
+                    limit = what,
+                    retry_after_s = retry_after.as_secs(),
+                    "rate limit reached"
+                );
                 Err(Refusal::RateLimited { retry_after })
             }
         }
@@ -276,8 +280,13 @@ impl SendGuard {
     /// per-IP send limit and, per address, the per-phone limit's numbers.
     pub async fn admit_mail(&self, to: &Email, client: &Client, now: Timestamp) -> Result<(), Refusal> {
         if let Some(ip) = client.ip() {
-            self.limit(&format!("send:ip:{ip}"), self.settings.sends_per_ip, now, "sends per IP")
-                .await?;
+            self.limit(
+                &format!("send:ip:{ip}"),
+                self.settings.sends_per_ip,
+                now,
+                "sends per IP",
+            )
+            .await?;
         }
         let key = format!("send:email:{}", to.as_str().to_ascii_lowercase());
         self.limit(&key, self.settings.sends_per_phone, now, "sends per email")
@@ -288,8 +297,13 @@ impl SendGuard {
     pub async fn admit_check(&self, client: &Client, now: Timestamp) -> Result<(), Refusal> {
         match client.ip() {
             Some(ip) => {
-                self.limit(&format!("check:ip:{ip}"), self.settings.checks_per_ip, now, "checks per IP")
-                    .await
+                self.limit(
+                    &format!("check:ip:{ip}"),
+                    self.settings.checks_per_ip,
+                    now,
+                    "checks per IP",
+                )
+                .await
             }
             None => Ok(()),
         }

@@ -186,7 +186,9 @@ impl Messenger {
                 "a queued {} message does not fit the configured SMS provider",
                 envelope.kind()
             ))),
-            (_, Envelope::Mail(_)) => Err(DeliveryError::Misconfigured("an email reached the SMS messenger".into())),
+            (_, Envelope::Mail(_)) => Err(DeliveryError::Misconfigured(
+                "an email reached the SMS messenger".into(),
+            )),
         }
     }
 }

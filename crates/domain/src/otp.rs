@@ -626,14 +626,18 @@ impl OtpEngine {
     /// a decoy outbox row, so a request for an unknown number does the same
     /// store work (and meets the same limits) as one for a known number
     /// without anything being sent, and no guess can ever match it.
-    pub async fn issue_decoy(&self, request: IssueRequest<'_>) -> Result<(), IssueError> {
+    pub async fn issue_decoy(&self, request: IssueRequest<'_>, messenger: &Messenger) -> Result<(), IssueError> {
         self.admit(&request).await?;
-        let (mut challenge, _never_sent) = self.prepare(&IssueRequest {
+        let (mut challenge, never_sent) = self.prepare(&IssueRequest {
             user_id: None,
             ..request
         });
         challenge.code_hash = SecretHash::from_bytes(Vec::new());
-        self.challenges.replace_live(challenge, Outgoing::Decoy).await?;
+        let decoy = match messenger.compose(request.phone, request.channel, &never_sent, challenge.created_at) {
+            Outgoing::Message(message) => Outgoing::Decoy(message),
+            other => other,
+        };
+        self.challenges.replace_live(challenge, decoy).await?;
         Ok(())
     }
 

@@ -78,10 +78,11 @@ pub struct OutboxMessage {
 pub enum Outgoing {
     /// A message to deliver.
     Message(OutboxMessage),
-    /// A row that is never delivered, written for a request about an
-    /// unknown number or email, so that it does exactly the same store work
-    /// as one about a known number and cannot be told apart by its timing.
-    Decoy,
+    /// A message composed and written like a real one but never delivered,
+    /// for a request about an unknown number or email, so that it does
+    /// exactly the same work as one about a known number and cannot be told
+    /// apart by its timing. Its code or link works nowhere.
+    Decoy(OutboxMessage),
     /// Nothing at all (test numbers receive nothing).
     Nothing,
 }
@@ -137,9 +138,10 @@ pub struct Backlog {
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait OutboxStore: Send + Sync {
-    /// Writes a decoy row on its own (for a request that writes nothing
-    /// else, such as a reset for an unknown email).
-    async fn enqueue_decoy(&self, now: Timestamp) -> Result<(), StoreError>;
+    /// Writes `decoy` (never delivered) and a stand-in row in one
+    /// transaction: as much store work as a password reset with its email,
+    /// for a reset requested for an unknown email.
+    async fn enqueue_decoy(&self, decoy: OutboxMessage, now: Timestamp) -> Result<(), StoreError>;
 
     /// Claims up to `limit` pending messages that are due at `now` and not
     /// leased by anyone (or whose lease ended), oldest first, leasing them
@@ -303,9 +305,7 @@ impl Dispatcher {
                     error: error.to_string(),
                 };
             }
-            DeliveryError::RateLimited { retry_after } => {
-                retry_after.unwrap_or_default().max(self.backoff(attempts))
-            }
+            DeliveryError::RateLimited { retry_after } => retry_after.unwrap_or_default().max(self.backoff(attempts)),
             DeliveryError::Misconfigured(_) => {
                 // Wrong credentials do not heal by themselves, but the row
                 // survives a restart with fixed settings: retry slowly.
@@ -482,7 +482,9 @@ mod tests {
             let world = World::new();
             let finished = Arc::default();
             let mut sms = MockSmsSender::new();
-            sms.expect_send_sms().times(1).returning(|_| Err(DeliveryError::InvalidNumber));
+            sms.expect_send_sms()
+                .times(1)
+                .returning(|_| Err(DeliveryError::InvalidNumber));
             let messages = vec![sms_message(&world, Duration::from_secs(300))];
             let dispatcher = dispatcher(&world, outbox(messages, Arc::clone(&finished)), sms);
             let report = dispatcher.dispatch_due().await.unwrap();

@@ -11,9 +11,11 @@
 use std::{fmt, sync::Arc, time::Duration};
 
 use crate::{
-    delivery::Messenger,
     abuse::{Client, Refusal},
-    otp::{Channel, CheckError, IssueError, IssueRequest, LookupKey, OtpCode, OtpEngine, OtpPolicy, Purpose, SecretHash},
+    delivery::Messenger,
+    otp::{
+        Channel, CheckError, IssueError, IssueRequest, LookupKey, OtpCode, OtpEngine, OtpPolicy, Purpose, SecretHash,
+    },
     phone::{PhoneNumber, PhonePolicy},
     ports::{AccessCodeStore, DeliveryError, StoreError, UserStore},
     time::Timestamp,
@@ -238,16 +240,19 @@ impl PhoneLogin {
         // request replaces the old PIN whichever device asked.
         let lookup = LookupKey::from_bytes(phone.as_str().as_bytes().to_vec());
         self.otp
-            .issue(IssueRequest {
-                purpose: Purpose::PhoneLogin,
-                phone: &phone,
-                user_id: user.as_ref().map(|u| u.id),
-                channel,
-                device_binding: Some(device.to_owned()),
-                lookup: &lookup,
-                policy: &self.settings.policy,
-                client,
-            }, &self.messenger)
+            .issue(
+                IssueRequest {
+                    purpose: Purpose::PhoneLogin,
+                    phone: &phone,
+                    user_id: user.as_ref().map(|u| u.id),
+                    channel,
+                    device_binding: Some(device.to_owned()),
+                    lookup: &lookup,
+                    policy: &self.settings.policy,
+                    client,
+                },
+                &self.messenger,
+            )
             .await?;
         tracing::info!(channel = channel.as_str(), "login PIN queued");
         Ok(if user.is_some() {
@@ -271,7 +276,11 @@ impl PhoneLogin {
         let pin = required(verify_pin, "verify_pin")?;
         let pin = OtpCode::parse(pin, self.settings.policy.length).ok_or(CheckPinError::InvalidPin)?;
         let lookup = LookupKey::from_bytes(phone.as_str().as_bytes().to_vec());
-        match self.otp.check(Purpose::PhoneLogin, &lookup, &pin, Some(device), client).await {
+        match self
+            .otp
+            .check(Purpose::PhoneLogin, &lookup, &pin, Some(device), client)
+            .await
+        {
             Ok(_) => {}
             Err(CheckError::Refused(refusal)) => return Err(CheckPinError::Refused(refusal)),
             Err(CheckError::Expired | CheckError::Exhausted) => {

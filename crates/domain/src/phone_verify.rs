@@ -152,16 +152,19 @@ impl PhoneVerify {
         let lookup = LookupKey::from_bytes(nonce.clone());
         let issued = self
             .otp
-            .issue(IssueRequest {
-                purpose: Purpose::PhoneVerify,
-                phone: &phone,
-                user_id: user.map(|u| u.id),
-                channel: Channel::Sms,
-                device_binding: None,
-                lookup: &lookup,
-                policy: &self.settings.policy,
-                client,
-            }, &self.messenger)
+            .issue(
+                IssueRequest {
+                    purpose: Purpose::PhoneVerify,
+                    phone: &phone,
+                    user_id: user.map(|u| u.id),
+                    channel: Channel::Sms,
+                    device_binding: None,
+                    lookup: &lookup,
+                    policy: &self.settings.policy,
+                    client,
+                },
+                &self.messenger,
+            )
             .await?;
         let token = self
             .tokens

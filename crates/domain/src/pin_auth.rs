@@ -239,7 +239,7 @@ impl PinAuth {
             None => {
                 let (key, lookup) = self.new_key();
                 self.otp
-                    .issue_decoy(self.issue_request(&phone, None, &lookup, client))
+                    .issue_decoy(self.issue_request(&phone, None, &lookup, client), &self.messenger)
                     .await?;
                 tracing::info!("pin requested for a number with no user; nothing sent");
                 Ok(key)

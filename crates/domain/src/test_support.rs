@@ -13,10 +13,10 @@ use secrecy::{ExposeSecret as _, SecretString};
 
 use crate::{
     delivery::Messenger,
-    outbox::{Envelope, Outgoing},
     otp::{
         AttemptOutcome, ChallengeAttempt, ChallengeId, CodeLength, NewChallenge, OtpEngine, OtpPolicy, SecretHasher,
     },
+    outbox::{Envelope, Outgoing},
     phone::PhoneNumber,
     ports::{
         MockChallengeStore, MockClock, MockRandomSource, MockSmsSender, MockTokenIssuer, MockUserStore, MockVoiceCaller,
@@ -69,7 +69,7 @@ impl World {
     pub fn record(&self, outgoing: Outgoing) {
         let entry = match outgoing {
             Outgoing::Nothing => return,
-            Outgoing::Decoy => {
+            Outgoing::Decoy(_) => {
                 *self.decoys.lock().unwrap() += 1;
                 return;
             }
@@ -81,7 +81,11 @@ impl World {
                     call.spoken_text.expose_secret().to_owned(),
                 ),
                 Envelope::Hosted { to, channel, .. } => ("hosted", to.as_str().to_owned(), channel.as_str().to_owned()),
-                Envelope::Mail(mail) => ("mail", mail.to.as_str().to_owned(), mail.text_body.expose_secret().to_owned()),
+                Envelope::Mail(mail) => (
+                    "mail",
+                    mail.to.as_str().to_owned(),
+                    mail.text_body.expose_secret().to_owned(),
+                ),
             },
         };
         self.sent.lock().unwrap().push(entry);

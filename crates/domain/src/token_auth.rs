@@ -13,16 +13,18 @@ use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use secrecy::SecretString;
 
 use crate::{
+    abuse::{Client, Refusal},
     account::{Email, EmailError, Password, PasswordError, PasswordHash},
     application::{Application, NewApplication},
-    abuse::{Client, Refusal},
     delivery::Messenger,
-    otp::{Channel, CheckError, IssueError, IssueRequest, LookupKey, OtpCode, OtpEngine, OtpPolicy, Purpose, SecretHash},
+    otp::{
+        Channel, CheckError, IssueError, IssueRequest, LookupKey, OtpCode, OtpEngine, OtpPolicy, Purpose, SecretHash,
+    },
     outbox::{Envelope, OutboxMessage, OutboxStore, Outgoing},
     phone::{PhoneInputError, PhoneNumber, PhonePolicy},
     ports::{
-        AccessCodeStore, AccountError, AccountStore, ApplicationStore, DeliveryError, OutgoingMail,
-        PasswordHasher, SessionStore, StoreError, TokenIssuer, UserStore,
+        AccessCodeStore, AccountError, AccountStore, ApplicationStore, DeliveryError, OutgoingMail, PasswordHasher,
+        SessionStore, StoreError, TokenIssuer, UserStore,
     },
     time::Timestamp,
     user::{User, UserId},
@@ -453,24 +455,16 @@ impl TokenAuth {
 
     /// `POST /api/v1/tokens/reset`: emails reset instructions if the email
     /// has an account. The caller answers the same either way.
-    pub async fn request_password_reset(
-        &self,
-        email: Option<&str>,
-        client: &Client,
-    ) -> Result<(), ResetRequestError> {
+    pub async fn request_password_reset(&self, email: Option<&str>, client: &Client) -> Result<(), ResetRequestError> {
         let email = Email::parse(email.unwrap_or_default()).map_err(ResetRequestError::InvalidEmail)?;
         self.otp.admit_mail(&email, client).await.map_err(|error| match error {
             IssueError::Refused(refusal) => ResetRequestError::Refused(refusal),
             IssueError::Store(error) => ResetRequestError::Store(error),
         })?;
         let now = self.now();
-        let Some(account) = self.ports.accounts.find_by_email(&email).await? else {
-            // The same store work as for a known email, so the answer's
-            // timing does not say whether the email has an account.
-            self.ports.outbox.enqueue_decoy(now).await?;
-            tracing::info!("password reset requested for an unknown email; nothing sent");
-            return Ok(());
-        };
+        let account = self.ports.accounts.find_by_email(&email).await?;
+        // The email is composed either way, so that an unknown email costs
+        // the same work (and time) as a known one.
         let (token, token_hash) = self.new_token("password_reset");
         let expires_at = now.plus(self.settings.reset_ttl);
         let link = self.settings.reset_url_template.replace("{token}", token.expose());
@@ -489,11 +483,22 @@ impl TokenAuth {
             app = html_escape(app),
             link = html_escape(&link),
         );
-        let mail = OutgoingMail {
-            to: email,
-            subject: format!("Reset your {app} password"),
-            text_body: SecretString::from(text),
-            html_body: SecretString::from(html),
+        let message = OutboxMessage {
+            envelope: Envelope::Mail(OutgoingMail {
+                to: email,
+                subject: format!("Reset your {app} password"),
+                text_body: SecretString::from(text),
+                html_body: SecretString::from(html),
+            }),
+            purpose: "password_reset",
+            created_at: now,
+            not_after: expires_at,
+        };
+        let Some(account) = account else {
+            // Written, never sent: its link works nowhere.
+            self.ports.outbox.enqueue_decoy(message, now).await?;
+            tracing::info!("password reset requested for an unknown email; nothing sent");
+            return Ok(());
         };
         let reset = NewPasswordReset {
             user_id: account.user.id,
@@ -501,13 +506,10 @@ impl TokenAuth {
             created_at: now,
             expires_at,
         };
-        let queued = Outgoing::Message(OutboxMessage {
-            envelope: Envelope::Mail(mail),
-            purpose: "password_reset",
-            created_at: now,
-            not_after: expires_at,
-        });
-        self.ports.accounts.create_password_reset(reset, queued).await?;
+        self.ports
+            .accounts
+            .create_password_reset(reset, Outgoing::Message(message))
+            .await?;
         tracing::info!(user_id = account.user.id.get(), "password reset email queued");
         Ok(())
     }
@@ -567,16 +569,19 @@ impl TokenAuth {
         }
         let lookup = Self::confirm_lookup(session.user_id);
         self.otp
-            .issue(IssueRequest {
-                purpose: Purpose::PhoneConfirm,
-                phone: &phone,
-                user_id: Some(session.user_id),
-                channel: Channel::Sms,
-                device_binding: None,
-                lookup: &lookup,
-                policy: &self.settings.phone_policy,
-                client,
-            }, &self.ports.messenger)
+            .issue(
+                IssueRequest {
+                    purpose: Purpose::PhoneConfirm,
+                    phone: &phone,
+                    user_id: Some(session.user_id),
+                    channel: Channel::Sms,
+                    device_binding: None,
+                    lookup: &lookup,
+                    policy: &self.settings.phone_policy,
+                    client,
+                },
+                &self.ports.messenger,
+            )
             .await
             .map_err(|error| match error {
                 IssueError::Refused(refusal) => PhoneVerificationError::Refused(refusal),

@@ -23,12 +23,7 @@ const MAX_BATCHES: u32 = 200;
 
 impl SqlStore {
     /// Deletes rows of `table` matching `condition`, in batches by id.
-    async fn purge_table<T: Iden + Copy + 'static>(
-        &self,
-        table: T,
-        id: T,
-        condition: Cond,
-    ) -> Result<u64, StoreError> {
+    async fn purge_table<T: Iden + Copy + 'static>(&self, table: T, id: T, condition: Cond) -> Result<u64, StoreError> {
         let mut total = 0;
         for _ in 0..MAX_BATCHES {
             let batch = Query::select()

@@ -87,10 +87,13 @@ impl Sealer {
         OsRandom.fill(&mut nonce);
         let sealed = self
             .cipher()
-            .encrypt(&Nonce::from(nonce), Payload {
-                msg: plain,
-                aad: kind.as_bytes(),
-            })
+            .encrypt(
+                &Nonce::from(nonce),
+                Payload {
+                    msg: plain,
+                    aad: kind.as_bytes(),
+                },
+            )
             .map_err(|_| StoreError("could not seal an outbox payload".into()))?;
         Ok([nonce.as_slice(), &sealed].concat())
     }
@@ -100,10 +103,13 @@ impl Sealer {
         let (nonce, body) = sealed.split_at_checked(12).ok_or_else(truncated)?;
         let nonce: [u8; 12] = nonce.try_into().map_err(|_| truncated())?;
         self.cipher()
-            .decrypt(&Nonce::from(nonce), Payload {
-                msg: body,
-                aad: kind.as_bytes(),
-            })
+            .decrypt(
+                &Nonce::from(nonce),
+                Payload {
+                    msg: body,
+                    aad: kind.as_bytes(),
+                },
+            )
             .map_err(|_| StoreError("an outbox payload does not open with this server's key".into()))
     }
 }
@@ -200,35 +206,51 @@ pub(super) async fn insert_outgoing(
     outgoing: Outgoing,
     now: Timestamp,
 ) -> Result<bool, StoreError> {
-    let (kind, purpose, state, payload, created_at, not_after) = match outgoing {
+    let (message, state) = match outgoing {
         Outgoing::Nothing => return Ok(false),
-        Outgoing::Decoy => {
-            // As much work as a real row: a payload of a typical size is
-            // sealed and written, and never read.
-            let filler = sealer.seal("decoy", &[0u8; 96])?;
-            let now = now.unix_millis();
-            ("decoy", "decoy", state::DECOY, filler, now, now)
-        }
-        Outgoing::Message(OutboxMessage {
-            envelope,
-            purpose,
-            created_at,
-            not_after,
-        }) => {
-            let kind = envelope.kind();
-            let plain = serde_json::to_vec(&StoredEnvelope::from_envelope(&envelope))
-                .map_err(|_| StoreError("could not encode an outbox payload".into()))?;
-            let sealed = sealer.seal(kind, &plain)?;
-            (
-                kind,
-                purpose,
-                state::PENDING,
-                sealed,
-                created_at.unix_millis(),
-                not_after.unix_millis(),
-            )
-        }
+        // Sealed and written exactly like a real message, never read.
+        Outgoing::Decoy(message) => (message, state::DECOY),
+        Outgoing::Message(message) => (message, state::PENDING),
     };
+    let row = SealedRow::seal(sealer, &message, state, now)?;
+    insert_row(tx, &row).await?;
+    let queued = state == state::PENDING;
+    if queued {
+        // Delivered to listeners on every instance when (and only if) the
+        // transaction commits.
+        tx.notify_outbox().await.map_err(store_error)?;
+    }
+    Ok(queued)
+}
+
+/// A row ready to be written.
+struct SealedRow {
+    kind: &'static str,
+    purpose: &'static str,
+    state: &'static str,
+    payload: Vec<u8>,
+    created_at: i64,
+    not_after: i64,
+}
+
+impl SealedRow {
+    fn seal(sealer: &Sealer, message: &OutboxMessage, state: &'static str, now: Timestamp) -> Result<Self, StoreError> {
+        let decoy = state == state::DECOY;
+        let kind = if decoy { "decoy" } else { message.envelope.kind() };
+        let plain = serde_json::to_vec(&StoredEnvelope::from_envelope(&message.envelope))
+            .map_err(|_| StoreError("could not encode an outbox payload".into()))?;
+        Ok(Self {
+            kind,
+            purpose: message.purpose,
+            state,
+            payload: sealer.seal(kind, &plain)?,
+            created_at: if decoy { now } else { message.created_at }.unix_millis(),
+            not_after: if decoy { now } else { message.not_after }.unix_millis(),
+        })
+    }
+}
+
+async fn insert_row(tx: &mut Tx, row: &SealedRow) -> Result<(), StoreError> {
     let insert = Query::insert()
         .into_table(Outbox::Table)
         .columns([
@@ -242,24 +264,18 @@ pub(super) async fn insert_outgoing(
             Outbox::CreatedAt,
         ])
         .values_panic([
-            kind.into(),
-            purpose.into(),
-            state.into(),
-            payload.into(),
+            row.kind.into(),
+            row.purpose.into(),
+            row.state.into(),
+            row.payload.clone().into(),
             0i32.into(),
-            created_at.into(),
-            not_after.into(),
-            created_at.into(),
+            row.created_at.into(),
+            row.not_after.into(),
+            row.created_at.into(),
         ])
         .to_owned();
     tx.run().execute(&insert).await.map_err(store_error)?;
-    let queued = state == state::PENDING;
-    if queued {
-        // Delivered to listeners on every instance when (and only if) the
-        // transaction commits.
-        tx.notify_outbox().await.map_err(store_error)?;
-    }
-    Ok(queued)
+    Ok(())
 }
 
 /// Wakes the dispatchers of this process.
@@ -304,14 +320,22 @@ fn static_purpose(purpose: &str) -> &'static str {
         "phone_confirm",
         "password_reset",
     ];
-    KNOWN.iter().find(|known| **known == purpose).copied().unwrap_or("other")
+    KNOWN
+        .iter()
+        .find(|known| **known == purpose)
+        .copied()
+        .unwrap_or("other")
 }
 
 #[async_trait]
 impl OutboxStore for SqlStore {
-    async fn enqueue_decoy(&self, now: Timestamp) -> Result<(), StoreError> {
+    async fn enqueue_decoy(&self, decoy: OutboxMessage, now: Timestamp) -> Result<(), StoreError> {
+        // It stands in for a password reset, which writes two rows (the
+        // reset and its email) in one transaction: so does this.
+        let row = SealedRow::seal(self.sealer(), &decoy, state::DECOY, now)?;
         let mut tx = self.db().begin().await.map_err(store_error)?;
-        insert_outgoing(&mut tx, self.sealer(), Outgoing::Decoy, now).await?;
+        insert_row(&mut tx, &row).await?;
+        insert_row(&mut tx, &row).await?;
         tx.commit().await.map_err(store_error)
     }
 

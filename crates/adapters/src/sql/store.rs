@@ -312,7 +312,10 @@ impl UserStore for SqlStore {
         let mut conflicts = 0;
         let mut outgoing = Some(outgoing);
         loop {
-            match self.try_create_with_challenge(&user, challenge.clone(), &mut outgoing).await? {
+            match self
+                .try_create_with_challenge(&user, challenge.clone(), &mut outgoing)
+                .await?
+            {
                 CreateAttempt::Created(user_id) => return Ok(user_id),
                 // A concurrent request stored a live challenge for this
                 // phone (a decoy, say) after our supersede: run again.

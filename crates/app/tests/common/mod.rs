@@ -247,6 +247,16 @@ impl TestApp {
         reply.body["res_content"]["access_code"].as_str().unwrap().to_owned()
     }
 
+    /// Creates a user with a verified `phone` directly in the store.
+    pub async fn store_user(&self, phone: &str) {
+        use phonegate_domain::ports::{Clock as _, UserStore as _};
+        let phone = phonegate_domain::phone::PhoneNumber::parse_e164(phone).unwrap();
+        self.store
+            .upsert_verified_phone(&phone, self.clock.now())
+            .await
+            .unwrap();
+    }
+
     pub fn messages_to(&self, phone: &str) -> usize {
         self.sms.outbox().iter().filter(|m| m.to == phone).count()
     }

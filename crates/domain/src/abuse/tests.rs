@@ -112,7 +112,10 @@ fn a_resend_within_the_cooldown_is_refused_except_where_clients_resend_at_once()
         let guard = SendGuard::new(Arc::new(Log::default()), settings());
         let mobile = phone(MOBILE);
         let client = Client::default();
-        guard.admit_send(send(Purpose::PinAuth, &mobile, &client), at(0)).await.unwrap();
+        guard
+            .admit_send(send(Purpose::PinAuth, &mobile, &client), at(0))
+            .await
+            .unwrap();
         let refused = guard
             .admit_send(send(Purpose::PinAuth, &mobile, &client), at(10))
             .await
@@ -137,7 +140,10 @@ fn twenty_sends_per_ip_across_numbers() {
         let client = ip(1);
         for i in 0..20 {
             let mobile = phone(&format!("+852616775{i:02}"));
-            guard.admit_send(send(Purpose::PinAuth, &mobile, &client), at(0)).await.unwrap();
+            guard
+                .admit_send(send(Purpose::PinAuth, &mobile, &client), at(0))
+                .await
+                .unwrap();
         }
         let mobile = phone("+85261677599");
         let refused = guard
@@ -145,7 +151,10 @@ fn twenty_sends_per_ip_across_numbers() {
             .await
             .unwrap_err();
         assert!(matches!(refused, Refusal::RateLimited { .. }), "{refused:?}");
-        guard.admit_send(send(Purpose::PinAuth, &mobile, &ip(2)), at(1)).await.unwrap();
+        guard
+            .admit_send(send(Purpose::PinAuth, &mobile, &ip(2)), at(1))
+            .await
+            .unwrap();
     });
 }
 
@@ -177,7 +186,9 @@ fn destinations_outside_the_allow_list_and_non_mobiles_get_nothing() {
         assert!(matches!(refused, Err(Refusal::DestinationNotAllowed)), "{refused:?}");
         // A London landline cannot receive a text, but can take a call.
         let landline = phone("+442071838750");
-        let refused = guard.admit_send(send(Purpose::PhoneLogin, &landline, &client), at(0)).await;
+        let refused = guard
+            .admit_send(send(Purpose::PhoneLogin, &landline, &client), at(0))
+            .await;
         assert!(matches!(refused, Err(Refusal::NotMobile)), "{refused:?}");
         let call = SendAttempt {
             channel: Channel::Call,
@@ -186,7 +197,9 @@ fn destinations_outside_the_allow_list_and_non_mobiles_get_nothing() {
         guard.admit_send(call, at(0)).await.unwrap();
         // A premium-rate number is no mobile either.
         let premium = phone("+449098790000");
-        let refused = guard.admit_send(send(Purpose::PhoneLogin, &premium, &client), at(0)).await;
+        let refused = guard
+            .admit_send(send(Purpose::PhoneLogin, &premium, &client), at(0))
+            .await;
         assert!(matches!(refused, Err(Refusal::NotMobile)), "{refused:?}");
         guard
             .admit_send(send(Purpose::PhoneLogin, &phone("+447400123456"), &client), at(0))
@@ -208,22 +221,34 @@ fn the_hourly_budgets_refuse_sends_once_spent() {
         let client = Client::default();
         for i in 0..2 {
             let uk = phone(&format!("+4474001234{i:02}"));
-            guard.admit_send(send(Purpose::PhoneLogin, &uk, &client), at(0)).await.unwrap();
+            guard
+                .admit_send(send(Purpose::PhoneLogin, &uk, &client), at(0))
+                .await
+                .unwrap();
         }
         let uk = phone("+447400123499");
         let refused = guard.admit_send(send(Purpose::PhoneLogin, &uk, &client), at(0)).await;
         assert!(matches!(refused, Err(Refusal::BudgetExhausted { .. })), "{refused:?}");
         for i in 0..1 {
             let hk = phone(&format!("+852616775{i:02}"));
-            guard.admit_send(send(Purpose::PhoneLogin, &hk, &client), at(0)).await.unwrap();
+            guard
+                .admit_send(send(Purpose::PhoneLogin, &hk, &client), at(0))
+                .await
+                .unwrap();
         }
         // The refused UK send counted against the global budget (4): it was
         // admitted by every limit before the country's.
         let hk = phone("+85261677577");
-        let refused = guard.admit_send(send(Purpose::PhoneLogin, &hk, &client), at(1)).await.unwrap_err();
+        let refused = guard
+            .admit_send(send(Purpose::PhoneLogin, &hk, &client), at(1))
+            .await
+            .unwrap_err();
         assert_eq!(refused.retry_after(), Some(Duration::from_secs(3599)));
         assert_eq!(guard.counters().budget_exhausted.load(Ordering::Relaxed), 2);
-        guard.admit_send(send(Purpose::PhoneLogin, &hk, &client), at(3600)).await.unwrap();
+        guard
+            .admit_send(send(Purpose::PhoneLogin, &hk, &client), at(3600))
+            .await
+            .unwrap();
     });
 }
 
@@ -242,7 +267,9 @@ fn a_limiter_outage_fails_closed_unless_configured_open() {
                 ..settings()
             },
         );
-        open.admit_send(send(Purpose::PinAuth, &mobile, &client), at(0)).await.unwrap();
+        open.admit_send(send(Purpose::PinAuth, &mobile, &client), at(0))
+            .await
+            .unwrap();
     });
 }
 

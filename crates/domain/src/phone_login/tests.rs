@@ -121,7 +121,10 @@ fn call_verify_reads_the_pin_aloud_digit_by_digit_twice() {
             "{text}"
         );
         let pin: String = digits.concat();
-        let grant = service.check_pin(Some(PHONE), Some("abcde"), Some(&pin), &Client::default()).await.unwrap();
+        let grant = service
+            .check_pin(Some(PHONE), Some("abcde"), Some(&pin), &Client::default())
+            .await
+            .unwrap();
         assert_eq!(grant.expose().len(), 32);
     });
 }
@@ -131,9 +134,17 @@ fn check_pin_issues_an_access_code_that_a_backend_can_validate() {
     block_on(async {
         let world = World::new();
         let service = service(&world);
-        service.phone_login(Some(PHONE), Some("abcde"), None, &Client::default()).await.unwrap();
+        service
+            .phone_login(Some(PHONE), Some("abcde"), None, &Client::default())
+            .await
+            .unwrap();
         let grant = service
-            .check_pin(Some("206-372-1234"), Some("abcde"), Some(&world.last_code()), &Client::default())
+            .check_pin(
+                Some("206-372-1234"),
+                Some("abcde"),
+                Some(&world.last_code()),
+                &Client::default(),
+            )
             .await
             .unwrap();
         assert_eq!(grant.expose().len(), 32);
@@ -168,7 +179,10 @@ fn the_pin_is_bound_to_the_device() {
     block_on(async {
         let world = World::new();
         let service = service(&world);
-        service.phone_login(Some(PHONE), Some("abcde"), None, &Client::default()).await.unwrap();
+        service
+            .phone_login(Some(PHONE), Some("abcde"), None, &Client::default())
+            .await
+            .unwrap();
         let pin = world.last_code();
         let error = service
             .check_pin(Some(PHONE), Some("other"), Some(&pin), &Client::default())
@@ -176,7 +190,10 @@ fn the_pin_is_bound_to_the_device() {
             .unwrap_err();
         assert!(matches!(error, CheckPinError::InvalidPin), "{error:?}");
         // The wrong device spent an attempt but the right one still works.
-        service.check_pin(Some(PHONE), Some("abcde"), Some(&pin), &Client::default()).await.unwrap();
+        service
+            .check_pin(Some(PHONE), Some("abcde"), Some(&pin), &Client::default())
+            .await
+            .unwrap();
     });
 }
 
@@ -185,7 +202,10 @@ fn an_expired_pin_is_pin_expired() {
     block_on(async {
         let world = World::new();
         let service = service(&world);
-        service.phone_login(Some(PHONE), Some("abcde"), None, &Client::default()).await.unwrap();
+        service
+            .phone_login(Some(PHONE), Some("abcde"), None, &Client::default())
+            .await
+            .unwrap();
         world.advance(Duration::from_secs(300));
         let error = service
             .check_pin(Some(PHONE), Some("abcde"), Some(&world.last_code()), &Client::default())
@@ -213,19 +233,33 @@ fn parameters_are_checked() {
             ParameterError::Missing("device_id")
         );
         assert_eq!(
-            param(service.phone_login(Some(PHONE), Some("d"), Some("yes"), &Client::default()).await),
+            param(
+                service
+                    .phone_login(Some(PHONE), Some("d"), Some("yes"), &Client::default())
+                    .await
+            ),
             ParameterError::Invalid("call_verify")
         );
         assert_eq!(
-            param(service.phone_login(Some("12"), Some("d"), None, &Client::default()).await),
+            param(
+                service
+                    .phone_login(Some("12"), Some("d"), None, &Client::default())
+                    .await
+            ),
             ParameterError::InvalidPhone
         );
         assert_eq!(
-            param(service.phone_login(Some(PHONE), Some(&"d".repeat(300)), None, &Client::default()).await),
+            param(
+                service
+                    .phone_login(Some(PHONE), Some(&"d".repeat(300)), None, &Client::default())
+                    .await
+            ),
             ParameterError::Invalid("device_id")
         );
         assert!(matches!(
-            service.check_pin(Some(PHONE), Some("d"), None, &Client::default()).await,
+            service
+                .check_pin(Some(PHONE), Some("d"), None, &Client::default())
+                .await,
             Err(CheckPinError::Parameter(ParameterError::Missing("verify_pin")))
         ));
         assert_eq!(world.sent_count(), 0);
@@ -251,7 +285,10 @@ fn a_test_number_sends_nothing_and_accepts_its_fixed_code() {
             .await
             .unwrap();
         // Other numbers are not affected.
-        service.phone_login(Some(PHONE), Some("d"), None, &Client::default()).await.unwrap();
+        service
+            .phone_login(Some(PHONE), Some("d"), None, &Client::default())
+            .await
+            .unwrap();
         assert_eq!(world.sent_count(), 1);
     });
 }

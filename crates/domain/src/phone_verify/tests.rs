@@ -38,7 +38,10 @@ fn register_texts_a_six_digit_code_and_returns_a_session_token_without_it() {
     block_on(async {
         let world = World::new();
         let service = service(&world);
-        let token = service.register(Some("(206)372-1234"), &Client::default()).await.unwrap();
+        let token = service
+            .register(Some("(206)372-1234"), &Client::default())
+            .await
+            .unwrap();
         let code = world.last_code();
         assert_eq!(code.len(), 6);
         assert!(token.expose().contains(PHONE));
@@ -54,7 +57,10 @@ fn verify_accepts_the_code_and_creates_the_user() {
         let service = service(&world);
         let token = service.register(Some(PHONE), &Client::default()).await.unwrap();
         let verified = service
-            .verify(request("206-372-1234", &world.last_code(), token.expose()), &Client::default())
+            .verify(
+                request("206-372-1234", &world.last_code(), token.expose()),
+                &Client::default(),
+            )
             .await
             .unwrap();
         assert!(verified.created);
@@ -85,14 +91,20 @@ fn a_wrong_code_or_a_token_for_another_phone_is_not_valid() {
         let token = service.register(Some(PHONE), &Client::default()).await.unwrap();
         let code = world.last_code();
         let wrong = if code == "000000" { "111111" } else { "000000" };
-        let error = service.verify(request(PHONE, wrong, token.expose()), &Client::default()).await.unwrap_err();
+        let error = service
+            .verify(request(PHONE, wrong, token.expose()), &Client::default())
+            .await
+            .unwrap_err();
         assert!(matches!(error, PhoneVerifyError::InvalidCode), "{error:?}");
         let error = service
             .verify(request("+14155550100", &code, token.expose()), &Client::default())
             .await
             .unwrap_err();
         assert!(matches!(error, PhoneVerifyError::InvalidCode), "{error:?}");
-        let error = service.verify(request(PHONE, &code, "forged"), &Client::default()).await.unwrap_err();
+        let error = service
+            .verify(request(PHONE, &code, "forged"), &Client::default())
+            .await
+            .unwrap_err();
         assert!(matches!(error, PhoneVerifyError::InvalidCode), "{error:?}");
     });
 }
@@ -111,7 +123,10 @@ fn resending_replaces_the_previous_code() {
             .unwrap_err();
         assert!(matches!(error, PhoneVerifyError::InvalidCode), "{error:?}");
         service
-            .verify(request(PHONE, &world.last_code(), new_token.expose()), &Client::default())
+            .verify(
+                request(PHONE, &world.last_code(), new_token.expose()),
+                &Client::default(),
+            )
             .await
             .unwrap();
     });
@@ -141,9 +156,15 @@ fn five_failures_kill_the_challenge() {
         let code = world.last_code();
         let wrong = if code == "000000" { "111111" } else { "000000" };
         for _ in 0..5 {
-            service.verify(request(PHONE, wrong, token.expose()), &Client::default()).await.unwrap_err();
+            service
+                .verify(request(PHONE, wrong, token.expose()), &Client::default())
+                .await
+                .unwrap_err();
         }
-        let error = service.verify(request(PHONE, &code, token.expose()), &Client::default()).await.unwrap_err();
+        let error = service
+            .verify(request(PHONE, &code, token.expose()), &Client::default())
+            .await
+            .unwrap_err();
         assert!(matches!(error, PhoneVerifyError::TooManyAttempts), "{error:?}");
     });
 }
@@ -154,11 +175,14 @@ fn missing_fields_are_all_named() {
         let world = World::new();
         let service = service(&world);
         let error = service
-            .verify(VerifyRequest {
-                phone_number: Some(PHONE),
-                security_code: Some(" "),
-                session_token: None,
-            }, &Client::default())
+            .verify(
+                VerifyRequest {
+                    phone_number: Some(PHONE),
+                    security_code: Some(" "),
+                    session_token: None,
+                },
+                &Client::default(),
+            )
             .await
             .unwrap_err();
         match error {
@@ -167,7 +191,10 @@ fn missing_fields_are_all_named() {
             }
             other => panic!("{other:?}"),
         }
-        assert!(matches!(service.register(None, &Client::default()).await, Err(RegisterError::MissingPhone)));
+        assert!(matches!(
+            service.register(None, &Client::default()).await,
+            Err(RegisterError::MissingPhone)
+        ));
         assert!(matches!(
             service.register(Some("+9180765XXX10"), &Client::default()).await,
             Err(RegisterError::InvalidPhone(_))

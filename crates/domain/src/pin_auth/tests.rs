@@ -95,7 +95,10 @@ fn happy_path_returns_a_token_and_the_profile() {
     block_on(async {
         let (world, service) = setup();
         let key = service.send_pin(KNOWN, &Client::default()).await.unwrap();
-        let session = service.verify(key.expose(), &world.last_code(), &Client::default()).await.unwrap();
+        let session = service
+            .verify(key.expose(), &world.last_code(), &Client::default())
+            .await
+            .unwrap();
         assert_eq!(session.token.expose(), "jwt-for-1831");
         assert_eq!(session.profile.user.id, UserId::new(1831));
     });
@@ -107,7 +110,10 @@ fn wrong_pin_is_refused() {
         let (world, service) = setup();
         let key = service.send_pin(KNOWN, &Client::default()).await.unwrap();
         let wrong = if world.last_code() == "0000" { "1111" } else { "0000" };
-        let error = service.verify(key.expose(), wrong, &Client::default()).await.unwrap_err();
+        let error = service
+            .verify(key.expose(), wrong, &Client::default())
+            .await
+            .unwrap_err();
         assert!(matches!(error, VerifyError::InvalidPin), "{error:?}");
     });
 }
@@ -118,7 +124,10 @@ fn expired_pin_is_refused_even_when_correct() {
         let (world, service) = setup();
         let key = service.send_pin(KNOWN, &Client::default()).await.unwrap();
         world.advance(Duration::from_secs(600));
-        let error = service.verify(key.expose(), &world.last_code(), &Client::default()).await.unwrap_err();
+        let error = service
+            .verify(key.expose(), &world.last_code(), &Client::default())
+            .await
+            .unwrap_err();
         assert!(matches!(error, VerifyError::Expired), "{error:?}");
     });
 }
@@ -129,7 +138,10 @@ fn a_pin_just_before_expiry_still_works() {
         let (world, service) = setup();
         let key = service.send_pin(KNOWN, &Client::default()).await.unwrap();
         world.advance(Duration::from_secs(599));
-        service.verify(key.expose(), &world.last_code(), &Client::default()).await.unwrap();
+        service
+            .verify(key.expose(), &world.last_code(), &Client::default())
+            .await
+            .unwrap();
     });
 }
 
@@ -141,10 +153,16 @@ fn five_wrong_pins_kill_the_challenge_and_the_sixth_is_refused_even_when_correct
         let code = world.last_code();
         let wrong = if code == "0000" { "1111" } else { "0000" };
         for _ in 0..5 {
-            let error = service.verify(key.expose(), wrong, &Client::default()).await.unwrap_err();
+            let error = service
+                .verify(key.expose(), wrong, &Client::default())
+                .await
+                .unwrap_err();
             assert!(matches!(error, VerifyError::InvalidPin), "{error:?}");
         }
-        let error = service.verify(key.expose(), &code, &Client::default()).await.unwrap_err();
+        let error = service
+            .verify(key.expose(), &code, &Client::default())
+            .await
+            .unwrap_err();
         assert!(matches!(error, VerifyError::TooManyAttempts), "{error:?}");
     });
 }
@@ -157,7 +175,10 @@ fn the_fifth_attempt_may_still_be_the_right_one() {
         let code = world.last_code();
         let wrong = if code == "0000" { "1111" } else { "0000" };
         for _ in 0..4 {
-            service.verify(key.expose(), wrong, &Client::default()).await.unwrap_err();
+            service
+                .verify(key.expose(), wrong, &Client::default())
+                .await
+                .unwrap_err();
         }
         service.verify(key.expose(), &code, &Client::default()).await.unwrap();
     });
@@ -172,9 +193,15 @@ fn a_newer_pin_replaces_the_older_one() {
         let new_key = service.send_pin(KNOWN, &Client::default()).await.unwrap();
         let new_code = world.last_code();
         assert_ne!(old_key, new_key, "the otp_auth_key cycles with every pin");
-        let error = service.verify(old_key.expose(), &old_code, &Client::default()).await.unwrap_err();
+        let error = service
+            .verify(old_key.expose(), &old_code, &Client::default())
+            .await
+            .unwrap_err();
         assert!(matches!(error, VerifyError::InvalidPin), "{error:?}");
-        service.verify(new_key.expose(), &new_code, &Client::default()).await.unwrap();
+        service
+            .verify(new_key.expose(), &new_code, &Client::default())
+            .await
+            .unwrap();
     });
 }
 
@@ -210,7 +237,10 @@ fn a_decoy_challenge_never_yields_a_session_even_with_its_code() {
         let lookup_hash = hasher().lookup_hash(Purpose::PinAuth, &lookup);
         let code = OtpCode::parse("4321", CodeLength::new(4).unwrap()).unwrap();
         world.rows.lock().unwrap()[0].challenge.code_hash = hasher().code_hash(&lookup_hash, &code);
-        let error = service.verify(key.expose(), "4321", &Client::default()).await.unwrap_err();
+        let error = service
+            .verify(key.expose(), "4321", &Client::default())
+            .await
+            .unwrap_err();
         assert!(matches!(error, VerifyError::InvalidPin), "{error:?}");
     });
 }
@@ -222,7 +252,10 @@ fn a_consumed_pin_cannot_be_used_again() {
         let key = service.send_pin(KNOWN, &Client::default()).await.unwrap();
         let code = world.last_code();
         service.verify(key.expose(), &code, &Client::default()).await.unwrap();
-        let error = service.verify(key.expose(), &code, &Client::default()).await.unwrap_err();
+        let error = service
+            .verify(key.expose(), &code, &Client::default())
+            .await
+            .unwrap_err();
         assert!(matches!(error, VerifyError::InvalidPin), "{error:?}");
     });
 }
@@ -243,9 +276,14 @@ fn malformed_keys_and_pins_spend_no_attempt() {
             let error = service.verify(key, pin, &Client::default()).await.unwrap_err();
             assert!(matches!(error, VerifyError::InvalidPin), "{error:?}");
         }
-        assert!(matches!(service.verify("", "1234", &Client::default()).await, Err(VerifyError::MissingKey)));
         assert!(matches!(
-            service.verify("/JqONEgEjrZefDV3ZIQsNA==", " ", &Client::default()).await,
+            service.verify("", "1234", &Client::default()).await,
+            Err(VerifyError::MissingKey)
+        ));
+        assert!(matches!(
+            service
+                .verify("/JqONEgEjrZefDV3ZIQsNA==", " ", &Client::default())
+                .await,
             Err(VerifyError::MissingPin)
         ));
     });
@@ -260,7 +298,10 @@ fn invalid_mobiles_are_refused_before_any_store_call() {
         parts.users.expect_find_by_phone().never();
         let service = pin_auth(&world, parts);
         let message = |r: Result<OtpAuthKey, SendPinError>| r.unwrap_err().to_string();
-        assert_eq!(message(service.send_pin("", &Client::default()).await), "Mobile can't be blank");
+        assert_eq!(
+            message(service.send_pin("", &Client::default()).await),
+            "Mobile can't be blank"
+        );
         assert_eq!(
             message(service.send_pin("+9101234567", &Client::default()).await),
             "Mobile must begin with +852"
@@ -296,16 +337,19 @@ fn signup_of_a_new_mobile_creates_the_user_with_the_challenge() {
         parts.users = users;
         let service = pin_auth(&world, parts);
         let key = service
-            .signup(SignupRequest {
-                mobile: "+85251224538".into(),
-                first_name: Some("Jake".into()),
-                last_name: Some("Deamon".into()),
-                address: Some(NewAddress {
-                    district_id: Some(1),
-                    address_type: Some("Profile".into()),
-                    ..NewAddress::default()
-                }),
-            }, &Client::default())
+            .signup(
+                SignupRequest {
+                    mobile: "+85251224538".into(),
+                    first_name: Some("Jake".into()),
+                    last_name: Some("Deamon".into()),
+                    address: Some(NewAddress {
+                        district_id: Some(1),
+                        address_type: Some("Profile".into()),
+                        ..NewAddress::default()
+                    }),
+                },
+                &Client::default(),
+            )
             .await
             .unwrap();
         assert_eq!(key.expose().len(), 24);
@@ -321,14 +365,20 @@ fn signup_of_an_existing_mobile_sends_a_pin_and_ignores_the_rest() {
         parts.users.expect_create_with_challenge().never();
         let service = pin_auth(&world, parts);
         let key = service
-            .signup(SignupRequest {
-                mobile: KNOWN.into(),
-                first_name: Some("Someone".into()),
-                ..SignupRequest::default()
-            }, &Client::default())
+            .signup(
+                SignupRequest {
+                    mobile: KNOWN.into(),
+                    first_name: Some("Someone".into()),
+                    ..SignupRequest::default()
+                },
+                &Client::default(),
+            )
             .await
             .unwrap();
-        service.verify(key.expose(), &world.last_code(), &Client::default()).await.unwrap();
+        service
+            .verify(key.expose(), &world.last_code(), &Client::default())
+            .await
+            .unwrap();
     });
 }
 
@@ -349,10 +399,13 @@ fn signup_that_loses_a_race_for_the_mobile_challenges_the_winner() {
         parts.users = users;
         let service = pin_auth(&world, parts);
         service
-            .signup(SignupRequest {
-                mobile: "+85251224538".into(),
-                ..SignupRequest::default()
-            }, &Client::default())
+            .signup(
+                SignupRequest {
+                    mobile: "+85251224538".into(),
+                    ..SignupRequest::default()
+                },
+                &Client::default(),
+            )
             .await
             .unwrap();
         let rows = world.rows.lock().unwrap();
@@ -501,8 +554,16 @@ fn with_twilio_verify_an_unknown_mobile_answers_like_a_wrong_pin() {
             vec![("hosted", KNOWN.to_owned(), "sms".to_owned())],
             "only the known number's verification is queued"
         );
-        let known = service.verify(known.expose(), "1234", &Client::default()).await.unwrap_err().to_string();
-        let unknown = service.verify(unknown.expose(), "1234", &Client::default()).await.unwrap_err().to_string();
+        let known = service
+            .verify(known.expose(), "1234", &Client::default())
+            .await
+            .unwrap_err()
+            .to_string();
+        let unknown = service
+            .verify(unknown.expose(), "1234", &Client::default())
+            .await
+            .unwrap_err()
+            .to_string();
         assert_eq!(known, "Invalid pin");
         assert_eq!(unknown, known);
     });

@@ -7,7 +7,10 @@ use secrecy::ExposeSecret as _;
 use pollster::block_on;
 
 use super::*;
-use crate::{abuse::Client, outbox::{Envelope, MockOutboxStore, OutboxMessage, Outgoing}};
+use crate::{
+    abuse::Client,
+    outbox::{Envelope, MockOutboxStore, OutboxMessage, Outgoing},
+};
 use crate::{
     phone::PhonePolicy,
     phone_login::AccessCodeRecord,
@@ -245,7 +248,10 @@ fn a_reset_for_an_unknown_email_sends_nothing() {
         let mut mocks = Mocks::new().with_account("admin@beyondvip.com");
         mocks.accounts.expect_create_password_reset().never();
         // A decoy row keeps the store work of known and unknown emails alike.
-        mocks.outbox.expect_enqueue_decoy().times(1).returning(|_| Ok(()));
+        mocks.outbox.expect_enqueue_decoy().times(1).returning(|decoy, _| {
+            assert!(matches!(decoy.envelope, Envelope::Mail(_)), "a whole email is composed");
+            Ok(())
+        });
         let service = mocks.build(&world);
         service
             .request_password_reset(Some("nobody@example.com"), &Client::default())
@@ -283,7 +289,10 @@ fn a_reset_email_carries_a_link_with_a_token_stored_only_hashed() {
                         .expose_secret()
                         .contains("<a href=\"https://app.example.com/reset?token=")
                 );
-                keep_sent.lock().unwrap().push((mail.text_body.expose_secret().to_owned(), not_after));
+                keep_sent
+                    .lock()
+                    .unwrap()
+                    .push((mail.text_body.expose_secret().to_owned(), not_after));
                 Ok(())
             });
         let service = mocks.build(&world);
@@ -299,7 +308,10 @@ fn a_reset_email_carries_a_link_with_a_token_stored_only_hashed() {
             support::hasher().token_hash("password_reset", token.as_bytes())
         );
         assert_eq!(reset.expires_at.since(reset.created_at), Duration::from_secs(3600));
-        assert_eq!(not_after, reset.expires_at, "the email is not delivered after its link expired");
+        assert_eq!(
+            not_after, reset.expires_at,
+            "the email is not delivered after its link expired"
+        );
     });
 }
 
@@ -360,7 +372,9 @@ fn a_signed_in_user_confirms_a_phone_with_a_texted_code() {
         let service = mocks.build(&world);
         // The seed's own example number is not a real US number.
         assert!(matches!(
-            service.send_phone_verification(Some("t"), Some("(123)456-7890"), &Client::default()).await,
+            service
+                .send_phone_verification(Some("t"), Some("(123)456-7890"), &Client::default())
+                .await,
             Err(PhoneVerificationError::InvalidPhone)
         ));
         let service = {
@@ -389,7 +403,10 @@ fn a_signed_in_user_confirms_a_phone_with_a_texted_code() {
             service.verify_phone(Some("t"), Some(wrong), &Client::default()).await,
             Err(PhoneVerificationError::InvalidCode)
         ));
-        service.verify_phone(Some("t"), Some(&code), &Client::default()).await.unwrap();
+        service
+            .verify_phone(Some("t"), Some(&code), &Client::default())
+            .await
+            .unwrap();
     });
 }
 
@@ -408,7 +425,9 @@ fn a_phone_of_another_user_is_refused() {
             .returning(|_| Ok(Some(user(8, "+12063721234"))));
         let service = mocks.build(&world);
         assert!(matches!(
-            service.send_phone_verification(Some("t"), Some("206-372-1234"), &Client::default()).await,
+            service
+                .send_phone_verification(Some("t"), Some("206-372-1234"), &Client::default())
+                .await,
             Err(PhoneVerificationError::PhoneTaken)
         ));
         assert_eq!(world.sent_count(), 0);

@@ -125,7 +125,7 @@ impl PhonePolicy {
         if input.len() > 64 {
             return Err(PhoneInputError::Invalid);
         }
-        let parsed = phonenumber::parse(Some(self.default_region), input).map_err(|_| PhoneInputError::Invalid)?;
+        let parsed = self.read(input).ok_or(PhoneInputError::Invalid)?;
         if !parsed.is_valid() {
             return Err(PhoneInputError::Invalid);
         }
@@ -154,6 +154,69 @@ impl PhonePolicy {
             _ => LineKind::Other,
         };
         Ok((phone, kind))
+    }
+
+    /// Reads `input` with libphonenumber's data.
+    ///
+    /// rust-phonenumber strips national prefixes with the *default* region's
+    /// rules even from a number written with another country code (its
+    /// issue #30): with `US`, `+49 1512 3456789` lost the `1` of its mobile
+    /// prefix and became `+495123456789`, another valid German number, and
+    /// `+86 131…` a valid Chinese landline. So a number of another country
+    /// is also read in its own region, and the reading that keeps every
+    /// digit typed wins. (Reading in the number's own region alone is not
+    /// enough either: with `RU`'s rules, `+7 800…` loses its `8`.)
+    fn read(&self, input: &str) -> Option<phonenumber::PhoneNumber> {
+        use phonenumber::{Mode, country::Source, metadata::DATABASE};
+
+        let first = phonenumber::parse(Some(self.default_region), input).ok()?;
+        let code = first.code().value();
+        let default = DATABASE.by_id(self.default_region.as_ref())?;
+        if code == default.country_code() {
+            return Some(first);
+        }
+        // Letters (vanity numbers, extensions) and non-ASCII digits would
+        // need libphonenumber's own normalisation; an international number
+        // written with them is refused rather than guessed at.
+        if input.chars().any(|c| c.is_alphanumeric() && !c.is_ascii_digit()) {
+            return None;
+        }
+        let digits: String = input.chars().filter(char::is_ascii_digit).collect();
+        let international = match first.code().source() {
+            Source::Plus => format!("+{digits}"),
+            // `011 49 …` in the US: the default region's international
+            // prefix, then the country code.
+            Source::Idd => {
+                let idd = default.international_prefix()?.find(&digits)?;
+                if idd.start() != 0 {
+                    return None;
+                }
+                format!("+{}", &digits[idd.end()..])
+            }
+            // Only the default region's own code comes from the digits or the default.
+            Source::Number | Source::Default => return None,
+        };
+        let regions = DATABASE.by_code(&code)?;
+        let own_region = regions
+            .iter()
+            .find(|region| region.is_main_country_for_code())
+            .or(regions.first())?
+            .id()
+            .parse()
+            .ok()?;
+        let own = phonenumber::parse(Some(own_region), &international)
+            .ok()
+            .filter(|number| number.code().value() == code && number.is_valid());
+        let keeps_every_digit = |number: &phonenumber::PhoneNumber| {
+            number.is_valid() && number.format().mode(Mode::E164).to_string() == international
+        };
+        match own {
+            Some(own) if keeps_every_digit(&own) => Some(own),
+            _ if keeps_every_digit(&first) => Some(first),
+            // A trunk prefix typed after the country code (`+44 (0)20 …`),
+            // dropped by the country's own rules.
+            own => own,
+        }
     }
 }
 
@@ -259,6 +322,11 @@ fn longest_common_prefix(items: &[String]) -> String {
             .take_while(|(a, b)| a == b)
             .count();
     }
+    // Prefixes are configuration, so any text: two of them may share the
+    // first bytes of different characters (`é`, `ê`). Cut between characters.
+    while !first.is_char_boundary(len) {
+        len -= 1;
+    }
     first[..len].to_owned()
 }
 
@@ -333,6 +401,28 @@ mod tests {
     }
 
     #[test]
+    fn numbers_of_other_countries_keep_every_digit() {
+        // Found by tests/phone_props.rs: read with the US rules, the `1` of
+        // these numbers was taken for a national prefix and dropped, which
+        // made other valid numbers (a German landline, a Chinese landline).
+        let us = PhonePolicy::new("US", &[], vec![]).unwrap();
+        for (input, e164) in [
+            ("+49 1512 3456789", "+4915123456789"),
+            ("+86 131 2345 6789", "+8613123456789"),
+            ("+81 11-200-0000", "+81112000000"),
+            ("+91 11 2000 0000", "+911120000000"),
+            ("+33 1 42 76 49 78", "+33142764978"),
+            ("011 49 1512 3456789", "+4915123456789"),
+            ("+7 800 555 3535", "+78005553535"),
+        ] {
+            assert_eq!(us.parse(input).unwrap().as_str(), e164, "{input}");
+        }
+        let germany = PhonePolicy::new("DE", &[], vec![]).unwrap();
+        assert_eq!(germany.parse("0033 6 12 34 56 78").unwrap().as_str(), "+33612345678");
+        assert_eq!(germany.parse("01512 3456789").unwrap().as_str(), "+4915123456789");
+    }
+
+    #[test]
     fn region_and_prefix_allow_lists() {
         let only_hk = PhonePolicy::new("HK", &["hk".to_owned()], vec![]).unwrap();
         assert_eq!(only_hk.parse("6123 4567").unwrap().as_str(), "+85261234567");
@@ -348,6 +438,22 @@ mod tests {
         let policy = PhonePolicy::new("HK", &[], vec![]).unwrap();
         assert_eq!(policy.parse_with_kind("+85261234567").unwrap().1, LineKind::Mobile);
         assert_eq!(policy.parse_with_kind("+85221234567").unwrap().1, LineKind::FixedLine);
+    }
+
+    #[test]
+    fn prefixes_differing_inside_a_character_do_not_panic() {
+        // Found by tests/phone_props.rs: `é` and `ê` share their first UTF-8
+        // byte, and the common prefix was cut inside the character.
+        let rule = MobileRule::new(vec!["é".into(), "ê".into()], 0);
+        assert_eq!(rule.country_prefix(), "");
+        assert_eq!(
+            rule.parse("+85261234567"),
+            Err(MobileError::WrongPrefix("é or ê".to_owned()))
+        );
+        assert_eq!(
+            MobileRule::new(vec!["+1é".into(), "+1è".into()], 0).country_prefix(),
+            "+1"
+        );
     }
 
     #[test]

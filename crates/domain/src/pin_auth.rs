@@ -364,6 +364,13 @@ impl PinAuth {
         let user_id = self.authenticate(bearer)?;
         let handle = PushHandle::parse(handle)?;
         let platform = PushPlatform::parse(platform)?;
+        // A correctly signed token can name a user this database does not
+        // have (a database restored from an older backup, or reset under the
+        // same secret). That is a refused token, as for the profile, not a
+        // store failure when the device row's foreign key is refused.
+        if self.users.profile(user_id).await?.is_none() {
+            return Err(AuthError::Unauthorized("user no longer exists").into());
+        }
         self.devices
             .register_push(user_id, platform, &handle, self.otp.clock().now())
             .await?;

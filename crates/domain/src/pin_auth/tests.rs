@@ -472,6 +472,26 @@ fn register_device_refuses_unknown_platforms_and_missing_tokens() {
 }
 
 #[test]
+fn register_device_refuses_a_token_of_a_user_that_does_not_exist() {
+    // Found by crates/app/tests/fuzz_routes.rs: the device's foreign key was
+    // refused by the database and the client got a 503.
+    block_on(async {
+        let world = World::new();
+        let mut parts = parts(&world);
+        parts.devices.expect_register_push().never();
+        let service = pin_auth(&world, parts);
+        let error = service
+            .register_device(Some("jwt-for-5"), "reg-id", "fcm")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, RegisterDeviceError::Auth(AuthError::Unauthorized(_))),
+            "{error:?}"
+        );
+    });
+}
+
+#[test]
 fn codes_are_uniform_enough_and_the_right_length() {
     let world = World::new();
     let engine = support::engine(&world);

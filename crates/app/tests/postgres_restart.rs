@@ -65,7 +65,10 @@ async fn the_service_answers_503_while_postgres_is_down_and_recovers_by_itself()
     }
     let app = spawn_app(TestBackend::Postgres).await;
     let signup = json!({"user_auth": {"mobile": MOBILE, "address_attributes": {}}});
-    assert_eq!(app.post_json("/api/v1/auth/signup", &signup).await.status, StatusCode::OK);
+    assert_eq!(
+        app.post_json("/api/v1/auth/signup", &signup).await.status,
+        StatusCode::OK
+    );
 
     let _restart = Restart;
     pg_ctlcluster("stop");
@@ -81,14 +84,23 @@ async fn the_service_answers_503_while_postgres_is_down_and_recovers_by_itself()
             );
         }
         statuses.push(reply.status);
-        let ready = app.send(axum::http::Request::get("/readyz").body(axum::body::Body::empty()).unwrap()).await;
+        let ready = app
+            .send(
+                axum::http::Request::get("/readyz")
+                    .body(axum::body::Body::empty())
+                    .unwrap(),
+            )
+            .await;
         statuses.push(ready.status);
     }
     assert!(
         statuses.iter().all(|status| *status == StatusCode::SERVICE_UNAVAILABLE),
         "every answer during the outage is a 503: {statuses:?}"
     );
-    assert!(statuses.len() >= 2, "requests were answered (not hung) during the outage");
+    assert!(
+        statuses.len() >= 2,
+        "requests were answered (not hung) during the outage"
+    );
 
     pg_ctlcluster("start");
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -99,7 +111,10 @@ async fn the_service_answers_503_while_postgres_is_down_and_recovers_by_itself()
             StatusCode::SERVICE_UNAVAILABLE => {}
             other => panic!("{other} while Postgres came back: {:?}", reply.body),
         }
-        assert!(Instant::now() < deadline, "the service did not recover after Postgres came back");
+        assert!(
+            Instant::now() < deadline,
+            "the service did not recover after Postgres came back"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     // The whole flow works again, delivery included.

@@ -4,7 +4,7 @@
 //!   sea-query layer, with per-backend migrations.
 //! - [`sms`]: the console SMS sender for development (and tests).
 //! - [`twilio`]: SMS, voice calls and Verify through Twilio's HTTP API.
-//! - [`jwt`]: HS256 access tokens.
+//! - [`jwt`]: JWTs (HS256, RS256, EdDSA) with a current key and previous keys for rotation.
 //! - [`rate_limit`]: sliding-window rate limiters, in memory for one
 //!   instance or in Redis for several.
 //! - [`clock`] and [`random`]: the system clock and the OS CSPRNG, plus a

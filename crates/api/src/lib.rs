@@ -4,7 +4,7 @@
 //! and response types and its own error shape ([`pin_auth`] answers
 //! `{"errors": "…"}`, [`phone_verify`] DRF's `{"field": ["…"]}`,
 //! [`phone_login`] its `res_info` envelope), plus the operational endpoints
-//! in [`ops`]. This is
+//! in [`ops`] (with the JWKS at `/.well-known/jwks.json`). This is
 //! the only crate that knows HTTP or JSON; it turns requests into calls of
 //! the domain's use cases and their results into responses.
 //!
@@ -17,7 +17,11 @@ use std::{sync::Arc, time::Duration};
 
 use axum::{Router, http::Request};
 use phonegate_domain::{
-    phone_login::PhoneLogin, phone_verify::PhoneVerify, pin_auth::PinAuth, ports::Readiness, token_auth::TokenAuth,
+    phone_login::PhoneLogin,
+    phone_verify::PhoneVerify,
+    pin_auth::PinAuth,
+    ports::{Readiness, TokenIssuer},
+    token_auth::TokenAuth,
 };
 use tower::ServiceBuilder;
 use tower_http::{
@@ -78,6 +82,8 @@ pub struct Services {
     pub phone_login: Arc<PhoneLogin>,
     pub token_auth: Arc<TokenAuth>,
     pub readiness: Arc<dyn Readiness>,
+    /// The token issuer, whose public keys `/.well-known/jwks.json` serves.
+    pub tokens: Arc<dyn TokenIssuer>,
 }
 
 impl std::fmt::Debug for Services {
@@ -115,7 +121,7 @@ pub fn router(services: Services, settings: HttpSettings) -> Router {
             &settings.allowed_hosts,
             settings.reset_response_floor,
         ))
-        .merge(ops::router(services.readiness.clone()))
+        .merge(ops::router(services.readiness.clone(), services.tokens.clone()))
         .layer(axum::middleware::from_fn_with_state(
             settings.client_ip.clone(),
             client::identify,

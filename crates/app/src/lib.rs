@@ -9,7 +9,6 @@ use anyhow::{Context as _, bail};
 use axum::Router;
 use phonegate_adapters::{
     clock::SystemClock,
-    jwt::{Hs256Tokens, JwtSettings},
     mail::{ConsoleMailer, SmtpMailer},
     password::{Argon2Passwords, Argon2Settings},
     random::OsRandom,
@@ -28,13 +27,14 @@ use phonegate_domain::{
     phone_login::{PhoneLogin, PhoneLoginSettings},
     phone_verify::{PhoneVerify, PhoneVerifySettings},
     pin_auth::{PinAuth, PinAuthSettings},
-    ports::{Clock, HostedVerification, Mailer, RandomSource},
+    ports::{Clock, HostedVerification, Mailer, RandomSource, TokenIssuer},
     rate_limit::{RateLimiter, RateRule},
     token_auth::{TokenAuth, TokenAuthPorts, TokenAuthSettings},
 };
 use secrecy::{ExposeSecret as _, SecretString};
 
 pub mod background;
+mod jwt_keys;
 pub mod settings;
 pub mod telemetry;
 
@@ -122,7 +122,7 @@ fn code_policy(name: &str, policy: CodePolicySettings) -> anyhow::Result<OtpPoli
     })
 }
 
-/// The JWT secret: configured, or in development generated once per
+/// The master secret `auth.jwt_secret`: configured, or in development generated once per
 /// database (and loudly warned about).
 async fn jwt_secret(settings: &Settings, store: &SqlStore, clock: &dyn Clock) -> anyhow::Result<SecretString> {
     if let Some(secret) = &settings.auth.jwt_secret {
@@ -353,18 +353,11 @@ pub async fn build(settings: &Settings, overrides: Overrides) -> anyhow::Result<
     let store = store.with_sealer(Sealer::new(*sealing_key.expose_secret()));
     let guard = SendGuard::new(rate_limiter(settings).await?, abuse_settings(settings)?);
     let abuse_counters = guard.counters().clone();
-    let tokens = Arc::new(Hs256Tokens::new(
-        &JwtSettings {
-            secret: secret.clone(),
-            issuer: settings.auth.jwt_issuer.clone(),
-            ttl: Duration::from_secs(settings.auth.jwt_ttl_seconds),
-            key_id: settings.auth.jwt_key_id.clone(),
-        },
-        random.clone(),
-    ));
-    // Codes and lookup keys are hashed with a key derived from the JWT
-    // secret, so one secret protects both and neither use can stand in for
-    // the other.
+    let tokens: Arc<dyn TokenIssuer> = Arc::new(jwt_keys::token_issuer(&settings.auth, &secret, random.clone())?);
+    // Codes, lookup keys and stored tokens are hashed with a key derived
+    // from the master secret `auth.jwt_secret` (under its own label, so
+    // neither use can stand in for the other), never from the signing keys:
+    // rotating signing keys leaves every stored hash valid.
     let hasher = SecretHasher::derived(secret.expose_secret().as_bytes(), "phonegate otp hashing v1");
     let store_arc = Arc::new(store.clone());
     let mut otp = OtpEngine::new(store_arc.clone(), clock.clone(), random.clone(), hasher)
@@ -428,7 +421,7 @@ pub async fn build(settings: &Settings, overrides: Overrides) -> anyhow::Result<
             applications: store_arc.clone(),
             access_codes: store_arc.clone(),
             passwords,
-            tokens,
+            tokens: tokens.clone(),
             outbox: store_arc.clone(),
             messenger: messenger.clone(),
         },
@@ -462,6 +455,7 @@ pub async fn build(settings: &Settings, overrides: Overrides) -> anyhow::Result<
             phone_login,
             token_auth: token_auth.clone(),
             readiness: store_arc,
+            tokens,
         },
         HttpSettings {
             allowed_hosts: AllowedHosts::new(settings.security.allowed_hosts.clone()),

@@ -209,8 +209,10 @@ pub struct MailSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthSettings {
-    /// The HS256 secret. Optional only in development (console providers),
-    /// where a random secret is generated once per database.
+    /// The master secret: the hashing key of codes and stored tokens is
+    /// derived from it, and it is the HS256 signing secret unless
+    /// `jwt_signing_secret` is set. Optional only in development (console
+    /// providers), where a random secret is generated once per database.
     pub jwt_secret: Option<SecretString>,
     pub jwt_issuer: String,
     pub jwt_ttl_seconds: u64,
@@ -221,6 +223,42 @@ pub struct AuthSettings {
     pub argon2_memory_kib: u32,
     pub argon2_iterations: u32,
     pub argon2_parallelism: u32,
+    // JWT signing keys: the algorithm of the current key (`jwt_key_id`),
+    // its material, and the previous keys that only verify (rotation).
+    /// The current key's algorithm.
+    pub jwt_algorithm: JwtAlgorithmSetting,
+    /// HS256 only: the current key's secret when it is not `jwt_secret`.
+    /// Rotating HS256 keys changes this and leaves `jwt_secret`, from which
+    /// the hashing key of codes and stored tokens is derived, alone.
+    pub jwt_signing_secret: Option<SecretString>,
+    /// RS256 and EdDSA: the current key's PEM private key file.
+    pub jwt_private_key_file: Option<std::path::PathBuf>,
+    /// Keys that verify tokens they signed earlier and never sign. A list of
+    /// tables: config file only, not settable from the environment.
+    pub jwt_previous_keys: Vec<PreviousJwtKeySettings>,
+}
+
+/// The algorithm of a JWT key, as JWS names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum JwtAlgorithmSetting {
+    #[serde(rename = "HS256")]
+    Hs256,
+    #[serde(rename = "RS256")]
+    Rs256,
+    #[serde(rename = "EdDSA")]
+    EdDsa,
+}
+
+/// A previous JWT key: it verifies the tokens it signed until they expire.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PreviousJwtKeySettings {
+    pub kid: String,
+    pub algorithm: JwtAlgorithmSetting,
+    /// HS256: the shared secret.
+    pub secret: Option<SecretString>,
+    /// RS256 and EdDSA: the PEM public key file.
+    pub public_key_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -341,6 +379,11 @@ const LIST_KEYS: &[&str] = &[
     "abuse.allowed_prefixes",
 ];
 
+/// Settings that only a config file can hold (lists of tables). Their
+/// environment variable is refused without echoing its value, which may
+/// hold a secret.
+const FILE_ONLY_KEYS: &[&str] = &["auth.jwt_previous_keys"];
+
 impl Settings {
     /// Loads the layers from the process environment.
     pub fn load(file: ConfigFile<'_>) -> Result<Self, config::ConfigError> {
@@ -371,6 +414,11 @@ impl Settings {
                 continue;
             };
             let key = rest.to_ascii_lowercase().replace("__", ".");
+            if FILE_ONLY_KEYS.contains(&key.as_str()) {
+                return Err(config::ConfigError::Message(format!(
+                    "{key} can only be set in the config file, not with the environment variable {name}"
+                )));
+            }
             builder = if LIST_KEYS.contains(&key.as_str()) {
                 let items: Vec<String> = value
                     .split(',')

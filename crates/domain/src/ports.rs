@@ -18,7 +18,7 @@ use crate::{
     phone::PhoneNumber,
     phone_login::{AccessCodeRecord, NewAccessCode},
     time::Timestamp,
-    token::{AccessClaims, IssuedToken, PhoneSession, TokenError},
+    token::{AccessClaims, IssuedToken, PhoneSession, PublicJwk, TokenError},
     token_auth::{Account, NewAccount, NewPasswordReset, NewSession, ResetOutcome, SessionRecord},
     user::{NewUser, User, UserId, UserProfile},
 };
@@ -335,6 +335,12 @@ pub trait TokenIssuer: Send + Sync {
 
     /// Verifies a session token from [`TokenIssuer::issue_phone_session`].
     fn verify_phone_session(&self, token: &str, now: Timestamp) -> Result<PhoneSession, TokenError>;
+
+    /// The public keys that verify this issuer's tokens: the current signing
+    /// key and every previous key still accepted, when they are asymmetric
+    /// (RS256, EdDSA). Shared-secret keys are never listed, so an issuer
+    /// with HS256 keys only returns an empty list. Published as a JWKS.
+    fn public_keys(&self) -> Vec<PublicJwk>;
 }
 
 /// Whether the service's own dependencies answer (for `/readyz`).

@@ -77,3 +77,37 @@ impl fmt::Debug for PhoneSession {
             .finish()
     }
 }
+
+/// A public key that verifies phonegate's tokens, as a JSON Web Key
+/// (RFC 7517, with RFC 7518's RSA and RFC 8037's Ed25519 parameters), so
+/// that other services can verify tokens without sharing a secret. Only
+/// public material: shared-secret (HS256) keys are never listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicJwk {
+    /// The key id tokens name in their header's `kid`.
+    pub kid: String,
+    /// The JWS algorithm the key verifies (`RS256` or `EdDSA`).
+    pub alg: String,
+    /// The key type and its public parameters.
+    pub params: PublicKeyParams,
+}
+
+/// The public parameters of a [`PublicJwk`], base64url without padding as
+/// the JWK specifications write them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PublicKeyParams {
+    /// `kty: "RSA"`: the modulus `n` and the public exponent `e`.
+    Rsa { n: String, e: String },
+    /// `kty: "OKP"`: the curve `crv` (`Ed25519`) and the public key `x`.
+    Okp { crv: String, x: String },
+}
+
+impl PublicJwk {
+    /// The JWK `kty` of this key.
+    pub fn kty(&self) -> &'static str {
+        match self.params {
+            PublicKeyParams::Rsa { .. } => "RSA",
+            PublicKeyParams::Okp { .. } => "OKP",
+        }
+    }
+}

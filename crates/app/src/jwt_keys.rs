@@ -1,0 +1,133 @@
+//! The JWT keys from `[auth]`: the current signing key and the previous
+//! keys that only verify, read once at start. Every error names the setting
+//! at fault; none contains key material.
+
+use std::{path::Path, sync::Arc, time::Duration};
+
+use anyhow::{Context as _, bail};
+use phonegate_adapters::jwt::{JwtAlgorithm, JwtKeyError, JwtSettings, JwtTokens, SigningKey, VerifyingKey};
+use phonegate_domain::ports::RandomSource;
+use secrecy::SecretString;
+
+use crate::settings::{AuthSettings, JwtAlgorithmSetting, PreviousJwtKeySettings};
+
+fn algorithm(setting: JwtAlgorithmSetting) -> JwtAlgorithm {
+    match setting {
+        JwtAlgorithmSetting::Hs256 => JwtAlgorithm::Hs256,
+        JwtAlgorithmSetting::Rs256 => JwtAlgorithm::Rs256,
+        JwtAlgorithmSetting::EdDsa => JwtAlgorithm::EdDsa,
+    }
+}
+
+/// Reads a PEM key file named by `setting`.
+fn read_pem(setting: &str, path: &Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("{setting}: cannot read the key file {}", path.display()))
+}
+
+/// The token issuer: signs with the current key, verifies with it and with
+/// the previous keys. `master_secret` is `auth.jwt_secret` (or the
+/// development secret), which signs HS256 tokens unless
+/// `auth.jwt_signing_secret` is set.
+pub(crate) fn token_issuer(
+    auth: &AuthSettings,
+    master_secret: &SecretString,
+    random: Arc<dyn RandomSource>,
+) -> anyhow::Result<JwtTokens> {
+    let current = current_key(auth, master_secret)?;
+    let previous = auth
+        .jwt_previous_keys
+        .iter()
+        .enumerate()
+        .map(|(index, entry)| previous_key(index, entry))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let previous_kids: Vec<String> = previous.iter().map(|key| key.kid().to_owned()).collect();
+    tracing::info!(
+        kid = current.kid(),
+        algorithm = %current.algorithm(),
+        previous = ?previous_kids,
+        "JWT signing key loaded"
+    );
+    JwtTokens::new(
+        JwtSettings {
+            issuer: auth.jwt_issuer.clone(),
+            ttl: Duration::from_secs(auth.jwt_ttl_seconds),
+            current,
+            previous,
+        },
+        random,
+    )
+    .map_err(|error| match error {
+        JwtKeyError::DuplicateKeyId(kid) => anyhow::anyhow!(
+            "auth.jwt_previous_keys: the kid {kid:?} is used twice (or is also auth.jwt_key_id); \
+             every key needs its own kid"
+        ),
+        other => anyhow::anyhow!("auth.jwt_*: {other}"),
+    })
+}
+
+fn current_key(auth: &AuthSettings, master_secret: &SecretString) -> anyhow::Result<SigningKey> {
+    let kid = auth.jwt_key_id.as_str();
+    if kid.trim().is_empty() {
+        bail!("auth.jwt_key_id must not be empty");
+    }
+    let algorithm = algorithm(auth.jwt_algorithm);
+    match algorithm {
+        JwtAlgorithm::Hs256 => {
+            if auth.jwt_private_key_file.is_some() {
+                bail!(
+                    "auth.jwt_private_key_file is only used with auth.jwt_algorithm = \"RS256\" or \"EdDSA\", \
+                     not \"HS256\""
+                );
+            }
+            let (setting, secret) = match &auth.jwt_signing_secret {
+                Some(secret) => ("auth.jwt_signing_secret", secret),
+                None => ("auth.jwt_secret", master_secret),
+            };
+            SigningKey::hs256(kid, secret).map_err(|error| anyhow::anyhow!("{setting}: {error}"))
+        }
+        JwtAlgorithm::Rs256 | JwtAlgorithm::EdDsa => {
+            if auth.jwt_signing_secret.is_some() {
+                bail!("auth.jwt_signing_secret is only used with auth.jwt_algorithm = \"HS256\", not \"{algorithm}\"");
+            }
+            let path = auth.jwt_private_key_file.as_deref().with_context(|| {
+                format!("auth.jwt_private_key_file is required when auth.jwt_algorithm = \"{algorithm}\"")
+            })?;
+            let pem = read_pem("auth.jwt_private_key_file", path)?;
+            SigningKey::private_pem(kid, algorithm, &pem)
+                .map_err(|error| anyhow::anyhow!("auth.jwt_private_key_file ({}): {error}", path.display()))
+        }
+    }
+}
+
+fn previous_key(index: usize, entry: &PreviousJwtKeySettings) -> anyhow::Result<VerifyingKey> {
+    let name = format!("auth.jwt_previous_keys[{index}] (kid {:?})", entry.kid);
+    if entry.kid.trim().is_empty() {
+        bail!("auth.jwt_previous_keys[{index}].kid must not be empty");
+    }
+    let algorithm = algorithm(entry.algorithm);
+    match algorithm {
+        JwtAlgorithm::Hs256 => {
+            if entry.public_key_file.is_some() {
+                bail!("{name}: public_key_file is for RS256 and EdDSA keys; an HS256 key has a secret");
+            }
+            let secret = entry
+                .secret
+                .as_ref()
+                .with_context(|| format!("{name}: secret is required for an HS256 key"))?;
+            VerifyingKey::hs256(&entry.kid, secret).map_err(|error| anyhow::anyhow!("{name}.secret: {error}"))
+        }
+        JwtAlgorithm::Rs256 | JwtAlgorithm::EdDsa => {
+            if entry.secret.is_some() {
+                bail!("{name}: secret is for HS256 keys; a {algorithm} key has a public_key_file");
+            }
+            let path = entry
+                .public_key_file
+                .as_deref()
+                .with_context(|| format!("{name}: public_key_file is required for a {algorithm} key"))?;
+            let setting = format!("{name}.public_key_file");
+            let pem = read_pem(&setting, path)?;
+            VerifyingKey::public_pem(&entry.kid, algorithm, &pem)
+                .map_err(|error| anyhow::anyhow!("{setting} ({}): {error}", path.display()))
+        }
+    }
+}

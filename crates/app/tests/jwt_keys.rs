@@ -257,6 +257,11 @@ async fn register(app: &App) -> (String, String) {
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{body:?}");
+    // The code goes out through the outbox, which `serve` drains in the
+    // background and this test drains by hand.
+    while let Ok(report) = app.dispatcher.dispatch_due().await
+        && report.claimed > 0
+    {}
     let message = app.console.as_ref().unwrap().last_to(PHONE).unwrap();
     let code = message.body.rsplit(' ').next().unwrap().to_owned();
     (body["session_token"].as_str().unwrap().to_owned(), code)

@@ -118,6 +118,10 @@ async fn a_dead_dispatchers_message_is_taken_over_when_its_lease_ends(backend: T
     let second = store.claim_due(NOW.plus(LEASE), LEASE, 10).await.unwrap().remove(0);
     assert_eq!(second.id, first.id);
     assert_eq!(second.attempts, 2);
+    // The first dispatcher, slow rather than dead, finds out before sending.
+    let later = NOW.plus(LEASE * 2);
+    assert!(!store.extend_lease(first.id, first.lease, later).await.unwrap());
+    assert!(store.extend_lease(second.id, second.lease, later).await.unwrap());
     // The first dispatcher's late report is ignored: its lease is gone.
     store
         .finish(

@@ -34,14 +34,16 @@ impl ClientIpSource {
         let Some(header) = &self.header else {
             return Client::new(socket);
         };
+        // The right-most entry or nothing: an unreadable last entry must not
+        // fall back to an earlier one, which the client wrote.
         let forwarded = parts
             .headers
             .get_all(header)
             .iter()
-            .filter_map(|value| value.to_str().ok())
-            .flat_map(|value| value.split(','))
-            .filter_map(|entry| parse_ip(entry.trim()))
-            .next_back();
+            .next_back()
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.rsplit(',').next())
+            .and_then(|entry| parse_ip(entry.trim()));
         Client::new(forwarded.or(socket))
     }
 }
@@ -116,6 +118,9 @@ mod tests {
         assert_eq!(client.ip(), "2001:db8::1".parse().ok());
         // Garbage in the header falls back to the socket.
         let client = source.client(&parts(&["unknown"]));
+        assert_eq!(client.ip(), Some(IpAddr::from([10, 0, 0, 2])));
+        // Never an earlier entry, which the client wrote.
+        let client = source.client(&parts(&["203.0.113.7, unknown"]));
         assert_eq!(client.ip(), Some(IpAddr::from([10, 0, 0, 2])));
     }
 }

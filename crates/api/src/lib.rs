@@ -84,6 +84,8 @@ pub struct Services {
     pub readiness: Arc<dyn Readiness>,
     /// The token issuer, whose public keys `/.well-known/jwks.json` serves.
     pub tokens: Arc<dyn TokenIssuer>,
+    /// What `/metrics` reports.
+    pub metrics: ops::MetricSources,
 }
 
 impl std::fmt::Debug for Services {
@@ -121,7 +123,11 @@ pub fn router(services: Services, settings: HttpSettings) -> Router {
             &settings.allowed_hosts,
             settings.reset_response_floor,
         ))
-        .merge(ops::router(services.readiness.clone(), services.tokens.clone()))
+        .merge(ops::router(
+            services.readiness.clone(),
+            services.tokens.clone(),
+            services.metrics.clone(),
+        ))
         .layer(axum::middleware::from_fn_with_state(
             settings.client_ip.clone(),
             client::identify,

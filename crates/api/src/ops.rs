@@ -1,5 +1,6 @@
-//! Operational endpoints: liveness, readiness, and the JSON Web Key Set that
-//! lets other services verify phonegate's tokens.
+//! Operational endpoints: liveness, readiness, the abuse and delivery
+//! metrics, and the JSON Web Key Set that lets other services verify
+//! phonegate's tokens.
 
 use std::sync::Arc;
 
@@ -11,6 +12,8 @@ use axum::{
     routing::get,
 };
 use phonegate_domain::{
+    abuse::AbuseCounters,
+    outbox::Dispatcher,
     ports::{Readiness, TokenIssuer},
     token::{PublicJwk, PublicKeyParams},
 };
@@ -21,7 +24,20 @@ use serde_json::json;
 /// as the new key is published (added as a previous key) ahead of use.
 const JWKS_CACHE_CONTROL: &str = "public, max-age=300";
 
-pub fn router(readiness: Arc<dyn Readiness>, tokens: Arc<dyn TokenIssuer>) -> Router {
+/// What `/metrics` reads.
+#[derive(Clone)]
+pub struct MetricSources {
+    pub abuse: Arc<AbuseCounters>,
+    pub outbox: Dispatcher,
+}
+
+impl std::fmt::Debug for MetricSources {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricSources").finish_non_exhaustive()
+    }
+}
+
+pub fn router(readiness: Arc<dyn Readiness>, tokens: Arc<dyn TokenIssuer>, metrics: MetricSources) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -31,6 +47,62 @@ pub fn router(readiness: Arc<dyn Readiness>, tokens: Arc<dyn TokenIssuer>) -> Ro
                 .route("/.well-known/jwks.json", get(jwks))
                 .with_state(tokens),
         )
+        .merge(Router::new().route("/metrics", get(metrics_text)).with_state(metrics))
+}
+
+/// The refusals of the rate limits and the SMS-pumping guard, and the
+/// outbox's backlog, in Prometheus' text format. Alert on any increase of
+/// `phonegate_sms_budget_exhausted_total` (possible SMS pumping) and on
+/// `phonegate_outbox_oldest_age_seconds` staying high (a provider outage).
+async fn metrics_text(State(metrics): State<MetricSources>) -> Response {
+    use std::{fmt::Write as _, sync::atomic::Ordering::Relaxed};
+    let abuse = &metrics.abuse;
+    let mut text = String::new();
+    let counters = [
+        (
+            "phonegate_rate_limited_total",
+            "Sends and checks refused by a per-phone or per-IP limit or a cooldown.",
+            abuse.rate_limited.load(Relaxed),
+        ),
+        (
+            "phonegate_sms_budget_exhausted_total",
+            "Sends refused because an hourly SMS budget was spent (alert on any increase).",
+            abuse.budget_exhausted.load(Relaxed),
+        ),
+        (
+            "phonegate_destination_refused_total",
+            "Sends refused because the destination country or prefix is not allowed.",
+            abuse.destination_refused.load(Relaxed),
+        ),
+        (
+            "phonegate_not_mobile_refused_total",
+            "Texts refused because the number is not a mobile.",
+            abuse.not_mobile.load(Relaxed),
+        ),
+    ];
+    for (name, help, value) in counters {
+        let _ = write!(text, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n");
+    }
+    match metrics.outbox.backlog().await {
+        Ok(backlog) => {
+            let age = backlog.oldest_age.map_or(0.0, |age| age.as_secs_f64());
+            let _ = write!(
+                text,
+                "# HELP phonegate_outbox_pending Messages waiting for delivery.\n\
+                 # TYPE phonegate_outbox_pending gauge\nphonegate_outbox_pending {}\n\
+                 # HELP phonegate_outbox_oldest_age_seconds How long the oldest waiting message has waited.\n\
+                 # TYPE phonegate_outbox_oldest_age_seconds gauge\nphonegate_outbox_oldest_age_seconds {age:.3}\n",
+                backlog.pending
+            );
+        }
+        Err(error) => tracing::warn!(%error, "metrics: the outbox backlog is unavailable"),
+    }
+    let mut response = text.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
 }
 
 /// The process is up and serving HTTP.

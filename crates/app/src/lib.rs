@@ -456,6 +456,10 @@ pub async fn build(settings: &Settings, overrides: Overrides) -> anyhow::Result<
             token_auth: token_auth.clone(),
             readiness: store_arc,
             tokens,
+            metrics: phonegate_api::ops::MetricSources {
+                abuse: abuse_counters.clone(),
+                outbox: dispatcher.clone(),
+            },
         },
         HttpSettings {
             allowed_hosts: AllowedHosts::new(settings.security.allowed_hosts.clone()),
@@ -525,6 +529,7 @@ fn abuse_settings(settings: &Settings) -> anyhow::Result<AbuseSettings> {
     }
     Ok(AbuseSettings {
         sends_per_phone: rule(limits.sends_per_phone, limits.sends_per_phone_window_seconds),
+        sends_per_phone_daily: rule(limits.sends_per_phone_per_day, 86_400),
         resend_cooldown,
         sends_per_ip: rule(limits.sends_per_ip, limits.sends_per_ip_window_seconds),
         checks_per_ip: rule(limits.checks_per_ip, limits.checks_per_ip_window_seconds),

@@ -49,6 +49,8 @@ pub struct RateLimitSettings {
     pub fail_open: bool,
     pub sends_per_phone: u32,
     pub sends_per_phone_window_seconds: u64,
+    /// Sends per phone number per day (a second, longer window).
+    pub sends_per_phone_per_day: u32,
     pub sends_per_ip: u32,
     pub sends_per_ip_window_seconds: u64,
     pub checks_per_ip: u32,

@@ -341,3 +341,51 @@ async fn non_mobiles_and_disallowed_countries_get_nothing() {
     assert_eq!(app.abuse_counters.not_mobile.load(Ordering::Relaxed), 2);
     assert_eq!(app.abuse_counters.destination_refused.load(Ordering::Relaxed), 1);
 }
+
+/// `/metrics` reports the refusals (the budget's is the alert) and the
+/// outbox's backlog in Prometheus' text format.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_report_refusals_and_the_outbox_backlog() {
+    let app = spawn_app_with_limits(TestBackend::Sqlite, |settings| {
+        settings.abuse.hourly_sms_budget = 1;
+    })
+    .await;
+    for number in ["+12063720001", "+12063720002"] {
+        app.post_json("/api/phone/register", &json!({"phone_number": number}))
+            .await;
+    }
+    let metrics = |app: &TestApp| {
+        let router = app.router.clone();
+        async move {
+            use http_body_util::BodyExt as _;
+            use tower::ServiceExt as _;
+            let response = router
+                .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+            assert!(
+                response.headers()[header::CONTENT_TYPE]
+                    .to_str()
+                    .unwrap()
+                    .starts_with("text/plain; version=0.0.4")
+            );
+            String::from_utf8(response.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap()
+        }
+    };
+    let text = metrics(&app).await;
+    assert!(text.contains("\nphonegate_sms_budget_exhausted_total 1\n"), "{text}");
+    assert!(text.contains("# TYPE phonegate_rate_limited_total counter\n"), "{text}");
+    assert!(text.contains("\nphonegate_outbox_pending 0\n"), "delivered: {text}");
+    // A message queued but not yet delivered shows in the backlog.
+    app.clock.advance(Duration::from_secs(3600));
+    let request = Request::post("/api/phone/register")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(json!({"phone_number": "+12063720003"}).to_string()))
+        .unwrap();
+    use tower::ServiceExt as _;
+    let response = app.router.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let text = metrics(&app).await;
+    assert!(text.contains("\nphonegate_outbox_pending 1\n"), "{text}");
+}

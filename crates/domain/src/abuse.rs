@@ -89,6 +89,9 @@ impl Refusal {
 pub struct AbuseSettings {
     /// Sends per phone number (default 5 per 10 minutes).
     pub sends_per_phone: RateRule,
+    /// Sends per phone number over a longer window (default 20 per day), so
+    /// that guessing by asking for code after code stays slow over days.
+    pub sends_per_phone_daily: RateRule,
     /// The least time between two sends to one number, per surface; a
     /// surface that is absent (or zero) has none.
     pub resend_cooldown: HashMap<Purpose, Duration>,
@@ -232,16 +235,28 @@ impl SendGuard {
             // stricter than a surface's, e.g. pin-auth's configured prefixes).
             Err(PhoneInputError::Invalid | PhoneInputError::Blank) => None,
         };
-        if settings.require_mobile_for_sms
-            && attempt.channel == Channel::Sms
-            && !matches!(kind, Some(LineKind::Mobile | LineKind::FixedLineOrMobile))
-        {
+        // Texts need a mobile; calls may also go to a landline, never to a
+        // premium-rate, shared-cost, toll-free or unknown number (the
+        // classic pumping targets).
+        let reachable = match attempt.channel {
+            Channel::Sms => matches!(kind, Some(LineKind::Mobile | LineKind::FixedLineOrMobile)),
+            Channel::Call => matches!(
+                kind,
+                Some(LineKind::Mobile | LineKind::FixedLineOrMobile | LineKind::FixedLine)
+            ),
+        };
+        if settings.require_mobile_for_sms && !reachable {
             self.counters.not_mobile.fetch_add(1, Ordering::Relaxed);
             return Err(Refusal::NotMobile);
         }
         if let Some(ip) = attempt.client.ip() {
-            self.limit(&format!("send:ip:{ip}"), settings.sends_per_ip, now, "sends per IP")
-                .await?;
+            self.limit(
+                &format!("send:ip:{}", ip_key(ip)),
+                settings.sends_per_ip,
+                now,
+                "sends per IP",
+            )
+            .await?;
         }
         let phone = attempt.phone.as_str();
         if let Some(cooldown) = settings
@@ -258,6 +273,13 @@ impl SendGuard {
             settings.sends_per_phone,
             now,
             "sends per phone",
+        )
+        .await?;
+        self.limit(
+            &format!("send:phone-daily:{phone}"),
+            settings.sends_per_phone_daily,
+            now,
+            "sends per phone per day",
         )
         .await?;
         if let Some(limit) = settings.hourly_budget {
@@ -281,7 +303,7 @@ impl SendGuard {
     pub async fn admit_mail(&self, to: &Email, client: &Client, now: Timestamp) -> Result<(), Refusal> {
         if let Some(ip) = client.ip() {
             self.limit(
-                &format!("send:ip:{ip}"),
+                &format!("send:ip:{}", ip_key(ip)),
                 self.settings.sends_per_ip,
                 now,
                 "sends per IP",
@@ -298,7 +320,7 @@ impl SendGuard {
         match client.ip() {
             Some(ip) => {
                 self.limit(
-                    &format!("check:ip:{ip}"),
+                    &format!("check:ip:{}", ip_key(ip)),
                     self.settings.checks_per_ip,
                     now,
                     "checks per IP",
@@ -307,6 +329,22 @@ impl SendGuard {
             }
             None => Ok(()),
         }
+    }
+}
+
+/// The key of a client address: an IPv4 address, or an IPv6 address's /64
+/// (one subscriber gets a whole /64, so counting single IPv6 addresses
+/// would give each attacker 2^64 fresh budgets).
+fn ip_key(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
     }
 }
 

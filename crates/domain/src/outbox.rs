@@ -150,6 +150,11 @@ pub trait OutboxStore: Send + Sync {
     /// while its lease runs.
     async fn claim_due(&self, now: Timestamp, lease: Duration, limit: u32) -> Result<Vec<ClaimedMessage>, StoreError>;
 
+    /// Extends the claim on `id` under `lease` to `until`, right before an
+    /// attempt. Returns `false` if the lease was lost (it ended and someone
+    /// else claimed the message): the caller must then not send it.
+    async fn extend_lease(&self, id: i64, lease: i64, until: Timestamp) -> Result<bool, StoreError>;
+
     /// Records how the attempt on `id` under `lease` ended. Does nothing if
     /// the lease was lost (it ended and someone else claimed the message).
     async fn finish(&self, id: i64, lease: i64, outcome: DeliveryOutcome, now: Timestamp) -> Result<(), StoreError>;
@@ -260,6 +265,23 @@ impl Dispatcher {
         };
         for message in claimed {
             let (id, lease) = (message.id, message.lease);
+            // The batch's earlier deliveries took time: make sure the claim
+            // still holds, and runs a full lease from now, before sending.
+            let until = self.clock.now().plus(self.settings.lease);
+            match self.outbox.extend_lease(id, lease, until).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::warn!(
+                        id,
+                        "outbox lease lost before delivery; another dispatcher has the message"
+                    );
+                    continue;
+                }
+                Err(error) => {
+                    tracing::warn!(id, %error, "could not extend an outbox lease; the message waits for its lease to end");
+                    continue;
+                }
+            }
             let outcome = self.attempt(message).await;
             match &outcome {
                 DeliveryOutcome::Sent => report.sent += 1,
@@ -267,7 +289,11 @@ impl Dispatcher {
                 DeliveryOutcome::Failed { .. } => report.failed += 1,
                 DeliveryOutcome::Dropped { .. } => report.dropped += 1,
             }
-            self.outbox.finish(id, lease, outcome, self.clock.now()).await?;
+            // A failed record leaves the message to be retried when its lease
+            // ends; the rest of the batch goes on.
+            if let Err(error) = self.outbox.finish(id, lease, outcome, self.clock.now()).await {
+                tracing::warn!(id, %error, "could not record a delivery outcome; the message will be retried");
+            }
         }
         Ok(report)
     }
@@ -383,6 +409,7 @@ mod tests {
                 })
                 .collect())
         });
+        outbox.expect_extend_lease().returning(|_, lease, _| Ok(lease == 77));
         outbox.expect_finish().returning(move |id, lease, outcome, _| {
             assert_eq!(lease, 77, "finishes under the claim's lease");
             finished.lock().unwrap().push((id, outcome));

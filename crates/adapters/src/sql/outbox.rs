@@ -215,11 +215,10 @@ pub(super) async fn insert_outgoing(
     let row = SealedRow::seal(sealer, &message, state, now)?;
     insert_row(tx, &row).await?;
     let queued = state == state::PENDING;
-    if queued {
-        // Delivered to listeners on every instance when (and only if) the
-        // transaction commits.
-        tx.notify_outbox().await.map_err(store_error)?;
-    }
+    // Delivered to listeners on every instance when (and only if) the
+    // transaction commits. Decoys notify too (a spurious wake is harmless),
+    // so a known number's request costs no extra round trip.
+    tx.notify_outbox().await.map_err(store_error)?;
     Ok(queued)
 }
 
@@ -417,6 +416,17 @@ impl OutboxStore for SqlStore {
             });
         }
         Ok(claimed)
+    }
+
+    async fn extend_lease(&self, id: i64, lease: i64, until: Timestamp) -> Result<bool, StoreError> {
+        let extend = Query::update()
+            .table(Outbox::Table)
+            .value(Outbox::NextAttemptAt, until.unix_millis())
+            .and_where(Expr::col(Outbox::Id).eq(id))
+            .and_where(Expr::col(Outbox::LeaseToken).eq(lease))
+            .and_where(Expr::col(Outbox::State).eq(state::PENDING))
+            .to_owned();
+        Ok(self.db().run().execute(&extend).await.map_err(store_error)? == 1)
     }
 
     async fn finish(&self, id: i64, lease: i64, outcome: DeliveryOutcome, now: Timestamp) -> Result<(), StoreError> {

@@ -55,6 +55,7 @@ pub async fn spawn_app(backend: TestBackend) -> TestApp {
 /// the shipped limits, for the tests of the limits themselves.
 pub fn relax_limits(settings: &mut Settings) {
     settings.rate_limit.sends_per_phone = 10_000;
+    settings.rate_limit.sends_per_phone_per_day = 100_000;
     settings.rate_limit.sends_per_ip = 10_000;
     settings.rate_limit.checks_per_ip = 10_000;
     for cooldown in settings.rate_limit.resend_cooldown_seconds.values_mut() {

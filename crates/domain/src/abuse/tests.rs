@@ -44,6 +44,7 @@ impl RateLimiter for Down {
 fn settings() -> AbuseSettings {
     AbuseSettings {
         sends_per_phone: RateRule::new(5, Duration::from_secs(600)),
+        sends_per_phone_daily: RateRule::new(20, Duration::from_secs(86_400)),
         resend_cooldown: HashMap::from([(Purpose::PinAuth, Duration::from_secs(30))]),
         sends_per_ip: RateRule::new(20, Duration::from_secs(600)),
         checks_per_ip: RateRule::new(60, Duration::from_secs(600)),
@@ -201,11 +202,17 @@ fn destinations_outside_the_allow_list_and_non_mobiles_get_nothing() {
             .admit_send(send(Purpose::PhoneLogin, &premium, &client), at(0))
             .await;
         assert!(matches!(refused, Err(Refusal::NotMobile)), "{refused:?}");
+        // Nor a call.
+        let call = SendAttempt {
+            channel: Channel::Call,
+            ..send(Purpose::PhoneLogin, &premium, &client)
+        };
+        assert!(matches!(guard.admit_send(call, at(0)).await, Err(Refusal::NotMobile)));
         guard
             .admit_send(send(Purpose::PhoneLogin, &phone("+447400123456"), &client), at(0))
             .await
             .unwrap();
-        assert_eq!(guard.counters().not_mobile.load(Ordering::Relaxed), 2);
+        assert_eq!(guard.counters().not_mobile.load(Ordering::Relaxed), 3);
         assert_eq!(guard.counters().destination_refused.load(Ordering::Relaxed), 1);
     });
 }
@@ -285,4 +292,43 @@ fn calling_codes() {
     ] {
         assert_eq!(calling_code(&phone(number)), code, "{number}");
     }
+}
+
+#[test]
+fn twenty_sends_per_phone_per_day() {
+    block_on(async {
+        let guard = SendGuard::new(Arc::new(Log::default()), settings());
+        let mobile = phone(MOBILE);
+        let client = Client::default();
+        // 5 every 10 minutes (and 31 s apart) for 40 minutes: 20 sends.
+        for window in 0..4 {
+            for i in 0..5 {
+                let t = window * 600 + i * 31;
+                guard
+                    .admit_send(send(Purpose::PinAuth, &mobile, &client), at(t))
+                    .await
+                    .unwrap();
+            }
+        }
+        let refused = guard
+            .admit_send(send(Purpose::PinAuth, &mobile, &client), at(2400))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.retry_after(), Some(Duration::from_secs(86_400 - 2400)));
+    });
+}
+
+#[test]
+fn an_ipv6_client_is_counted_by_its_slash_64() {
+    block_on(async {
+        let guard = SendGuard::new(Arc::new(Log::default()), settings());
+        for host in 0..60u16 {
+            let ip: IpAddr = format!("2001:db8:1:2::{host:x}").parse().unwrap();
+            guard.admit_check(&Client::new(Some(ip)), at(0)).await.unwrap();
+        }
+        let same_64: IpAddr = "2001:db8:1:2:ffff::1".parse().unwrap();
+        assert!(guard.admit_check(&Client::new(Some(same_64)), at(0)).await.is_err());
+        let other_64: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        guard.admit_check(&Client::new(Some(other_64)), at(0)).await.unwrap();
+    });
 }

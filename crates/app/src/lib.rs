@@ -237,6 +237,19 @@ fn twilio_client(settings: &Settings) -> anyhow::Result<TwilioClient> {
     TwilioClient::new(client).map_err(|error| anyhow::anyhow!("[twilio]: {error}"))
 }
 
+/// The purpose a settings table names by its surface (`pin_auth`,
+/// `phone_verify`, `phone_login`, `phone_confirm`); `section` names the table
+/// in the error.
+fn surface_purpose(section: &str, surface: &str) -> anyhow::Result<Purpose> {
+    Ok(match surface {
+        "pin_auth" => Purpose::PinAuth,
+        "phone_verify" => Purpose::PhoneVerify,
+        "phone_login" => Purpose::PhoneLogin,
+        "phone_confirm" => Purpose::PhoneConfirm,
+        other => bail!("{section}.{other}: unknown surface (pin_auth, phone_verify, phone_login or phone_confirm)"),
+    })
+}
+
 /// The message templates of `messages.locale`.
 fn message_templates(settings: &Settings) -> anyhow::Result<MessageTemplates> {
     let locale = &settings.messages.locale;
@@ -251,16 +264,7 @@ fn message_templates(settings: &Settings) -> anyhow::Result<MessageTemplates> {
         ..MessageTemplates::english()
     };
     for (surface, overrides) in &set.surfaces {
-        let purpose = match surface.as_str() {
-            "pin_auth" => Purpose::PinAuth,
-            "phone_verify" => Purpose::PhoneVerify,
-            "phone_login" => Purpose::PhoneLogin,
-            "phone_confirm" => Purpose::PhoneConfirm,
-            other => bail!(
-                "messages.templates.{locale}.surfaces.{other}: unknown surface \
-                 (pin_auth, phone_verify, phone_login or phone_confirm)"
-            ),
-        };
+        let purpose = surface_purpose(&format!("messages.templates.{locale}.surfaces"), surface)?;
         if let Some(sms) = &overrides.sms {
             templates.sms_by_purpose.insert(purpose, sms.clone());
         }
@@ -510,16 +514,7 @@ fn abuse_settings(settings: &Settings) -> anyhow::Result<AbuseSettings> {
     let rule = |limit: u32, seconds: u64| RateRule::new(limit, Duration::from_secs(seconds.max(1)));
     let mut resend_cooldown = std::collections::HashMap::new();
     for (surface, seconds) in &limits.resend_cooldown_seconds {
-        let purpose = match surface.as_str() {
-            "pin_auth" => Purpose::PinAuth,
-            "phone_verify" => Purpose::PhoneVerify,
-            "phone_login" => Purpose::PhoneLogin,
-            "phone_confirm" => Purpose::PhoneConfirm,
-            other => bail!(
-                "rate_limit.resend_cooldown_seconds.{other}: unknown surface \
-                 (pin_auth, phone_verify, phone_login or phone_confirm)"
-            ),
-        };
+        let purpose = surface_purpose("rate_limit.resend_cooldown_seconds", surface)?;
         resend_cooldown.insert(purpose, Duration::from_secs(*seconds));
     }
     for code in abuse.country_hourly_sms_budgets.keys() {

@@ -5,12 +5,14 @@
 
 #![allow(clippy::unwrap_used, reason = "a panic is how a test reports failure")]
 
+mod process;
+
 use std::{
     collections::{HashMap, HashSet},
-    net::TcpListener,
-    process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
+
+use process::{Server, scratch_dir};
 
 use phonegate_adapters::testing::{TestBackend, TestDatabase};
 use serde_json::{Value, json};
@@ -36,70 +38,32 @@ fn assert_redis_answers() {
     }
 }
 
-struct Instance {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Instance {
-    fn start(dir: &std::path::Path, database_url: &str, twilio: &MockServer, prefix: &str) -> Self {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new(env!("CARGO_BIN_EXE_phonegate"))
-            .current_dir(dir)
-            .envs([
-                ("PHONEGATE__SERVER__BIND", format!("127.0.0.1:{port}")),
-                ("PHONEGATE__DATABASE__URL", database_url.to_owned()),
-                ("PHONEGATE__SMS__PROVIDER", "twilio".to_owned()),
-                (
-                    "PHONEGATE__AUTH__JWT_SECRET",
-                    "a-shared-secret-of-all-three-instances".to_owned(),
-                ),
-                ("PHONEGATE__TWILIO__ACCOUNT_SID", SID.to_owned()),
-                ("PHONEGATE__TWILIO__AUTH_TOKEN", "token".to_owned()),
-                ("PHONEGATE__TWILIO__FROM_NUMBER", "+15005550006".to_owned()),
-                ("PHONEGATE__TWILIO__API_BASE_URL", twilio.uri()),
-                ("PHONEGATE__RATE_LIMIT__REDIS_URL", redis_url()),
-                ("PHONEGATE__RATE_LIMIT__REDIS_KEY_PREFIX", prefix.to_owned()),
-                // Every request of this test comes from 127.0.0.1.
-                ("PHONEGATE__RATE_LIMIT__SENDS_PER_IP", "100000".to_owned()),
-                ("PHONEGATE__RATE_LIMIT__CHECKS_PER_IP", "100000".to_owned()),
-                ("PHONEGATE__ABUSE__HOURLY_SMS_BUDGET", "0".to_owned()),
-                ("PHONEGATE__ABUSE__COUNTRY_HOURLY_SMS_BUDGET", "0".to_owned()),
-                // A short lease, so the survivors take over a dead
-                // instance's messages within seconds.
-                ("PHONEGATE__OUTBOX__LEASE_SECONDS", "3".to_owned()),
-                ("PHONEGATE__OUTBOX__POLL_INTERVAL_MS", "200".to_owned()),
-            ])
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        Self {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-        }
-    }
-
-    async fn wait_ready(&self, http: &reqwest::Client) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(response) = http.get(format!("{}/readyz", self.base)).send().await
-                && response.status() == 200
-            {
-                return;
-            }
-            assert!(Instant::now() < deadline, "an instance did not start");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
+/// The settings every instance shares: one database, one Redis, one secret.
+fn start_instance(database_url: &str, twilio: &MockServer, prefix: &str) -> Server {
+    let (twilio_url, redis) = (twilio.uri(), redis_url());
+    Server::start(
+        scratch_dir("many"),
+        &[
+            ("PHONEGATE__DATABASE__URL", database_url),
+            ("PHONEGATE__SMS__PROVIDER", "twilio"),
+            ("PHONEGATE__AUTH__JWT_SECRET", "a-shared-secret-of-all-three-instances"),
+            ("PHONEGATE__TWILIO__ACCOUNT_SID", SID),
+            ("PHONEGATE__TWILIO__AUTH_TOKEN", "token"),
+            ("PHONEGATE__TWILIO__FROM_NUMBER", "+15005550006"),
+            ("PHONEGATE__TWILIO__API_BASE_URL", &twilio_url),
+            ("PHONEGATE__RATE_LIMIT__REDIS_URL", &redis),
+            ("PHONEGATE__RATE_LIMIT__REDIS_KEY_PREFIX", prefix),
+            // Every request of this test comes from 127.0.0.1.
+            ("PHONEGATE__RATE_LIMIT__SENDS_PER_IP", "100000"),
+            ("PHONEGATE__RATE_LIMIT__CHECKS_PER_IP", "100000"),
+            ("PHONEGATE__ABUSE__HOURLY_SMS_BUDGET", "0"),
+            ("PHONEGATE__ABUSE__COUNTRY_HOURLY_SMS_BUDGET", "0"),
+            // A short lease, so the survivors take over a dead instance's
+            // messages within seconds.
+            ("PHONEGATE__OUTBOX__LEASE_SECONDS", "3"),
+            ("PHONEGATE__OUTBOX__POLL_INTERVAL_MS", "200"),
+        ],
+    )
 }
 
 async fn post(http: &reqwest::Client, base: &str, path: &str, body: Value) -> Option<(u16, Value)> {
@@ -150,17 +114,16 @@ async fn three_instances_share_codes_limits_and_the_outbox() {
         })
         .mount(&twilio)
         .await;
-    let dir = std::env::temp_dir().join(format!("phonegate-many-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
     let prefix = format!("phonegate-test-{}:", database.url.rsplit('/').next().unwrap());
-    let mut instances: Vec<Instance> = (0..3)
-        .map(|_| Instance::start(&dir, &database.url, &twilio, &prefix))
+    // Each starts listening once its migrations (run under a lock) are done.
+    let mut instances: Vec<Server> = (0..3)
+        .map(|_| start_instance(&database.url, &twilio, &prefix))
         .collect();
     let http = reqwest::Client::new();
-    for instance in &instances {
-        instance.wait_ready(&http).await;
-    }
-    let bases: Vec<String> = instances.iter().map(|i| i.base.clone()).collect();
+    let bases: Vec<String> = instances
+        .iter()
+        .map(|server| format!("http://127.0.0.1:{}", server.port))
+        .collect();
 
     // A code sent through A verifies through B.
     let (status, body) = post(
@@ -256,5 +219,4 @@ async fn three_instances_share_codes_limits_and_the_outbox() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     instances.clear();
-    let _ = std::fs::remove_dir_all(&dir);
 }

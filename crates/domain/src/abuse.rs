@@ -221,6 +221,17 @@ impl SendGuard {
         }
     }
 
+    /// Codes and reset emails share one per-IP send limit.
+    async fn limit_sends_per_ip(&self, client: &Client, now: Timestamp) -> Result<(), Refusal> {
+        match client.ip() {
+            Some(ip) => {
+                let key = format!("send:ip:{}", ip_key(ip));
+                self.limit(&key, self.settings.sends_per_ip, now, "sends per IP").await
+            }
+            None => Ok(()),
+        }
+    }
+
     /// Decides whether a code may be sent. Cheap checks first; each limit
     /// that allows the send counts it.
     pub async fn admit_send(&self, attempt: SendAttempt<'_>, now: Timestamp) -> Result<(), Refusal> {
@@ -249,15 +260,7 @@ impl SendGuard {
             self.counters.not_mobile.fetch_add(1, Ordering::Relaxed);
             return Err(Refusal::NotMobile);
         }
-        if let Some(ip) = attempt.client.ip() {
-            self.limit(
-                &format!("send:ip:{}", ip_key(ip)),
-                settings.sends_per_ip,
-                now,
-                "sends per IP",
-            )
-            .await?;
-        }
+        self.limit_sends_per_ip(attempt.client, now).await?;
         let phone = attempt.phone.as_str();
         if let Some(cooldown) = settings
             .resend_cooldown
@@ -301,15 +304,7 @@ impl SendGuard {
     /// Decides whether an email (a password reset) may be sent to `to`: the
     /// per-IP send limit and, per address, the per-phone limit's numbers.
     pub async fn admit_mail(&self, to: &Email, client: &Client, now: Timestamp) -> Result<(), Refusal> {
-        if let Some(ip) = client.ip() {
-            self.limit(
-                &format!("send:ip:{}", ip_key(ip)),
-                self.settings.sends_per_ip,
-                now,
-                "sends per IP",
-            )
-            .await?;
-        }
+        self.limit_sends_per_ip(client, now).await?;
         let key = format!("send:email:{}", to.as_str().to_ascii_lowercase());
         self.limit(&key, self.settings.sends_per_phone, now, "sends per email")
             .await

@@ -4,6 +4,10 @@
 //!   the dependency-direction rules, clippy with warnings denied, then the
 //!   whole test suite (including the Postgres runs).
 //!
+//! - `bench`: builds the release binary and the harness, then runs the
+//!   benchmark (`crates/bench`); `bench --smoke` runs every phase for a few
+//!   seconds on the debug build, which `ci` does so the harness cannot rot.
+//!
 //! It shells out to cargo only, so it needs nothing beyond the toolchain.
 
 // A developer tool: printing to stdout is what it is for.
@@ -34,9 +38,10 @@ fn main() -> ExitCode {
     let result = match task.as_str() {
         "ci" => ci(),
         "deps" => check_dependency_direction(),
+        "bench" => bench(&env::args().skip(2).collect::<Vec<_>>()),
         _ => {
             eprintln!(
-                "usage: cargo xtask <task>\n\ntasks:\n  ci     fmt check, dependency rules, clippy -D warnings, all tests\n  deps   only the dependency-direction rules"
+                "usage: cargo xtask <task>\n\ntasks:\n  ci     fmt check, dependency rules, clippy -D warnings, all tests, bench smoke\n  deps   only the dependency-direction rules\n  bench  the benchmark (release build); --smoke for a few seconds' check, --sqlite, --no-scale"
             );
             Err("unknown task".into())
         }
@@ -75,7 +80,39 @@ fn ci() -> Result<(), String> {
         "-D",
         "warnings",
     ])?;
-    test_workspace()
+    test_workspace()?;
+    bench(&["--smoke".to_owned()])
+}
+
+/// Builds the server and the harness (release, or debug for `--smoke`) and
+/// runs the harness against that build, passing `args` through.
+fn bench(args: &[String]) -> Result<(), String> {
+    let smoke = args.iter().any(|arg| arg == "--smoke");
+    let mut build = vec!["build", "--locked", "-p", "phonegate", "-p", "phonegate-bench"];
+    if !smoke {
+        build.push("--release");
+    }
+    cargo(&build)?;
+    let target = env::var("CARGO_TARGET_DIR").map_or_else(
+        |_| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"),
+        std::path::PathBuf::from,
+    );
+    let profile = target.join(if smoke { "debug" } else { "release" });
+    let harness = profile.join("phonegate-bench");
+    eprintln!("$ {} {}", harness.display(), args.join(" "));
+    let status = Command::new(&harness)
+        .arg("--server")
+        .arg(profile.join("phonegate"))
+        .arg("--out")
+        .arg(target.join("bench"))
+        .args(args)
+        .status()
+        .map_err(|error| format!("running {}: {error}", harness.display()))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("the benchmark failed ({status})"))
+    }
 }
 
 /// Runs the whole test suite, streaming its output, and ends with one

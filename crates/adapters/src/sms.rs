@@ -108,3 +108,101 @@ impl VoiceCaller for ConsoleProvider {
         Ok(())
     }
 }
+
+/// The `null` provider, for benchmarks: accepts every SMS and call and
+/// drops it, so a benchmark measures phonegate and not a provider.
+///
+/// A benchmark still has to learn the codes to complete its flows, so the
+/// provider can copy each message, as one UDP datagram (`to`, a newline,
+/// the text), to a `tap` address on the loopback interface, where only a
+/// process on the same machine can read it. Sending a datagram never waits
+/// for a reader and never fails a delivery: nobody listening means the
+/// message is simply gone, as with no tap at all.
+#[derive(Debug, Clone)]
+pub struct NullProvider {
+    tap: Option<Arc<NullTap>>,
+}
+
+#[derive(Debug)]
+struct NullTap {
+    socket: std::net::UdpSocket,
+    to: std::net::SocketAddr,
+}
+
+impl NullProvider {
+    /// A provider that drops everything, copying each message to `tap` if
+    /// given. The tap must be a loopback address: codes must not leave the
+    /// machine.
+    pub fn new(tap: Option<std::net::SocketAddr>) -> Result<Self, String> {
+        let tap = match tap {
+            None => None,
+            Some(to) if !to.ip().is_loopback() => {
+                return Err(format!("the null provider's tap {to} is not a loopback address"));
+            }
+            Some(to) => {
+                let bind = if to.is_ipv4() { "127.0.0.1:0" } else { "[::1]:0" };
+                let socket =
+                    std::net::UdpSocket::bind(bind).map_err(|error| format!("cannot open the tap socket: {error}"))?;
+                socket
+                    .set_nonblocking(true)
+                    .map_err(|error| format!("cannot open the tap socket: {error}"))?;
+                Some(Arc::new(NullTap { socket, to }))
+            }
+        };
+        Ok(Self { tap })
+    }
+
+    fn drop_message(&self, to: &str, text: &str) {
+        if let Some(tap) = &self.tap {
+            let datagram = format!("{to}\n{text}");
+            // A full socket buffer or no reader only loses the copy.
+            let _ = tap.socket.send_to(datagram.as_bytes(), tap.to);
+        }
+    }
+}
+
+#[async_trait]
+impl SmsSender for NullProvider {
+    async fn send_sms(&self, message: &OutgoingSms) -> Result<(), DeliveryError> {
+        self.drop_message(message.to.as_str(), message.body.expose_secret());
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl VoiceCaller for NullProvider {
+    async fn call(&self, call: &OutgoingCall) -> Result<(), DeliveryError> {
+        self.drop_message(call.to.as_str(), call.spoken_text.expose_secret());
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use phonegate_domain::phone::PhoneNumber;
+    use secrecy::SecretString;
+
+    #[tokio::test]
+    async fn the_null_provider_copies_messages_to_its_tap_and_accepts_without_one() {
+        let reader = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let provider = NullProvider::new(Some(reader.local_addr().unwrap())).unwrap();
+        let to = PhoneNumber::parse_e164("+85251234567").unwrap();
+        let message = OutgoingSms {
+            to: to.clone(),
+            body: SecretString::from("Your phonegate code is 1234"),
+        };
+        provider.send_sms(&message).await.unwrap();
+        let mut buffer = [0u8; 256];
+        let (len, _) = reader.recv_from(&mut buffer).unwrap();
+        assert_eq!(&buffer[..len], b"+85251234567\nYour phonegate code is 1234");
+
+        NullProvider::new(None).unwrap().send_sms(&message).await.unwrap();
+    }
+
+    #[test]
+    fn the_null_provider_refuses_a_tap_off_the_machine() {
+        let error = NullProvider::new(Some("192.0.2.1:9".parse().unwrap())).unwrap_err();
+        assert!(error.contains("not a loopback"), "{error}");
+    }
+}

@@ -13,7 +13,7 @@ use phonegate_adapters::{
     password::{Argon2Passwords, Argon2Settings},
     random::OsRandom,
     rate_limit::{InMemoryRateLimiter, RedisRateLimiter},
-    sms::{ConsoleEcho, ConsoleProvider},
+    sms::{ConsoleEcho, ConsoleProvider, NullProvider},
     sql::{Db, DbOptions, Sealer, SqlStore, migrate},
     twilio::{TwilioClient, TwilioSettings as TwilioClientSettings},
 };
@@ -70,6 +70,9 @@ impl std::fmt::Debug for Overrides {
 #[derive(Debug)]
 pub struct App {
     pub router: Router,
+    /// The use cases behind the router (the benchmark's in-process
+    /// database ceiling calls them without HTTP).
+    pub services: Services,
     pub store: SqlStore,
     /// The dev outbox, when `sms.provider = console`.
     pub console: Option<ConsoleProvider>,
@@ -278,6 +281,27 @@ fn message_templates(settings: &Settings) -> anyhow::Result<MessageTemplates> {
     Ok(templates)
 }
 
+/// The benchmarks' `null` provider. It is refused unless mail stays on the
+/// console as well: a deployment that sends people mail is a real one, and
+/// a real deployment must never drop its codes.
+fn null_provider(settings: &Settings) -> anyhow::Result<NullProvider> {
+    if settings.mail.provider != MailProvider::Console {
+        anyhow::bail!(
+            "sms.provider = \"null\" drops every code and is for benchmarks only; it needs mail.provider = \"console\""
+        );
+    }
+    let tap = settings
+        .sms
+        .null_tap
+        .as_deref()
+        .map(|tap| tap.parse::<std::net::SocketAddr>())
+        .transpose()
+        .context("sms.null_tap must be an address such as 127.0.0.1:9999")?;
+    let null = NullProvider::new(tap).map_err(|error| anyhow::anyhow!("sms.null_tap: {error}"))?;
+    tracing::warn!("sms.provider = null: every SMS and call is dropped (benchmarks only)");
+    Ok(null)
+}
+
 /// Builds the whole service from settings.
 pub async fn build(settings: &Settings, overrides: Overrides) -> anyhow::Result<App> {
     let clock = overrides.clock.clone();
@@ -297,6 +321,14 @@ pub async fn build(settings: &Settings, overrides: Overrides) -> anyhow::Result<
         SmsProvider::Twilio => {
             let client = Arc::new(twilio_client(settings)?);
             (Messenger::new(client.clone(), client, app_name), None, None)
+        }
+        SmsProvider::Null => {
+            let null = null_provider(settings)?;
+            (
+                Messenger::new(Arc::new(null.clone()), Arc::new(null), app_name),
+                None,
+                None,
+            )
         }
         SmsProvider::TwilioVerify => {
             let client = Arc::new(twilio_client(settings)?);
@@ -452,19 +484,20 @@ pub async fn build(settings: &Settings, overrides: Overrides) -> anyhow::Result<
             retry_max: Duration::from_secs(settings.outbox.retry_max_seconds.max(1)),
         },
     );
-    let router = phonegate_api::router(
-        Services {
-            pin_auth,
-            phone_verify,
-            phone_login,
-            token_auth: token_auth.clone(),
-            readiness: store_arc,
-            tokens,
-            metrics: phonegate_api::ops::MetricSources {
-                abuse: abuse_counters.clone(),
-                outbox: dispatcher.clone(),
-            },
+    let services = Services {
+        pin_auth,
+        phone_verify,
+        phone_login,
+        token_auth: token_auth.clone(),
+        readiness: store_arc,
+        tokens,
+        metrics: phonegate_api::ops::MetricSources {
+            abuse: abuse_counters.clone(),
+            outbox: dispatcher.clone(),
         },
+    };
+    let router = phonegate_api::router(
+        services.clone(),
         HttpSettings {
             allowed_hosts: AllowedHosts::new(settings.security.allowed_hosts.clone()),
             reset_response_floor: Duration::from_millis(settings.mail.reset_min_response_ms),
@@ -483,6 +516,7 @@ pub async fn build(settings: &Settings, overrides: Overrides) -> anyhow::Result<
     );
     Ok(App {
         router,
+        services,
         store,
         console,
         test_numbers,

@@ -126,12 +126,19 @@ pub enum SmsProvider {
     Console,
     Twilio,
     TwilioVerify,
+    /// Drops every message: for benchmarks only, refused unless mail stays
+    /// on the console too (a deployment that mails people cannot use it).
+    Null,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SmsSettings {
     pub provider: SmsProvider,
+    /// With `provider = "null"`: a loopback UDP address that receives a copy
+    /// of each dropped message, so a benchmark can read its codes.
+    #[serde(default)]
+    pub null_tap: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -167,8 +167,9 @@ pub trait OutboxStore: Send + Sync {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DispatchSettings {
     /// How long a claim lasts. Must exceed the longest a provider call can
-    /// take (timeouts and the provider client's own retries included), or a
-    /// slow message may be sent twice.
+    /// take (timeouts and the provider client's own retries included), plus
+    /// a second (a delivery that starts within `min(lease / 10, 1 s)` of
+    /// its claim is not renewed first), or a slow message may be sent twice.
     pub lease: Duration,
     /// How many messages one claim takes.
     pub batch: u32,
@@ -263,23 +264,32 @@ impl Dispatcher {
             claimed: claimed.len(),
             ..DispatchReport::default()
         };
+        let claimed_at = self.clock.now();
+        // A claim that is this young still has nearly all of its lease: the
+        // delivery can start without a renewal. Fast providers deliver a
+        // whole batch within it, so a message costs one statement (its
+        // finish) and a share of the claim.
+        let renew_after = (self.settings.lease / 10).min(Duration::from_secs(1));
         for message in claimed {
             let (id, lease) = (message.id, message.lease);
-            // The batch's earlier deliveries took time: make sure the claim
-            // still holds, and runs a full lease from now, before sending.
-            let until = self.clock.now().plus(self.settings.lease);
-            match self.outbox.extend_lease(id, lease, until).await {
-                Ok(true) => {}
-                Ok(false) => {
-                    tracing::warn!(
-                        id,
-                        "outbox lease lost before delivery; another dispatcher has the message"
-                    );
-                    continue;
-                }
-                Err(error) => {
-                    tracing::warn!(id, %error, "could not extend an outbox lease; the message waits for its lease to end");
-                    continue;
+            let now = self.clock.now();
+            if now.since(claimed_at) > renew_after {
+                // The batch's earlier deliveries took time: make sure the
+                // claim still holds, and runs a full lease from now, before
+                // sending.
+                match self.outbox.extend_lease(id, lease, now.plus(self.settings.lease)).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::warn!(
+                            id,
+                            "outbox lease lost before delivery; another dispatcher has the message"
+                        );
+                        continue;
+                    }
+                    Err(error) => {
+                        tracing::warn!(id, %error, "could not extend an outbox lease; the message waits for its lease to end");
+                        continue;
+                    }
                 }
             }
             let outcome = self.attempt(message).await;
@@ -441,6 +451,64 @@ mod tests {
             let report = dispatcher.dispatch_due().await.unwrap();
             assert_eq!((report.claimed, report.sent), (1, 1));
             assert_eq!(*finished.lock().unwrap(), vec![(1, DeliveryOutcome::Sent)]);
+        });
+    }
+
+    #[test]
+    fn a_batch_renews_its_lease_only_once_deliveries_took_time() {
+        block_on(async {
+            let world = World::new();
+            let finished: Arc<Mutex<Vec<(i64, DeliveryOutcome)>>> = Arc::default();
+            let messages = vec![
+                sms_message(&world, Duration::from_secs(300)),
+                sms_message(&world, Duration::from_secs(300)),
+                sms_message(&world, Duration::from_secs(300)),
+            ];
+            let mut outbox = MockOutboxStore::new();
+            let queue = Mutex::new(messages);
+            outbox.expect_claim_due().returning(move |_, _, limit| {
+                let mut queue = queue.lock().unwrap();
+                let take = queue.len().min(limit as usize);
+                Ok(queue
+                    .drain(..take)
+                    .enumerate()
+                    .map(|(i, message)| ClaimedMessage {
+                        id: i as i64 + 1,
+                        lease: 77,
+                        attempts: 0,
+                        message,
+                    })
+                    .collect())
+            });
+            // The first delivery starts on a fresh claim; the second one
+            // takes five seconds, so the third renews first, and finds the
+            // lease lost to another dispatcher.
+            outbox.expect_extend_lease().times(1).returning(|id, _, _| {
+                assert_eq!(id, 3);
+                Ok(false)
+            });
+            let recorded = Arc::clone(&finished);
+            outbox.expect_finish().returning(move |id, _, outcome, _| {
+                recorded.lock().unwrap().push((id, outcome));
+                Ok(())
+            });
+            let mut sms = MockSmsSender::new();
+            let slow_world = Arc::clone(&world);
+            let mut sent = 0;
+            sms.expect_send_sms().times(2).returning(move |_| {
+                sent += 1;
+                if sent == 2 {
+                    slow_world.advance(Duration::from_secs(5));
+                }
+                Ok(())
+            });
+            let dispatcher = dispatcher(&world, outbox, sms);
+            let report = dispatcher.dispatch_due().await.unwrap();
+            assert_eq!((report.claimed, report.sent), (3, 2));
+            assert_eq!(
+                *finished.lock().unwrap(),
+                vec![(1, DeliveryOutcome::Sent), (2, DeliveryOutcome::Sent)]
+            );
         });
     }
 

@@ -42,6 +42,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0004_outbox.sql"),
         postgres: include_str!("../../migrations/postgres/0004_outbox.sql"),
     },
+    Migration {
+        version: 5,
+        name: "outbox_notify",
+        sqlite: include_str!("../../migrations/sqlite/0005_outbox_notify.sql"),
+        postgres: include_str!("../../migrations/postgres/0005_outbox_notify.sql"),
+    },
 ];
 
 #[derive(Iden)]

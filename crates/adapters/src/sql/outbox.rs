@@ -214,12 +214,10 @@ pub(super) async fn insert_outgoing(
     };
     let row = SealedRow::seal(sealer, &message, state, now)?;
     insert_row(tx, &row).await?;
-    let queued = state == state::PENDING;
-    // Delivered to listeners on every instance when (and only if) the
-    // transaction commits. Decoys notify too (a spurious wake is harmless),
-    // so a known number's request costs no extra round trip.
-    tx.notify_outbox().await.map_err(store_error)?;
-    Ok(queued)
+    // On Postgres, a trigger on the outbox notifies the listeners of every
+    // instance when (and only if) the transaction commits (migration 0005):
+    // no extra round trip. Decoys notify too; a spurious wake is harmless.
+    Ok(state == state::PENDING)
 }
 
 /// A row ready to be written.

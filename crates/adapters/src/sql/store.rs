@@ -118,21 +118,79 @@ impl UserRow {
     }
 }
 
+/// One row of [`profile_query`]: the user, an address or a permission, in
+/// columns wide enough for each (`text1`..`text4` and `number` mean what
+/// the query's comments say for each kind).
 #[derive(sqlx::FromRow)]
-struct AddressRow {
+struct ProfilePart {
+    kind: String,
     id: i64,
-    user_id: i64,
-    street: Option<String>,
-    flat: Option<String>,
-    building: Option<String>,
-    district_id: Option<i64>,
-    address_type: Option<String>,
+    number: Option<i64>,
+    text1: Option<String>,
+    text2: Option<String>,
+    text3: Option<String>,
+    text4: Option<String>,
 }
 
-#[derive(sqlx::FromRow)]
-struct PermissionRow {
-    id: i64,
-    name: String,
+/// The user, their addresses and their permissions as one `UNION ALL`
+/// (portable to both backends, unlike JSON aggregation). The rows come in
+/// no particular order; the caller sorts them.
+fn profile_query(id: UserId) -> sea_query::SelectStatement {
+    use sea_query::{Alias, UnionType};
+    // Typed NULLs: Postgres takes each column's type from the first SELECT.
+    let no_number = || Expr::cust("CAST(NULL AS BIGINT)");
+    let no_text = || Expr::cust("CAST(NULL AS TEXT)");
+    let columns = ["kind", "id", "number", "text1", "text2", "text3", "text4"];
+    let select = |exprs: [Expr; 7]| {
+        let mut select = Query::select();
+        for (expr, alias) in exprs.into_iter().zip(columns) {
+            select.expr_as(expr, Alias::new(alias));
+        }
+        select
+    };
+    // The user: phone, email, first name, last name.
+    let mut query = select([
+        Expr::val("user"),
+        Expr::col((Users::Table, Users::Id)),
+        no_number(),
+        Expr::col((Users::Table, Users::Phone)),
+        Expr::col((Users::Table, Users::Email)),
+        Expr::col((Users::Table, Users::FirstName)),
+        Expr::col((Users::Table, Users::LastName)),
+    ])
+    .from(Users::Table)
+    .and_where(Expr::col((Users::Table, Users::Id)).eq(id.get()))
+    .to_owned();
+    // Addresses: district id; street, flat, building, address type.
+    let addresses = select([
+        Expr::val("address"),
+        Expr::col((Addresses::Table, Addresses::Id)),
+        Expr::col((Addresses::Table, Addresses::DistrictId)),
+        Expr::col((Addresses::Table, Addresses::Street)),
+        Expr::col((Addresses::Table, Addresses::Flat)),
+        Expr::col((Addresses::Table, Addresses::Building)),
+        Expr::col((Addresses::Table, Addresses::AddressType)),
+    ])
+    .from(Addresses::Table)
+    .and_where(Expr::col((Addresses::Table, Addresses::UserId)).eq(id.get()))
+    .to_owned();
+    // Permissions: name.
+    let permissions = select([
+        Expr::val("permission"),
+        Expr::col((Permissions::Table, Permissions::Id)),
+        no_number(),
+        Expr::col((Permissions::Table, Permissions::Name)),
+        no_text(),
+        no_text(),
+        no_text(),
+    ])
+    .from(Permissions::Table)
+    .and_where(Expr::col((Permissions::Table, Permissions::UserId)).eq(id.get()))
+    .to_owned();
+    query
+        .union(UnionType::All, addresses)
+        .union(UnionType::All, permissions);
+    query
 }
 
 #[derive(sqlx::FromRow)]
@@ -243,63 +301,50 @@ impl UserStore for SqlStore {
     }
 
     async fn profile(&self, id: UserId) -> Result<Option<UserProfile>, StoreError> {
-        let user = Query::select()
-            .columns(USER_COLUMNS)
-            .from(Users::Table)
-            .and_where(Expr::col(Users::Id).eq(id.get()))
-            .to_owned();
-        let Some(user) = self
-            .db
-            .run()
-            .fetch_optional::<UserRow, _>(&user)
-            .await
-            .map_err(store_error)?
-        else {
+        // One round trip for the user, their addresses and their permissions:
+        // every authenticated read (current_user_profile, pin-auth's verify)
+        // needs all three.
+        let parts: Vec<ProfilePart> = self.db.run().fetch_all(&profile_query(id)).await.map_err(store_error)?;
+        let mut user = None;
+        let (mut addresses, mut permissions) = (Vec::new(), Vec::new());
+        for part in parts {
+            match part.kind.as_str() {
+                "user" => {
+                    user = Some(
+                        UserRow {
+                            id: part.id,
+                            phone: part.text1,
+                            email: part.text2,
+                            first_name: part.text3,
+                            last_name: part.text4,
+                        }
+                        .into_user(),
+                    );
+                }
+                "address" => addresses.push(Address {
+                    id: part.id,
+                    user_id: id,
+                    street: part.text1,
+                    flat: part.text2,
+                    building: part.text3,
+                    district_id: part.number,
+                    address_type: part.text4,
+                }),
+                _ => permissions.push(Permission {
+                    id: part.id,
+                    name: part.text1.unwrap_or_default(),
+                }),
+            }
+        }
+        let Some(user) = user else {
             return Ok(None);
         };
-        let addresses = Query::select()
-            .columns([
-                Addresses::Id,
-                Addresses::UserId,
-                Addresses::Street,
-                Addresses::Flat,
-                Addresses::Building,
-                Addresses::DistrictId,
-                Addresses::AddressType,
-            ])
-            .from(Addresses::Table)
-            .and_where(Expr::col(Addresses::UserId).eq(id.get()))
-            .order_by(Addresses::Id, Order::Asc)
-            .to_owned();
-        let addresses: Vec<AddressRow> = self.db.run().fetch_all(&addresses).await.map_err(store_error)?;
-        let permissions = Query::select()
-            .columns([Permissions::Id, Permissions::Name])
-            .from(Permissions::Table)
-            .and_where(Expr::col(Permissions::UserId).eq(id.get()))
-            .order_by(Permissions::Id, Order::Asc)
-            .to_owned();
-        let permissions: Vec<PermissionRow> = self.db.run().fetch_all(&permissions).await.map_err(store_error)?;
+        addresses.sort_by_key(|address| address.id);
+        permissions.sort_by_key(|permission| permission.id);
         Ok(Some(UserProfile {
-            user: user.into_user(),
-            addresses: addresses
-                .into_iter()
-                .map(|row| Address {
-                    id: row.id,
-                    user_id: UserId::new(row.user_id),
-                    street: row.street,
-                    flat: row.flat,
-                    building: row.building,
-                    district_id: row.district_id,
-                    address_type: row.address_type,
-                })
-                .collect(),
-            permissions: permissions
-                .into_iter()
-                .map(|row| Permission {
-                    id: row.id,
-                    name: row.name,
-                })
-                .collect(),
+            user,
+            addresses,
+            permissions,
         }))
     }
 
@@ -510,8 +555,11 @@ impl ChallengeStore for SqlStore {
         let mut conflicts = 0;
         let mut outgoing = Some(outgoing);
         loop {
-            let mut tx = self.db.begin().await.map_err(store_error)?;
-            tx.lock_key(&live_slot(&challenge)).await.map_err(store_error)?;
+            let mut tx = self
+                .db
+                .begin_locked(&live_slot(&challenge))
+                .await
+                .map_err(store_error)?;
             tx.run()
                 .execute(&supersede_live(&challenge))
                 .await

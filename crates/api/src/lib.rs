@@ -32,6 +32,7 @@ use tracing::Level;
 
 mod client;
 mod hosts;
+pub mod metrics;
 pub mod ops;
 mod params;
 pub mod phone_login;
@@ -127,6 +128,12 @@ pub fn router(services: Services, settings: HttpSettings) -> Router {
             services.readiness.clone(),
             services.tokens.clone(),
             services.metrics.clone(),
+        ))
+        // Added with `layer`, which wraps each route, so the middleware sees
+        // the matched route template.
+        .layer(axum::middleware::from_fn_with_state(
+            services.metrics.registry.clone(),
+            metrics::track,
         ))
         .layer(axum::middleware::from_fn_with_state(
             settings.client_ip.clone(),

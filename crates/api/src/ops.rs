@@ -29,6 +29,8 @@ const JWKS_CACHE_CONTROL: &str = "public, max-age=300";
 pub struct MetricSources {
     pub abuse: Arc<AbuseCounters>,
     pub outbox: Dispatcher,
+    /// Deliveries, verifications, provider calls and HTTP requests.
+    pub registry: Arc<crate::metrics::Registry>,
 }
 
 impl std::fmt::Debug for MetricSources {
@@ -50,10 +52,10 @@ pub fn router(readiness: Arc<dyn Readiness>, tokens: Arc<dyn TokenIssuer>, metri
         .merge(Router::new().route("/metrics", get(metrics_text)).with_state(metrics))
 }
 
-/// The refusals of the rate limits and the SMS-pumping guard, and the
-/// outbox's backlog, in Prometheus' text format. Alert on any increase of
-/// `phonegate_sms_budget_exhausted_total` (possible SMS pumping) and on
-/// `phonegate_outbox_oldest_age_seconds` staying high (a provider outage).
+/// Everything phonegate counts, in Prometheus' text format: the refusals of
+/// the rate limits and the SMS-pumping guard, the outbox's backlog, and the
+/// registry's deliveries, verifications, provider calls and HTTP requests.
+/// docs/operations.md says what to alert on.
 async fn metrics_text(State(metrics): State<MetricSources>) -> Response {
     use std::{fmt::Write as _, sync::atomic::Ordering::Relaxed};
     let abuse = &metrics.abuse;
@@ -97,6 +99,7 @@ async fn metrics_text(State(metrics): State<MetricSources>) -> Response {
         }
         Err(error) => tracing::warn!(%error, "metrics: the outbox backlog is unavailable"),
     }
+    metrics.registry.render(&mut text);
     let mut response = text.into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

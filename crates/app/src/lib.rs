@@ -14,10 +14,13 @@ use phonegate_adapters::{
     random::OsRandom,
     rate_limit::{InMemoryRateLimiter, RedisRateLimiter},
     sms::{ConsoleEcho, ConsoleProvider, NullProvider},
-    sql::{Db, DbOptions, Sealer, SqlStore, migrate},
+    sql::{Backend, Db, DbOptions, Sealer, SqlStore, migrate},
     twilio::{TwilioClient, TwilioSettings as TwilioClientSettings},
 };
-use phonegate_api::{AllowedHosts, ClientIpSource, HttpSettings, Services};
+use phonegate_api::{
+    AllowedHosts, ClientIpSource, HttpSettings, Services,
+    metrics::{DeliveryProviders, Registry},
+};
 use phonegate_domain::{
     abuse::{AbuseCounters, AbuseSettings, SendGuard},
     delivery::{MessageTemplates, Messenger},
@@ -27,17 +30,19 @@ use phonegate_domain::{
     phone_login::{PhoneLogin, PhoneLoginSettings},
     phone_verify::{PhoneVerify, PhoneVerifySettings},
     pin_auth::{PinAuth, PinAuthSettings},
-    ports::{Clock, HostedVerification, Mailer, RandomSource, TokenIssuer},
+    ports::{Clock, HostedVerification, Mailer, Metrics, RandomSource, SmsSender, TokenIssuer, VoiceCaller},
     rate_limit::{RateLimiter, RateRule},
     token_auth::{TokenAuth, TokenAuthPorts, TokenAuthSettings},
 };
 use secrecy::{ExposeSecret as _, SecretString};
 
 pub mod background;
+mod instrumented;
 mod jwt_keys;
 pub mod settings;
 pub mod telemetry;
 
+use instrumented::Instrumented;
 use settings::{CodePolicySettings, MailProvider, Settings, SmsProvider};
 
 /// What tests may replace when building the service.
@@ -87,10 +92,19 @@ pub struct App {
     pub dispatcher: Dispatcher,
     /// Refusals by the rate limits and the SMS-pumping guard.
     pub abuse_counters: Arc<AbuseCounters>,
+    /// Deliveries, verifications, provider calls and HTTP requests, as
+    /// `/metrics` reports them.
+    pub metrics: Arc<Registry>,
 }
 
 /// Opens the database and applies pending migrations.
 pub async fn open_database(settings: &Settings, clock: &dyn Clock) -> anyhow::Result<Db> {
+    Ok(migrate_database(settings, clock).await?.0)
+}
+
+/// Opens the database and applies pending migrations; returns it with how
+/// many migrations were applied (`phonegate migrate` reports it).
+pub async fn migrate_database(settings: &Settings, clock: &dyn Clock) -> anyhow::Result<(Db, usize)> {
     let url = settings.database.url.expose_secret();
     let db = Db::connect(
         url,
@@ -105,7 +119,7 @@ pub async fn open_database(settings: &Settings, clock: &dyn Clock) -> anyhow::Re
         .await
         .context("migrating the database")?;
     tracing::info!(backend = ?db.backend(), applied, "database ready");
-    Ok(db)
+    Ok((db, applied))
 }
 
 fn code_policy(name: &str, policy: CodePolicySettings) -> anyhow::Result<OtpPolicy> {
@@ -310,34 +324,48 @@ pub async fn build(settings: &Settings, overrides: Overrides) -> anyhow::Result<
     let random: Arc<dyn RandomSource> = Arc::new(OsRandom);
     let test_numbers = Arc::new(test_numbers(settings)?);
 
+    let registry = Arc::new(Registry::new(DeliveryProviders {
+        sms: settings.sms.provider.as_str(),
+        mail: settings.mail.provider.as_str(),
+    }));
+    let metrics: Arc<dyn Metrics> = registry.clone();
+    let sms_provider = settings.sms.provider.as_str();
+    // Every provider is wrapped so that its calls are timed and its
+    // failures counted, whichever provider it is.
+    let instrument_sms = |sender: Arc<dyn SmsSender>| -> Arc<dyn SmsSender> {
+        Arc::new(Instrumented::new(sender, sms_provider, metrics.clone()))
+    };
+    let instrument_voice = |caller: Arc<dyn VoiceCaller>| -> Arc<dyn VoiceCaller> {
+        Arc::new(Instrumented::new(caller, sms_provider, metrics.clone()))
+    };
     let app_name = settings.otp.app_name.clone();
     let (messenger, hosted, console): (Messenger, Option<Arc<dyn HostedVerification>>, _) = match settings.sms.provider
     {
         SmsProvider::Console => {
             let console = ConsoleProvider::new(overrides.console_echo);
-            let messenger = Messenger::new(Arc::new(console.clone()), Arc::new(console.clone()), app_name);
+            let messenger = Messenger::new(
+                instrument_sms(Arc::new(console.clone())),
+                instrument_voice(Arc::new(console.clone())),
+                app_name,
+            );
             (messenger, None, Some(console))
         }
         SmsProvider::Twilio => {
-            let client = Arc::new(twilio_client(settings)?);
-            (Messenger::new(client.clone(), client, app_name), None, None)
+            let client = Arc::new(twilio_client(settings)?.with_metrics(metrics.clone()));
+            let messenger = Messenger::new(instrument_sms(client.clone()), instrument_voice(client), app_name);
+            (messenger, None, None)
         }
         SmsProvider::Null => {
-            let null = null_provider(settings)?;
-            (
-                Messenger::new(Arc::new(null.clone()), Arc::new(null), app_name),
-                None,
-                None,
-            )
+            let null = Arc::new(null_provider(settings)?);
+            let messenger = Messenger::new(instrument_sms(null.clone()), instrument_voice(null), app_name);
+            (messenger, None, None)
         }
         SmsProvider::TwilioVerify => {
-            let client = Arc::new(twilio_client(settings)?);
+            let client = Arc::new(twilio_client(settings)?.with_metrics(metrics.clone()));
+            let hosted: Arc<dyn HostedVerification> =
+                Arc::new(Instrumented::new(client, sms_provider, metrics.clone()));
             let locale = settings.twilio.verify_locale.clone();
-            (
-                Messenger::hosted(client.clone(), locale, app_name),
-                Some(client as Arc<dyn HostedVerification>),
-                None,
-            )
+            (Messenger::hosted(hosted.clone(), locale, app_name), Some(hosted), None)
         }
     };
     let messenger = messenger.with_templates(message_templates(settings)?);
@@ -355,21 +383,13 @@ pub async fn build(settings: &Settings, overrides: Overrides) -> anyhow::Result<
             let console = ConsoleMailer::new(overrides.console_echo);
             (Arc::new(console.clone()), Some(console))
         }
-        MailProvider::Smtp => {
-            let url = settings
-                .mail
-                .smtp_url
-                .as_ref()
-                .context("mail.smtp_url is required when mail.provider = \"smtp\"")?;
-            let mailer = SmtpMailer::new(
-                url.expose_secret(),
-                &settings.mail.from,
-                Duration::from_secs(settings.mail.timeout_seconds),
-            )
-            .map_err(|error| anyhow::anyhow!(error))?;
-            (Arc::new(mailer), None)
-        }
+        MailProvider::Smtp => (Arc::new(smtp_mailer(settings)?), None),
     };
+    let mailer: Arc<dyn Mailer> = Arc::new(Instrumented::new(
+        mailer,
+        settings.mail.provider.as_str(),
+        metrics.clone(),
+    ));
     let passwords = Arc::new(
         Argon2Passwords::new(
             Argon2Settings {
@@ -398,7 +418,8 @@ pub async fn build(settings: &Settings, overrides: Overrides) -> anyhow::Result<
     let store_arc = Arc::new(store.clone());
     let mut otp = OtpEngine::new(store_arc.clone(), clock.clone(), random.clone(), hasher)
         .with_test_numbers(test_numbers.clone())
-        .with_guard(guard);
+        .with_guard(guard)
+        .with_metrics(metrics.clone());
     if let Some(hosted) = hosted {
         otp = otp.with_hosted(hosted);
     }
@@ -483,7 +504,8 @@ pub async fn build(settings: &Settings, overrides: Overrides) -> anyhow::Result<
             retry_base: Duration::from_millis(settings.outbox.retry_base_ms.max(1)),
             retry_max: Duration::from_secs(settings.outbox.retry_max_seconds.max(1)),
         },
-    );
+    )
+    .with_metrics(metrics);
     let services = Services {
         pin_auth,
         phone_verify,
@@ -494,6 +516,7 @@ pub async fn build(settings: &Settings, overrides: Overrides) -> anyhow::Result<
         metrics: phonegate_api::ops::MetricSources {
             abuse: abuse_counters.clone(),
             outbox: dispatcher.clone(),
+            registry: registry.clone(),
         },
     };
     let router = phonegate_api::router(
@@ -502,15 +525,7 @@ pub async fn build(settings: &Settings, overrides: Overrides) -> anyhow::Result<
             allowed_hosts: AllowedHosts::new(settings.security.allowed_hosts.clone()),
             reset_response_floor: Duration::from_millis(settings.mail.reset_min_response_ms),
             client_ip: ClientIpSource {
-                header: settings
-                    .security
-                    .client_ip_header
-                    .as_deref()
-                    .map(|name| {
-                        axum::http::HeaderName::try_from(name)
-                            .map_err(|_| anyhow::anyhow!("security.client_ip_header: {name:?} is not a header name"))
-                    })
-                    .transpose()?,
+                header: client_ip_header(settings)?,
             },
         },
     );
@@ -524,6 +539,178 @@ pub async fn build(settings: &Settings, overrides: Overrides) -> anyhow::Result<
         token_auth,
         dispatcher,
         abuse_counters,
+        metrics: registry,
+    })
+}
+
+/// The SMTP mailer from `[mail]` (no connection is made until a mail is sent).
+fn smtp_mailer(settings: &Settings) -> anyhow::Result<SmtpMailer> {
+    let url = settings
+        .mail
+        .smtp_url
+        .as_ref()
+        .context("mail.smtp_url is required when mail.provider = \"smtp\"")?;
+    SmtpMailer::new(
+        url.expose_secret(),
+        &settings.mail.from,
+        Duration::from_secs(settings.mail.timeout_seconds),
+    )
+    .map_err(|error| anyhow::anyhow!(error))
+}
+
+/// `security.client_ip_header` as a header name.
+fn client_ip_header(settings: &Settings) -> anyhow::Result<Option<axum::http::HeaderName>> {
+    settings
+        .security
+        .client_ip_header
+        .as_deref()
+        .map(|name| {
+            axum::http::HeaderName::try_from(name)
+                .map_err(|_| anyhow::anyhow!("security.client_ip_header: {name:?} is not a header name"))
+        })
+        .transpose()
+}
+
+/// What `phonegate config check` found: the adapters the settings would
+/// use. Serialised as the command's output.
+#[derive(Debug, serde::Serialize)]
+pub struct ConfigReport {
+    /// `sqlite` or `postgres`.
+    pub database: &'static str,
+    /// Who sends texts: `console`, `twilio` or `twilio_verify`.
+    pub sms: &'static str,
+    /// Who places calls: the same as `sms`.
+    pub voice: &'static str,
+    /// Who makes and checks the codes: `phonegate` or `twilio_verify`.
+    pub codes: &'static str,
+    /// `console` or `smtp`.
+    pub mail: &'static str,
+    /// Where the rate limits count: `memory` (one instance) or `redis`.
+    pub rate_limit: &'static str,
+    /// The current JWT signing key's algorithm and id, and how many
+    /// previous keys still verify.
+    pub jwt_algorithm: &'static str,
+    pub jwt_key_id: String,
+    pub jwt_previous_keys: usize,
+    /// `text` or `json`.
+    pub log_format: &'static str,
+    /// Settings that work but deserve a second look.
+    pub warnings: Vec<String>,
+}
+
+/// Validates `settings` as `build` would, without connecting to anything
+/// (no database, Redis, SMTP or Twilio connection; key files are read), and
+/// says which adapters they select. The error names the offending key.
+pub fn check_settings(settings: &Settings) -> anyhow::Result<ConfigReport> {
+    let mut warnings = vec![];
+    let database = match Backend::of_url(settings.database.url.expose_secret()) {
+        Some(Backend::Sqlite) => "sqlite",
+        Some(Backend::Postgres) => "postgres",
+        None => bail!(
+            "database.url must start with sqlite: or postgres:// (the value is not shown: it may hold a password)"
+        ),
+    };
+    if settings.database.max_connections == 0 {
+        bail!("database.max_connections must be at least 1");
+    }
+    let test_numbers = test_numbers(settings)?;
+    if !test_numbers.is_empty() {
+        warnings.push("otp.test_numbers / otp.test_prefixes are enabled: they accept a fixed code".to_owned());
+    }
+    if settings.sms.provider == SmsProvider::Null {
+        null_provider(settings)?;
+    } else if settings.sms.provider != SmsProvider::Console {
+        twilio_client(settings)?;
+        let twilio = &settings.twilio;
+        let longest_call = twilio
+            .timeout_seconds
+            .saturating_mul(u64::from(twilio.max_attempts.max(1)));
+        if settings.outbox.lease_seconds <= longest_call {
+            warnings.push(format!(
+                "outbox.lease_seconds ({}) should exceed twilio.timeout_seconds × twilio.max_attempts ({longest_call}), \
+                 or a slow message may be sent twice",
+                settings.outbox.lease_seconds
+            ));
+        }
+    }
+    message_templates(settings)?;
+    if settings.mail.provider == MailProvider::Smtp {
+        smtp_mailer(settings)?;
+    }
+    for (name, policy) in [
+        ("pin_auth", settings.otp.pin_auth),
+        ("phone_verify", settings.otp.phone_verify),
+        ("phone_login", settings.otp.phone_login),
+        ("phone_confirm", settings.otp.phone_confirm),
+    ] {
+        let mut policy = policy;
+        if settings.sms.provider == SmsProvider::TwilioVerify {
+            policy.length = settings.twilio.verify_code_length;
+        }
+        code_policy(name, policy)?;
+    }
+    phone_policy(
+        settings,
+        "phone_verify",
+        &settings.phone_verify.allowed_regions,
+        &settings.phone_verify.allowed_prefixes,
+    )?;
+    phone_policy(
+        settings,
+        "phone_login",
+        &settings.phone_login.allowed_regions,
+        &settings.phone_login.allowed_prefixes,
+    )?;
+    abuse_settings(settings)?;
+    client_ip_header(settings)?;
+    let rate_limit = match &settings.rate_limit.redis_url {
+        Some(url) => {
+            RedisRateLimiter::check_url(url.expose_secret())
+                .map_err(|error| anyhow::anyhow!("rate_limit.redis_url: {error}"))?;
+            "redis"
+        }
+        None => "memory",
+    };
+    if rate_limit == "memory" && database == "postgres" {
+        warnings.push(
+            "rate_limit.redis_url is not set: each instance counts its own limits; set it when running several instances"
+                .to_owned(),
+        );
+    }
+    // The master secret: checked as `build` does; in development, where
+    // `build` would generate one, a placeholder stands in so that the JWT
+    // key settings are still checked.
+    let secret = match &settings.auth.jwt_secret {
+        Some(secret) if secret.expose_secret().len() < 32 => {
+            bail!("auth.jwt_secret must be at least 32 characters long")
+        }
+        Some(secret) => secret.clone(),
+        None if settings.is_development() => {
+            warnings.push("auth.jwt_secret is not set: a random one is kept in the development database".to_owned());
+            SecretString::from("a placeholder for config check only, never used".to_owned())
+        }
+        None => bail!("auth.jwt_secret is required when a real SMS or mail provider is configured"),
+    };
+    jwt_keys::token_issuer(&settings.auth, &secret, Arc::new(OsRandom))?;
+    tracing_subscriber::EnvFilter::try_new(&settings.log.filter)
+        .map_err(|error| anyhow::anyhow!("log.filter: {error}"))?;
+    let sms = settings.sms.provider.as_str();
+    Ok(ConfigReport {
+        database,
+        sms,
+        voice: sms,
+        codes: if settings.sms.provider == SmsProvider::TwilioVerify {
+            "twilio_verify"
+        } else {
+            "phonegate"
+        },
+        mail: settings.mail.provider.as_str(),
+        rate_limit,
+        jwt_algorithm: settings.auth.jwt_algorithm.as_str(),
+        jwt_key_id: settings.auth.jwt_key_id.clone(),
+        jwt_previous_keys: settings.auth.jwt_previous_keys.len(),
+        log_format: settings.log.format.as_str(),
+        warnings,
     })
 }
 

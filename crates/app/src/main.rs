@@ -2,14 +2,20 @@
 
 use std::{net::SocketAddr, path::PathBuf};
 
-use anyhow::Context as _;
+use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
 use phonegate::{
-    Overrides, build, open_database,
+    App, Overrides, build, check_settings, migrate_database,
     settings::{ConfigFile, Settings},
     telemetry,
 };
-use phonegate_adapters::clock::SystemClock;
+use phonegate_adapters::{clock::SystemClock, sql::Backend};
+use phonegate_domain::{
+    application::Revocation,
+    token_auth::UserLookup,
+    user::{User, UserId},
+};
+use serde_json::json;
 use tokio::net::TcpListener;
 
 #[derive(Debug, Parser)]
@@ -26,7 +32,7 @@ struct Cli {
 enum Command {
     /// Serve every API surface (the default).
     Serve,
-    /// Apply database migrations and exit.
+    /// Apply database migrations and exit; prints {"database", "applied"}.
     Migrate,
     /// Manage applications (server-to-server credentials, sign-in app_ids).
     #[command(subcommand)]
@@ -34,6 +40,9 @@ enum Command {
     /// Manage users.
     #[command(subcommand)]
     Users(UsersCommand),
+    /// Inspect the settings.
+    #[command(subcommand)]
+    Config(ConfigCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -42,6 +51,14 @@ enum AppsCommand {
     Create {
         #[arg(long)]
         name: String,
+    },
+    /// List every application, revoked ones too; prints a JSON array.
+    List,
+    /// Revoke an application: its auth_token, its app_id and the session
+    /// tokens issued through it stop working.
+    Revoke {
+        #[arg(long)]
+        app_id: String,
     },
 }
 
@@ -61,6 +78,51 @@ enum UsersCommand {
         #[arg(long)]
         phone: Option<String>,
     },
+    /// Show a user; prints {"id", "email", "phone", "first_name", "last_name"}.
+    Show {
+        #[command(flatten)]
+        user: UserArgs,
+    },
+    /// Revoke every session token and access code of a user (JWTs expire
+    /// by themselves); prints what was revoked.
+    RevokeTokens {
+        #[command(flatten)]
+        user: UserArgs,
+    },
+}
+
+/// Exactly one way to name a user.
+#[derive(Debug, clap::Args)]
+#[group(required = true, multiple = false)]
+struct UserArgs {
+    #[arg(long)]
+    id: Option<i64>,
+    #[arg(long)]
+    email: Option<String>,
+    /// Any human format; read in phone.default_region.
+    #[arg(long)]
+    phone: Option<String>,
+}
+
+impl UserArgs {
+    fn lookup(&self) -> UserLookup<'_> {
+        match (self.id, &self.email, &self.phone) {
+            (Some(id), _, _) => UserLookup::Id(UserId::new(id)),
+            (None, Some(email), _) => UserLookup::Email(email),
+            (None, None, Some(phone)) => UserLookup::Phone(phone),
+            // clap's group makes one of them required.
+            (None, None, None) => UserLookup::Id(UserId::new(0)),
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Validate the settings (defaults, the file, PHONEGATE__ variables)
+    /// without connecting to anything, and print which providers and
+    /// backends they select. Exits non-zero, naming the key, if they are
+    /// invalid.
+    Check,
 }
 
 #[tokio::main]
@@ -70,42 +132,149 @@ async fn main() -> anyhow::Result<()> {
         Some(path) => ConfigFile::Explicit(path),
         None => ConfigFile::Default,
     };
-    let settings = Settings::load(file).context("loading settings")?;
+    let loaded = Settings::load(file);
+    let command = match cli.command {
+        // Checking reports invalid settings rather than failing to load them.
+        Some(Command::Config(ConfigCommand::Check)) => return config_check(cli.config.as_deref(), loaded),
+        command => command.unwrap_or(Command::Serve),
+    };
+    let settings = loaded.context("loading settings")?;
     telemetry::init(&settings.log);
-    match cli.command.unwrap_or(Command::Serve) {
+    match command {
         Command::Serve => serve(settings).await,
         Command::Migrate => {
-            let db = open_database(&settings, &SystemClock).await?;
+            let (db, applied) = migrate_database(&settings, &SystemClock).await?;
+            let database = match db.backend() {
+                Backend::Sqlite => "sqlite",
+                Backend::Postgres => "postgres",
+            };
             db.close().await;
+            print_json(&json!({"database": database, "applied": applied}));
             Ok(())
         }
-        Command::Apps(AppsCommand::Create { name }) => {
+        Command::Config(ConfigCommand::Check) => config_check(cli.config.as_deref(), Ok(settings)),
+        Command::Apps(command) => {
             let app = build(&settings, Overrides::default()).await?;
-            let (application, token) = app.token_auth.create_application(&name).await?;
-            print_json(&serde_json::json!({"app_id": application.app_id, "auth_token": token.expose()}));
+            let result = apps(&app, command).await;
             app.store.db().close().await;
-            Ok(())
+            result
         }
-        Command::Users(UsersCommand::Create {
+        Command::Users(command) => {
+            let app = build(&settings, Overrides::default()).await?;
+            let result = users(&app, command).await;
+            app.store.db().close().await;
+            result
+        }
+    }
+}
+
+/// `phonegate config check`: the report on stdout, or the error (naming the
+/// key) on stderr and a failing exit status.
+fn config_check(path: Option<&std::path::Path>, loaded: Result<Settings, config::ConfigError>) -> anyhow::Result<()> {
+    let file = path.map_or_else(
+        || {
+            std::path::Path::new("phonegate.toml")
+                .exists()
+                .then(|| "phonegate.toml".to_owned())
+        },
+        |path| Some(path.display().to_string()),
+    );
+    let settings = loaded.context("the settings are invalid")?;
+    let report = check_settings(&settings).context("the settings are invalid")?;
+    let mut output = serde_json::to_value(&report)?;
+    output["ok"] = json!(true);
+    output["file"] = json!(file);
+    print_json(&output);
+    Ok(())
+}
+
+async fn apps(app: &App, command: AppsCommand) -> anyhow::Result<()> {
+    match command {
+        AppsCommand::Create { name } => {
+            let (application, token) = app.token_auth.create_application(&name).await?;
+            print_json(&json!({"app_id": application.app_id, "auth_token": token.expose()}));
+        }
+        AppsCommand::List => {
+            let listed: Vec<_> = app
+                .token_auth
+                .list_applications()
+                .await?
+                .into_iter()
+                .map(|listing| {
+                    json!({
+                        "app_id": listing.application.app_id,
+                        "name": listing.application.name,
+                        "created_at": listing.created_at.unix_seconds(),
+                        "revoked_at": listing.revoked_at.map(|at| at.unix_seconds()),
+                    })
+                })
+                .collect();
+            print_json(&json!(listed));
+        }
+        AppsCommand::Revoke { app_id } => match app.token_auth.revoke_application(&app_id).await? {
+            Revocation::Revoked { session_tokens } => print_json(&json!({
+                "app_id": app_id,
+                "revoked": true,
+                "session_tokens_revoked": session_tokens,
+            })),
+            Revocation::AlreadyRevoked => print_json(&json!({
+                "app_id": app_id,
+                "revoked": true,
+                "already_revoked": true,
+                "session_tokens_revoked": 0,
+            })),
+            Revocation::NotFound => bail!("no application has app_id {app_id:?}"),
+        },
+    }
+    Ok(())
+}
+
+async fn users(app: &App, command: UsersCommand) -> anyhow::Result<()> {
+    match command {
+        UsersCommand::Create {
             email,
             password,
             first_name,
             last_name,
             phone,
-        }) => {
-            let app = build(&settings, Overrides::default()).await?;
+        } => {
             let id = app
                 .token_auth
                 .create_user(&email, &password, first_name, last_name, phone.as_deref())
                 .await?;
-            print_json(&serde_json::json!({"id": id.get()}));
-            app.store.db().close().await;
-            Ok(())
+            print_json(&json!({"id": id.get()}));
+        }
+        UsersCommand::Show { user } => {
+            let found = app.token_auth.find_user(user.lookup()).await?.context("no such user")?;
+            print_json(&user_json(&found));
+        }
+        UsersCommand::RevokeTokens { user } => {
+            let (found, revoked) = app
+                .token_auth
+                .revoke_user_tokens(user.lookup())
+                .await?
+                .context("no such user")?;
+            print_json(&json!({
+                "id": found.id.get(),
+                "session_tokens_revoked": revoked.session_tokens,
+                "access_codes_revoked": revoked.access_codes,
+            }));
         }
     }
+    Ok(())
 }
 
-/// The CLI's result, on stdout as one JSON object (logs go to stderr).
+fn user_json(user: &User) -> serde_json::Value {
+    json!({
+        "id": user.id.get(),
+        "email": user.email,
+        "phone": user.phone.as_ref().map(|phone| phone.as_str()),
+        "first_name": user.first_name,
+        "last_name": user.last_name,
+    })
+}
+
+/// The CLI's result, on stdout as one JSON value (logs go to stderr).
 #[expect(clippy::print_stdout, reason = "printing the result is the command's output")]
 fn print_json(value: &serde_json::Value) {
     println!("{value}");

@@ -131,6 +131,18 @@ pub enum SmsProvider {
     Null,
 }
 
+impl SmsProvider {
+    /// The name the settings use, also the `provider` label of metrics.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Console => "console",
+            Self::Twilio => "twilio",
+            Self::TwilioVerify => "twilio_verify",
+            Self::Null => "null",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SmsSettings {
@@ -200,6 +212,16 @@ pub enum MailProvider {
     Smtp,
 }
 
+impl MailProvider {
+    /// The name the settings use, also the `provider` label of metrics.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Console => "console",
+            Self::Smtp => "smtp",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MailSettings {
@@ -256,6 +278,17 @@ pub enum JwtAlgorithmSetting {
     Rs256,
     #[serde(rename = "EdDSA")]
     EdDsa,
+}
+
+impl JwtAlgorithmSetting {
+    /// The name JWS (and the settings) give the algorithm.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Hs256 => "HS256",
+            Self::Rs256 => "RS256",
+            Self::EdDsa => "EdDSA",
+        }
+    }
 }
 
 /// A previous JWT key: it verifies the tokens it signed until they expire.
@@ -357,6 +390,15 @@ pub struct PinAuthSettings {
 pub enum LogFormat {
     Text,
     Json,
+}
+
+impl LogFormat {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Text => "text",
+            Self::Json => "json",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -1,6 +1,10 @@
 //! Logging setup.
 
-use tracing_subscriber::{EnvFilter, fmt};
+use tracing::Subscriber;
+use tracing_subscriber::{
+    EnvFilter, Layer, fmt, fmt::MakeWriter, layer::SubscriberExt as _, registry::LookupSpan,
+    util::SubscriberInitExt as _,
+};
 
 use crate::settings::{LogFormat, LogSettings};
 
@@ -10,10 +14,32 @@ pub fn init(settings: &LogSettings) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&settings.filter))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
     // A second init (tests) keeps the first subscriber; that is fine.
-    let _ = match settings.format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
-    };
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(layer(settings.format, std::io::stderr))
+        .try_init();
+}
+
+/// The formatting layer of `format`, writing to `writer` (tests capture it).
+///
+/// JSON lines carry the event's fields at the top level and, under `span`
+/// and `spans`, the fields of the spans the event happened in: every line
+/// logged while a request is handled has the request span's `request_id`
+/// (and its method and path, never its query string).
+pub fn layer<S, W>(format: LogFormat, writer: W) -> Box<dyn Layer<S> + Send + Sync>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    let layer = fmt::layer().with_writer(writer);
+    match format {
+        LogFormat::Text => layer.boxed(),
+        LogFormat::Json => layer
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(true)
+            .boxed(),
+    }
 }

@@ -1,6 +1,8 @@
 //! No log line, at any level and from any crate, contains a pin, an
-//! otp_auth_key or a JWT. This captures everything a full pin-auth flow logs
-//! (TRACE, all targets, on SQLite and Postgres) and searches it.
+//! otp_auth_key or a JWT. This captures everything a full flow of every
+//! surface logs (TRACE, all targets, on SQLite and Postgres), in text and in
+//! the service's own JSON format at once, and searches both. The JSON lines
+//! are also checked to carry the request id on every line of a request.
 
 #![allow(clippy::unwrap_used, reason = "a panic is how a test reports failure")]
 
@@ -16,10 +18,11 @@ use axum::{
     http::{Request, header},
 };
 use common::{TestApp, spawn_app};
+use phonegate::{settings::LogFormat, telemetry};
 use phonegate_adapters::testing::TestBackend;
 use regex::Regex;
 use serde_json::json;
-use tracing_subscriber::{filter::LevelFilter, fmt::MakeWriter};
+use tracing_subscriber::{fmt::MakeWriter, layer::SubscriberExt as _, util::SubscriberInitExt as _};
 
 #[derive(Clone, Default)]
 struct Capture(Arc<Mutex<Vec<u8>>>);
@@ -206,12 +209,17 @@ async fn full_flow(app: &TestApp, mobile: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_flow_logs_no_pin_key_or_token() {
-    let capture = Capture::default();
-    tracing_subscriber::fmt()
-        .with_max_level(LevelFilter::TRACE)
-        .with_writer(capture.clone())
-        .with_ansi(false)
-        .without_time()
+    let text = Capture::default();
+    let json = Capture::default();
+    // No filter: every level of every target reaches both layers.
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(text.clone())
+                .with_ansi(false)
+                .without_time(),
+        )
+        .with(telemetry::layer(LogFormat::Json, json.clone()))
         .init();
 
     let mut secrets = vec![];
@@ -220,7 +228,7 @@ async fn a_full_flow_logs_no_pin_key_or_token() {
         secrets.extend(full_flow(&app, "+85261677528").await);
     }
 
-    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let logs = String::from_utf8(text.0.lock().unwrap().clone()).unwrap();
     // The capture works: the flow's own log lines are there.
     for expected in [
         "pin verified; token issued",
@@ -240,11 +248,64 @@ async fn a_full_flow_logs_no_pin_key_or_token() {
     // id by pure chance; those fields carry no secret, so they are removed
     // before searching for pins as whole numbers.
     let noise = Regex::new(r"latency_us=\d+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}").unwrap();
-    let scrubbed = noise.replace_all(&logs, "");
-    for secret in &secrets {
+    assert_no_secret(&noise.replace_all(&logs, ""), &logs, &secrets);
+
+    let json_logs = String::from_utf8(json.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<serde_json::Value> = json_logs
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not one JSON object per line: {line}")))
+        .collect();
+    assert!(lines.len() > 50, "suspiciously few JSON log lines");
+    for expected in [
+        "pin verified; token issued",
+        "PIN checked; access code issued",
+        "request finished",
+    ] {
+        let line = lines
+            .iter()
+            .find(|line| line["message"] == expected)
+            .unwrap_or_else(|| panic!("missing {expected:?} in the JSON logs"));
+        assert!(
+            request_id(line).is_some_and(|id| id.len() == 36),
+            "{expected:?} has no request id: {line}"
+        );
+    }
+    // Every line logged inside a request carries its request id.
+    let in_requests = lines
+        .iter()
+        .filter(|line| line["spans"].as_array().is_some_and(|spans| !spans.is_empty()))
+        .filter(|line| line["spans"][0]["name"] == "request");
+    let mut count = 0;
+    for line in in_requests {
+        assert!(request_id(line).is_some(), "a request's line without its id: {line}");
+        count += 1;
+    }
+    assert!(count > 50, "suspiciously few request lines in JSON ({count})");
+    assert!(json_logs.contains(r#""path":"/api/v1/auth/verify""#));
+    // Timestamps (digits) and the same noise as in text are removed first.
+    let json_noise = Regex::new(
+        r#""timestamp":"[^"]*"|"latency_us":\d+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"#,
+    )
+    .unwrap();
+    assert_no_secret(&json_noise.replace_all(&json_logs, ""), &json_logs, &secrets);
+}
+
+/// The request id of a JSON log line, from the request span.
+fn request_id(line: &serde_json::Value) -> Option<&str> {
+    line["spans"]
+        .as_array()?
+        .iter()
+        .find(|span| span["name"] == "request")?["request_id"]
+        .as_str()
+}
+
+/// No secret in `logs`; pins (all digits) are searched as whole numbers in
+/// `scrubbed`, the logs without fields that are digits by nature.
+fn assert_no_secret(scrubbed: &str, logs: &str, secrets: &[String]) {
+    for secret in secrets {
         if secret.bytes().all(|b| b.is_ascii_digit()) {
             let whole = Regex::new(&format!(r"(^|[^0-9A-Za-z]){secret}([^0-9A-Za-z]|$)")).unwrap();
-            assert!(!whole.is_match(&scrubbed), "a pin appears in the logs");
+            assert!(!whole.is_match(scrubbed), "a pin appears in the logs");
         } else {
             assert!(!logs.contains(secret.as_str()), "a key or token appears in the logs");
         }

@@ -133,3 +133,51 @@ fn the_example_file_loads_and_matches_the_defaults() {
     let defaults = Settings::defaults().unwrap();
     assert_eq!(format!("{settings:?}"), format!("{defaults:?}"));
 }
+
+/// The example names every key: the ones with a default are set (it loads
+/// on its own, without the built-in defaults under it), and the optional
+/// ones are shown commented out.
+#[test]
+fn the_example_file_names_every_key() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../phonegate.example.toml");
+    let alone = config::Config::builder()
+        .add_source(config::File::from(std::path::Path::new(example)).format(config::FileFormat::Toml))
+        .build()
+        .unwrap()
+        .try_deserialize::<Settings>();
+    assert!(
+        alone.is_ok(),
+        "a key is missing from the example: {}",
+        alone.unwrap_err()
+    );
+    let text = std::fs::read_to_string(example).unwrap();
+    for optional in [
+        "account_sid",
+        "auth_token",
+        "from_number",
+        "messaging_service_sid",
+        "verify_service_sid",
+        "smtp_url",
+        "jwt_secret",
+        "jwt_signing_secret",
+        "jwt_private_key_file",
+        "client_ip_header",
+        "redis_url",
+    ] {
+        assert!(
+            text.contains(&format!("\n# {optional} = ")),
+            "{optional} is not shown in the example"
+        );
+    }
+    // Every key that is set has a comment above it or above its group.
+    let mut commented = false;
+    for line in text.lines() {
+        if line.starts_with('#') {
+            commented = true;
+        } else if line.trim().is_empty() || line.starts_with('[') {
+            commented = line.starts_with('[') && commented;
+        } else if line.contains(" = ") {
+            assert!(commented, "no comment above {line:?}");
+        }
+    }
+}

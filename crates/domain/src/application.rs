@@ -18,3 +18,25 @@ pub struct NewApplication {
     pub auth_token_hash: crate::otp::SecretHash,
     pub created_at: crate::time::Timestamp,
 }
+
+/// A registered application as the admin CLI lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApplicationListing {
+    pub application: Application,
+    pub created_at: crate::time::Timestamp,
+    /// When it was revoked; its `auth_token` and its users' session tokens
+    /// stopped working then.
+    pub revoked_at: Option<crate::time::Timestamp>,
+}
+
+/// What revoking an application did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revocation {
+    /// The application is revoked now, with this many live session tokens
+    /// issued through it.
+    Revoked { session_tokens: u64 },
+    /// It had been revoked before; nothing changed.
+    AlreadyRevoked,
+    /// No application has that `app_id`.
+    NotFound,
+}

@@ -26,7 +26,10 @@ use crate::{
     delivery::Messenger,
     outbox::Outgoing,
     phone::PhoneNumber,
-    ports::{ChallengeStore, Clock, DeliveryError, HostedCheck, HostedVerification, RandomSource, StoreError},
+    ports::{
+        ChallengeStore, Clock, DeliveryError, HostedCheck, HostedVerification, Metrics, NoMetrics, RandomSource,
+        StoreError,
+    },
     time::Timestamp,
     user::UserId,
 };
@@ -451,6 +454,8 @@ pub struct OtpEngine {
     /// Rate limits and the SMS budget; `None` only in unit tests of other
     /// rules.
     guard: Option<SendGuard>,
+    /// Where the outcome of every check is counted.
+    metrics: Arc<dyn Metrics>,
 }
 
 impl fmt::Debug for OtpEngine {
@@ -474,7 +479,13 @@ impl OtpEngine {
             test_numbers: Arc::default(),
             hosted: None,
             guard: None,
+            metrics: Arc::new(NoMetrics),
         }
+    }
+
+    /// The same engine, counting the outcome of every check in `metrics`.
+    pub fn with_metrics(self, metrics: Arc<dyn Metrics>) -> Self {
+        Self { metrics, ..self }
     }
 
     /// The same engine, with `hosted` generating and checking the codes.
@@ -647,6 +658,29 @@ impl OtpEngine {
     /// `device` is given, the challenge must be bound to that device too; a
     /// mismatch counts as a wrong code.
     pub async fn check(
+        &self,
+        purpose: Purpose,
+        lookup: &LookupKey,
+        code: &OtpCode,
+        device: Option<&str>,
+        client: &Client,
+    ) -> Result<VerifiedChallenge, CheckError> {
+        let result = self.check_uncounted(purpose, lookup, code, device, client).await;
+        let outcome = match &result {
+            Ok(_) => "verified",
+            Err(CheckError::WrongCode { .. }) => "wrong_code",
+            Err(CheckError::NotFound) => "not_found",
+            Err(CheckError::Expired) => "expired",
+            Err(CheckError::Exhausted) => "exhausted",
+            Err(CheckError::Closed) => "closed",
+            Err(CheckError::Refused(_)) => "refused",
+            Err(CheckError::Store(_) | CheckError::Provider(_)) => "error",
+        };
+        self.metrics.code_check(purpose.as_str(), outcome);
+        result
+    }
+
+    async fn check_uncounted(
         &self,
         purpose: Purpose,
         lookup: &LookupKey,

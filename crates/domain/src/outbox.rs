@@ -22,7 +22,7 @@ use crate::{
     delivery::Messenger,
     otp::Channel,
     phone::PhoneNumber,
-    ports::{Clock, DeliveryError, Mailer, OutgoingCall, OutgoingMail, OutgoingSms, StoreError},
+    ports::{Clock, DeliveryError, Mailer, Metrics, NoMetrics, OutgoingCall, OutgoingMail, OutgoingSms, StoreError},
     time::Timestamp,
 };
 
@@ -208,6 +208,7 @@ pub struct Dispatcher {
     mailer: Arc<dyn Mailer>,
     clock: Arc<dyn Clock>,
     settings: DispatchSettings,
+    metrics: Arc<dyn Metrics>,
 }
 
 impl fmt::Debug for Dispatcher {
@@ -232,7 +233,13 @@ impl Dispatcher {
             mailer,
             clock,
             settings,
+            metrics: Arc::new(NoMetrics),
         }
+    }
+
+    /// The same dispatcher, counting every delivery attempt in `metrics`.
+    pub fn with_metrics(self, metrics: Arc<dyn Metrics>) -> Self {
+        Self { metrics, ..self }
     }
 
     pub fn settings(&self) -> &DispatchSettings {
@@ -292,13 +299,27 @@ impl Dispatcher {
                     }
                 }
             }
+            let (purpose, kind) = (message.message.purpose, message.message.envelope.kind());
             let outcome = self.attempt(message).await;
-            match &outcome {
-                DeliveryOutcome::Sent => report.sent += 1,
-                DeliveryOutcome::Retry { .. } => report.retried += 1,
-                DeliveryOutcome::Failed { .. } => report.failed += 1,
-                DeliveryOutcome::Dropped { .. } => report.dropped += 1,
-            }
+            let counted = match &outcome {
+                DeliveryOutcome::Sent => {
+                    report.sent += 1;
+                    "sent"
+                }
+                DeliveryOutcome::Retry { .. } => {
+                    report.retried += 1;
+                    "retry"
+                }
+                DeliveryOutcome::Failed { .. } => {
+                    report.failed += 1;
+                    "failed"
+                }
+                DeliveryOutcome::Dropped { .. } => {
+                    report.dropped += 1;
+                    "dropped"
+                }
+            };
+            self.metrics.delivery(purpose, kind, counted);
             // A failed record leaves the message to be retried when its lease
             // ends; the rest of the batch goes on.
             if let Err(error) = self.outbox.finish(id, lease, outcome, self.clock.now()).await {
@@ -384,7 +405,7 @@ mod tests {
 
     use super::*;
     use crate::{
-        ports::{MockMailer, MockSmsSender, MockVoiceCaller},
+        ports::{Metrics, MockMailer, MockSmsSender, MockVoiceCaller},
         test_support::{World, clock},
     };
 
@@ -568,6 +589,52 @@ mod tests {
             let dispatcher = dispatcher(&world, outbox(messages, Arc::clone(&finished)), sms);
             dispatcher.dispatch_due().await.unwrap();
             assert!(matches!(finished.lock().unwrap()[0].1, DeliveryOutcome::Dropped { .. }));
+        });
+    }
+
+    /// Records what the dispatcher counts.
+    #[derive(Debug, Default)]
+    struct Recorded(Mutex<Vec<(&'static str, &'static str, &'static str)>>);
+
+    impl Metrics for Recorded {
+        fn delivery(&self, purpose: &'static str, kind: &'static str, outcome: &'static str) {
+            self.0.lock().unwrap().push((purpose, kind, outcome));
+        }
+
+        fn code_check(&self, _: &'static str, _: &'static str) {}
+
+        fn provider_call(&self, _: &'static str, _: &'static str, _: Duration, _: &'static str) {}
+
+        fn provider_error_code(&self, _: &'static str, _: &'static str, _: &str) {}
+    }
+
+    #[test]
+    fn every_attempt_is_counted_by_purpose_kind_and_outcome() {
+        block_on(async {
+            let world = World::new();
+            let finished = Arc::default();
+            let mut sms = MockSmsSender::new();
+            let mut calls = 0;
+            sms.expect_send_sms().times(2).returning(move |_| {
+                calls += 1;
+                if calls == 1 {
+                    Ok(())
+                } else {
+                    Err(DeliveryError::Unavailable("503".into()))
+                }
+            });
+            let messages = vec![
+                sms_message(&world, Duration::from_secs(300)),
+                sms_message(&world, Duration::from_secs(300)),
+            ];
+            let recorded = Arc::new(Recorded::default());
+            let dispatcher =
+                dispatcher(&world, outbox(messages, Arc::clone(&finished)), sms).with_metrics(recorded.clone());
+            dispatcher.dispatch_due().await.unwrap();
+            assert_eq!(
+                *recorded.0.lock().unwrap(),
+                vec![("pin_auth", "sms", "sent"), ("pin_auth", "sms", "retry")]
+            );
         });
     }
 

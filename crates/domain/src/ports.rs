@@ -11,7 +11,7 @@ use secrecy::SecretString;
 
 use crate::{
     account::{Email, Password, PasswordHash},
-    application::{Application, NewApplication},
+    application::{Application, ApplicationListing, NewApplication, Revocation},
     device::{PushHandle, PushPlatform},
     otp::{AttemptOutcome, ChallengeId, Channel, NewChallenge, OtpCode, SecretHash},
     outbox::Outgoing,
@@ -97,6 +97,18 @@ pub trait SessionStore: Send + Sync {
     /// In one transaction: revokes the session `id` and removes the user's
     /// push registration `push_token`, if given.
     async fn end_session(&self, id: i64, push_token: Option<String>, now: Timestamp) -> Result<(), StoreError>;
+
+    /// In one transaction: revokes every live session token and every
+    /// phone-login access code of `user` (admin). JWTs are not stored and
+    /// stay valid until they expire.
+    async fn revoke_user_tokens(&self, user: UserId, now: Timestamp) -> Result<RevokedTokens, StoreError>;
+}
+
+/// What revoking a user's tokens did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RevokedTokens {
+    pub session_tokens: u64,
+    pub access_codes: u64,
 }
 
 /// Registered applications.
@@ -111,6 +123,15 @@ pub trait ApplicationStore: Send + Sync {
     /// The application whose server `auth_token` hashes to `token_hash`,
     /// unless revoked.
     async fn find_application_by_token(&self, token_hash: &SecretHash) -> Result<Option<Application>, StoreError>;
+
+    /// Every application, revoked ones too, oldest first (admin).
+    async fn list_applications(&self) -> Result<Vec<ApplicationListing>, StoreError>;
+
+    /// In one transaction: marks the application `app_id` revoked at `now`
+    /// (its `auth_token` stops authenticating and its `app_id` stops
+    /// accepting sign-ins) and revokes the live session tokens issued
+    /// through it.
+    async fn revoke_application(&self, app_id: &str, now: Timestamp) -> Result<Revocation, StoreError>;
 }
 
 /// Hashes and checks passwords. Hashing is slow on purpose, so
@@ -236,6 +257,67 @@ pub enum DeliveryError {
     /// The provider is unreachable, failing or timing out, after retries.
     #[error("the provider is unavailable: {0}")]
     Unavailable(String),
+}
+
+impl DeliveryError {
+    /// A short, fixed name for metrics: `invalid_number`, `rate_limited`,
+    /// `misconfigured` or `unavailable`.
+    pub const fn kind(&self) -> &'static str {
+        match self {
+            Self::InvalidNumber => "invalid_number",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::Misconfigured(_) => "misconfigured",
+            Self::Unavailable(_) => "unavailable",
+        }
+    }
+}
+
+/// Counts what the use cases, the dispatcher and the provider clients do,
+/// for `/metrics`. Every label is a fixed name chosen by the caller (a
+/// purpose, a channel, an outcome, a provider's numeric error code), never
+/// user input or a secret, so the number of series stays bounded. Calls are
+/// cheap, synchronous and cannot fail.
+pub trait Metrics: Send + Sync + std::fmt::Debug {
+    /// One delivery attempt of an outbox message ended. `purpose` is the
+    /// message's (`pin_auth`, `password_reset`, …), `kind` its envelope's
+    /// ([`crate::outbox::Envelope::kind`]) and `outcome` the
+    /// [`crate::outbox::DeliveryOutcome::state`]-like `sent`, `retry`,
+    /// `failed` or `dropped`.
+    fn delivery(&self, purpose: &'static str, kind: &'static str, outcome: &'static str);
+
+    /// A code check ended: `outcome` is `verified`, `wrong_code`,
+    /// `not_found`, `expired`, `exhausted`, `closed`, `refused` or `error`.
+    fn code_check(&self, purpose: &'static str, outcome: &'static str);
+
+    /// A call to a provider (`operation` is `send_sms`, `call`,
+    /// `verify_start`, `verify_check` or `send_mail`) took `elapsed` and
+    /// ended with `outcome`: `ok` or a [`DeliveryError::kind`].
+    fn provider_call(
+        &self,
+        provider: &'static str,
+        operation: &'static str,
+        elapsed: std::time::Duration,
+        outcome: &'static str,
+    );
+
+    /// A provider answered an error with its own code (Twilio's `21211`,
+    /// `20003`, …, or `none` when its answer had none).
+    fn provider_error_code(&self, provider: &'static str, operation: &'static str, code: &str);
+}
+
+/// Metrics that go nowhere: the default of every component that counts, so
+/// unit tests and tools need not wire a registry.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoMetrics;
+
+impl Metrics for NoMetrics {
+    fn delivery(&self, _: &'static str, _: &'static str, _: &'static str) {}
+
+    fn code_check(&self, _: &'static str, _: &'static str) {}
+
+    fn provider_call(&self, _: &'static str, _: &'static str, _: std::time::Duration, _: &'static str) {}
+
+    fn provider_error_code(&self, _: &'static str, _: &'static str, _: &str) {}
 }
 
 /// What a provider that checks codes itself says of a code.

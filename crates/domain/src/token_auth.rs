@@ -1,7 +1,8 @@
 //! The tokens surface's use cases: email + password sign-in with opaque
 //! per-device tokens, sign-out, password reset by email, phone verification
 //! for a signed-in user, and token introspection for servers. Also the
-//! admin use cases behind the CLI (create applications and users).
+//! admin use cases behind the CLI (create, list and revoke applications;
+//! create and find users and revoke their tokens).
 //!
 //! Opaque tokens are 16 random bytes (22 characters of base64url), stored
 //! only as keyed hashes. An unknown email and a wrong password answer the
@@ -15,7 +16,7 @@ use secrecy::SecretString;
 use crate::{
     abuse::{Client, Refusal},
     account::{Email, EmailError, Password, PasswordError, PasswordHash},
-    application::{Application, NewApplication},
+    application::{Application, ApplicationListing, NewApplication, Revocation},
     delivery::Messenger,
     otp::{
         Channel, CheckError, IssueError, IssueRequest, LookupKey, OtpCode, OtpEngine, OtpPolicy, Purpose, SecretHash,
@@ -24,7 +25,7 @@ use crate::{
     phone::{PhoneInputError, PhoneNumber, PhonePolicy},
     ports::{
         AccessCodeStore, AccountError, AccountStore, ApplicationStore, DeliveryError, OutgoingMail, PasswordHasher,
-        SessionStore, StoreError, TokenIssuer, UserStore,
+        RevokedTokens, SessionStore, StoreError, TokenIssuer, UserStore,
     },
     time::Timestamp,
     user::{User, UserId},
@@ -752,6 +753,79 @@ impl TokenAuth {
             .await?;
         Ok(user)
     }
+
+    /// Admin: every application, revoked ones too.
+    pub async fn list_applications(&self) -> Result<Vec<ApplicationListing>, AdminError> {
+        Ok(self.ports.applications.list_applications().await?)
+    }
+
+    /// Admin: revokes the application `app_id`: its `auth_token` no longer
+    /// authenticates, its `app_id` no longer signs users in, and the session
+    /// tokens issued through it stop working, all at once.
+    pub async fn revoke_application(&self, app_id: &str) -> Result<Revocation, AdminError> {
+        let revocation = self
+            .ports
+            .applications
+            .revoke_application(app_id.trim(), self.now())
+            .await?;
+        if let Revocation::Revoked { session_tokens } = revocation {
+            tracing::info!(app_id = app_id.trim(), session_tokens, "application revoked");
+        }
+        Ok(revocation)
+    }
+
+    /// Admin: the user `lookup` names, if any. Emails and phone numbers are
+    /// read as sign-in and the surfaces read them (a phone in any human
+    /// format, in `phone.default_region`).
+    pub async fn find_user(&self, lookup: UserLookup<'_>) -> Result<Option<User>, AdminError> {
+        Ok(match lookup {
+            UserLookup::Id(id) => self.ports.users.profile(id).await?.map(|profile| profile.user),
+            UserLookup::Email(email) => self
+                .ports
+                .accounts
+                .find_by_email(&Email::parse(email)?)
+                .await?
+                .map(|account| account.user),
+            UserLookup::Phone(phone) => {
+                let phone = self
+                    .settings
+                    .phones
+                    .parse(phone)
+                    .map_err(|_| AdminError::InvalidPhone)?;
+                self.ports.users.find_by_phone(&phone).await?
+            }
+        })
+    }
+
+    /// Admin: revokes every session token and access code of the user
+    /// `lookup` names (JWTs are not stored: they stay valid until they
+    /// expire, `auth.jwt_ttl_seconds` at most). `None` if there is no such
+    /// user.
+    pub async fn revoke_user_tokens(
+        &self,
+        lookup: UserLookup<'_>,
+    ) -> Result<Option<(User, RevokedTokens)>, AdminError> {
+        let Some(user) = self.find_user(lookup).await? else {
+            return Ok(None);
+        };
+        let revoked = self.ports.sessions.revoke_user_tokens(user.id, self.now()).await?;
+        tracing::info!(
+            user_id = user.id.get(),
+            session_tokens = revoked.session_tokens,
+            access_codes = revoked.access_codes,
+            "user tokens revoked"
+        );
+        Ok(Some((user, revoked)))
+    }
+}
+
+/// How the admin CLI names a user.
+#[derive(Debug, Clone, Copy)]
+pub enum UserLookup<'a> {
+    Id(UserId),
+    Email(&'a str),
+    /// Any human format, read in `phone.default_region`.
+    Phone(&'a str),
 }
 
 /// Escapes text for HTML bodies.

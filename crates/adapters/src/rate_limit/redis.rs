@@ -107,6 +107,15 @@ impl fmt::Debug for RedisRateLimiter {
 }
 
 impl RedisRateLimiter {
+    /// Checks that `url` is a Redis URL this client can use, without
+    /// connecting (for `phonegate config check`). The error never quotes
+    /// the URL, which may hold a password.
+    pub fn check_url(url: &str) -> Result<(), StoreError> {
+        Client::open(url)
+            .map(drop)
+            .map_err(|error| store_error("the Redis URL is invalid", &error))
+    }
+
     /// Connects to the Redis at `url` (`redis://[user:password@]host:port/db`,
     /// `rediss://…` for TLS, or `redis+unix:///path`), with keys named
     /// `key_prefix + key` and calls bounded by [`DEFAULT_REDIS_TIMEOUT`].

@@ -5,11 +5,11 @@ use async_trait::async_trait;
 use phonegate_domain::{
     StoreError,
     account::{Email, PasswordHash},
-    application::{Application, NewApplication},
+    application::{Application, ApplicationListing, NewApplication, Revocation},
     otp::SecretHash,
     outbox::Outgoing,
     phone::PhoneNumber,
-    ports::{AccountError, AccountStore, ApplicationStore, SessionStore},
+    ports::{AccountError, AccountStore, ApplicationStore, RevokedTokens, SessionStore},
     time::Timestamp,
     token_auth::{Account, NewAccount, NewPasswordReset, NewSession, ResetOutcome, SessionRecord},
     user::UserId,
@@ -19,7 +19,7 @@ use sea_query::{Expr, ExprTrait as _, Query};
 use super::{
     db::{is_unique_violation, store_error},
     outbox::insert_outgoing,
-    schema::{Applications, PasswordResets, SessionTokens, SignInDevices, Users},
+    schema::{AccessCodes, Applications, PasswordResets, SessionTokens, SignInDevices, Users},
     store::{IdRow, SqlStore, USER_COLUMNS, UserRow},
 };
 
@@ -45,6 +45,15 @@ impl From<ApplicationRow> for Application {
             name: row.name,
         }
     }
+}
+
+#[derive(sqlx::FromRow)]
+struct ApplicationListingRow {
+    id: i64,
+    app_id: String,
+    name: String,
+    created_at: i64,
+    revoked_at: Option<i64>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -268,6 +277,72 @@ impl ApplicationStore for SqlStore {
         let row: Option<ApplicationRow> = self.db().run().fetch_optional(&query).await.map_err(store_error)?;
         Ok(row.map(Application::from))
     }
+
+    async fn list_applications(&self) -> Result<Vec<ApplicationListing>, StoreError> {
+        let query = Query::select()
+            .columns([
+                Applications::Id,
+                Applications::AppId,
+                Applications::Name,
+                Applications::CreatedAt,
+                Applications::RevokedAt,
+            ])
+            .from(Applications::Table)
+            .order_by(Applications::Id, sea_query::Order::Asc)
+            .to_owned();
+        let rows: Vec<ApplicationListingRow> = self.db().run().fetch_all(&query).await.map_err(store_error)?;
+        Ok(rows
+            .into_iter()
+            .map(|row| ApplicationListing {
+                application: Application {
+                    id: row.id,
+                    app_id: row.app_id,
+                    name: row.name,
+                },
+                created_at: Timestamp::from_unix_millis(row.created_at),
+                revoked_at: row.revoked_at.map(Timestamp::from_unix_millis),
+            })
+            .collect())
+    }
+
+    async fn revoke_application(&self, app_id: &str, now: Timestamp) -> Result<Revocation, StoreError> {
+        let mut tx = self.db().begin().await.map_err(store_error)?;
+        // Conditional, so two concurrent revocations report one revocation.
+        let revoke = Query::update()
+            .table(Applications::Table)
+            .value(Applications::RevokedAt, now.unix_millis())
+            .and_where(Expr::col(Applications::AppId).eq(app_id))
+            .and_where(Expr::col(Applications::RevokedAt).is_null())
+            .returning_col(Applications::Id)
+            .to_owned();
+        let Some(revoked) = tx
+            .run()
+            .fetch_optional::<IdRow, _>(&revoke)
+            .await
+            .map_err(store_error)?
+        else {
+            let exists = Query::select()
+                .column(Applications::Id)
+                .from(Applications::Table)
+                .and_where(Expr::col(Applications::AppId).eq(app_id))
+                .to_owned();
+            let found: Option<IdRow> = tx.run().fetch_optional(&exists).await.map_err(store_error)?;
+            return Ok(if found.is_some() {
+                Revocation::AlreadyRevoked
+            } else {
+                Revocation::NotFound
+            });
+        };
+        let sessions = Query::update()
+            .table(SessionTokens::Table)
+            .value(SessionTokens::RevokedAt, now.unix_millis())
+            .and_where(Expr::col(SessionTokens::ApplicationId).eq(revoked.id))
+            .and_where(Expr::col(SessionTokens::RevokedAt).is_null())
+            .to_owned();
+        let session_tokens = tx.run().execute(&sessions).await.map_err(store_error)?;
+        tx.commit().await.map_err(store_error)?;
+        Ok(Revocation::Revoked { session_tokens })
+    }
 }
 
 #[async_trait]
@@ -414,5 +489,28 @@ impl SessionStore for SqlStore {
                 .await?;
         }
         tx.commit().await.map_err(store_error)
+    }
+
+    async fn revoke_user_tokens(&self, user: UserId, now: Timestamp) -> Result<RevokedTokens, StoreError> {
+        let mut tx = self.db().begin().await.map_err(store_error)?;
+        let sessions = Query::update()
+            .table(SessionTokens::Table)
+            .value(SessionTokens::RevokedAt, now.unix_millis())
+            .and_where(Expr::col(SessionTokens::UserId).eq(user.get()))
+            .and_where(Expr::col(SessionTokens::RevokedAt).is_null())
+            .to_owned();
+        let session_tokens = tx.run().execute(&sessions).await.map_err(store_error)?;
+        let codes = Query::update()
+            .table(AccessCodes::Table)
+            .value(AccessCodes::RevokedAt, now.unix_millis())
+            .and_where(Expr::col(AccessCodes::UserId).eq(user.get()))
+            .and_where(Expr::col(AccessCodes::RevokedAt).is_null())
+            .to_owned();
+        let access_codes = tx.run().execute(&codes).await.map_err(store_error)?;
+        tx.commit().await.map_err(store_error)?;
+        Ok(RevokedTokens {
+            session_tokens,
+            access_codes,
+        })
     }
 }

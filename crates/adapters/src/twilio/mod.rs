@@ -21,7 +21,10 @@ use async_trait::async_trait;
 use phonegate_domain::{
     otp::{Channel, OtpCode},
     phone::PhoneNumber,
-    ports::{DeliveryError, HostedCheck, HostedVerification, OutgoingCall, OutgoingSms, SmsSender, VoiceCaller},
+    ports::{
+        DeliveryError, HostedCheck, HostedVerification, Metrics, NoMetrics, OutgoingCall, OutgoingSms, SmsSender,
+        VoiceCaller,
+    },
 };
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
@@ -119,6 +122,8 @@ pub struct TwilioSettingsError(String);
 #[derive(Debug, Clone)]
 pub struct TwilioClient {
     inner: Arc<Inner>,
+    /// Counts Twilio's error codes (`phonegate_twilio_errors_total`).
+    metrics: Arc<dyn Metrics>,
 }
 
 #[derive(Debug)]
@@ -207,7 +212,15 @@ impl TwilioClient {
                 calls_url,
                 verify,
             }),
+            metrics: Arc::new(NoMetrics),
         })
+    }
+
+    /// The same client, counting every error Twilio answers by its code in
+    /// `metrics`.
+    #[must_use]
+    pub fn with_metrics(self, metrics: Arc<dyn Metrics>) -> Self {
+        Self { metrics, ..self }
     }
 
     /// The settings this client was built with.
@@ -226,8 +239,18 @@ impl TwilioClient {
     }
 
     /// The domain error for a failed request, logged with what Twilio said
-    /// (status, code, message) and nothing of the request.
-    fn delivery_error(operation: Operation, failure: Failure) -> DeliveryError {
+    /// (status, code, message) and nothing of the request, and counted by
+    /// Twilio's error code (`http_<status>` when the answer had none,
+    /// `unavailable` when no answer came).
+    fn delivery_error(&self, operation: Operation, failure: Failure) -> DeliveryError {
+        let code = match &failure {
+            Failure::Refused(error) => error
+                .code
+                .map_or_else(|| format!("http_{}", error.status), |code| code.to_string()),
+            Failure::Unavailable(_) => "unavailable".to_owned(),
+            Failure::Misconfigured(_) => "misconfigured".to_owned(),
+        };
+        self.metrics.provider_error_code("twilio", operation.as_str(), &code);
         match failure {
             Failure::Refused(error) => {
                 let mapped = error.to_delivery_error();
@@ -313,7 +336,7 @@ impl SmsSender for TwilioClient {
         let form = [("To", message.to.as_str()), sender, ("Body", body)];
         self.post_form(operation, &self.inner.messages_url, &form, &[body])
             .await
-            .map_err(|failure| Self::delivery_error(operation, failure))?;
+            .map_err(|failure| self.delivery_error(operation, failure))?;
         tracing::debug!(operation = operation.as_str(), "Twilio accepted the message");
         Ok(())
     }
@@ -332,7 +355,7 @@ impl VoiceCaller for TwilioClient {
         let form = [("To", call.to.as_str()), ("From", from), ("Twiml", twiml.as_str())];
         self.post_form(operation, &self.inner.calls_url, &form, &[spoken, &twiml])
             .await
-            .map_err(|failure| Self::delivery_error(operation, failure))?;
+            .map_err(|failure| self.delivery_error(operation, failure))?;
         tracing::debug!(operation = operation.as_str(), "Twilio accepted the call");
         Ok(())
     }
@@ -357,7 +380,7 @@ impl HostedVerification for TwilioClient {
         }
         self.post_form(operation, &urls.verifications, &form, &[])
             .await
-            .map_err(|failure| Self::delivery_error(operation, failure))?;
+            .map_err(|failure| self.delivery_error(operation, failure))?;
         tracing::debug!(
             operation = operation.as_str(),
             channel = channel.as_str(),
@@ -386,7 +409,7 @@ impl HostedVerification for TwilioClient {
                 );
                 return Ok(HostedCheck::NotFound);
             }
-            Err(failure) => return Err(Self::delivery_error(operation, failure)),
+            Err(failure) => return Err(self.delivery_error(operation, failure)),
         };
         let status = serde_json::from_slice::<CheckBody>(&body)
             .map(|body| body.status)

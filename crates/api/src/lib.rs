@@ -4,7 +4,8 @@
 //! and response types and its own error shape ([`pin_auth`] answers
 //! `{"errors": "…"}`, [`phone_verify`] DRF's `{"field": ["…"]}`,
 //! [`phone_login`] its `res_info` envelope), plus the operational endpoints
-//! in [`ops`] (with the JWKS at `/.well-known/jwks.json`). This is
+//! in [`ops`] (with the JWKS at `/.well-known/jwks.json`), described by
+//! the OpenAPI spec of [`openapi`] (`/openapi.json`, Swagger UI at `/docs`). This is
 //! the only crate that knows HTTP or JSON; it turns requests into calls of
 //! the domain's use cases and their results into responses.
 //!
@@ -33,15 +34,33 @@ use tracing::Level;
 mod client;
 mod hosts;
 pub mod metrics;
+pub mod openapi;
 pub mod ops;
 mod params;
 pub mod phone_login;
 pub mod phone_verify;
 pub mod pin_auth;
+mod routes;
 pub mod tokens;
 
 pub use client::ClientIpSource;
 pub use hosts::AllowedHosts;
+pub use routes::MountedRoute;
+
+/// Every route [`router`] mounts, from the same tables that mount them
+/// (Swagger UI's pages under `/docs` aside). The spec test checks that the
+/// OpenAPI spec names exactly these.
+pub fn mounted_routes() -> Vec<MountedRoute> {
+    [
+        pin_auth::mounted(),
+        phone_verify::mounted(),
+        phone_login::mounted(),
+        tokens::mounted(),
+        ops::mounted(),
+        openapi::mounted(),
+    ]
+    .concat()
+}
 
 /// How a refused send or check maps onto a surface's answer.
 enum RefusalAnswer {
@@ -129,6 +148,7 @@ pub fn router(services: Services, settings: HttpSettings) -> Router {
             services.tokens.clone(),
             services.metrics.clone(),
         ))
+        .merge(openapi::router())
         // Added with `layer`, which wraps each route, so the middleware sees
         // the matched route template.
         .layer(axum::middleware::from_fn_with_state(

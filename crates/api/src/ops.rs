@@ -9,7 +9,6 @@ use axum::{
     extract::State,
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
-    routing::get,
 };
 use phonegate_domain::{
     abuse::AbuseCounters,
@@ -17,7 +16,11 @@ use phonegate_domain::{
     ports::{Readiness, TokenIssuer},
     token::{PublicJwk, PublicKeyParams},
 };
+use serde::Serialize;
 use serde_json::json;
+use utoipa::{OpenApi, ToSchema};
+
+use crate::routes::{MountedRoute, Routes};
 
 /// How long clients may cache the key set. Short enough that a rotated-in
 /// key is picked up well before tokens signed with it are common, as long
@@ -39,23 +42,46 @@ impl std::fmt::Debug for MetricSources {
     }
 }
 
+fn health_routes() -> Routes<Arc<dyn Readiness>> {
+    Routes::new().get("/healthz", healthz).get("/readyz", readyz)
+}
+
+fn jwks_routes() -> Routes<Arc<dyn TokenIssuer>> {
+    Routes::new().get("/.well-known/jwks.json", jwks)
+}
+
+fn metrics_routes() -> Routes<MetricSources> {
+    Routes::new().get("/metrics", metrics_text)
+}
+
+/// The routes [`router`] mounts.
+pub fn mounted() -> Vec<MountedRoute> {
+    [health_routes().table(), jwks_routes().table(), metrics_routes().table()].concat()
+}
+
 pub fn router(readiness: Arc<dyn Readiness>, tokens: Arc<dyn TokenIssuer>, metrics: MetricSources) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
+    health_routes()
+        .into_router()
         .with_state(readiness)
-        .merge(
-            Router::new()
-                .route("/.well-known/jwks.json", get(jwks))
-                .with_state(tokens),
-        )
-        .merge(Router::new().route("/metrics", get(metrics_text)).with_state(metrics))
+        .merge(jwks_routes().into_router().with_state(tokens))
+        .merge(metrics_routes().into_router().with_state(metrics))
 }
 
 /// Everything phonegate counts, in Prometheus' text format: the refusals of
 /// the rate limits and the SMS-pumping guard, the outbox's backlog, and the
 /// registry's deliveries, verifications, provider calls and HTTP requests.
 /// docs/operations.md says what to alert on.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "ops_metrics",
+    tag = TAG,
+    summary = "Prometheus metrics",
+    description = "Codes sent, verifications, provider calls and errors, rate-limit refusals, the outbox backlog \
+        and HTTP requests by route, in Prometheus' text format.",
+    responses((status = 200, description = "The metrics", body = String,
+        content_type = "text/plain; version=0.0.4; charset=utf-8"))
+)]
 async fn metrics_text(State(metrics): State<MetricSources>) -> Response {
     use std::{fmt::Write as _, sync::atomic::Ordering::Relaxed};
     let abuse = &metrics.abuse;
@@ -109,11 +135,32 @@ async fn metrics_text(State(metrics): State<MetricSources>) -> Response {
 }
 
 /// The process is up and serving HTTP.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    operation_id = "ops_healthz",
+    tag = TAG,
+    summary = "Liveness",
+    responses((status = 200, description = "The process serves HTTP", body = StatusBody,
+        example = json!({"status": "ok"})))
+)]
 async fn healthz() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
 /// The database answers; 503 while it does not.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    operation_id = "ops_readyz",
+    tag = TAG,
+    summary = "Readiness",
+    responses(
+        (status = 200, description = "The database answers", body = StatusBody, example = json!({"status": "ready"})),
+        (status = 503, description = "The database does not answer", body = StatusBody,
+            example = json!({"status": "unavailable"})),
+    )
+)]
 async fn readyz(State(readiness): State<Arc<dyn Readiness>>) -> (StatusCode, Json<serde_json::Value>) {
     match readiness.check().await {
         Ok(()) => (StatusCode::OK, Json(json!({"status": "ready"}))),
@@ -127,6 +174,17 @@ async fn readyz(State(readiness): State<Arc<dyn Readiness>>) -> (StatusCode, Jso
 /// RFC 7517's JWK Set of the public keys that verify phonegate's tokens
 /// (the current key and the previous keys still accepted). Empty when every
 /// key is an HS256 secret, which is never published.
+#[utoipa::path(
+    get,
+    path = "/.well-known/jwks.json",
+    operation_id = "ops_jwks",
+    tag = TAG,
+    summary = "The JSON Web Key Set",
+    description = "The public keys that verify phonegate's JWTs: the current key and the previous keys still \
+        accepted. Empty when every key is an HS256 secret, which is never published.",
+    responses((status = 200, description = "RFC 7517's JWK Set", body = JwksBody,
+        headers(("Cache-Control" = String, description = "`public, max-age=300`"))))
+)]
 async fn jwks(State(tokens): State<Arc<dyn TokenIssuer>>) -> Response {
     let keys: Vec<serde_json::Value> = tokens.public_keys().iter().map(jwk_json).collect();
     let mut response = Json(json!({ "keys": keys })).into_response();
@@ -155,4 +213,54 @@ fn jwk_json(key: &PublicJwk) -> serde_json::Value {
         }
     }
     jwk
+}
+
+/// The tag of these operations in the OpenAPI spec.
+const TAG: &str = "ops";
+
+/// The operational endpoints' part of the OpenAPI spec.
+#[derive(OpenApi)]
+#[openapi(paths(healthz, readyz, jwks, metrics_text))]
+pub(crate) struct Doc;
+
+/// `/healthz`'s and `/readyz`'s body.
+#[derive(Serialize, ToSchema)]
+#[schema(as = OpsStatus)]
+struct StatusBody {
+    /// `ok`; `ready` or `unavailable`.
+    status: String,
+}
+
+/// A JWK Set.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Jwks)]
+struct JwksBody {
+    keys: Vec<JwkBody>,
+}
+
+/// One public key (RFC 7517, 7518 and 8037).
+#[derive(Serialize, ToSchema)]
+#[schema(as = Jwk, example = json!({"kty": "OKP", "use": "sig", "alg": "EdDSA", "kid": "2026-01", "crv": "Ed25519",
+    "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}))]
+struct JwkBody {
+    /// `RSA` or `OKP`.
+    kty: String,
+    /// Always `sig`.
+    #[serde(rename = "use")]
+    use_: String,
+    /// `RS256` or `EdDSA`.
+    alg: String,
+    kid: String,
+    /// RSA modulus (base64url).
+    #[schema(nullable = false)]
+    n: Option<String>,
+    /// RSA exponent (base64url).
+    #[schema(nullable = false)]
+    e: Option<String>,
+    /// OKP curve, `Ed25519`.
+    #[schema(nullable = false)]
+    crv: Option<String>,
+    /// OKP public key (base64url).
+    #[schema(nullable = false)]
+    x: Option<String>,
 }

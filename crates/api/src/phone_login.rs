@@ -16,7 +16,6 @@ use axum::{
     extract::State,
     http::StatusCode,
     response::{IntoResponse, Response},
-    routing::{get, post},
 };
 use phonegate_domain::{
     abuse::Refusal,
@@ -24,13 +23,16 @@ use phonegate_domain::{
     ports::{DeliveryError, StoreError},
     time::Timestamp,
 };
+use serde::Serialize;
 use serde_json::{Value, json};
+use utoipa::{OpenApi, ToSchema};
 
 use crate::{
     RefusalAnswer,
     client::RequestClient,
     hosts::{self, AllowedHosts},
     params::{Params, ParamsError},
+    routes::{MountedRoute, Routes},
 };
 
 /// This API's result codes.
@@ -55,6 +57,24 @@ pub enum Code {
 }
 
 impl Code {
+    /// Every code, in the published table's order.
+    pub const ALL: [Code; 14] = [
+        Self::MissingParameter,
+        Self::InvalidAccessCode,
+        Self::ExpiredAccessCode,
+        Self::InvalidParameter,
+        Self::NewPhone,
+        Self::ReturningPhone,
+        Self::InvalidPin,
+        Self::InvalidPhone,
+        Self::NewAccessCode,
+        Self::PinExpired,
+        Self::AuthEndpointFunctionSuccess,
+        Self::ValidAccessCode,
+        Self::ServiceUnavailable,
+        Self::RateLimited,
+    ];
+
     pub const fn number(self) -> i32 {
         match self {
             Self::MissingParameter => -1,
@@ -207,12 +227,22 @@ impl From<StoreError> for Envelope {
     }
 }
 
+fn routes() -> Routes<Arc<PhoneLogin>> {
+    Routes::new()
+        .get("/v1/auth/ping", ping)
+        .post("/v1/auth/phone_login", phone_login_handler)
+        .post("/v1/auth/check_pin", check_pin)
+        .post("/v1/auth/check_access_code", check_access_code)
+}
+
+/// The routes [`router`] mounts.
+pub fn mounted() -> Vec<MountedRoute> {
+    routes().table().to_vec()
+}
+
 pub fn router(phone_login: Arc<PhoneLogin>, hosts: &AllowedHosts) -> Router {
-    let router = Router::new()
-        .route("/v1/auth/ping", get(ping))
-        .route("/v1/auth/phone_login", post(phone_login_handler))
-        .route("/v1/auth/check_pin", post(check_pin))
-        .route("/v1/auth/check_access_code", post(check_access_code))
+    let router = routes()
+        .into_router()
         .with_state(phone_login)
         .method_not_allowed_fallback(|| async {
             Envelope::error(
@@ -226,10 +256,48 @@ pub fn router(phone_login: Arc<PhoneLogin>, hosts: &AllowedHosts) -> Router {
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/auth/ping",
+    operation_id = "phone_login_ping",
+    tag = TAG,
+    summary = "Test the auth API",
+    responses(
+        (status = 200, description = "`AUTH_ENDPOINT_FUNCTION_SUCCESS` with `pong`", body = PingAnswer),
+        (status = 403, description = "The Host is not in `security.allowed_hosts` (`INVALID_PARAMETER`)",
+            body = ErrorAnswer),
+    )
+)]
 async fn ping() -> Envelope {
     Envelope::ok(Code::AuthEndpointFunctionSuccess, Some(json!("pong")))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/auth/phone_login",
+    operation_id = "phone_login_phone_login",
+    tag = TAG,
+    summary = "Send a login PIN",
+    description = "Texts (or, with `call_verify=T`, calls and reads out) a 5-digit PIN bound to the \
+        device id, valid for 5 minutes. The parameters go in the query string as documented; a form \
+        or JSON body with the same names is read too.",
+    params(
+        ("phone_number" = String, Query, description = "The phone number, in any format; national numbers are read in the default region."),
+        ("device_id" = String, Query, description = "The device's unique id; `check_pin` must name the same one."),
+        ("call_verify" = Option<String>, Query, description = "`T` to call instead of texting; `F` or absent to text."),
+    ),
+    responses(
+        (status = 200, description = "`NEW_PHONE` (1) for a number without an account, `RETURNING_PHONE` (2) \
+            for a known one", body = LoginAnswer),
+        (status = 400, description = "A missing parameter (`MISSING_PARAMETER`), an invalid one (`INVALID_PARAMETER`) or \
+            an invalid or refused phone number (`INVALID_PHONE`)", body = ErrorAnswer),
+        (status = 403, description = "The Host is not in `security.allowed_hosts` (`INVALID_PARAMETER`)",
+            body = ErrorAnswer),
+        (status = 429, description = "A rate limit or the SMS budget refuses the send (`RATE_LIMITED`, -429)",
+            body = ErrorAnswer, headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "A dependency is down (`SERVICE_UNAVAILABLE`, -500)", body = ErrorAnswer),
+    )
+)]
 async fn phone_login_handler(
     State(phone_login): State<Arc<PhoneLogin>>,
     RequestClient(client): RequestClient,
@@ -256,6 +324,32 @@ async fn phone_login_handler(
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/auth/check_pin",
+    operation_id = "phone_login_check_pin",
+    tag = TAG,
+    summary = "Exchange the PIN for an access code",
+    description = "Checks the PIN for the phone number and device id of the `phone_login` request. A PIN \
+        is single use and allows at most 5 wrong tries. Parameters as for `phone_login`.",
+    params(
+        ("phone_number" = String, Query, description = "The number the PIN was sent to, in any format."),
+        ("device_id" = String, Query, description = "The device id of the `phone_login` request."),
+        ("verify_pin" = String, Query, description = "The PIN."),
+    ),
+    responses(
+        (status = 200, description = "`NEW_ACCESS_CODE` (22) with the access code and its expiry",
+            body = NewAccessCodeAnswer),
+        (status = 400, description = "A missing or invalid parameter or phone number", body = ErrorAnswer),
+        (status = 403, description = "The Host is not in `security.allowed_hosts` (`INVALID_PARAMETER`)",
+            body = ErrorAnswer),
+        (status = 401, description = "A wrong PIN (`INVALID_PIN`) or an expired one (`PIN_EXPIRED`)",
+            body = ErrorAnswer),
+        (status = 429, description = "A rate limit refuses the check (`RATE_LIMITED`)", body = ErrorAnswer,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "A dependency is down (`SERVICE_UNAVAILABLE`)", body = ErrorAnswer),
+    )
+)]
 async fn check_pin(
     State(phone_login): State<Arc<PhoneLogin>>,
     RequestClient(client): RequestClient,
@@ -291,6 +385,28 @@ async fn check_pin(
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/auth/check_access_code",
+    operation_id = "phone_login_check_access_code",
+    tag = TAG,
+    summary = "Validate an access code (for backends)",
+    description = "phonegate's addition for the backends that receive access codes: tells whether a code \
+        is valid and whose it is. Parameters as for `phone_login`.",
+    params(
+        ("access_code" = String, Query, description = "The access code from `check_pin`."),
+        ("device_id" = Option<String>, Query, description = "If given, it must be the code's device."),
+    ),
+    responses(
+        (status = 200, description = "`VALID_ACCESS_CODE` (40) with the user", body = AccessCodeAnswer),
+        (status = 400, description = "A missing or invalid parameter", body = ErrorAnswer),
+        (status = 403, description = "The Host is not in `security.allowed_hosts` (`INVALID_PARAMETER`)",
+            body = ErrorAnswer),
+        (status = 401, description = "An unknown code or another device's (`INVALID_ACCESS_CODE`), or an \
+            expired one (`EXPIRED_ACCESS_CODE`)", body = ErrorAnswer),
+        (status = 503, description = "The database is unavailable (`SERVICE_UNAVAILABLE`)", body = ErrorAnswer),
+    )
+)]
 async fn check_access_code(
     State(phone_login): State<Arc<PhoneLogin>>,
     params: Result<Params, ParamsError>,
@@ -318,6 +434,98 @@ async fn check_access_code(
         }
         Err(AccessCodeError::Store(error)) => error.into(),
     }
+}
+
+/// The tag of this surface's operations in the OpenAPI spec.
+const TAG: &str = "phone-login";
+
+/// This surface's part of the OpenAPI spec.
+#[derive(OpenApi)]
+#[openapi(paths(ping, phone_login_handler, check_pin, check_access_code))]
+pub(crate) struct Doc;
+
+/// The envelope's result code.
+#[derive(Serialize, ToSchema)]
+#[schema(as = PhoneLoginResInfo)]
+struct ResInfo {
+    /// The code's number, e.g. 22.
+    code: i32,
+    /// The code's name, e.g. `NEW_ACCESS_CODE`.
+    #[schema(schema_with = code_info_schema)]
+    code_info: String,
+}
+
+/// The names of [`Code::ALL`], as the schema of `code_info`.
+fn code_info_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(Code::ALL.map(Code::name)))
+        .build()
+}
+
+/// `ping`'s answer.
+#[derive(Serialize, ToSchema)]
+#[schema(as = PhoneLoginPingAnswer, example = json!({
+    "res_info": {"code": 33, "code_info": "AUTH_ENDPOINT_FUNCTION_SUCCESS"}, "res_content": "pong"
+}))]
+struct PingAnswer {
+    res_info: ResInfo,
+    /// `pong`.
+    res_content: String,
+}
+
+/// `phone_login`'s answer: no content.
+#[derive(Serialize, ToSchema)]
+#[schema(as = PhoneLoginLoginAnswer, example = json!({"res_info": {"code": 1, "code_info": "NEW_PHONE"}}))]
+struct LoginAnswer {
+    res_info: ResInfo,
+}
+
+/// `check_pin`'s answer.
+#[derive(Serialize, ToSchema)]
+#[schema(as = PhoneLoginNewAccessCodeAnswer)]
+struct NewAccessCodeAnswer {
+    res_info: ResInfo,
+    res_content: NewAccessCode,
+}
+
+#[derive(Serialize, ToSchema)]
+#[schema(as = PhoneLoginNewAccessCode)]
+struct NewAccessCode {
+    /// 32 hex characters.
+    #[schema(example = "dd3dc3146df82c5a2b1c54eb4648939f")]
+    access_code: String,
+    /// `YYYY-MM-DD HH:MM:SS`, UTC.
+    #[schema(example = "2018-09-27 16:56:30")]
+    expiry: String,
+}
+
+/// `check_access_code`'s answer.
+#[derive(Serialize, ToSchema)]
+#[schema(as = PhoneLoginAccessCodeAnswer)]
+struct AccessCodeAnswer {
+    res_info: ResInfo,
+    res_content: AccessCodeInfo,
+}
+
+#[derive(Serialize, ToSchema)]
+#[schema(as = PhoneLoginAccessCodeInfo)]
+struct AccessCodeInfo {
+    user_id: i64,
+    /// E.164.
+    phone_number: Option<String>,
+    /// `YYYY-MM-DD HH:MM:SS`, UTC.
+    expiry: String,
+}
+
+/// An error: the code and a message for people.
+#[derive(Serialize, ToSchema)]
+#[schema(as = PhoneLoginErrorAnswer, example = json!({
+    "res_info": {"code": -1, "code_info": "MISSING_PARAMETER"}, "res_content": "phone_number is required"
+}))]
+struct ErrorAnswer {
+    res_info: ResInfo,
+    res_content: String,
 }
 
 /// `YYYY-MM-DD HH:MM:SS` in UTC, as the seed shows expiries.

@@ -13,7 +13,6 @@ use axum::{
     extract::State,
     http::StatusCode,
     response::{IntoResponse, Response},
-    routing::post,
 };
 use phonegate_domain::{
     abuse::Refusal,
@@ -23,18 +22,30 @@ use phonegate_domain::{
 };
 use serde::Serialize;
 use serde_json::json;
+use utoipa::{OpenApi, ToSchema};
 
 use crate::{
     RefusalAnswer,
     client::RequestClient,
     hosts::{self, AllowedHosts},
     params::{Params, ParamsError},
+    routes::{MountedRoute, Routes},
 };
 
+fn routes() -> Routes<Arc<PhoneVerify>> {
+    Routes::new()
+        .post("/api/phone/register", register)
+        .post("/api/phone/verify", verify)
+}
+
+/// The routes [`router`] mounts.
+pub fn mounted() -> Vec<MountedRoute> {
+    routes().table().to_vec()
+}
+
 pub fn router(phone_verify: Arc<PhoneVerify>, hosts: &AllowedHosts) -> Router {
-    let router = Router::new()
-        .route("/api/phone/register", post(register))
-        .route("/api/phone/verify", post(verify))
+    let router = routes()
+        .into_router()
         .with_state(phone_verify)
         .method_not_allowed_fallback(|method: axum::http::Method| async move {
             // DRF's wording, which these clients already show.
@@ -183,11 +194,46 @@ impl From<PhoneVerifyError> for ApiError {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = PhoneVerifySessionToken)]
 struct SessionTokenBody {
+    /// A signed JWT naming the phone number and this code's challenge;
+    /// send it back to `verify`. It expires with the code.
+    #[schema(example = "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJ…")]
     session_token: String,
 }
 
+#[derive(Serialize, ToSchema)]
+#[schema(as = PhoneVerifyValid)]
+struct ValidBody {
+    /// Always `Security code is valid.`
+    #[schema(example = "Security code is valid.")]
+    message: &'static str,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/phone/register",
+    operation_id = "phone_verify_register",
+    tag = TAG,
+    summary = "Send a security code to a phone number",
+    description = "Texts a new security code (6 digits by default) to the number and answers with a \
+        session token. Call it again to resend: the new code replaces the old one.",
+    request_body(content(
+        (RegisterParams = "application/json"),
+        (RegisterParams = "application/x-www-form-urlencoded"),
+    )),
+    responses(
+        (status = 200, description = "The code was sent", body = SessionTokenBody),
+        (status = 400, description = "A missing or invalid phone number (`{\"phone_number\": [\"…\"]}`), \
+            unreadable parameters or a Host not in `security.allowed_hosts` (`{\"detail\": \"…\"}`)",
+            body = BadRequestBody, example = json!({"phone_number": ["This field is required."]})),
+        (status = 429, description = "A rate limit or the SMS budget refuses the send", body = DetailBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 500, description = "The session token could not be signed", body = DetailBody),
+        (status = 503, description = "The database or the rate limiter is unavailable", body = DetailBody),
+    )
+)]
 async fn register(
     State(phone_verify): State<Arc<PhoneVerify>>,
     RequestClient(client): RequestClient,
@@ -201,11 +247,35 @@ async fn register(
     }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/phone/verify",
+    operation_id = "phone_verify_verify",
+    tag = TAG,
+    summary = "Check a security code",
+    description = "Checks the code against the challenge named by the session token, for the same \
+        phone number (in any format). A code is single use, expires, and allows at most 5 wrong tries.",
+    request_body(content(
+        (VerifyParams = "application/json"),
+        (VerifyParams = "application/x-www-form-urlencoded"),
+    )),
+    responses(
+        (status = 200, description = "The code is right", body = ValidBody),
+        (status = 400, description = "A wrong or expired code or too many tries \
+            (`{\"non_field_errors\": [\"…\"]}`), missing or invalid fields (`{\"<field>\": [\"…\"]}`), \
+            unreadable parameters or a Host not allowed (`{\"detail\": \"…\"}`)",
+            body = BadRequestBody, example = json!({"non_field_errors": ["Security code is not valid"]})),
+        (status = 429, description = "A rate limit refuses the check", body = DetailBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "The database, the rate limiter or the code provider is unavailable",
+            body = DetailBody),
+    )
+)]
 async fn verify(
     State(phone_verify): State<Arc<PhoneVerify>>,
     RequestClient(client): RequestClient,
     params: Result<Params, ParamsError>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<ValidBody>, ApiError> {
     let params = params?;
     let (phone, code, token) = (
         params.text("phone_number"),
@@ -218,5 +288,61 @@ async fn verify(
         session_token: token.as_deref(),
     };
     phone_verify.verify(request, &client).await?;
-    Ok(Json(json!({"message": "Security code is valid."})))
+    Ok(Json(ValidBody {
+        message: "Security code is valid.",
+    }))
+}
+
+/// The tag of this surface's operations in the OpenAPI spec.
+const TAG: &str = "phone-verify";
+
+/// This surface's part of the OpenAPI spec.
+#[derive(OpenApi)]
+#[openapi(paths(register, verify))]
+pub(crate) struct Doc;
+
+/// A 400's body: field errors, or a detail about the request as a whole.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+#[schema(as = PhoneVerifyBadRequest)]
+#[expect(dead_code, reason = "it documents the bodies `ApiError` writes")]
+enum BadRequestBody {
+    Fields(FieldErrors),
+    Detail(DetailBody),
+}
+
+/// Messages per field (`non_field_errors` for a failed verification).
+#[derive(Serialize, ToSchema)]
+#[schema(as = PhoneVerifyFieldErrors, example = json!({"non_field_errors": ["Security code is not valid"]}))]
+struct FieldErrors(BTreeMap<String, Vec<String>>);
+
+/// A message about the request as a whole.
+#[derive(Serialize, ToSchema)]
+#[schema(as = PhoneVerifyDetail, example = json!({"detail": "Service temporarily unavailable, try again later."}))]
+struct DetailBody {
+    detail: String,
+}
+
+/// `register`'s parameters.
+#[derive(ToSchema)]
+#[schema(as = PhoneVerifyRegisterRequest, example = json!({"phone_number": "+12063721234"}))]
+#[expect(dead_code, reason = "it documents parameters that `Params` reads")]
+struct RegisterParams {
+    /// The phone number, best with its country code; national numbers are
+    /// read in the configured default region.
+    phone_number: String,
+}
+
+/// `verify`'s parameters.
+#[derive(ToSchema)]
+#[schema(as = PhoneVerifyVerifyRequest)]
+#[expect(dead_code, reason = "it documents parameters that `Params` reads")]
+struct VerifyParams {
+    /// The number the code was sent to, in any format.
+    phone_number: String,
+    /// The code from the SMS.
+    #[schema(schema_with = crate::openapi::integer_or_text)]
+    security_code: String,
+    /// The session token from `register`.
+    session_token: String,
 }

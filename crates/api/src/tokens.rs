@@ -15,7 +15,6 @@ use axum::{
     extract::{Path, State},
     http::StatusCode,
     response::{IntoResponse, Response},
-    routing::{delete, post},
 };
 use phonegate_domain::{
     abuse::Refusal,
@@ -25,13 +24,16 @@ use phonegate_domain::{
         SignInRequest, TokenAuth, Unauthorized,
     },
 };
+use serde::Serialize;
 use serde_json::{Value, json};
+use utoipa::{OpenApi, ToSchema};
 
 use crate::{
     RefusalAnswer,
     client::RequestClient,
     hosts::{self, AllowedHosts},
     params::{Params, ParamsError},
+    routes::{MountedRoute, Routes},
 };
 
 /// This surface's error: a status and the message for `{"error": …}`.
@@ -174,17 +176,6 @@ impl From<IntrospectError> for ApiError {
     }
 }
 
-/// `path` and `path.json`, as Rails routes `(.:format)`.
-fn both<S: Clone + Send + Sync + 'static>(
-    router: Router<S>,
-    path: &str,
-    method: axum::routing::MethodRouter<S>,
-) -> Router<S> {
-    router
-        .route(path, method.clone())
-        .route(&format!("{path}.json"), method)
-}
-
 /// Holds a response back until `floor` has passed since the request came.
 async fn pad(
     axum::extract::State(floor): axum::extract::State<std::time::Duration>,
@@ -197,25 +188,40 @@ async fn pad(
     response
 }
 
+/// Every path and its `.json` twin, as Rails routes `(.:format)`.
+fn routes(reset_floor: Duration) -> Routes<Arc<TokenAuth>> {
+    let padded = Routes::new()
+        .post("/api/v1/tokens/reset", request_reset)
+        .post("/api/v1/tokens/reset.json", request_reset)
+        .route_layer(axum::middleware::from_fn_with_state(reset_floor, pad));
+    Routes::new()
+        .post("/api/v1/tokens", sign_in)
+        .post("/api/v1/tokens.json", sign_in)
+        .merge(padded)
+        .put("/api/v1/tokens/reset", complete_reset)
+        .put("/api/v1/tokens/reset.json", complete_reset)
+        .post("/api/v1/tokens/introspect", introspect)
+        .post("/api/v1/tokens/introspect.json", introspect)
+        .post("/api/v1/settings/send_phone_verification", send_phone_verification)
+        .post("/api/v1/settings/send_phone_verification.json", send_phone_verification)
+        .post("/api/v1/settings/verify_phone", verify_phone)
+        .post("/api/v1/settings/verify_phone.json", verify_phone)
+        // `:user_id(.:format)`: the handler strips a `.json` suffix itself.
+        .delete("/api/v1/tokens/{user_id}", sign_out)
+}
+
+/// The routes [`router`] mounts.
+pub fn mounted() -> Vec<MountedRoute> {
+    routes(Duration::ZERO).table().to_vec()
+}
+
 /// `reset_floor`: the least time a reset request takes to answer. The
 /// work for known and unknown emails is the same, but not to the
 /// microsecond (a known email also writes the reset row); answering no
 /// sooner than this hides what is left.
 pub fn router(token_auth: Arc<TokenAuth>, hosts: &AllowedHosts, reset_floor: std::time::Duration) -> Router {
-    let mut router = Router::new();
-    router = both(router, "/api/v1/tokens", post(sign_in));
-    let request_reset = post(request_reset).layer(axum::middleware::from_fn_with_state(reset_floor, pad));
-    router = both(router, "/api/v1/tokens/reset", request_reset.put(complete_reset));
-    router = both(router, "/api/v1/tokens/introspect", post(introspect));
-    router = both(
-        router,
-        "/api/v1/settings/send_phone_verification",
-        post(send_phone_verification),
-    );
-    router = both(router, "/api/v1/settings/verify_phone", post(verify_phone));
-    // `:user_id(.:format)`: the handler strips a `.json` suffix itself.
-    let router = router
-        .route("/api/v1/tokens/{user_id}", delete(sign_out))
+    let router = routes(reset_floor)
+        .into_router()
         .with_state(token_auth)
         .method_not_allowed_fallback(|| async { ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed") });
     hosts::guard(router, hosts, || {
@@ -223,10 +229,33 @@ pub fn router(token_auth: Arc<TokenAuth>, hosts: &AllowedHosts, reset_floor: std
     })
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/tokens",
+    operation_id = "tokens_sign_in",
+    tag = TAG,
+    summary = "Sign in with email and password",
+    description = "Signs in and issues an opaque token for the device. With `app_id`, the token is the named \
+        application's. Also at `/api/v1/tokens.json`.",
+    request_body(content(
+        (SignInParams = "application/x-www-form-urlencoded"),
+        (SignInParams = "application/json"),
+    )),
+    responses(
+        (status = 200, description = "Signed in", body = SignInBody),
+        (status = 400, description = "The parameters cannot be read", body = ErrorBody),
+        (status = 403, description = "The Host is not in `security.allowed_hosts`", body = ErrorBody),
+        (status = 401, description = "A wrong email or password", body = ErrorBody,
+            example = json!({"error": "Invalid email or password."})),
+        (status = 422, description = "A missing email or password, an unknown `app_id`, or an invalid \
+            `mobile_os` or `device_token`", body = ErrorBody),
+        (status = 503, description = "A dependency is unavailable", body = ErrorBody),
+    )
+)]
 async fn sign_in(
     State(token_auth): State<Arc<TokenAuth>>,
     params: Result<Params, ParamsError>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SignInBody>, ApiError> {
     let params = params?;
     let (email, password, device_token, mobile_os, app_id) = (
         params.text("email"),
@@ -244,21 +273,42 @@ async fn sign_in(
             app_id: app_id.as_deref(),
         })
         .await?;
-    Ok(Json(json!({
-        "token": signed_in.token.expose(),
-        "user_info": {
-            "id": signed_in.user.id.get(),
-            "first_name": signed_in.user.first_name,
-            "last_name": signed_in.user.last_name,
-        }
-    })))
+    Ok(Json(SignInBody {
+        token: signed_in.token.expose().to_owned(),
+        user_info: UserInfo {
+            id: signed_in.user.id.get(),
+            first_name: signed_in.user.first_name,
+            last_name: signed_in.user.last_name,
+        },
+    }))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/tokens/{user_id}",
+    operation_id = "tokens_sign_out",
+    tag = TAG,
+    summary = "Sign out",
+    description = "Revokes the session token of the given user (and forgets the push token if `apn_token` is given).",
+    params(("user_id" = String, Path, description = "The user's id, optionally with `.json` (`/api/v1/tokens/1.json`).")),
+    request_body(content(
+        (SignOutParams = "application/x-www-form-urlencoded"),
+        (SignOutParams = "application/json"),
+    )),
+    responses(
+        (status = 200, description = "Signed out", body = MessageBody,
+            example = json!({"message": "User signed out."})),
+        (status = 400, description = "The parameters cannot be read", body = ErrorBody),
+        (status = 403, description = "The Host is not in `security.allowed_hosts`", body = ErrorBody),
+        (status = 401, description = "A missing or revoked `auth_token`, or another user's", body = ErrorBody),
+        (status = 503, description = "A dependency is unavailable", body = ErrorBody),
+    )
+)]
 async fn sign_out(
     State(token_auth): State<Arc<TokenAuth>>,
     user_id: Result<Path<String>, axum::extract::rejection::PathRejection>,
     params: Result<Params, ParamsError>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<MessageBody>, ApiError> {
     let params = params?;
     let Path(user_id) = user_id.map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "Invalid user id."))?;
     let user_id = user_id.strip_suffix(".json").unwrap_or(&user_id);
@@ -266,28 +316,74 @@ async fn sign_out(
     token_auth
         .sign_out(user_id, auth_token.as_deref(), apn_token.as_deref())
         .await?;
-    Ok(Json(json!({"message": "User signed out."})))
+    Ok(Json(MessageBody {
+        message: "User signed out.",
+    }))
 }
 
 /// The seed's message, typo included: existing clients may compare it.
 const RESET_MESSAGE: &str =
     "Please check the email associated with this account for instructions on how to reset you password";
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/tokens/reset",
+    operation_id = "tokens_request_reset",
+    tag = TAG,
+    summary = "Email password-reset instructions",
+    description = "Emails a reset link if the email has an account; the answer is the same, and no sooner than a \
+        configured floor, either way.",
+    request_body(content(
+        (ResetParams = "application/x-www-form-urlencoded"),
+        (ResetParams = "application/json"),
+    )),
+    responses(
+        (status = 200, description = "Sent, or an unknown email", body = MessageBody),
+        (status = 400, description = "The parameters cannot be read", body = ErrorBody),
+        (status = 403, description = "The Host is not in `security.allowed_hosts`", body = ErrorBody),
+        (status = 422, description = "An invalid email", body = ErrorBody),
+        (status = 429, description = "A rate limit refuses it", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "A dependency is unavailable", body = ErrorBody),
+    )
+)]
 async fn request_reset(
     State(token_auth): State<Arc<TokenAuth>>,
     RequestClient(client): RequestClient,
     params: Result<Params, ParamsError>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<MessageBody>, ApiError> {
     let params = params?;
     let email = params.text("email");
     token_auth.request_password_reset(email.as_deref(), &client).await?;
-    Ok(Json(json!({"message": RESET_MESSAGE})))
+    Ok(Json(MessageBody { message: RESET_MESSAGE }))
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v1/tokens/reset",
+    operation_id = "tokens_complete_reset",
+    tag = TAG,
+    summary = "Set a new password with a reset token",
+    description = "Completes a reset: the token from the email, the new password and its confirmation. The token is \
+        single use; existing sessions end.",
+    request_body(content(
+        (CompleteResetParams = "application/x-www-form-urlencoded"),
+        (CompleteResetParams = "application/json"),
+    )),
+    responses(
+        (status = 200, description = "Changed", body = MessageBody,
+            example = json!({"message": "Your password has been changed."})),
+        (status = 400, description = "The parameters cannot be read", body = ErrorBody),
+        (status = 403, description = "The Host is not in `security.allowed_hosts`", body = ErrorBody),
+        (status = 422, description = "A missing, invalid, used or expired token, or a password that is too \
+            short or does not match its confirmation", body = ErrorBody),
+        (status = 503, description = "A dependency is unavailable", body = ErrorBody),
+    )
+)]
 async fn complete_reset(
     State(token_auth): State<Arc<TokenAuth>>,
     params: Result<Params, ParamsError>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<MessageBody>, ApiError> {
     let params = params?;
     let (token, password, confirmation) = (
         params.text("reset_token"),
@@ -297,35 +393,111 @@ async fn complete_reset(
     token_auth
         .complete_password_reset(token.as_deref(), password.as_deref(), confirmation.as_deref())
         .await?;
-    Ok(Json(json!({"message": "Your password has been changed."})))
+    Ok(Json(MessageBody {
+        message: "Your password has been changed.",
+    }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/settings/send_phone_verification",
+    operation_id = "tokens_send_phone_verification",
+    tag = TAG,
+    summary = "Text a code to verify the user's phone",
+    description = "For a signed-in user: texts a verification code to the phone, e.g. `(123)456-7890` (national numbers \
+        are read in the default region).",
+    request_body(content(
+        (SendPhoneVerificationParams = "application/x-www-form-urlencoded"),
+        (SendPhoneVerificationParams = "application/json"),
+    )),
+    responses(
+        (status = 200, description = "Sent", body = MessageBody, example = json!({"message": "Verification code sent."})),
+        (status = 400, description = "The parameters cannot be read", body = ErrorBody),
+        (status = 403, description = "The Host is not in `security.allowed_hosts`", body = ErrorBody),
+        (status = 401, description = "A missing or revoked `auth_token`", body = ErrorBody),
+        (status = 422, description = "A blank, invalid or taken phone, or one phonegate does not send to",
+            body = ErrorBody),
+        (status = 429, description = "A rate limit refuses it", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "A dependency is unavailable", body = ErrorBody),
+    )
+)]
 async fn send_phone_verification(
     State(token_auth): State<Arc<TokenAuth>>,
     RequestClient(client): RequestClient,
     params: Result<Params, ParamsError>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<MessageBody>, ApiError> {
     let params = params?;
     let (auth_token, phone) = (params.text("auth_token"), params.text("phone"));
     token_auth
         .send_phone_verification(auth_token.as_deref(), phone.as_deref(), &client)
         .await?;
-    Ok(Json(json!({"message": "Verification code sent."})))
+    Ok(Json(MessageBody {
+        message: "Verification code sent.",
+    }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/settings/verify_phone",
+    operation_id = "tokens_verify_phone",
+    tag = TAG,
+    summary = "Confirm the user's phone with the code",
+    description = "For a signed-in user: checks the code texted by `send_phone_verification` (single use, at most 5 \
+        wrong tries) and confirms the phone.",
+    request_body(content(
+        (VerifyPhoneParams = "application/x-www-form-urlencoded"),
+        (VerifyPhoneParams = "application/json"),
+    )),
+    responses(
+        (status = 200, description = "Confirmed", body = MessageBody,
+            example = json!({"message": "Your number was successfully confirmed."})),
+        (status = 400, description = "The parameters cannot be read", body = ErrorBody),
+        (status = 403, description = "The Host is not in `security.allowed_hosts`", body = ErrorBody),
+        (status = 401, description = "A missing or revoked `auth_token`", body = ErrorBody),
+        (status = 422, description = "A blank, wrong or expired code, too many tries, or a taken phone",
+            body = ErrorBody),
+        (status = 429, description = "A rate limit refuses it", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "A dependency is unavailable", body = ErrorBody),
+    )
+)]
 async fn verify_phone(
     State(token_auth): State<Arc<TokenAuth>>,
     RequestClient(client): RequestClient,
     params: Result<Params, ParamsError>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<MessageBody>, ApiError> {
     let params = params?;
     let (auth_token, token) = (params.text("auth_token"), params.text("token"));
     token_auth
         .verify_phone(auth_token.as_deref(), token.as_deref(), &client)
         .await?;
-    Ok(Json(json!({"message": "Your number was successfully confirmed."})))
+    Ok(Json(MessageBody {
+        message: "Your number was successfully confirmed.",
+    }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/tokens/introspect",
+    operation_id = "tokens_introspect",
+    tag = TAG,
+    summary = "Introspect a token (for servers)",
+    description = "RFC 7662 introspection of a user's token (opaque, JWT or access code), authenticated by an \
+        application's `auth_token`.",
+    request_body(content(
+        (IntrospectParams = "application/x-www-form-urlencoded"),
+        (IntrospectParams = "application/json"),
+    )),
+    responses(
+        (status = 200, description = "Whether the token is active, and whose", body = IntrospectionBody),
+        (status = 400, description = "The parameters cannot be read", body = ErrorBody),
+        (status = 403, description = "The Host is not in `security.allowed_hosts`", body = ErrorBody),
+        (status = 401, description = "A missing or unknown application `auth_token`", body = ErrorBody),
+        (status = 422, description = "A missing `token`", body = ErrorBody),
+        (status = 503, description = "A dependency is unavailable", body = ErrorBody),
+    )
+)]
 /// RFC 7662 token introspection, authenticated by an application's auth_token.
 async fn introspect(
     State(token_auth): State<Arc<TokenAuth>>,
@@ -359,4 +531,156 @@ async fn introspect(
         }
     };
     Ok(Json(body))
+}
+
+/// The tag of this surface's operations in the OpenAPI spec.
+pub(crate) const TAG: &str = "tokens";
+
+/// This surface's part of the OpenAPI spec, without the `.json` twins
+/// (`crate::openapi` adds them).
+#[derive(OpenApi)]
+#[openapi(paths(
+    sign_in,
+    sign_out,
+    request_reset,
+    complete_reset,
+    introspect,
+    send_phone_verification,
+    verify_phone
+))]
+pub(crate) struct Doc;
+
+/// This surface's error body.
+#[derive(Serialize, ToSchema)]
+#[schema(as = TokensError, example = json!({"error": "Invalid or missing auth_token."}))]
+struct ErrorBody {
+    error: String,
+}
+
+/// A success message.
+#[derive(Serialize, ToSchema)]
+#[schema(as = TokensMessage)]
+struct MessageBody {
+    message: &'static str,
+}
+
+#[derive(Serialize, ToSchema)]
+#[schema(as = TokensSignIn)]
+struct SignInBody {
+    /// The session token: `auth_token` in later requests.
+    token: String,
+    user_info: UserInfo,
+}
+
+#[derive(Serialize, ToSchema)]
+#[schema(as = TokensUserInfo)]
+struct UserInfo {
+    id: i64,
+    first_name: Option<String>,
+    last_name: Option<String>,
+}
+
+/// RFC 7662's answer; only `active` when the token is not.
+#[derive(Serialize, ToSchema)]
+#[schema(as = TokensIntrospection, example = json!({
+    "active": true, "sub": "1", "user_id": 1, "exp": 1_800_000_000, "iat": 1_790_000_000,
+    "token_type": "opaque", "client_id": "ios-app"
+}))]
+struct IntrospectionBody {
+    active: bool,
+    /// The user id as text.
+    #[schema(nullable = false)]
+    sub: Option<String>,
+    #[schema(nullable = false)]
+    user_id: Option<i64>,
+    /// Expiry, Unix seconds.
+    #[schema(nullable = false)]
+    exp: Option<i64>,
+    /// Issue time, Unix seconds.
+    #[schema(nullable = false)]
+    iat: Option<i64>,
+    /// `opaque`, `jwt` or `access_code`.
+    #[schema(nullable = false)]
+    token_type: Option<String>,
+    /// The application the token was issued through.
+    #[schema(nullable = false)]
+    client_id: Option<String>,
+}
+
+/// Sign-in parameters.
+#[derive(ToSchema)]
+#[schema(as = TokensSignInRequest, example = json!({
+    "email": "admin@example.com", "password": "password", "device_token": "324628746283682634", "mobile_os": "ios"
+}))]
+#[expect(dead_code, reason = "it documents parameters that `Params` reads")]
+struct SignInParams {
+    email: String,
+    password: String,
+    /// The device's unique id, e.g. an iOS UDID.
+    #[schema(nullable = false)]
+    device_token: Option<String>,
+    /// `android` or `ios`.
+    #[schema(nullable = false)]
+    mobile_os: Option<String>,
+    /// The application the user signs in through.
+    #[schema(nullable = false)]
+    app_id: Option<String>,
+}
+
+/// Sign-out parameters.
+#[derive(ToSchema)]
+#[schema(as = TokensSignOutRequest)]
+#[expect(dead_code, reason = "it documents parameters that `Params` reads")]
+struct SignOutParams {
+    auth_token: String,
+    /// A push token to forget.
+    #[schema(nullable = false)]
+    apn_token: Option<String>,
+}
+
+#[derive(ToSchema)]
+#[schema(as = TokensResetRequest, example = json!({"email": "admin@example.com"}))]
+#[expect(dead_code, reason = "it documents parameters that `Params` reads")]
+struct ResetParams {
+    email: String,
+}
+
+#[derive(ToSchema)]
+#[schema(as = TokensCompleteResetRequest)]
+#[expect(dead_code, reason = "it documents parameters that `Params` reads")]
+struct CompleteResetParams {
+    /// The token from the reset email.
+    reset_token: String,
+    password: String,
+    password_confirmation: String,
+}
+
+#[derive(ToSchema)]
+#[schema(as = TokensIntrospectRequest)]
+#[expect(dead_code, reason = "it documents parameters that `Params` reads")]
+struct IntrospectParams {
+    /// The application's auth_token.
+    auth_token: String,
+    /// The user's token to introspect.
+    token: String,
+}
+
+#[derive(ToSchema)]
+#[schema(as = TokensSendPhoneVerificationRequest, example = json!({"auth_token": "2zLJaxqVzKJgQ0XfYIg8Wg", "phone": "(123)456-7890"}))]
+#[expect(dead_code, reason = "it documents parameters that `Params` reads")]
+struct SendPhoneVerificationParams {
+    /// The user's session token.
+    auth_token: String,
+    phone: String,
+}
+
+#[derive(ToSchema)]
+#[schema(as = TokensVerifyPhoneRequest, example = json!({"auth_token": "2zLJaxqVzKJgQ0XfYIg8Wg", "token": "1988"}))]
+#[expect(dead_code, reason = "it documents parameters that `Params` reads")]
+struct VerifyPhoneParams {
+    /// The user's session token.
+    auth_token: String,
+    /// The code texted to the phone.
+    #[schema(schema_with = crate::openapi::integer_or_text)]
+    token: String,
 }

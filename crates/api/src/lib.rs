@@ -31,6 +31,7 @@ use tower_http::{
 use tracing::Level;
 
 mod client;
+pub mod console;
 mod hosts;
 pub mod ops;
 mod params;
@@ -86,6 +87,9 @@ pub struct Services {
     pub tokens: Arc<dyn TokenIssuer>,
     /// What `/metrics` reports.
     pub metrics: ops::MetricSources,
+    /// The console providers' messages, with `sms.provider = "console"`
+    /// only: then `GET /` serves the developer console ([`console`]).
+    pub dev_outbox: Option<Arc<dyn console::DevOutbox>>,
 }
 
 impl std::fmt::Debug for Services {
@@ -105,9 +109,14 @@ pub struct HttpSettings {
     pub reset_response_floor: Duration,
 }
 
-/// The whole HTTP application: every surface and the ops endpoints, with
-/// request ids and request logging.
+/// The whole HTTP application: every surface, the ops endpoints and, with
+/// the console SMS provider, the developer console, with request ids and
+/// request logging.
 pub fn router(services: Services, settings: HttpSettings) -> Router {
+    let console = services
+        .dev_outbox
+        .clone()
+        .map(|outbox| console::router(outbox, &settings.allowed_hosts));
     Router::new()
         .merge(pin_auth::router(services.pin_auth.clone(), &settings.allowed_hosts))
         .merge(phone_verify::router(
@@ -128,6 +137,7 @@ pub fn router(services: Services, settings: HttpSettings) -> Router {
             services.tokens.clone(),
             services.metrics.clone(),
         ))
+        .merge(console.unwrap_or_default())
         .layer(axum::middleware::from_fn_with_state(
             settings.client_ip.clone(),
             client::identify,

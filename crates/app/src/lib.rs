@@ -17,7 +17,10 @@ use phonegate_adapters::{
     sql::{Db, DbOptions, Sealer, SqlStore, migrate},
     twilio::{TwilioClient, TwilioSettings as TwilioClientSettings},
 };
-use phonegate_api::{AllowedHosts, ClientIpSource, HttpSettings, Services};
+use phonegate_api::{
+    AllowedHosts, ClientIpSource, HttpSettings, Services,
+    console::{DevMessage, DevOutbox},
+};
 use phonegate_domain::{
     abuse::{AbuseCounters, AbuseSettings, SendGuard},
     delivery::{MessageTemplates, Messenger},
@@ -84,6 +87,30 @@ pub struct App {
     pub dispatcher: Dispatcher,
     /// Refusals by the rate limits and the SMS-pumping guard.
     pub abuse_counters: Arc<AbuseCounters>,
+}
+
+/// The console providers' messages, for the developer console.
+struct ConsoleOutbox {
+    sms: ConsoleProvider,
+    mail: Option<ConsoleMailer>,
+}
+
+impl DevOutbox for ConsoleOutbox {
+    fn messages(&self) -> Vec<DevMessage> {
+        let texts = self.sms.outbox().into_iter().map(|message| DevMessage {
+            id: format!("phone-{}", message.id),
+            channel: message.channel.to_owned(),
+            to: message.to,
+            body: message.body,
+        });
+        let mails = self.mail.iter().flat_map(ConsoleMailer::outbox).map(|mail| DevMessage {
+            id: format!("mail-{}", mail.id),
+            channel: "mail".to_owned(),
+            to: mail.to,
+            body: format!("{}\n\n{}", mail.subject, mail.text_body),
+        });
+        texts.chain(mails).collect()
+    }
 }
 
 /// Opens the database and applies pending migrations.
@@ -464,6 +491,14 @@ pub async fn build(settings: &Settings, overrides: Overrides) -> anyhow::Result<
                 abuse: abuse_counters.clone(),
                 outbox: dispatcher.clone(),
             },
+            // The developer console shows codes, so it exists only when
+            // no real SMS provider is configured.
+            dev_outbox: console.clone().map(|sms| {
+                Arc::new(ConsoleOutbox {
+                    sms,
+                    mail: console_mail.clone(),
+                }) as Arc<dyn DevOutbox>
+            }),
         },
         HttpSettings {
             allowed_hosts: AllowedHosts::new(settings.security.allowed_hosts.clone()),

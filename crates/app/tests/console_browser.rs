@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 /// The key under which WebDriver returns an element reference.
-const ELEMENT: &str = "element-6066-11e4-a52f-4f0c3d0b0c0d";
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 /// How long the page may take to show what a step produces.
 const STEP_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -168,7 +168,7 @@ impl Browser {
             .await;
         element[ELEMENT]
             .as_str()
-            .unwrap_or_else(|| panic!("no element {css}"))
+            .unwrap_or_else(|| panic!("no element {css}: {element}"))
             .to_owned()
     }
 
@@ -246,11 +246,10 @@ async fn send_code(browser: &Browser, phone: &str, e164: &str, digits: usize) ->
         regex::escape(e164)
     ))
     .unwrap();
-    let code = shape
+    shape
         .captures(&message)
         .unwrap_or_else(|| panic!("unexpected message on the page: {message:?}"))[1]
-        .to_owned();
-    code
+        .to_owned()
 }
 
 async fn verify(browser: &Browser, code: &str) -> String {

@@ -19,6 +19,9 @@ use crate::sms::ConsoleEcho;
 /// An email the console mailer "sent".
 #[derive(Clone, PartialEq, Eq)]
 pub struct SentMail {
+    /// Its place in this mailer's sequence (1, 2, …), as
+    /// [`crate::sms::OutboxMessage::id`].
+    pub id: u64,
     pub to: String,
     pub subject: String,
     pub text_body: String,
@@ -27,6 +30,7 @@ pub struct SentMail {
 impl std::fmt::Debug for SentMail {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SentMail")
+            .field("id", &self.id)
             .field("to", &self.to)
             .field("subject", &self.subject)
             .field("text_body", &"[redacted]")
@@ -58,24 +62,23 @@ impl ConsoleMailer {
 #[async_trait]
 impl Mailer for ConsoleMailer {
     async fn send(&self, mail: &OutgoingMail) -> Result<(), DeliveryError> {
-        let sent = SentMail {
-            to: mail.to.as_str().to_owned(),
-            subject: mail.subject.clone(),
-            text_body: mail.text_body.expose_secret().to_owned(),
-        };
+        let (to, text_body) = (mail.to.as_str(), mail.text_body.expose_secret());
         if self.echo == ConsoleEcho::Stdout {
             let mut out = std::io::stdout().lock();
-            let _ = writeln!(
-                out,
-                "[console mail] to {} — {}\n{}",
-                sent.to, sent.subject, sent.text_body
-            );
+            let _ = writeln!(out, "[console mail] to {to} — {}\n{text_body}", mail.subject);
         }
         if let Ok(mut outbox) = self.outbox.lock() {
+            // As in the SMS console: the newest mail has the highest id.
+            let id = outbox.last().map_or(1, |last| last.id + 1);
             if outbox.len() >= 1000 {
                 outbox.remove(0);
             }
-            outbox.push(sent);
+            outbox.push(SentMail {
+                id,
+                to: to.to_owned(),
+                subject: mail.subject.clone(),
+                text_body: text_body.to_owned(),
+            });
         }
         Ok(())
     }

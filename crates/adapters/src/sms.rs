@@ -13,6 +13,10 @@ use secrecy::ExposeSecret as _;
 /// A message the console provider "sent".
 #[derive(Clone, PartialEq, Eq)]
 pub struct OutboxMessage {
+    /// Its place in this provider's sequence (1, 2, …): it tells a message
+    /// from an earlier one with the same text, so the developer console can
+    /// wait for the next message to a number.
+    pub id: u64,
     /// `sms` or `call`.
     pub channel: &'static str,
     pub to: String,
@@ -23,6 +27,7 @@ pub struct OutboxMessage {
 impl std::fmt::Debug for OutboxMessage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OutboxMessage")
+            .field("id", &self.id)
             .field("channel", &self.channel)
             .field("to", &self.to)
             .field("body", &"[redacted]")
@@ -73,21 +78,24 @@ impl ConsoleProvider {
     }
 
     fn record(&self, channel: &'static str, to: &str, body: &str) {
-        let entry = OutboxMessage {
-            channel,
-            to: to.to_owned(),
-            body: body.to_owned(),
-        };
         if self.echo == ConsoleEcho::Stdout {
             let mut out = std::io::stdout().lock();
             // A closed stdout must not fail the request: the outbox still has it.
-            let _ = writeln!(out, "[console {channel}] to {}: {}", entry.to, entry.body);
+            let _ = writeln!(out, "[console {channel}] to {to}: {body}");
         }
         if let Ok(mut outbox) = self.outbox.lock() {
+            // The newest message has the highest id, and eviction removes
+            // only the oldest, so ids keep growing.
+            let id = outbox.last().map_or(1, |last| last.id + 1);
             if outbox.len() >= OUTBOX_CAPACITY {
                 outbox.remove(0);
             }
-            outbox.push(entry);
+            outbox.push(OutboxMessage {
+                id,
+                channel,
+                to: to.to_owned(),
+                body: body.to_owned(),
+            });
         }
         tracing::debug!(channel, to, "console provider: message kept in the dev outbox");
     }

@@ -34,19 +34,38 @@ impl AllowedHosts {
         if self.0.is_empty() {
             return true;
         }
-        let host = headers
-            .get(HOST)
-            .and_then(|value| value.to_str().ok())
-            .or_else(|| uri.authority().map(|authority| authority.as_str()));
-        let Some(host) = host else {
+        let Some(host) = request_host(headers, uri) else {
             return false;
         };
-        let host = strip_port(host.trim()).to_ascii_lowercase();
         self.0.iter().any(|allowed| match allowed.strip_prefix('.') {
             Some(domain) => host == domain || host.strip_suffix(domain).is_some_and(|sub| sub.ends_with('.')),
             None => host == *allowed,
         })
     }
+
+    /// Like [`Self::permits`], except that an empty list permits only
+    /// loopback names (`localhost` and its subdomains, `127.0.0.0/8`,
+    /// `[::1]`): for the developer console, which shows codes.
+    pub fn permits_or_loopback(&self, headers: &HeaderMap, uri: &Uri) -> bool {
+        if !self.0.is_empty() {
+            return self.permits(headers, uri);
+        }
+        request_host(headers, uri).is_some_and(|host| {
+            host == "localhost"
+                || host.ends_with(".localhost")
+                || host == "[::1]"
+                || host.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
+        })
+    }
+}
+
+/// The request's host name, lowercase and without its port.
+fn request_host(headers: &HeaderMap, uri: &Uri) -> Option<String> {
+    let host = headers
+        .get(HOST)
+        .and_then(|value| value.to_str().ok())
+        .or_else(|| uri.authority().map(|authority| authority.as_str()))?;
+    Some(strip_port(host.trim()).to_ascii_lowercase())
 }
 
 /// Refuses requests whose Host is not allowed with `refusal()`, the

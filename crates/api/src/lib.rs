@@ -32,6 +32,7 @@ use tower_http::{
 use tracing::Level;
 
 mod client;
+pub mod console;
 mod hosts;
 pub mod metrics;
 pub mod openapi;
@@ -58,6 +59,9 @@ pub fn mounted_routes() -> Vec<MountedRoute> {
         tokens::mounted(),
         ops::mounted(),
         openapi::mounted(),
+        // Mounted only with the console SMS provider, but part of the API
+        // that a development setup serves, so the spec names it too.
+        console::mounted(),
     ]
     .concat()
 }
@@ -106,6 +110,9 @@ pub struct Services {
     pub tokens: Arc<dyn TokenIssuer>,
     /// What `/metrics` reports.
     pub metrics: ops::MetricSources,
+    /// The console providers' messages, with `sms.provider = "console"`
+    /// only: then `GET /` serves the developer console ([`console`]).
+    pub dev_outbox: Option<Arc<dyn console::DevOutbox>>,
 }
 
 impl std::fmt::Debug for Services {
@@ -125,9 +132,14 @@ pub struct HttpSettings {
     pub reset_response_floor: Duration,
 }
 
-/// The whole HTTP application: every surface and the ops endpoints, with
-/// request ids and request logging.
+/// The whole HTTP application: every surface, the ops endpoints and, with
+/// the console SMS provider, the developer console, with request ids and
+/// request logging.
 pub fn router(services: Services, settings: HttpSettings) -> Router {
+    let console = services
+        .dev_outbox
+        .clone()
+        .map(|outbox| console::router(outbox, &settings.allowed_hosts));
     Router::new()
         .merge(pin_auth::router(services.pin_auth.clone(), &settings.allowed_hosts))
         .merge(phone_verify::router(
@@ -149,6 +161,7 @@ pub fn router(services: Services, settings: HttpSettings) -> Router {
             services.metrics.clone(),
         ))
         .merge(openapi::router())
+        .merge(console.unwrap_or_default())
         // Added with `layer`, which wraps each route, so the middleware sees
         // the matched route template.
         .layer(axum::middleware::from_fn_with_state(

@@ -28,7 +28,7 @@ use utoipa::{
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
 use crate::{
-    ops, phone_login, phone_verify, pin_auth,
+    console, ops, phone_login, phone_verify, pin_auth,
     routes::{MountedRoute, Routes},
     tokens,
 };
@@ -63,6 +63,7 @@ pub const DOCS_PATH: &str = "/docs";
             reset by email, phone verification of a signed-in user, and token introspection for servers. \
             Every path also answers with a `.json` suffix. Errors: `{\"error\": \"…\"}`."),
         (name = "ops", description = "Liveness, readiness, metrics, the JWKS and this document."),
+        (name = "console", description = "The developer console, served only with the console SMS provider."),
     )
 )]
 struct ApiDoc;
@@ -95,6 +96,7 @@ pub fn spec() -> utoipa::openapi::OpenApi {
         phone_login::Doc::openapi(),
         tokens::Doc::openapi(),
         ops::Doc::openapi(),
+        console::Doc::openapi(),
     ] {
         spec.merge(part);
     }

@@ -19,6 +19,7 @@ use phonegate_adapters::{
 };
 use phonegate_api::{
     AllowedHosts, ClientIpSource, HttpSettings, Services,
+    console::{DevMessage, DevOutbox},
     metrics::{DeliveryProviders, Registry},
 };
 use phonegate_domain::{
@@ -95,6 +96,30 @@ pub struct App {
     /// Deliveries, verifications, provider calls and HTTP requests, as
     /// `/metrics` reports them.
     pub metrics: Arc<Registry>,
+}
+
+/// The console providers' messages, for the developer console.
+struct ConsoleOutbox {
+    sms: ConsoleProvider,
+    mail: Option<ConsoleMailer>,
+}
+
+impl DevOutbox for ConsoleOutbox {
+    fn messages(&self) -> Vec<DevMessage> {
+        let texts = self.sms.outbox().into_iter().map(|message| DevMessage {
+            id: format!("phone-{}", message.id),
+            channel: message.channel.to_owned(),
+            to: message.to,
+            body: message.body,
+        });
+        let mails = self.mail.iter().flat_map(ConsoleMailer::outbox).map(|mail| DevMessage {
+            id: format!("mail-{}", mail.id),
+            channel: "mail".to_owned(),
+            to: mail.to,
+            body: format!("{}\n\n{}", mail.subject, mail.text_body),
+        });
+        texts.chain(mails).collect()
+    }
 }
 
 /// Opens the database and applies pending migrations.
@@ -518,6 +543,14 @@ pub async fn build(settings: &Settings, overrides: Overrides) -> anyhow::Result<
             outbox: dispatcher.clone(),
             registry: registry.clone(),
         },
+        // The developer console shows codes, so it exists only when no
+        // real SMS provider is configured.
+        dev_outbox: console.clone().map(|sms| {
+            Arc::new(ConsoleOutbox {
+                sms,
+                mail: console_mail.clone(),
+            }) as Arc<dyn DevOutbox>
+        }),
     };
     let router = phonegate_api::router(
         services.clone(),

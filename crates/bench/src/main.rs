@@ -837,14 +837,22 @@ async fn run(options: &Options) -> anyhow::Result<ExitCode> {
             .filter(|row| row.flow == flow)
             .map(|row| (row.clients, row.rps))
             .collect();
-        series.push((flow.to_owned(), false, points));
+        series.push(report::Series {
+            name: flow.to_owned(),
+            dashed: false,
+            points,
+        });
         let ceiling: Vec<(usize, f64)> = ceilings
             .iter()
             .filter(|(f, _, _)| f.name() == flow)
             .map(|(_, clients, row)| (*clients, row.rps))
             .collect();
         if !ceiling.is_empty() {
-            series.push((format!("{flow} db ceiling"), true, ceiling));
+            series.push(report::Series {
+                name: format!("{flow} db ceiling"),
+                dashed: true,
+                points: ceiling,
+            });
         }
     }
     std::fs::write(options.out.join("latest.svg"), report::chart(&series))?;

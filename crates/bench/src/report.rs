@@ -125,24 +125,31 @@ const COLOURS: [&str; 8] = [
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
 ];
 
+/// One line of the chart.
+#[derive(Debug, Clone)]
+pub struct Series {
+    pub name: String,
+    /// Ceilings are dashed.
+    pub dashed: bool,
+    /// (clients, requests/s).
+    pub points: Vec<(usize, f64)>,
+}
+
 /// Throughput against concurrency, one line per series, on a log-scaled
-/// client axis. `series` are (name, dashed, points of (clients, req/s)).
-pub fn chart(series: &[(String, bool, Vec<(usize, f64)>)]) -> String {
+/// client axis.
+pub fn chart(series: &[Series]) -> String {
     let (width, height, left, right, top, bottom) = (760.0, 440.0, 70.0, 190.0, 30.0, 50.0);
     let plot_w = width - left - right;
     let plot_h = height - top - bottom;
     let clients: Vec<usize> = {
-        let mut all: Vec<usize> = series
-            .iter()
-            .flat_map(|(_, _, points)| points.iter().map(|p| p.0))
-            .collect();
+        let mut all: Vec<usize> = series.iter().flat_map(|line| line.points.iter().map(|p| p.0)).collect();
         all.sort_unstable();
         all.dedup();
         all
     };
     let max_rps = series
         .iter()
-        .flat_map(|(_, _, points)| points.iter().map(|p| p.1))
+        .flat_map(|line| line.points.iter().map(|p| p.1))
         .fold(1.0_f64, f64::max)
         * 1.1;
     let (min_log, max_log) = (
@@ -188,7 +195,7 @@ pub fn chart(series: &[(String, bool, Vec<(usize, f64)>)]) -> String {
         left + plot_w / 2.0,
         height - 10.0
     );
-    for (index, (name, dashed, points)) in series.iter().enumerate() {
+    for (index, Series { name, dashed, points }) in series.iter().enumerate() {
         let colour = COLOURS[index / 2 % COLOURS.len()];
         let path: Vec<String> = points
             .iter()
@@ -251,8 +258,16 @@ mod tests {
     #[test]
     fn the_chart_is_an_svg_with_one_line_per_series() {
         let svg = chart(&[
-            ("pin-auth".into(), false, vec![(1, 10.0), (8, 50.0)]),
-            ("pin-auth db".into(), true, vec![(1, 20.0), (8, 90.0)]),
+            Series {
+                name: "pin-auth".into(),
+                dashed: false,
+                points: vec![(1, 10.0), (8, 50.0)],
+            },
+            Series {
+                name: "pin-auth db".into(),
+                dashed: true,
+                points: vec![(1, 20.0), (8, 90.0)],
+            },
         ]);
         assert!(svg.starts_with("<svg"));
         assert_eq!(svg.matches("<polyline").count(), 2);

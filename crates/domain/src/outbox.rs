@@ -424,6 +424,19 @@ mod tests {
 
     /// An outbox holding `messages`, recording every finish.
     fn outbox(messages: Vec<OutboxMessage>, finished: Arc<Mutex<Vec<(i64, DeliveryOutcome)>>>) -> MockOutboxStore {
+        let mut outbox = claims(messages);
+        outbox.expect_extend_lease().returning(|_, lease, _| Ok(lease == 77));
+        outbox.expect_finish().returning(move |id, lease, outcome, _| {
+            assert_eq!(lease, 77, "finishes under the claim's lease");
+            finished.lock().unwrap().push((id, outcome));
+            Ok(())
+        });
+        outbox
+    }
+
+    /// An outbox whose claims hand out `messages` (ids 1, 2, …; lease 77),
+    /// with no other expectations.
+    fn claims(messages: Vec<OutboxMessage>) -> MockOutboxStore {
         let mut outbox = MockOutboxStore::new();
         let queue = Mutex::new(messages);
         outbox.expect_claim_due().returning(move |_, _, limit| {
@@ -439,12 +452,6 @@ mod tests {
                     message,
                 })
                 .collect())
-        });
-        outbox.expect_extend_lease().returning(|_, lease, _| Ok(lease == 77));
-        outbox.expect_finish().returning(move |id, lease, outcome, _| {
-            assert_eq!(lease, 77, "finishes under the claim's lease");
-            finished.lock().unwrap().push((id, outcome));
-            Ok(())
         });
         outbox
     }
@@ -485,22 +492,7 @@ mod tests {
                 sms_message(&world, Duration::from_secs(300)),
                 sms_message(&world, Duration::from_secs(300)),
             ];
-            let mut outbox = MockOutboxStore::new();
-            let queue = Mutex::new(messages);
-            outbox.expect_claim_due().returning(move |_, _, limit| {
-                let mut queue = queue.lock().unwrap();
-                let take = queue.len().min(limit as usize);
-                Ok(queue
-                    .drain(..take)
-                    .enumerate()
-                    .map(|(i, message)| ClaimedMessage {
-                        id: i as i64 + 1,
-                        lease: 77,
-                        attempts: 0,
-                        message,
-                    })
-                    .collect())
-            });
+            let mut outbox = claims(messages);
             // The first delivery starts on a fresh claim; the second one
             // takes five seconds, so the third renews first, and finds the
             // lease lost to another dispatcher.

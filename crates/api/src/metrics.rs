@@ -36,16 +36,22 @@ pub struct DeliveryProviders {
     pub mail: &'static str,
 }
 
-/// A family of counters with the same label names.
+/// A family of series with the same label names: one value per set of
+/// label values.
 #[derive(Debug)]
-struct Counters {
+struct Family<V> {
     name: &'static str,
     help: &'static str,
     labels: &'static [&'static str],
-    values: Mutex<BTreeMap<Vec<String>, u64>>,
+    values: Mutex<BTreeMap<Vec<String>, V>>,
 }
 
-impl Counters {
+/// Counters with the same label names.
+type Counters = Family<u64>;
+/// Latency histograms with the same label names.
+type Histograms = Family<Histogram>;
+
+impl<V: Default> Family<V> {
     const fn new(name: &'static str, help: &'static str, labels: &'static [&'static str]) -> Self {
         Self {
             name,
@@ -55,22 +61,32 @@ impl Counters {
         }
     }
 
-    fn inc(&self, labels: &[&str]) {
+    /// Applies `change` to the value of `labels`, created at its default.
+    fn update(&self, labels: &[&str], change: impl FnOnce(&mut V)) {
         debug_assert_eq!(labels.len(), self.labels.len(), "{}", self.name);
         if let Ok(mut values) = self.values.lock() {
-            *values
-                .entry(labels.iter().map(|&value| value.to_owned()).collect())
-                .or_default() += 1;
+            change(
+                values
+                    .entry(labels.iter().map(|&value| value.to_owned()).collect())
+                    .or_default(),
+            );
         }
     }
 
-    fn get(&self, labels: &[&str]) -> u64 {
+    /// Reads the value of `labels` with `read`, if there is one.
+    fn read<R>(&self, labels: &[&str], read: impl FnOnce(&V) -> R) -> Option<R> {
         let key: Vec<String> = labels.iter().map(|&value| value.to_owned()).collect();
-        self.values
-            .lock()
-            .ok()
-            .and_then(|values| values.get(&key).copied())
-            .unwrap_or(0)
+        self.values.lock().ok()?.get(&key).map(read)
+    }
+}
+
+impl Counters {
+    fn inc(&self, labels: &[&str]) {
+        self.update(labels, |value| *value += 1);
+    }
+
+    fn get(&self, labels: &[&str]) -> u64 {
+        self.read(labels, |value| *value).unwrap_or(0)
     }
 
     fn render(&self, out: &mut String) {
@@ -96,47 +112,20 @@ struct Histogram {
     count: u64,
 }
 
-/// A family of histograms with the same label names.
-#[derive(Debug)]
-struct Histograms {
-    name: &'static str,
-    help: &'static str,
-    labels: &'static [&'static str],
-    values: Mutex<BTreeMap<Vec<String>, Histogram>>,
-}
-
 impl Histograms {
-    const fn new(name: &'static str, help: &'static str, labels: &'static [&'static str]) -> Self {
-        Self {
-            name,
-            help,
-            labels,
-            values: Mutex::new(BTreeMap::new()),
-        }
-    }
-
     fn observe(&self, labels: &[&str], elapsed: Duration) {
-        debug_assert_eq!(labels.len(), self.labels.len(), "{}", self.name);
         let seconds = elapsed.as_secs_f64();
-        if let Ok(mut values) = self.values.lock() {
-            let histogram = values
-                .entry(labels.iter().map(|&value| value.to_owned()).collect())
-                .or_default();
+        self.update(labels, |histogram| {
             if let Some(bucket) = BUCKETS.iter().position(|&bound| seconds <= bound) {
                 histogram.buckets[bucket] += 1;
             }
             histogram.sum += seconds;
             histogram.count += 1;
-        }
+        });
     }
 
     fn count(&self, labels: &[&str]) -> u64 {
-        let key: Vec<String> = labels.iter().map(|&value| value.to_owned()).collect();
-        self.values
-            .lock()
-            .ok()
-            .and_then(|values| values.get(&key).map(|histogram| histogram.count))
-            .unwrap_or(0)
+        self.read(labels, |histogram| histogram.count).unwrap_or(0)
     }
 
     fn render(&self, out: &mut String) {

@@ -271,6 +271,41 @@ async fn housekeeping_purges_what_is_done_and_keeps_what_is_live(backend: TestBa
     );
 }
 
+/// Racing issuers for one phone, each queuing its message: every issue that
+/// succeeded queued exactly its own message (a write that lost the race to
+/// the unique index of live challenges wrote nothing before it was run
+/// again), and one challenge is left live.
+async fn racing_issuers_each_queue_exactly_one_message(backend: TestBackend) {
+    use phonegate_domain::otp::AttemptOutcome;
+    let (_database, store) = store(backend).await;
+    let store = Arc::new(store);
+    let tasks: Vec<_> = (0..8u32)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut racing = challenge(i, NOW);
+                racing.phone = phone(0);
+                store.replace_live(racing, sms(i, NOW)).await
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    let claimed = store.claim_due(NOW, LEASE, 100).await.unwrap();
+    let bodies: HashSet<String> = claimed.iter().map(|m| body(&m.message.envelope)).collect();
+    assert_eq!(claimed.len(), 8, "one message per issue, none twice");
+    assert_eq!(bodies.len(), 8);
+    let mut live = 0;
+    for i in 0..8u32 {
+        let lookup = SecretHash::from_bytes(i.to_be_bytes().repeat(8));
+        if let AttemptOutcome::Spent(_) = store.spend_attempt(&lookup, NOW).await.unwrap() {
+            live += 1;
+        }
+    }
+    assert_eq!(live, 1);
+}
+
 on_both_backends!(
     a_queued_message_is_claimed_once_and_then_sent,
     a_dead_dispatchers_message_is_taken_over_when_its_lease_ends,
@@ -278,4 +313,5 @@ on_both_backends!(
     payloads_are_sealed_at_rest,
     concurrent_dispatchers_claim_each_message_exactly_once,
     housekeeping_purges_what_is_done_and_keeps_what_is_live,
+    racing_issuers_each_queue_exactly_one_message,
 );

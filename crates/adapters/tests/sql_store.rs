@@ -406,7 +406,33 @@ async fn access_codes_are_found_by_hash(backend: TestBackend) {
     assert!(store.find_access_code(&hash(8)).await.unwrap().is_none());
 }
 
+/// With the profile cache on, a profile is served from memory, yet this
+/// store's own writes to it show at once: a permission granted, a phone
+/// verified on the tokens surface.
+async fn cached_profiles_show_the_stores_own_writes_at_once(backend: TestBackend) {
+    use phonegate_domain::ports::AccountStore;
+    let (_database, store) = store(backend).await;
+    let store = store.with_profile_cache(Duration::from_secs(3600));
+    let user = new_user(&store, "+85251224538", 1).await;
+    let before = store.profile(user).await.unwrap().unwrap();
+    assert!(before.permissions.is_empty());
+    store.grant_permission(user, "admin").await.unwrap();
+    let after = store.profile(user).await.unwrap().unwrap();
+    assert_eq!(after.permissions.len(), 1, "the grant forgot the cached profile");
+    store
+        .set_verified_phone(user, &phone("+85261234567"), NOW)
+        .await
+        .unwrap();
+    let moved = store.profile(user).await.unwrap().unwrap();
+    assert_eq!(moved.user.phone.unwrap().as_str(), "+85261234567");
+    assert!(
+        store.profile(UserId::new(987_654)).await.unwrap().is_none(),
+        "no user, nothing cached"
+    );
+}
+
 on_both_backends!(
+    cached_profiles_show_the_stores_own_writes_at_once,
     a_lookup_hash_can_be_reissued_for_the_same_phone,
     racing_issuers_leave_exactly_one_live_challenge,
     a_verified_phone_is_one_user,

@@ -345,7 +345,7 @@ fn null_provider(settings: &Settings) -> anyhow::Result<NullProvider> {
 pub async fn build(settings: &Settings, overrides: Overrides) -> anyhow::Result<App> {
     let clock = overrides.clock.clone();
     let db = open_database(settings, clock.as_ref()).await?;
-    let store = SqlStore::new(db);
+    let store = SqlStore::new(db).with_profile_cache(Duration::from_millis(settings.database.profile_cache_ms));
     let random: Arc<dyn RandomSource> = Arc::new(OsRandom);
     let test_numbers = Arc::new(test_numbers(settings)?);
 

@@ -118,6 +118,9 @@ pub struct DatabaseSettings {
     /// secret and never logged.
     pub url: SecretString,
     pub max_connections: u32,
+    /// How long a user profile read from the database is served from
+    /// memory (0 turns that off); see `SqlStore::with_profile_cache`.
+    pub profile_cache_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

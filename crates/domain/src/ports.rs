@@ -172,7 +172,9 @@ pub trait UserStore: Send + Sync {
     async fn find_by_phone(&self, phone: &PhoneNumber) -> Result<Option<User>, StoreError>;
 
     /// The user `id` with addresses and permissions, or `None` if there is no
-    /// such user.
+    /// such user. An implementation may serve it from a short-lived cache:
+    /// it then reflects its own writes at once, and writes made elsewhere
+    /// (another instance) within the cache's lifetime.
     async fn profile(&self, id: UserId) -> Result<Option<UserProfile>, StoreError>;
 
     /// Creates `user` (and its address, if any) and stores `challenge` for

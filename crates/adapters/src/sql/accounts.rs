@@ -143,6 +143,7 @@ impl AccountStore for SqlStore {
             .to_owned();
         // The unique index on users.phone refuses a phone of another user.
         self.db().run().execute(&update).await.map_err(account_error)?;
+        self.profile_changed(user);
         Ok(())
     }
 

@@ -5,6 +5,7 @@ pub mod db;
 mod housekeeping;
 mod migrate;
 mod outbox;
+mod profile_cache;
 mod schema;
 mod store;
 

@@ -206,22 +206,42 @@ pub(super) async fn insert_outgoing(
     outgoing: Outgoing,
     now: Timestamp,
 ) -> Result<bool, StoreError> {
-    let (message, state) = match outgoing {
-        Outgoing::Nothing => return Ok(false),
-        // Sealed and written exactly like a real message, never read.
-        Outgoing::Decoy(message) => (message, state::DECOY),
-        Outgoing::Message(message) => (message, state::PENDING),
-    };
-    let row = SealedRow::seal(sealer, &message, state, now)?;
-    insert_row(tx, &row).await?;
+    match SealedRow::of(sealer, outgoing, now)? {
+        Some(row) => insert_sealed(tx, &row).await,
+        None => Ok(false),
+    }
+}
+
+/// Writes `row` inside `tx`; true if a dispatcher should be woken once the
+/// transaction has committed.
+pub(super) async fn insert_sealed(tx: &mut Tx, row: &SealedRow) -> Result<bool, StoreError> {
+    let insert = Query::insert()
+        .into_table(Outbox::Table)
+        .columns(OUTBOX_COLUMNS)
+        .values_panic(row.values())
+        .to_owned();
+    tx.run().execute(&insert).await.map_err(store_error)?;
     // On Postgres, a trigger on the outbox notifies the listeners of every
     // instance when (and only if) the transaction commits (migration 0005):
     // no extra round trip. Decoys notify too; a spurious wake is harmless.
-    Ok(state == state::PENDING)
+    Ok(row.wakes())
 }
 
+/// The columns an outbox row is written with, in the order of
+/// [`SealedRow::values`].
+pub(super) const OUTBOX_COLUMNS: [Outbox; 8] = [
+    Outbox::Kind,
+    Outbox::Purpose,
+    Outbox::State,
+    Outbox::Payload,
+    Outbox::Attempts,
+    Outbox::NextAttemptAt,
+    Outbox::NotAfter,
+    Outbox::CreatedAt,
+];
+
 /// A row ready to be written.
-struct SealedRow {
+pub(super) struct SealedRow {
     kind: &'static str,
     purpose: &'static str,
     state: &'static str,
@@ -231,6 +251,16 @@ struct SealedRow {
 }
 
 impl SealedRow {
+    /// The row `outgoing` is written as, sealed; `None` for nothing to write.
+    pub(super) fn of(sealer: &Sealer, outgoing: Outgoing, now: Timestamp) -> Result<Option<Self>, StoreError> {
+        match outgoing {
+            Outgoing::Nothing => Ok(None),
+            // Sealed and written exactly like a real message, never read.
+            Outgoing::Decoy(message) => Self::seal(sealer, &message, state::DECOY, now).map(Some),
+            Outgoing::Message(message) => Self::seal(sealer, &message, state::PENDING, now).map(Some),
+        }
+    }
+
     fn seal(sealer: &Sealer, message: &OutboxMessage, state: &'static str, now: Timestamp) -> Result<Self, StoreError> {
         let decoy = state == state::DECOY;
         let kind = if decoy { "decoy" } else { message.envelope.kind() };
@@ -245,34 +275,25 @@ impl SealedRow {
             not_after: if decoy { now } else { message.not_after }.unix_millis(),
         })
     }
-}
 
-async fn insert_row(tx: &mut Tx, row: &SealedRow) -> Result<(), StoreError> {
-    let insert = Query::insert()
-        .into_table(Outbox::Table)
-        .columns([
-            Outbox::Kind,
-            Outbox::Purpose,
-            Outbox::State,
-            Outbox::Payload,
-            Outbox::Attempts,
-            Outbox::NextAttemptAt,
-            Outbox::NotAfter,
-            Outbox::CreatedAt,
-        ])
-        .values_panic([
-            row.kind.into(),
-            row.purpose.into(),
-            row.state.into(),
-            row.payload.clone().into(),
+    /// The row's values, in the order of [`OUTBOX_COLUMNS`].
+    pub(super) fn values(&self) -> [Expr; 8] {
+        [
+            self.kind.into(),
+            self.purpose.into(),
+            self.state.into(),
+            self.payload.clone().into(),
             0i32.into(),
-            row.created_at.into(),
-            row.not_after.into(),
-            row.created_at.into(),
-        ])
-        .to_owned();
-    tx.run().execute(&insert).await.map_err(store_error)?;
-    Ok(())
+            self.created_at.into(),
+            self.not_after.into(),
+            self.created_at.into(),
+        ]
+    }
+
+    /// Whether a dispatcher has something to deliver once the row commits.
+    pub(super) fn wakes(&self) -> bool {
+        self.state == state::PENDING
+    }
 }
 
 /// Wakes the dispatchers of this process.
@@ -331,8 +352,8 @@ impl OutboxStore for SqlStore {
         // reset and its email) in one transaction: so does this.
         let row = SealedRow::seal(self.sealer(), &decoy, state::DECOY, now)?;
         let mut tx = self.db().begin().await.map_err(store_error)?;
-        insert_row(&mut tx, &row).await?;
-        insert_row(&mut tx, &row).await?;
+        insert_sealed(&mut tx, &row).await?;
+        insert_sealed(&mut tx, &row).await?;
         tx.commit().await.map_err(store_error)
     }
 

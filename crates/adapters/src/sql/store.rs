@@ -17,12 +17,16 @@ use phonegate_domain::{
     time::Timestamp,
     user::{Address, NewUser, Permission, User, UserId, UserProfile},
 };
-use sea_query::{Cond, Expr, ExprTrait as _, InsertStatement, OnConflict, Order, Query, UpdateStatement};
+use sea_query::{
+    Alias, CommonTableExpression, Cond, Expr, ExprTrait as _, InsertStatement, OnConflict, Order, Query,
+    SubQueryStatement, UpdateStatement, WithClause, WithQuery,
+};
 
 use super::{
-    db::{Db, is_unique_violation, store_error},
-    outbox::{OutboxSignal, Sealer, insert_outgoing},
-    schema::{AccessCodes, Addresses, Devices, OtpChallenges, Permissions, ServerSecrets, Users, state},
+    db::{Backend, Db, is_unique_violation, store_error},
+    outbox::{OUTBOX_COLUMNS, OutboxSignal, SealedRow, Sealer, insert_outgoing, insert_sealed},
+    profile_cache::ProfileCache,
+    schema::{AccessCodes, Addresses, Devices, OtpChallenges, Outbox, Permissions, ServerSecrets, Users, state},
 };
 
 /// The SQL implementation of every store port.
@@ -31,6 +35,7 @@ pub struct SqlStore {
     db: Db,
     sealer: Sealer,
     signal: OutboxSignal,
+    profiles: ProfileCache,
 }
 
 impl SqlStore {
@@ -42,11 +47,27 @@ impl SqlStore {
             db,
             sealer: Sealer::ephemeral(),
             signal: OutboxSignal::default(),
+            profiles: ProfileCache::new(std::time::Duration::ZERO),
         }
     }
 
     pub fn with_sealer(self, sealer: Sealer) -> Self {
         Self { sealer, ..self }
+    }
+
+    /// Keeps each profile read for `ttl` (see `ProfileCache`: this
+    /// process's own writes are seen at once, other instances' within
+    /// `ttl`). Zero, the default, reads every profile from the database.
+    pub fn with_profile_cache(self, ttl: std::time::Duration) -> Self {
+        Self {
+            profiles: ProfileCache::new(ttl),
+            ..self
+        }
+    }
+
+    /// Forgets the cached profile of `user`, after a write to it committed.
+    pub(super) fn profile_changed(&self, user: UserId) {
+        self.profiles.forget(user);
     }
 
     pub fn db(&self) -> &Db {
@@ -68,6 +89,55 @@ impl SqlStore {
         if queued {
             self.signal.wake();
         }
+    }
+
+    /// The profile of `id` from the database.
+    async fn read_profile(&self, id: UserId) -> Result<Option<UserProfile>, StoreError> {
+        // One round trip for the user, their addresses and their permissions:
+        // every authenticated read (current_user_profile, pin-auth's verify)
+        // needs all three.
+        let parts: Vec<ProfilePart> = self.db.run().fetch_all(&profile_query(id)).await.map_err(store_error)?;
+        let mut user = None;
+        let (mut addresses, mut permissions) = (Vec::new(), Vec::new());
+        for part in parts {
+            match part.kind.as_str() {
+                "user" => {
+                    user = Some(
+                        UserRow {
+                            id: part.id,
+                            phone: part.text1,
+                            email: part.text2,
+                            first_name: part.text3,
+                            last_name: part.text4,
+                        }
+                        .into_user(),
+                    );
+                }
+                "address" => addresses.push(Address {
+                    id: part.id,
+                    user_id: id,
+                    street: part.text1,
+                    flat: part.text2,
+                    building: part.text3,
+                    district_id: part.number,
+                    address_type: part.text4,
+                }),
+                _ => permissions.push(Permission {
+                    id: part.id,
+                    name: part.text1.unwrap_or_default(),
+                }),
+            }
+        }
+        let Some(user) = user else {
+            return Ok(None);
+        };
+        addresses.sort_by_key(|address| address.id);
+        permissions.sort_by_key(|permission| permission.id);
+        Ok(Some(UserProfile {
+            user,
+            addresses,
+            permissions,
+        }))
     }
 
     /// The secret named `name`, created from `fresh` if there is none yet.
@@ -253,39 +323,115 @@ fn supersede_live(challenge: &NewChallenge) -> UpdateStatement {
         .to_owned()
 }
 
+/// The columns a challenge is written with, in the order of [`challenge_values`].
+const CHALLENGE_COLUMNS: [OtpChallenges; 12] = [
+    OtpChallenges::Purpose,
+    OtpChallenges::Phone,
+    OtpChallenges::UserId,
+    OtpChallenges::Channel,
+    OtpChallenges::DeviceBinding,
+    OtpChallenges::LookupHash,
+    OtpChallenges::CodeHash,
+    OtpChallenges::Attempts,
+    OtpChallenges::MaxAttempts,
+    OtpChallenges::State,
+    OtpChallenges::CreatedAt,
+    OtpChallenges::ExpiresAt,
+];
+
+fn challenge_values(challenge: &NewChallenge) -> [Expr; 12] {
+    [
+        challenge.purpose.as_str().into(),
+        challenge.phone.as_str().into(),
+        challenge.user_id.map(UserId::get).into(),
+        challenge.channel.as_str().into(),
+        challenge.device_binding.clone().into(),
+        challenge.lookup_hash.as_bytes().to_vec().into(),
+        challenge.code_hash.as_bytes().to_vec().into(),
+        0i32.into(),
+        i32::try_from(challenge.max_attempts).unwrap_or(i32::MAX).into(),
+        state::LIVE.into(),
+        challenge.created_at.unix_millis().into(),
+        challenge.expires_at.unix_millis().into(),
+    ]
+}
+
 fn insert_challenge(challenge: &NewChallenge) -> InsertStatement {
     Query::insert()
         .into_table(OtpChallenges::Table)
-        .columns([
-            OtpChallenges::Purpose,
-            OtpChallenges::Phone,
-            OtpChallenges::UserId,
-            OtpChallenges::Channel,
-            OtpChallenges::DeviceBinding,
-            OtpChallenges::LookupHash,
-            OtpChallenges::CodeHash,
-            OtpChallenges::Attempts,
-            OtpChallenges::MaxAttempts,
-            OtpChallenges::State,
-            OtpChallenges::CreatedAt,
-            OtpChallenges::ExpiresAt,
-        ])
-        .values_panic([
-            challenge.purpose.as_str().into(),
-            challenge.phone.as_str().into(),
-            challenge.user_id.map(UserId::get).into(),
-            challenge.channel.as_str().into(),
-            challenge.device_binding.clone().into(),
-            challenge.lookup_hash.as_bytes().to_vec().into(),
-            challenge.code_hash.as_bytes().to_vec().into(),
-            0i32.into(),
-            i32::try_from(challenge.max_attempts).unwrap_or(i32::MAX).into(),
-            state::LIVE.into(),
-            challenge.created_at.unix_millis().into(),
-            challenge.expires_at.unix_millis().into(),
-        ])
+        .columns(CHALLENGE_COLUMNS)
+        .values_panic(challenge_values(challenge))
         .returning_col(OtpChallenges::Id)
         .to_owned()
+}
+
+/// Postgres only: supersede the live challenges, insert the new one and
+/// queue its message in one statement (data-modifying CTEs), which is one
+/// round trip and one implicit transaction instead of five round trips.
+///
+/// ```sql
+/// WITH superseded AS (UPDATE otp_challenges SET state = 'superseded' … RETURNING id),
+///      challenge AS (INSERT INTO otp_challenges (…)
+///                    SELECT … FROM (SELECT COUNT(*) FROM superseded) AS s RETURNING id),
+///      queued AS (INSERT INTO outbox (…) SELECT … FROM challenge RETURNING id)
+/// SELECT id FROM challenge
+/// ```
+///
+/// The insert reads `superseded` first, so the old live row is closed
+/// before the new one meets the unique index of live challenges (a row
+/// updated earlier in the same transaction no longer conflicts). A
+/// concurrent writer for the same slot can still commit a live row this
+/// statement's snapshot does not see; the unique index then refuses this
+/// one, and the caller retries under the slot lock.
+fn replace_live_statement(challenge: &NewChallenge, outbox: Option<&SealedRow>) -> Result<WithQuery, StoreError> {
+    let cte = |name: &str, query: SubQueryStatement| {
+        CommonTableExpression::new()
+            .query(query)
+            .table_name(Alias::new(name))
+            .to_owned()
+    };
+    let malformed = |_| StoreError("could not build the challenge statement".into());
+    let superseded = supersede_live(challenge).returning_col(OtpChallenges::Id).to_owned();
+    let after_superseding = Query::select()
+        .expr(Expr::cust("COUNT(*)"))
+        .from(Alias::new("superseded"))
+        .to_owned();
+    let insert = Query::insert()
+        .into_table(OtpChallenges::Table)
+        .columns(CHALLENGE_COLUMNS)
+        .select_from(
+            Query::select()
+                .exprs(challenge_values(challenge))
+                .from_subquery(after_superseding, Alias::new("s"))
+                .to_owned(),
+        )
+        .map_err(malformed)?
+        .returning_col(OtpChallenges::Id)
+        .to_owned();
+    let mut with = WithClause::new();
+    with.cte(cte("superseded", superseded.into()))
+        .cte(cte("challenge", insert.into()));
+    if let Some(row) = outbox {
+        let queue = Query::insert()
+            .into_table(Outbox::Table)
+            .columns(OUTBOX_COLUMNS)
+            .select_from(
+                Query::select()
+                    .exprs(row.values())
+                    .from(Alias::new("challenge"))
+                    .to_owned(),
+            )
+            .map_err(malformed)?
+            .returning_col(Outbox::Id)
+            .to_owned();
+        with.cte(cte("queued", queue.into()));
+    }
+    Ok(with.query(
+        Query::select()
+            .column(OtpChallenges::Id)
+            .from(Alias::new("challenge"))
+            .to_owned(),
+    ))
 }
 
 #[async_trait]
@@ -301,51 +447,15 @@ impl UserStore for SqlStore {
     }
 
     async fn profile(&self, id: UserId) -> Result<Option<UserProfile>, StoreError> {
-        // One round trip for the user, their addresses and their permissions:
-        // every authenticated read (current_user_profile, pin-auth's verify)
-        // needs all three.
-        let parts: Vec<ProfilePart> = self.db.run().fetch_all(&profile_query(id)).await.map_err(store_error)?;
-        let mut user = None;
-        let (mut addresses, mut permissions) = (Vec::new(), Vec::new());
-        for part in parts {
-            match part.kind.as_str() {
-                "user" => {
-                    user = Some(
-                        UserRow {
-                            id: part.id,
-                            phone: part.text1,
-                            email: part.text2,
-                            first_name: part.text3,
-                            last_name: part.text4,
-                        }
-                        .into_user(),
-                    );
-                }
-                "address" => addresses.push(Address {
-                    id: part.id,
-                    user_id: id,
-                    street: part.text1,
-                    flat: part.text2,
-                    building: part.text3,
-                    district_id: part.number,
-                    address_type: part.text4,
-                }),
-                _ => permissions.push(Permission {
-                    id: part.id,
-                    name: part.text1.unwrap_or_default(),
-                }),
-            }
-        }
-        let Some(user) = user else {
-            return Ok(None);
+        let pending = match self.profiles.get(id) {
+            Ok(cached) => return Ok(Some(cached)),
+            Err(pending) => pending,
         };
-        addresses.sort_by_key(|address| address.id);
-        permissions.sort_by_key(|permission| permission.id);
-        Ok(Some(UserProfile {
-            user,
-            addresses,
-            permissions,
-        }))
+        let profile = self.read_profile(id).await?;
+        if let Some(profile) = &profile {
+            self.profiles.keep(id, pending, profile);
+        }
+        Ok(profile)
     }
 
     async fn create_with_challenge(
@@ -373,6 +483,39 @@ impl UserStore for SqlStore {
     }
 
     async fn upsert_verified_phone(&self, phone: &PhoneNumber, now: Timestamp) -> Result<(User, bool), StoreError> {
+        if self.db.backend() == Backend::Postgres {
+            // One round trip: insert, or mark the existing row verified
+            // (keeping the first verification time), and return the row.
+            // A row this statement inserted has no xmax; one it updated
+            // carries this transaction's id there.
+            let upsert = Query::insert()
+                .into_table(Users::Table)
+                .columns([Users::Phone, Users::PhoneVerifiedAt, Users::CreatedAt])
+                .values_panic([
+                    phone.as_str().into(),
+                    now.unix_millis().into(),
+                    now.unix_millis().into(),
+                ])
+                .on_conflict(
+                    OnConflict::column(Users::Phone)
+                        .value(
+                            Users::PhoneVerifiedAt,
+                            Expr::cust("COALESCE(users.phone_verified_at, excluded.phone_verified_at)"),
+                        )
+                        .to_owned(),
+                )
+                .returning(
+                    Query::returning().exprs(
+                        USER_COLUMNS
+                            .into_iter()
+                            .map(Expr::col)
+                            .chain([Expr::cust("(xmax = 0) AS created")]),
+                    ),
+                )
+                .to_owned();
+            let row: UpsertedRow = self.db.run().fetch_one(&upsert).await.map_err(store_error)?;
+            return Ok((row.user.into_user(), row.created));
+        }
         let mut tx = self.db.begin().await.map_err(store_error)?;
         let insert = Query::insert()
             .into_table(Users::Table)
@@ -403,6 +546,13 @@ impl UserStore for SqlStore {
         tx.commit().await.map_err(store_error)?;
         Ok((row.into_user(), created))
     }
+}
+
+#[derive(sqlx::FromRow)]
+struct UpsertedRow {
+    #[sqlx(flatten)]
+    user: UserRow,
+    created: bool,
 }
 
 #[derive(sqlx::FromRow)]
@@ -552,8 +702,23 @@ impl SqlStore {
 #[async_trait]
 impl ChallengeStore for SqlStore {
     async fn replace_live(&self, challenge: NewChallenge, outgoing: Outgoing) -> Result<ChallengeId, StoreError> {
+        let row = SealedRow::of(&self.sealer, outgoing, challenge.created_at)?;
+        let wakes = row.as_ref().is_some_and(SealedRow::wakes);
+        if self.db.backend() == Backend::Postgres {
+            let statement = replace_live_statement(&challenge, row.as_ref())?;
+            match self.db.run().fetch_one::<IdRow, _>(&statement).await {
+                Ok(id) => {
+                    self.queued(wakes);
+                    return Ok(ChallengeId::new(id.id));
+                }
+                // A concurrent writer for the same slot committed first (see
+                // `replace_live_statement`); nothing was written, and the
+                // locked transaction below serialises with the others.
+                Err(error) if is_unique_violation(&error) => {}
+                Err(error) => return Err(store_error(error)),
+            }
+        }
         let mut conflicts = 0;
-        let mut outgoing = Some(outgoing);
         loop {
             let mut tx = self
                 .db
@@ -565,17 +730,18 @@ impl ChallengeStore for SqlStore {
                 .await
                 .map_err(store_error)?;
             match tx.run().fetch_one::<IdRow, _>(&insert_challenge(&challenge)).await {
-                Ok(row) => {
-                    let outgoing = outgoing.take().unwrap_or(Outgoing::Nothing);
-                    let queued = insert_outgoing(&mut tx, &self.sealer, outgoing, challenge.created_at).await?;
+                Ok(id) => {
+                    if let Some(row) = &row {
+                        insert_sealed(&mut tx, row).await?;
+                    }
                     tx.commit().await.map_err(store_error)?;
-                    self.queued(queued);
-                    return Ok(ChallengeId::new(row.id));
+                    self.queued(wakes);
+                    return Ok(ChallengeId::new(id.id));
                 }
                 // A concurrent writer for the same purpose and phone slipped
-                // past the slot lock (only possible for a writer that does not
-                // take it) and the unique index on live challenges caught it.
-                // Run again: the newest request wins.
+                // past the slot lock (a single-statement writer, which does
+                // not take it) and the unique index on live challenges caught
+                // it. Run again: the newest request wins.
                 Err(error) if is_unique_violation(&error) && conflicts < MAX_LIVE_CONFLICTS => {
                     conflicts += 1;
                 }
@@ -750,6 +916,43 @@ impl SqlStore {
             )
             .to_owned();
         self.db.run().execute(&insert).await.map_err(store_error)?;
+        self.profile_changed(user);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use phonegate_domain::otp::{Channel, Purpose};
+    use sea_query::PostgresQueryBuilder;
+
+    #[test]
+    fn the_postgres_issue_statement_closes_the_old_challenge_before_inserting_and_queues_once() {
+        let challenge = NewChallenge {
+            purpose: Purpose::PinAuth,
+            phone: PhoneNumber::parse_e164("+85261234567").unwrap(),
+            user_id: None,
+            channel: Channel::Sms,
+            device_binding: None,
+            lookup_hash: SecretHash::from_bytes(vec![1; 32]),
+            code_hash: SecretHash::from_bytes(vec![2; 32]),
+            max_attempts: 5,
+            created_at: Timestamp::from_unix_millis(1),
+            expires_at: Timestamp::from_unix_millis(2),
+        };
+        let (sql, _) = replace_live_statement(&challenge, None)
+            .unwrap()
+            .build(PostgresQueryBuilder);
+        assert!(
+            sql.starts_with(r#"WITH "superseded" AS (UPDATE "otp_challenges""#),
+            "{sql}"
+        );
+        assert!(
+            sql.contains(r#"FROM (SELECT COUNT(*) FROM "superseded") AS "s" RETURNING "id")"#),
+            "the insert reads the superseded rows first: {sql}"
+        );
+        assert!(!sql.contains(r#""outbox""#), "nothing to queue: {sql}");
+        assert!(sql.ends_with(r#"SELECT "id" FROM "challenge""#), "{sql}");
     }
 }

@@ -7,6 +7,7 @@
 //! - [`jwt`]: JWTs (HS256, RS256, EdDSA) with a current key and previous keys for rotation.
 //! - [`rate_limit`]: sliding-window rate limiters, in memory for one
 //!   instance or in Redis for several.
+//! - [`memory`]: the allocator settings the binary applies at start.
 //! - [`clock`] and [`random`]: the system clock and the OS CSPRNG, plus a
 //!   manual clock for tests.
 //!
@@ -16,6 +17,7 @@
 pub mod clock;
 pub mod jwt;
 pub mod mail;
+pub mod memory;
 pub mod password;
 pub mod random;
 pub mod rate_limit;

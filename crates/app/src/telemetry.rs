@@ -1,5 +1,7 @@
 //! Logging setup.
 
+use std::io::IsTerminal as _;
+
 use tracing::Subscriber;
 use tracing_subscriber::{
     EnvFilter, Layer, fmt, fmt::MakeWriter, layer::SubscriberExt as _, registry::LookupSpan,
@@ -17,22 +19,23 @@ pub fn init(settings: &LogSettings) {
     // A second init (tests) keeps the first subscriber; that is fine.
     let _ = tracing_subscriber::registry()
         .with(filter)
-        .with(layer(settings.format, std::io::stderr))
+        .with(layer(settings.format, std::io::stderr, std::io::stderr().is_terminal()))
         .try_init();
 }
 
-/// The formatting layer of `format`, writing to `writer` (tests capture it).
+/// The formatting layer of `format`, writing to `writer` (tests capture it),
+/// with colours only if `ansi` (a terminal; never in a file or a pipe).
 ///
 /// JSON lines carry the event's fields at the top level and, under `span`
 /// and `spans`, the fields of the spans the event happened in: every line
 /// logged while a request is handled has the request span's `request_id`
 /// (and its method and path, never its query string).
-pub fn layer<S, W>(format: LogFormat, writer: W) -> Box<dyn Layer<S> + Send + Sync>
+pub fn layer<S, W>(format: LogFormat, writer: W, ansi: bool) -> Box<dyn Layer<S> + Send + Sync>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
-    let layer = fmt::layer().with_writer(writer);
+    let layer = fmt::layer().with_writer(writer).with_ansi(ansi);
     match format {
         LogFormat::Text => layer.boxed(),
         LogFormat::Json => layer

@@ -219,7 +219,7 @@ async fn a_full_flow_logs_no_pin_key_or_token() {
                 .with_ansi(false)
                 .without_time(),
         )
-        .with(telemetry::layer(LogFormat::Json, json.clone()))
+        .with(telemetry::layer(LogFormat::Json, json.clone(), false))
         .init();
 
     let mut secrets = vec![];

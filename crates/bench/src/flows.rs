@@ -54,16 +54,21 @@ impl Flow {
 /// The phone client `client` uses on its `iteration`-th run of `flow`.
 pub fn phone_for(flow: Flow, client: usize, iteration: u64) -> String {
     let slot = client % MAX_CLIENTS * PHONES_PER_CLIENT + (iteration % PHONES_PER_CLIENT as u64) as usize;
+    seeded_phone(phone_prefix(flow), slot)
+}
+
+/// What the phones of `flow` begin with; six digits follow.
+pub const fn phone_prefix(flow: Flow) -> &'static str {
     match flow {
-        Flow::PhoneLogin => format!("+12063{slot:06}"),
-        Flow::PhoneVerify => format!("+12064{slot:06}"),
-        _ => pin_auth_phone(slot),
+        Flow::PhoneLogin => "+12063",
+        Flow::PhoneVerify => "+12064",
+        _ => "+85261",
     }
 }
 
-/// The `index`-th seeded pin-auth user's mobile.
-pub fn pin_auth_phone(index: usize) -> String {
-    format!("+85261{index:06}")
+/// The `index`-th seeded user's phone of those beginning with `prefix`.
+pub fn seeded_phone(prefix: &str, index: usize) -> String {
+    format!("{prefix}{index:06}")
 }
 
 pub fn sign_in_email(index: usize) -> String {

@@ -8,10 +8,14 @@
 //! concurrency (database), and raw argon2 hashes on every core (sign-in).
 //! Absolute numbers drift on shared machines; the ratios are what to read.
 //!
-//! Phases, in order: the server's flows and the HTTP ceiling; a run of
-//! OTP flows while sign-ins hash; the in-process ceilings (server stopped,
-//! so nothing else touches the database); the argon2 ceiling; and the scale
-//! run, after seeding a million users and a million expired challenges.
+//! Each figure is measured right beside its ceiling, because the speed of a
+//! shared machine drifts from one minute to the next: healthz just before
+//! profile at each concurrency; each OTP flow beside its in-process twin,
+//! run with the server paused (SIGSTOP) so nothing else runs, each pair in
+//! the order A, B, B, A so that a steady drift weighs on both; the sign-ins,
+//! then the argon2 ceiling; pin-auth idle, then pin-auth while sign-ins
+//! hash. Last, the scale run, after seeding a million users and a million
+//! expired challenges.
 
 // A command-line tool: printing its report is its job.
 #![allow(clippy::print_stdout)]
@@ -182,7 +186,7 @@ async fn seed_command(args: &[String]) -> anyhow::Result<()> {
     let url = url.context(USAGE)?;
     let db = seed::Database::connect(&url).await?;
     let started = Instant::now();
-    db.users(0, users).await?;
+    db.users(flows::phone_prefix(Flow::PinAuth), 0, users).await?;
     db.expired_challenges(expired).await?;
     db.analyze().await?;
     println!(
@@ -220,6 +224,17 @@ impl Measured {
     }
 }
 
+impl Measured {
+    /// The two halves of one measurement as one.
+    fn merge(mut self, other: Self) -> Self {
+        self.latencies.extend(other.latencies);
+        self.errors += other.errors;
+        self.first_error = self.first_error.or(other.first_error);
+        self.seconds += other.seconds;
+        self
+    }
+}
+
 /// The measuring window shared by every client of one measurement: work
 /// finished during the warm-up or after the end is not counted.
 #[derive(Debug, Clone, Copy)]
@@ -230,10 +245,19 @@ struct Window {
 
 impl Window {
     fn new(options: &Options) -> Self {
+        Self::lasting(options, options.duration)
+    }
+
+    /// Half a measurement: one of the four parts of an A-B-B-A pair.
+    fn half(options: &Options) -> Self {
+        Self::lasting(options, options.duration / 2)
+    }
+
+    fn lasting(options: &Options, duration: Duration) -> Self {
         let start = Instant::now() + options.warmup;
         Self {
             start,
-            end: start + options.duration,
+            end: start + duration,
         }
     }
 }
@@ -312,6 +336,18 @@ async fn measure_http(
         })
         .collect();
     gather(window, tasks).await
+}
+
+/// The table row of one HTTP measurement, printed as it is taken.
+fn report_http(flow: Flow, clients: usize, measured: Measured) -> Row {
+    let row = measured.row(flow.name(), clients);
+    println!(
+        "  {:<14} @{clients:<3} {:>8.0} req/s  p99 {:.2} ms",
+        flow.name(),
+        row.rps,
+        row.p99_ms
+    );
+    row
 }
 
 /// `clients` tasks calling `flow`'s use cases in-process.
@@ -423,6 +459,28 @@ impl Server {
             .parse()
             .ok()?;
         Some(kib / 1024.0)
+    }
+
+    /// Freezes the server (SIGSTOP) while a ceiling is measured, so that it
+    /// takes no CPU; its connections stay open and idle.
+    fn pause(&self) -> anyhow::Result<()> {
+        self.signal("-STOP")
+    }
+
+    /// Lets a paused server run again (SIGCONT).
+    fn resume(&self) -> anyhow::Result<()> {
+        self.signal("-CONT")
+    }
+
+    fn signal(&self, signal: &str) -> anyhow::Result<()> {
+        let pid = self.child.id().context("the server has exited")?;
+        let status = std::process::Command::new("kill")
+            .arg(signal)
+            .arg(pid.to_string())
+            .status()
+            .context("running kill")?;
+        anyhow::ensure!(status.success(), "kill {signal} {pid} failed");
+        Ok(())
     }
 
     /// SIGTERM, then waits for the graceful shutdown.
@@ -577,7 +635,14 @@ async fn run(options: &Options) -> anyhow::Result<ExitCode> {
     );
     migrate(options, &config).await?;
     let db = seed::Database::connect(&database_url).await?;
-    db.users(0, MAX_CLIENTS * PHONES_PER_CLIENT).await?;
+    // Every OTP flow's phones belong to users already, as most sign-ins'
+    // do, so that the server and its in-process twin run the same
+    // statements from the first request (a new phone-login or
+    // phone-verify user is created by its first check instead).
+    for flow in OTP_FLOWS {
+        db.users(flows::phone_prefix(flow), 0, MAX_CLIENTS * PHONES_PER_CLIENT)
+            .await?;
+    }
     let password_hash = hash_with(
         &argon2_for(argon2_settings).map_err(anyhow::Error::msg)?,
         &OsRandom,
@@ -591,33 +656,77 @@ async fn run(options: &Options) -> anyhow::Result<ExitCode> {
     let max_clients = options.clients.iter().copied().max().unwrap_or(1);
     let at = target_clients(options);
 
-    // Phase 1: the server, its flows and the HTTP ceiling.
+    // Phase 1: every flow against the server, each measured right beside
+    // its ceiling. The machine's speed drifts by tens of percent from one
+    // minute to the next on shared cores, so a figure and its ceiling are
+    // measured back to back: healthz just before profile at each
+    // concurrency, each OTP flow's in-process twin just after it (with the
+    // server paused, so nothing else runs), the argon2 ceiling just after
+    // the sign-ins, and an idle pin-auth run just before the mixed one.
     let server = Server::start(options, &config, addr, "server.log").await?;
     let contexts = obtain_jwts(server.addr, &tap, max_clients).await?;
-    for flow in [
-        Flow::Healthz,
-        Flow::PinAuth,
-        Flow::PhoneLogin,
-        Flow::PhoneVerify,
-        Flow::SignIn,
-        Flow::Profile,
-    ] {
-        if !options.runs(flow) {
-            continue;
-        }
-        for &clients in &options.clients {
-            let measured = measure_http(flow, clients, server.addr, &contexts, Window::new(options)).await;
-            let row = measured.row(flow.name(), clients);
-            println!(
-                "  {:<14} @{clients:<3} {:>8.0} req/s  p99 {:.2} ms",
-                flow.name(),
-                row.rps,
-                row.p99_ms
-            );
-            rows.push(row);
+    // The in-process service: the same settings, store and pool size as
+    // the server, on the same database. Its dispatchers run only while it
+    // is measured.
+    let app = phonegate::build(&settings, Overrides::default()).await?;
+    let mut ceilings = Vec::new();
+    let http = |flow: Flow, clients: usize| measure_http(flow, clients, server.addr, &contexts, Window::new(options));
+    let http_half =
+        |flow: Flow, clients: usize| measure_http(flow, clients, server.addr, &contexts, Window::half(options));
+    for &clients in &options.clients {
+        // healthz is profile's ceiling, so it runs whenever profile does,
+        // in the order healthz, profile, profile, healthz (each half as
+        // long), so that a drift in the machine's speed during the four
+        // parts weighs on both alike.
+        if options.runs(Flow::Profile) {
+            let healthz = http_half(Flow::Healthz, clients).await;
+            let profile = http_half(Flow::Profile, clients).await;
+            let profile = profile.merge(http_half(Flow::Profile, clients).await);
+            let healthz = healthz.merge(http_half(Flow::Healthz, clients).await);
+            rows.push(report_http(Flow::Healthz, clients, healthz));
+            rows.push(report_http(Flow::Profile, clients, profile));
+        } else if options.runs(Flow::Healthz) {
+            rows.push(report_http(Flow::Healthz, clients, http(Flow::Healthz, clients).await));
         }
     }
-    // OTP flows while sign-ins keep every core hashing.
+    for flow in OTP_FLOWS.into_iter().filter(|&flow| options.runs(flow)) {
+        for &clients in &options.clients {
+            // Over HTTP, in-process, in-process, over HTTP (each half as
+            // long), so that a drift in the machine's speed weighs on the
+            // flow and its ceiling alike.
+            let over_http = http_half(flow, clients).await;
+            server.pause()?;
+            let background = phonegate::background::spawn(
+                &settings,
+                &app.store,
+                &app.dispatcher,
+                Arc::new(phonegate_adapters::clock::SystemClock),
+            );
+            let in_process = || measure_in_process(flow, clients, &app.services, &contexts, Window::half(options));
+            let measured = in_process().await.merge(in_process().await);
+            background.shutdown(Duration::from_secs(10)).await;
+            server.resume()?;
+            rows.push(report_http(
+                flow,
+                clients,
+                over_http.merge(http_half(flow, clients).await),
+            ));
+            let row = measured.row(&format!("{} in-process (db ceiling)", flow.name()), clients);
+            println!("  {:<14} @{clients:<3} {:>8.0} req/s in-process", flow.name(), row.rps);
+            ceilings.push((flow, clients, row));
+        }
+    }
+    if options.runs(Flow::SignIn) {
+        for &clients in &options.clients {
+            rows.push(report_http(Flow::SignIn, clients, http(Flow::SignIn, clients).await));
+        }
+    }
+    server.pause()?;
+    let argon2 = argon2_ceiling(argon2_settings, options)?;
+    server.resume()?;
+    println!("  argon2 ceiling: {argon2:.1} hashes/s");
+    // OTP flows while sign-ins keep every core hashing, against the same
+    // flow idle just before.
     let sign_in_clients = 8.min(max_clients);
     // Sign-in clients of their own (their index picks their user and device).
     let signers: Vec<ClientContext> = (0..sign_in_clients)
@@ -627,6 +736,7 @@ async fn run(options: &Options) -> anyhow::Result<ExitCode> {
             jwt: None,
         })
         .collect();
+    let idle = http(Flow::PinAuth, at).await.row("pin-auth before sign-ins", at);
     let window = Window::new(options);
     let (otp, _) = tokio::join!(
         measure_http(Flow::PinAuth, at, server.addr, &contexts, window),
@@ -634,33 +744,30 @@ async fn run(options: &Options) -> anyhow::Result<ExitCode> {
     );
     let mixed = otp.row("pin-auth during sign-ins", at);
     println!(
-        "  pin-auth with {sign_in_clients} clients signing in: p99 {:.2} ms",
-        mixed.p99_ms
+        "  pin-auth with {sign_in_clients} clients signing in: p99 {:.2} ms (idle just before: {:.2} ms)",
+        mixed.p99_ms, idle.p99_ms
     );
     let peak_rss = server.peak_rss_mib();
     server.stop().await?;
-
-    // Phase 2: the database ceilings, in-process, with nothing else running.
-    let app = phonegate::build(&settings, Overrides::default()).await?;
-    let background = phonegate::background::spawn(
-        &settings,
-        &app.store,
-        &app.dispatcher,
-        Arc::new(phonegate_adapters::clock::SystemClock),
-    );
-    let mut ceilings = Vec::new();
-    for flow in OTP_FLOWS.into_iter().filter(|&flow| options.runs(flow)) {
-        for &clients in &options.clients {
-            let measured = measure_in_process(flow, clients, &app.services, &contexts, Window::new(options)).await;
-            let row = measured.row(&format!("{} in-process (db ceiling)", flow.name()), clients);
-            println!("  {:<14} @{clients:<3} {:>8.0} req/s in-process", flow.name(), row.rps);
-            ceilings.push((flow, clients, row));
-        }
-    }
-    background.shutdown(Duration::from_secs(10)).await;
     app.store.db().close().await;
-    let argon2 = argon2_ceiling(argon2_settings, options)?;
-    println!("  argon2 ceiling: {argon2:.1} hashes/s");
+    // Rows in the table's order: by flow, then by concurrency.
+    let order = [
+        Flow::Healthz,
+        Flow::PinAuth,
+        Flow::PhoneLogin,
+        Flow::PhoneVerify,
+        Flow::SignIn,
+        Flow::Profile,
+    ];
+    rows.sort_by_key(|row| {
+        (
+            order
+                .iter()
+                .position(|flow| flow.name() == row.flow)
+                .unwrap_or(order.len()),
+            row.clients,
+        )
+    });
 
     // Phase 3: the same flow with a million users and a million expired
     // challenges in the tables.
@@ -668,7 +775,12 @@ async fn run(options: &Options) -> anyhow::Result<ExitCode> {
         Some((users, expired)) => {
             println!("seeding {users} users and {expired} expired challenges");
             let seeding = Instant::now();
-            db.users(MAX_CLIENTS * PHONES_PER_CLIENT, users).await?;
+            db.users(
+                flows::phone_prefix(Flow::PinAuth),
+                MAX_CLIENTS * PHONES_PER_CLIENT,
+                users,
+            )
+            .await?;
             db.expired_challenges(expired).await?;
             db.analyze().await?;
             println!("  seeded in {:.1}s", seeding.elapsed().as_secs_f64());
@@ -696,10 +808,7 @@ async fn run(options: &Options) -> anyhow::Result<ExitCode> {
         .map(|&c| (c, find("healthz", c).unwrap_or(0.0)))
         .collect();
     let empty_pin_auth = find("pin-auth", at);
-    let idle_pin_auth_p99 = rows
-        .iter()
-        .find(|row| row.flow == "pin-auth" && row.clients == at)
-        .map_or(0.0, |row| row.p99_ms);
+    let idle_pin_auth_p99 = idle.p99_ms;
     for row in &mut rows {
         let flow = row.flow.clone();
         row.ceiling = match flow.as_str() {
@@ -726,6 +835,7 @@ async fn run(options: &Options) -> anyhow::Result<ExitCode> {
         errors: 0,
         ceiling: None,
     });
+    all_rows.push(idle.clone());
     all_rows.push(mixed.clone());
     if let Some(mut scaled) = scaled.clone() {
         scaled.ceiling = empty_pin_auth.map(|rps| ("empty db".to_owned(), rps));
@@ -776,7 +886,9 @@ async fn run(options: &Options) -> anyhow::Result<ExitCode> {
     });
     if idle_pin_auth_p99 > 0.0 {
         targets.push(Target {
-            name: format!("pin-auth @{at} p99 during {sign_in_clients} clients' sign-ins, over its idle p99"),
+            name: format!(
+                "pin-auth @{at} p99 during {sign_in_clients} clients' sign-ins, over its idle p99 just before"
+            ),
             value: mixed.p99_ms / idle_pin_auth_p99,
             limit: 2.0,
             at_least: false,

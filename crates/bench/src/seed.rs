@@ -4,7 +4,7 @@
 use anyhow::Context as _;
 use sqlx::{PgPool, SqlitePool};
 
-use crate::flows::{pin_auth_phone, sign_in_email};
+use crate::flows::{seeded_phone, sign_in_email};
 
 /// A direct connection to the benchmark's database.
 #[derive(Debug, Clone)]
@@ -45,9 +45,10 @@ impl Database {
         }
     }
 
-    /// pin-auth users `from..to` (mobiles `+85261…`, at most a million, see [`pin_auth_phone`]).
-    pub async fn users(&self, from: usize, to: usize) -> anyhow::Result<()> {
-        debug_assert_eq!(pin_auth_phone(7), "+85261000007");
+    /// Users `from..to` with phones `prefix` and six digits (at most a
+    /// million, see [`seeded_phone`]).
+    pub async fn users(&self, prefix: &str, from: usize, to: usize) -> anyhow::Result<()> {
+        debug_assert_eq!(seeded_phone("+85261", 7), "+85261000007");
         let now = now_ms();
         for start in (from..to).step_by(CHUNK) {
             let end = (start + CHUNK).min(to) - 1;
@@ -55,12 +56,13 @@ impl Database {
                 Self::Postgres(pool) => {
                     sqlx::query(
                         "INSERT INTO users (phone, first_name, last_name, created_at) \
-                         SELECT '+85261' || lpad(g::text, 6, '0'), 'Bench', 'User', $1 \
+                         SELECT $4 || lpad(g::text, 6, '0'), 'Bench', 'User', $1 \
                          FROM generate_series($2::bigint, $3::bigint) AS g ON CONFLICT DO NOTHING",
                     )
                     .bind(now)
                     .bind(count(start))
                     .bind(count(end))
+                    .bind(prefix)
                     .execute(pool)
                     .await?;
                 }
@@ -68,11 +70,12 @@ impl Database {
                     sqlx::query(
                         "INSERT OR IGNORE INTO users (phone, first_name, last_name, created_at) \
                          WITH RECURSIVE s(g) AS (SELECT ?2 UNION ALL SELECT g + 1 FROM s WHERE g < ?3) \
-                         SELECT '+85261' || printf('%06d', g), 'Bench', 'User', ?1 FROM s",
+                         SELECT ?4 || printf('%06d', g), 'Bench', 'User', ?1 FROM s",
                     )
                     .bind(now)
                     .bind(count(start))
                     .bind(count(end))
+                    .bind(prefix)
                     .execute(pool)
                     .await?;
                 }

@@ -502,6 +502,41 @@ impl Server {
     }
 }
 
+/// The machine's CPU time so far, from the first line of `/proc/stat`
+/// (Linux), in clock ticks.
+#[derive(Debug, Clone, Copy)]
+struct CpuTimes {
+    total: u64,
+    steal: u64,
+}
+
+impl CpuTimes {
+    fn read() -> Option<Self> {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        let fields: Vec<u64> = stat
+            .lines()
+            .next()?
+            .split_whitespace()
+            .skip(1)
+            .take(8)
+            .map(str::parse)
+            .collect::<Result<_, _>>()
+            .ok()?;
+        // user nice system idle iowait irq softirq steal
+        Some(Self {
+            total: fields.iter().sum(),
+            steal: *fields.get(7)?,
+        })
+    }
+
+    /// The share of the CPU time since `start` that the hypervisor gave to
+    /// other guests.
+    fn steal_share_since(&self, start: &Self) -> f64 {
+        let total = self.total.saturating_sub(start.total).max(1);
+        self.steal.saturating_sub(start.steal) as f64 / total as f64
+    }
+}
+
 fn free_port() -> anyhow::Result<SocketAddr> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(listener.local_addr()?)
@@ -608,6 +643,7 @@ const OTP_FLOWS: [Flow; 3] = [Flow::PinAuth, Flow::PhoneLogin, Flow::PhoneVerify
 #[expect(clippy::too_many_lines, reason = "the phases of one run, in order")]
 async fn run(options: &Options) -> anyhow::Result<ExitCode> {
     let began = Instant::now();
+    let cpu_at_start = CpuTimes::read();
     std::fs::create_dir_all(&options.out)?;
     let tap = Tap::bind()?;
     let database_url = if options.sqlite {
@@ -918,7 +954,19 @@ async fn run(options: &Options) -> anyhow::Result<ExitCode> {
     let table = report::table(&all_rows);
     let targets_text = report::targets_text(&targets);
     println!("\n{table}\n{targets_text}");
-    println!("finished in {elapsed:.0}s");
+    // On a virtual machine whose host is oversubscribed, a share of the CPU
+    // time is "stolen" by other guests; it says how far to trust this run's
+    // absolute figures (the ratios are measured side by side).
+    let steal = cpu_at_start
+        .zip(CpuTimes::read())
+        .map(|(start, end)| end.steal_share_since(&start));
+    match steal {
+        Some(share) => println!(
+            "finished in {elapsed:.0}s; {:.0}% of the CPU time was stolen by the hypervisor",
+            share * 100.0
+        ),
+        None => println!("finished in {elapsed:.0}s"),
+    }
 
     let context = json!({
         "smoke": options.smoke,
@@ -930,6 +978,7 @@ async fn run(options: &Options) -> anyhow::Result<ExitCode> {
         "target_clients": at,
         "peak_rss_mib": peak_rss,
         "elapsed_seconds": elapsed,
+        "cpu_steal_share": steal,
         "unix_time": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
     });
     let json = report::to_json(&all_rows, &targets, context);

@@ -38,8 +38,8 @@ impl Default for Argon2Settings {
 }
 
 /// Hashes and verifies passwords with argon2id on a pool of dedicated
-/// threads, one per core, that run at a lower CPU priority than everything
-/// else in the process.
+/// threads, one per core, that run only when nothing else on the machine
+/// wants the CPU (see `run_this_thread_only_when_idle`).
 ///
 /// Why a pool of its own rather than tokio's blocking pool: one thread per
 /// core is exactly enough to keep every core hashing during a burst of

@@ -1,7 +1,7 @@
 //! The real binary under password load: the admin CLI creates a user and an
 //! application (one JSON object on stdout each), then 8 clients sign in
-//! continuously while `/healthz` is timed. argon2 runs on the blocking pool,
-//! so the async workers keep answering; were hashing on the runtime, the
+//! continuously while `/healthz` is timed. argon2 runs on hashing threads of
+//! its own in the idle scheduling class, so the async workers keep answering; were hashing on the runtime, the
 //! two workers of this 2-core machine would be busy hashing and `/healthz`
 //! would wait tens of milliseconds. Also: an unknown email costs as much time
 //! as a wrong password (both verify a hash).

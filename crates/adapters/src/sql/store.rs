@@ -365,6 +365,20 @@ fn insert_challenge(challenge: &NewChallenge) -> InsertStatement {
         .to_owned()
 }
 
+/// A new user who has just verified `phone` at `now` (the caller adds what
+/// happens when the phone has a user already).
+fn insert_verified_phone(phone: &PhoneNumber, now: Timestamp) -> InsertStatement {
+    Query::insert()
+        .into_table(Users::Table)
+        .columns([Users::Phone, Users::PhoneVerifiedAt, Users::CreatedAt])
+        .values_panic([
+            phone.as_str().into(),
+            now.unix_millis().into(),
+            now.unix_millis().into(),
+        ])
+        .to_owned()
+}
+
 /// Postgres only: supersede the live challenges, insert the new one and
 /// queue its message in one statement (data-modifying CTEs), which is one
 /// round trip and one implicit transaction instead of five round trips.
@@ -488,14 +502,7 @@ impl UserStore for SqlStore {
             // (keeping the first verification time), and return the row.
             // A row this statement inserted has no xmax; one it updated
             // carries this transaction's id there.
-            let upsert = Query::insert()
-                .into_table(Users::Table)
-                .columns([Users::Phone, Users::PhoneVerifiedAt, Users::CreatedAt])
-                .values_panic([
-                    phone.as_str().into(),
-                    now.unix_millis().into(),
-                    now.unix_millis().into(),
-                ])
+            let upsert = insert_verified_phone(phone, now)
                 .on_conflict(
                     OnConflict::column(Users::Phone)
                         .value(
@@ -517,14 +524,7 @@ impl UserStore for SqlStore {
             return Ok((row.user.into_user(), row.created));
         }
         let mut tx = self.db.begin().await.map_err(store_error)?;
-        let insert = Query::insert()
-            .into_table(Users::Table)
-            .columns([Users::Phone, Users::PhoneVerifiedAt, Users::CreatedAt])
-            .values_panic([
-                phone.as_str().into(),
-                now.unix_millis().into(),
-                now.unix_millis().into(),
-            ])
+        let insert = insert_verified_phone(phone, now)
             .on_conflict(OnConflict::column(Users::Phone).do_nothing().to_owned())
             .to_owned();
         let created = tx.run().execute(&insert).await.map_err(store_error)? == 1;

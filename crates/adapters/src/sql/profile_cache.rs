@@ -21,8 +21,9 @@ use std::{
 use phonegate_domain::user::{UserId, UserProfile};
 
 /// At most this many profiles are kept; past it, expired entries are swept
-/// and, if that frees nothing, the oldest half is dropped. A profile is a
-/// few hundred bytes, so this bounds the cache at a few MiB.
+/// and, if that frees nothing, every entry is dropped (they are all less
+/// than `ttl` old, so that costs at most one read each). A profile is a few
+/// hundred bytes, so this bounds the cache at a few MiB.
 const MAX_ENTRIES: usize = 8192;
 
 #[derive(Debug, Clone)]

@@ -19,6 +19,7 @@ pub mod jwt;
 pub mod mail;
 pub mod memory;
 pub mod password;
+pub mod password_screen;
 pub mod random;
 pub mod rate_limit;
 pub mod sms;

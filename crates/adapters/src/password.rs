@@ -16,8 +16,15 @@ use async_trait::async_trait;
 use phonegate_domain::{
     StoreError,
     account::{Password, PasswordHash},
-    ports::{PasswordHasher, RandomSource},
+    ports::{HashError, PasswordHasher, RandomSource},
 };
+
+/// Hashes that may wait per hashing thread by default. A hash takes tens
+/// of milliseconds per thread (argon2id at 19 MiB, 2 passes), so 32
+/// waiting per thread is under about a second of queue whatever the
+/// number of cores: enough to absorb a real burst of sign-ins, and a flood
+/// beyond it is refused with 503 at once instead of making everyone wait.
+pub const DEFAULT_QUEUE_PER_THREAD: usize = 32;
 
 /// argon2id cost settings (OWASP's minimum: 19 MiB, 2 passes, 1 lane).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +65,8 @@ pub struct Argon2Passwords {
     /// A hash of a random password, checked when there is no real hash so
     /// that an unknown email takes as long as a wrong password.
     dummy: Arc<String>,
+    /// How many hashes may wait for a thread before more are refused.
+    queue_limit: usize,
 }
 
 impl std::fmt::Debug for Argon2Passwords {
@@ -86,13 +95,23 @@ impl Argon2Passwords {
         let mut password = [0u8; 32];
         random.fill(&mut password);
         let dummy = hash_with(&argon2, random.as_ref(), &password)?;
-        let pool = HashPool::start(threads.max(1)).map_err(|error| format!("cannot start hashing threads: {error}"))?;
+        let threads = threads.max(1);
+        let pool = HashPool::start(threads).map_err(|error| format!("cannot start hashing threads: {error}"))?;
         Ok(Self {
             argon2,
             pool: Arc::new(pool),
             random,
             dummy: Arc::new(dummy),
+            queue_limit: threads * DEFAULT_QUEUE_PER_THREAD,
         })
+    }
+
+    /// Lets at most `per_thread` hashes per hashing thread wait; beyond
+    /// that, hashing answers [`HashError::Busy`] at once.
+    #[must_use]
+    pub fn with_queue_per_thread(mut self, per_thread: usize) -> Self {
+        self.queue_limit = self.pool.threads * per_thread.max(1);
+        self
     }
 }
 
@@ -213,6 +232,7 @@ struct HashPool {
     jobs: Mutex<mpsc::Sender<Job>>,
     /// Jobs sent and not yet taken by a thread.
     queued: Arc<AtomicUsize>,
+    threads: usize,
 }
 
 impl HashPool {
@@ -249,12 +269,19 @@ impl HashPool {
         Ok(Self {
             jobs: Mutex::new(jobs),
             queued,
+            threads,
         })
     }
 
-    /// Runs `work` on a hashing thread and waits for its result. Work whose
-    /// caller has gone (a client that hung up while queued) is skipped.
-    async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T, StoreError> {
+    /// Runs `work` on a hashing thread and waits for its result, unless
+    /// `limit` jobs already wait for a thread: then it answers
+    /// [`HashError::Busy`] at once. Work whose caller has gone (a client
+    /// that hung up while queued) is skipped.
+    async fn run<T: Send + 'static>(
+        &self,
+        limit: usize,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, HashError> {
         let (done, result) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move || {
             if !done.is_closed() {
@@ -262,16 +289,25 @@ impl HashPool {
             }
         });
         // Counted before it is sent, so a thread never sees the queue as
-        // empty while this job is on its way.
-        self.queued.fetch_add(1, Ordering::AcqRel);
+        // empty while this job is on its way; and counted only while there
+        // is room, so the queue never grows past `limit`.
+        if self
+            .queued
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |queued| {
+                (queued < limit).then_some(queued + 1)
+            })
+            .is_err()
+        {
+            return Err(HashError::Busy);
+        }
         let sent = self.jobs.lock().map(|jobs| jobs.send(job).is_ok()).unwrap_or(false);
         if !sent {
             self.queued.fetch_sub(1, Ordering::AcqRel);
-            return Err(StoreError("password hashing is shut down".into()));
+            return Err(StoreError("password hashing is shut down".into()).into());
         }
         result
             .await
-            .map_err(|_| StoreError("password hashing thread failed".into()))
+            .map_err(|_| StoreError("password hashing thread failed".into()).into())
     }
 }
 
@@ -311,20 +347,20 @@ fn run_this_thread_only_when_idle() {
 
 #[async_trait]
 impl PasswordHasher for Argon2Passwords {
-    async fn hash(&self, password: &Password) -> Result<PasswordHash, StoreError> {
+    async fn hash(&self, password: &Password) -> Result<PasswordHash, HashError> {
         let (argon2, random, password) = (self.argon2.clone(), self.random.clone(), password.clone());
         self.pool
-            .run(move || {
+            .run(self.queue_limit, move || {
                 THREAD_MEMORY.with_borrow_mut(|memory| {
                     hash_with_memory(&argon2, random.as_ref(), password.expose().as_bytes(), memory)
                 })
             })
             .await?
             .map(PasswordHash::new)
-            .map_err(StoreError)
+            .map_err(|error| StoreError(error).into())
     }
 
-    async fn verify(&self, password: &Password, hash: Option<PasswordHash>) -> bool {
+    async fn verify(&self, password: &Password, hash: Option<PasswordHash>) -> Result<bool, HashError> {
         let password = password.clone();
         let (phc, real) = match hash {
             Some(hash) => (hash.as_str().to_owned(), true),
@@ -332,12 +368,11 @@ impl PasswordHasher for Argon2Passwords {
         };
         let matches = self
             .pool
-            .run(move || {
+            .run(self.queue_limit, move || {
                 THREAD_MEMORY.with_borrow_mut(|memory| verify_with(password.expose().as_bytes(), &phc, memory))
             })
-            .await
-            .unwrap_or(false);
-        real && matches
+            .await?;
+        Ok(real && matches)
     }
 }
 
@@ -367,14 +402,15 @@ mod tests {
         let second = hasher.hash(&password).await.unwrap();
         assert!(first.as_str().starts_with("$argon2id$v=19$m=1024,t=1,p=1$"));
         assert_ne!(first, second, "every hash has its own salt");
-        assert!(hasher.verify(&password, Some(first.clone())).await);
+        assert!(hasher.verify(&password, Some(first.clone())).await.unwrap());
         let wrong = Password::presented("wrong").unwrap();
-        assert!(!hasher.verify(&wrong, Some(first)).await);
-        assert!(!hasher.verify(&password, None).await);
+        assert!(!hasher.verify(&wrong, Some(first)).await.unwrap());
+        assert!(!hasher.verify(&password, None).await.unwrap());
         assert!(
             !hasher
                 .verify(&password, Some(PasswordHash::new("garbage".into())))
                 .await
+                .unwrap()
         );
     }
 
@@ -423,6 +459,42 @@ mod tests {
             Arc::new(OsRandom),
         )
         .unwrap();
-        assert!(stronger.verify(&password, Some(old)).await);
+        assert!(stronger.verify(&password, Some(old)).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_refuses_at_once_and_frees_as_it_drains() {
+        let pool = Arc::new(HashPool::start(1).unwrap());
+        // The one thread is held by a job until `release` is sent.
+        let (started, on_start) = std::sync::mpsc::channel::<()>();
+        let (release, on_release) = std::sync::mpsc::channel::<()>();
+        let busy = tokio::spawn({
+            let pool = pool.clone();
+            async move {
+                pool.run(1, move || {
+                    started.send(()).unwrap();
+                    on_release.recv().unwrap();
+                    "first"
+                })
+                .await
+            }
+        });
+        tokio::task::spawn_blocking(move || on_start.recv().unwrap())
+            .await
+            .unwrap();
+        // One job may wait for the thread...
+        let waiting = tokio::spawn({
+            let pool = pool.clone();
+            async move { pool.run(1, || "second").await }
+        });
+        while pool.queued.load(Ordering::Acquire) < 1 {
+            tokio::task::yield_now().await;
+        }
+        // ...and the next is refused without waiting.
+        assert!(matches!(pool.run(1, || "third").await, Err(HashError::Busy)));
+        release.send(()).unwrap();
+        assert_eq!(busy.await.unwrap().unwrap(), "first");
+        assert_eq!(waiting.await.unwrap().unwrap(), "second");
+        assert_eq!(pool.run(1, || "fourth").await.unwrap(), "fourth");
     }
 }

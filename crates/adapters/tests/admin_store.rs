@@ -159,7 +159,59 @@ async fn every_token_of_a_user_is_revoked_and_only_theirs(backend: TestBackend) 
     );
 }
 
+/// Concurrent failed sign-ins are counted exactly, by one conditional
+/// statement each: of 20 at once, the first 5 count and the fifth locks;
+/// the rest meet the lock and change nothing. A right password inside the
+/// lock is refused; after it, it clears the count; the next lock doubles.
+async fn failed_sign_ins_count_atomically_and_lock(backend: TestBackend) {
+    use phonegate_domain::abuse::sign_in::LockoutPolicy;
+    let (_database, store) = store(backend).await;
+    let user = account(&store, "ada@example.com", None).await;
+    let email = Email::parse("ada@example.com").unwrap();
+    let policy = LockoutPolicy::default();
+    let tries: Vec<_> = (0..20)
+        .map(|_| {
+            let (store, email) = (store.clone(), email.clone());
+            tokio::spawn(async move { store.settle_sign_in(&email, false, NOW, &policy).await.unwrap() })
+        })
+        .collect();
+    let mut counted = 0;
+    for attempt in tries {
+        if let Some(id) = attempt.await.unwrap() {
+            assert_eq!(id, user);
+            counted += 1;
+        }
+    }
+    assert_eq!(counted, 5);
+    let at = |seconds: u64| NOW.plus(Duration::from_secs(seconds));
+    assert_eq!(store.settle_sign_in(&email, true, at(59), &policy).await.unwrap(), None);
+    // A sixth failure once the lock is over locks for two minutes.
+    assert_eq!(
+        store.settle_sign_in(&email, false, at(60), &policy).await.unwrap(),
+        Some(user)
+    );
+    assert_eq!(
+        store.settle_sign_in(&email, true, at(179), &policy).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.settle_sign_in(&email, true, at(180), &policy).await.unwrap(),
+        Some(user)
+    );
+    // Cleared: four failures are not five.
+    for _ in 0..4 {
+        store.settle_sign_in(&email, false, at(181), &policy).await.unwrap();
+    }
+    assert_eq!(
+        store.settle_sign_in(&email, true, at(181), &policy).await.unwrap(),
+        Some(user)
+    );
+    let nobody = Email::parse("nobody@example.com").unwrap();
+    assert_eq!(store.settle_sign_in(&nobody, true, NOW, &policy).await.unwrap(), None);
+}
+
 on_both_backends!(
     an_application_is_listed_and_revoked_with_its_sessions,
     every_token_of_a_user_is_revoked_and_only_theirs,
+    failed_sign_ins_count_atomically_and_lock,
 );

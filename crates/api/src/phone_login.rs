@@ -404,11 +404,14 @@ async fn check_pin(
             body = ErrorAnswer),
         (status = 401, description = "An unknown code or another device's (`INVALID_ACCESS_CODE`), or an \
             expired one (`EXPIRED_ACCESS_CODE`)", body = ErrorAnswer),
+        (status = 429, description = "Too many checks from this client (`RATE_LIMITED`)", body = ErrorAnswer,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 503, description = "The database is unavailable (`SERVICE_UNAVAILABLE`)", body = ErrorAnswer),
     )
 )]
 async fn check_access_code(
     State(phone_login): State<Arc<PhoneLogin>>,
+    RequestClient(client): RequestClient,
     params: Result<Params, ParamsError>,
 ) -> Envelope {
     let params = match params {
@@ -416,7 +419,10 @@ async fn check_access_code(
         Err(error) => return error.into(),
     };
     let (code, device) = (params.text("access_code"), params.text("device_id"));
-    match phone_login.check_access_code(code.as_deref(), device.as_deref()).await {
+    match phone_login
+        .check_access_code(code.as_deref(), device.as_deref(), &client)
+        .await
+    {
         Ok(info) => Envelope::ok(
             Code::ValidAccessCode,
             Some(json!({
@@ -432,6 +438,7 @@ async fn check_access_code(
         Err(AccessCodeError::Expired) => {
             Envelope::error(StatusCode::UNAUTHORIZED, Code::ExpiredAccessCode, "expired access code")
         }
+        Err(AccessCodeError::Refused(refusal)) => refusal.into(),
         Err(AccessCodeError::Store(error)) => error.into(),
     }
 }

@@ -36,6 +36,10 @@ use crate::{
     routes::{MountedRoute, Routes},
 };
 
+/// `Retry-After` of a 503 for saturated password hashing: the queue holds
+/// under about a second of hashes.
+const HASHER_BUSY_RETRY: Duration = Duration::from_secs(1);
+
 /// This surface's error: a status and the message for `{"error": …}`.
 #[derive(Debug)]
 pub struct ApiError {
@@ -63,6 +67,19 @@ impl ApiError {
             StatusCode::SERVICE_UNAVAILABLE,
             "Service temporarily unavailable. Please try again later.",
         )
+    }
+
+    /// Every password-hashing thread is busy and the queue is full: a
+    /// moment later there is room again.
+    fn hasher_busy() -> Self {
+        tracing::warn!("password hashing saturated; request refused");
+        Self {
+            retry_after: Some(HASHER_BUSY_RETRY),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Service temporarily unavailable. Please try again later.",
+            )
+        }
     }
 
     fn refused(refusal: Refusal) -> Self {
@@ -126,6 +143,8 @@ impl From<SignInError> for ApiError {
     fn from(error: SignInError) -> Self {
         match error {
             SignInError::InvalidCredentials => Self::new(StatusCode::UNAUTHORIZED, error.to_string()),
+            SignInError::Refused(refusal) => Self::refused(refusal),
+            SignInError::HasherBusy => Self::hasher_busy(),
             SignInError::Store(error) => error.into(),
             SignInError::MissingCredentials
             | SignInError::UnknownApplication
@@ -149,6 +168,8 @@ impl From<CompleteResetError> for ApiError {
     fn from(error: CompleteResetError) -> Self {
         match error {
             CompleteResetError::Store(error) => error.into(),
+            CompleteResetError::Refused(refusal) => Self::refused(refusal),
+            CompleteResetError::HasherBusy => Self::hasher_busy(),
             other => Self::unprocessable(other.to_string()),
         }
     }
@@ -171,6 +192,7 @@ impl From<IntrospectError> for ApiError {
         match error {
             IntrospectError::Unauthorized => Self::new(StatusCode::UNAUTHORIZED, error.to_string()),
             IntrospectError::MissingToken => Self::unprocessable(error.to_string()),
+            IntrospectError::Refused(refusal) => Self::refused(refusal),
             IntrospectError::Store(error) => error.into(),
         }
     }
@@ -249,11 +271,15 @@ pub fn router(token_auth: Arc<TokenAuth>, hosts: &AllowedHosts, reset_floor: std
             example = json!({"error": "Invalid email or password."})),
         (status = 422, description = "A missing email or password, an unknown `app_id`, or an invalid \
             `mobile_os` or `device_token`", body = ErrorBody),
-        (status = 503, description = "A dependency is unavailable", body = ErrorBody),
+        (status = 429, description = "Too many sign-in tries from this client or for this email", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "A dependency is unavailable, or password checks are saturated (then with \
+            `Retry-After`)", body = ErrorBody),
     )
 )]
 async fn sign_in(
     State(token_auth): State<Arc<TokenAuth>>,
+    RequestClient(client): RequestClient,
     params: Result<Params, ParamsError>,
 ) -> Result<Json<SignInBody>, ApiError> {
     let params = params?;
@@ -265,13 +291,16 @@ async fn sign_in(
         params.text("app_id"),
     );
     let signed_in = token_auth
-        .sign_in(SignInRequest {
-            email: email.as_deref(),
-            password: password.as_deref(),
-            device_token: device_token.as_deref(),
-            mobile_os: mobile_os.as_deref(),
-            app_id: app_id.as_deref(),
-        })
+        .sign_in(
+            SignInRequest {
+                email: email.as_deref(),
+                password: password.as_deref(),
+                device_token: device_token.as_deref(),
+                mobile_os: mobile_os.as_deref(),
+                app_id: app_id.as_deref(),
+            },
+            &client,
+        )
         .await?;
     Ok(Json(SignInBody {
         token: signed_in.token.expose().to_owned(),
@@ -376,12 +405,17 @@ async fn request_reset(
         (status = 400, description = "The parameters cannot be read", body = ErrorBody),
         (status = 403, description = "The Host is not in `security.allowed_hosts`", body = ErrorBody),
         (status = 422, description = "A missing, invalid, used or expired token, or a password that is too \
-            short or does not match its confirmation", body = ErrorBody),
-        (status = 503, description = "A dependency is unavailable", body = ErrorBody),
+            short, too common, or does not match its confirmation", body = ErrorBody,
+            example = json!({"error": "Password is too common. Please choose a less common password."})),
+        (status = 429, description = "Too many token checks from this client", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "A dependency is unavailable, or password hashing is saturated (then \
+            with `Retry-After`)", body = ErrorBody),
     )
 )]
 async fn complete_reset(
     State(token_auth): State<Arc<TokenAuth>>,
+    RequestClient(client): RequestClient,
     params: Result<Params, ParamsError>,
 ) -> Result<Json<MessageBody>, ApiError> {
     let params = params?;
@@ -391,7 +425,7 @@ async fn complete_reset(
         params.text("password_confirmation"),
     );
     token_auth
-        .complete_password_reset(token.as_deref(), password.as_deref(), confirmation.as_deref())
+        .complete_password_reset(token.as_deref(), password.as_deref(), confirmation.as_deref(), &client)
         .await?;
     Ok(Json(MessageBody {
         message: "Your password has been changed.",
@@ -495,17 +529,23 @@ async fn verify_phone(
         (status = 403, description = "The Host is not in `security.allowed_hosts`", body = ErrorBody),
         (status = 401, description = "A missing or unknown application `auth_token`", body = ErrorBody),
         (status = 422, description = "A missing `token`", body = ErrorBody),
+        (status = 429, description = "Too many token checks from this client", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 503, description = "A dependency is unavailable", body = ErrorBody),
     )
 )]
 /// RFC 7662 token introspection, authenticated by an application's auth_token.
 async fn introspect(
     State(token_auth): State<Arc<TokenAuth>>,
+    RequestClient(client): RequestClient,
     params: Result<Params, ParamsError>,
 ) -> Result<Json<Value>, ApiError> {
     let params = params?;
     let (auth_token, token) = (params.text("auth_token"), params.text("token"));
-    let body = match token_auth.introspect(auth_token.as_deref(), token.as_deref()).await? {
+    let body = match token_auth
+        .introspect(auth_token.as_deref(), token.as_deref(), &client)
+        .await?
+    {
         Introspection::Inactive => json!({"active": false}),
         Introspection::Active {
             user_id,

@@ -11,6 +11,7 @@ use phonegate_adapters::{
     clock::SystemClock,
     mail::{ConsoleMailer, SmtpMailer},
     password::{Argon2Passwords, Argon2Settings},
+    password_screen::ZxcvbnScreen,
     random::OsRandom,
     rate_limit::{InMemoryRateLimiter, RedisRateLimiter},
     sms::{ConsoleEcho, ConsoleProvider, NullProvider},
@@ -23,7 +24,7 @@ use phonegate_api::{
     metrics::{DeliveryProviders, Registry},
 };
 use phonegate_domain::{
-    abuse::{AbuseCounters, AbuseSettings, SendGuard},
+    abuse::{AbuseCounters, AbuseSettings, SendGuard, sign_in::SignInGuard},
     delivery::{MessageTemplates, Messenger},
     otp::{CodeLength, OtpEngine, OtpPolicy, Purpose, SecretHasher, TestNumbers},
     outbox::{DispatchSettings, Dispatcher},
@@ -41,6 +42,7 @@ pub mod background;
 mod instrumented;
 mod jwt_keys;
 pub mod settings;
+mod sign_in;
 pub mod telemetry;
 
 use instrumented::Instrumented;
@@ -424,7 +426,8 @@ pub async fn build(settings: &Settings, overrides: Overrides) -> anyhow::Result<
             },
             random.clone(),
         )
-        .map_err(|error| anyhow::anyhow!("auth.argon2_*: {error}"))?,
+        .map_err(|error| anyhow::anyhow!("auth.argon2_*: {error}"))?
+        .with_queue_per_thread(settings.sign_in.hashing_queue_per_thread),
     );
 
     let secret = jwt_secret(settings, &store, clock.as_ref()).await?;
@@ -432,8 +435,12 @@ pub async fn build(settings: &Settings, overrides: Overrides) -> anyhow::Result<
     // from the same secret, so every instance can read every row.
     let sealing_key = SecretHasher::derive_key(secret.expose_secret().as_bytes(), "phonegate outbox sealing v1");
     let store = store.with_sealer(Sealer::new(*sealing_key.expose_secret()));
-    let guard = SendGuard::new(rate_limiter(settings).await?, abuse_settings(settings)?);
+    // One limiter for every limit, so sign-in limits hold across instances
+    // exactly as the send limits do.
+    let limiter = rate_limiter(settings).await?;
+    let guard = SendGuard::new(limiter.clone(), abuse_settings(settings)?);
     let abuse_counters = guard.counters().clone();
+    let sign_in_guard = SignInGuard::new(limiter, sign_in::limits(settings)?).with_counters(abuse_counters.clone());
     let tokens: Arc<dyn TokenIssuer> = Arc::new(jwt_keys::token_issuer(&settings.auth, &secret, random.clone())?);
     // Codes, lookup keys and stored tokens are hashed with a key derived
     // from the master secret `auth.jwt_secret` (under its own label, so
@@ -478,45 +485,52 @@ pub async fn build(settings: &Settings, overrides: Overrides) -> anyhow::Result<
             policy: code_policy("phone_verify", settings.otp.phone_verify)?,
         },
     ));
-    let phone_login = Arc::new(PhoneLogin::new(
-        store_arc.clone(),
-        store_arc.clone(),
-        messenger.clone(),
-        otp.clone(),
-        PhoneLoginSettings {
-            phones: phone_policy(
-                settings,
-                "phone_login",
-                &settings.phone_login.allowed_regions,
-                &settings.phone_login.allowed_prefixes,
-            )?,
-            policy: code_policy("phone_login", settings.otp.phone_login)?,
-            access_code_ttl: Duration::from_secs(settings.phone_login.access_code_ttl_seconds),
-        },
-    ));
+    let phone_login = Arc::new(
+        PhoneLogin::new(
+            store_arc.clone(),
+            store_arc.clone(),
+            messenger.clone(),
+            otp.clone(),
+            PhoneLoginSettings {
+                phones: phone_policy(
+                    settings,
+                    "phone_login",
+                    &settings.phone_login.allowed_regions,
+                    &settings.phone_login.allowed_prefixes,
+                )?,
+                policy: code_policy("phone_login", settings.otp.phone_login)?,
+                access_code_ttl: Duration::from_secs(settings.phone_login.access_code_ttl_seconds),
+            },
+        )
+        .with_sign_in_guard(sign_in_guard.clone()),
+    );
 
-    let token_auth = Arc::new(TokenAuth::new(
-        TokenAuthPorts {
-            users: store_arc.clone(),
-            accounts: store_arc.clone(),
-            sessions: store_arc.clone(),
-            applications: store_arc.clone(),
-            access_codes: store_arc.clone(),
-            passwords,
-            tokens: tokens.clone(),
-            outbox: store_arc.clone(),
-            messenger: messenger.clone(),
-        },
-        otp,
-        TokenAuthSettings {
-            phones: phone_policy(settings, "tokens", &[], &[])?,
-            phone_policy: code_policy("phone_confirm", settings.otp.phone_confirm)?,
-            session_ttl: Duration::from_secs(settings.auth.session_ttl_seconds),
-            reset_ttl: Duration::from_secs(settings.mail.reset_ttl_seconds),
-            reset_url_template: settings.mail.reset_url_template.clone(),
-            app_name: settings.otp.app_name.clone(),
-        },
-    ));
+    let token_auth = Arc::new(
+        TokenAuth::new(
+            TokenAuthPorts {
+                users: store_arc.clone(),
+                accounts: store_arc.clone(),
+                sessions: store_arc.clone(),
+                applications: store_arc.clone(),
+                access_codes: store_arc.clone(),
+                passwords,
+                screen: Arc::new(ZxcvbnScreen),
+                tokens: tokens.clone(),
+                outbox: store_arc.clone(),
+                messenger: messenger.clone(),
+            },
+            otp,
+            TokenAuthSettings {
+                phones: phone_policy(settings, "tokens", &[], &[])?,
+                phone_policy: code_policy("phone_confirm", settings.otp.phone_confirm)?,
+                session_ttl: Duration::from_secs(settings.auth.session_ttl_seconds),
+                reset_ttl: Duration::from_secs(settings.mail.reset_ttl_seconds),
+                reset_url_template: settings.mail.reset_url_template.clone(),
+                app_name: settings.otp.app_name.clone(),
+            },
+        )
+        .with_sign_in_guard(sign_in_guard),
+    );
 
     let dispatcher = Dispatcher::new(
         store_arc.clone(),
@@ -695,6 +709,7 @@ pub fn check_settings(settings: &Settings) -> anyhow::Result<ConfigReport> {
         &settings.phone_login.allowed_prefixes,
     )?;
     abuse_settings(settings)?;
+    sign_in::limits(settings)?;
     client_ip_header(settings)?;
     let rate_limit = match &settings.rate_limit.redis_url {
         Some(url) => {

@@ -31,6 +31,7 @@ pub struct Settings {
     pub phone_login: PhoneLoginSettings,
     pub rate_limit: RateLimitSettings,
     pub abuse: AbuseSettings,
+    pub sign_in: SignInSettings,
     pub outbox: OutboxSettings,
     pub housekeeping: HousekeepingSettings,
     pub log: LogSettings,
@@ -76,6 +77,31 @@ pub struct AbuseSettings {
     pub country_hourly_sms_budget: u32,
     /// Per calling code (e.g. `"44"`) budgets overriding the one above.
     pub country_hourly_sms_budgets: std::collections::BTreeMap<String, u32>,
+}
+
+/// Password sign-in's throttles and account lockout, the per-IP limit of
+/// token lookups, and the password-hashing queue.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignInSettings {
+    /// Sign-in tries per client IP per window.
+    pub per_ip: u32,
+    pub per_ip_window_seconds: u64,
+    /// Sign-in tries per email address (trimmed, lower-cased) per window.
+    pub per_email: u32,
+    pub per_email_window_seconds: u64,
+    /// Reset completions, introspections and access-code checks per client
+    /// IP per window, together.
+    pub token_checks_per_ip: u32,
+    pub token_checks_window_seconds: u64,
+    /// Consecutive failed sign-ins that lock an account; 0 = never.
+    pub lock_after_failures: u32,
+    /// The first lock; each further failure after a lock doubles it.
+    pub lock_base_seconds: u64,
+    /// The longest lock.
+    pub lock_max_seconds: u64,
+    /// Password hashes that may wait per hashing thread; beyond, 503.
+    pub hashing_queue_per_thread: usize,
 }
 
 /// The delivery dispatcher.

@@ -389,3 +389,195 @@ async fn metrics_report_refusals_and_the_outbox_backlog() {
     let text = metrics(&app).await;
     assert!(text.contains("\nphonegate_outbox_pending 1\n"), "{text}");
 }
+
+const TOKENS: &str = "/api/v1/tokens.json";
+const ADA: &str = "Ada-Passphrase-7";
+
+/// Behind the proxy, with a cheap argon2 so the tries that pass the limits
+/// hash quickly (stored hashes carry their cost, so the accounts use it
+/// too). The sign-in limits and lockout are the shipped ones.
+fn sign_in_limits(settings: &mut Settings) {
+    behind_proxy(settings);
+    settings.auth.argon2_memory_kib = 1024;
+    settings.auth.argon2_iterations = 1;
+}
+
+async fn sign_in_from(app: &TestApp, ip: &str, email: &str, password: &str) -> Reply {
+    post_from(app, ip, TOKENS, &json!({"email": email, "password": password})).await
+}
+
+/// The n-th of many fresh client addresses.
+fn fresh_ip(n: u32) -> String {
+    format!("10.{}.{}.{}", n / 65_536 % 256, n / 256 % 256, n % 256)
+}
+
+/// 1,000 tries at one account's password, each from a fresh IP (a botnet):
+/// the per-email limit lets 10 per 10 minutes reach a password check, the
+/// fifth failure locks the account, and no try gets a session. Inside a
+/// lock the right password gets the wrong one's answer; the next lock is
+/// longer; once it ends the right password signs in. Time moves on the
+/// manual clock.
+async fn brute_force_on_one_account(backend: TestBackend) {
+    let app = spawn_app_with_limits(backend, sign_in_limits).await;
+    app.create_user("ada@example.com", ADA, "Ada", "L").await;
+    let (mut checked, mut limited) = (0, 0);
+    for attempt in 0..1000 {
+        let reply = sign_in_from(&app, &fresh_ip(attempt), "ada@example.com", &format!("guess-{attempt}")).await;
+        match reply.status {
+            StatusCode::UNAUTHORIZED => checked += 1,
+            StatusCode::TOO_MANY_REQUESTS => {
+                assert!(retry_after(&reply) >= Duration::from_secs(1));
+                assert_eq!(
+                    reply.body,
+                    json!({"error": "Too many requests. Please try again later."})
+                );
+                limited += 1;
+            }
+            status => panic!("{status}: {:?}", reply.body),
+        }
+    }
+    assert_eq!((checked, limited), (10, 990));
+    // The per-email window passes, and with it the first lock (a minute).
+    app.clock.advance(Duration::from_secs(600));
+    let wrong = sign_in_from(&app, &fresh_ip(2000), "ada@example.com", "guess-again").await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    // That sixth failure locked the account for two minutes.
+    let right = sign_in_from(&app, &fresh_ip(2001), "ada@example.com", ADA).await;
+    assert_eq!((right.status, &right.body), (wrong.status, &wrong.body));
+    app.clock.advance(Duration::from_secs(119));
+    let right = sign_in_from(&app, &fresh_ip(2002), "ada@example.com", ADA).await;
+    assert_eq!(right.status, StatusCode::UNAUTHORIZED);
+    app.clock.advance(Duration::from_secs(1));
+    let right = sign_in_from(&app, &fresh_ip(2003), "ada@example.com", ADA).await;
+    assert_eq!(right.status, StatusCode::OK, "{:?}", right.body);
+    assert!(right.body["token"].is_string());
+}
+
+/// 1,000 tries from one IP spread over 100 accounts: the per-IP limit lets
+/// 50 per 10 minutes reach a password check and no try gets a session;
+/// that IP is refused even the right password, while the accounts' owners
+/// sign in from elsewhere (one failure each is far from a lock).
+async fn brute_force_from_one_ip_over_many_accounts(backend: TestBackend) {
+    let app = spawn_app_with_limits(backend, sign_in_limits).await;
+    for user in 0..100 {
+        app.create_user(&format!("user{user}@example.com"), ADA, "U", "Ser")
+            .await;
+    }
+    let (mut checked, mut limited) = (0, 0);
+    for attempt in 0..1000 {
+        let email = format!("user{}@example.com", attempt % 100);
+        let reply = sign_in_from(&app, "203.0.113.9", &email, &format!("guess-{attempt}")).await;
+        match reply.status {
+            StatusCode::UNAUTHORIZED => checked += 1,
+            StatusCode::TOO_MANY_REQUESTS => limited += 1,
+            status => panic!("{status}: {:?}", reply.body),
+        }
+    }
+    assert_eq!((checked, limited), (50, 950));
+    let reply = sign_in_from(&app, "203.0.113.9", "user99@example.com", ADA).await;
+    assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS);
+    let reply = sign_in_from(&app, "198.51.100.7", "user0@example.com", ADA).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn brute_force_on_one_account_sqlite() {
+    brute_force_on_one_account(TestBackend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn brute_force_on_one_account_postgres() {
+    brute_force_on_one_account(TestBackend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn brute_force_from_one_ip_over_many_accounts_sqlite() {
+    brute_force_from_one_ip_over_many_accounts(TestBackend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn brute_force_from_one_ip_over_many_accounts_postgres() {
+    brute_force_from_one_ip_over_many_accounts(TestBackend::Postgres).await;
+}
+
+/// A request with a form body from `ip`.
+async fn form_from(app: &TestApp, ip: &str, method: &str, path: &str, form: &str) -> Reply {
+    app.send(
+        Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header("x-forwarded-for", ip)
+            .body(Body::from(form.to_owned()))
+            .unwrap(),
+    )
+    .await
+}
+
+/// Reset completion, introspection and access-code checks look random
+/// tokens up; together they share one per-IP limit, each refusing in its
+/// own surface's shape, and other clients are unaffected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_checks_are_limited_per_ip() {
+    let app = spawn_app_with_limits(TestBackend::Sqlite, |settings| {
+        behind_proxy(settings);
+        settings.sign_in.token_checks_per_ip = 3;
+    })
+    .await;
+    let guess = "0123456789abcdef0123456789abcdef";
+    let reset = |ip: &'static str| {
+        let app = &app;
+        async move {
+            form_from(
+                app,
+                ip,
+                "PUT",
+                "/api/v1/tokens/reset.json",
+                "reset_token=guess&password=new-password-1",
+            )
+            .await
+        }
+    };
+    let introspect = |ip: &'static str| {
+        let app = &app;
+        async move {
+            form_from(
+                app,
+                ip,
+                "POST",
+                "/api/v1/tokens/introspect.json",
+                "auth_token=guess&token=guess",
+            )
+            .await
+        }
+    };
+    let check_code = |ip: &'static str| {
+        let app = &app;
+        async move {
+            form_from(
+                app,
+                ip,
+                "POST",
+                &format!("/v1/auth/check_access_code?access_code={guess}"),
+                "",
+            )
+            .await
+        }
+    };
+    assert_eq!(reset("203.0.113.5").await.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(introspect("203.0.113.5").await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(check_code("203.0.113.5").await.status, StatusCode::UNAUTHORIZED);
+    for reply in [reset("203.0.113.5").await, introspect("203.0.113.5").await] {
+        assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(
+            reply.body,
+            json!({"error": "Too many requests. Please try again later."})
+        );
+        assert!(retry_after(&reply) >= Duration::from_secs(1));
+    }
+    let reply = check_code("203.0.113.5").await;
+    assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(reply.body["res_info"]["code"].is_i64(), "{:?}", reply.body);
+    assert!(retry_after(&reply) >= Duration::from_secs(1));
+    assert_eq!(check_code("198.51.100.7").await.status, StatusCode::UNAUTHORIZED);
+}

@@ -304,13 +304,16 @@ pub async fn in_process_iteration(
             let started = Instant::now();
             services
                 .token_auth
-                .sign_in(SignInRequest {
-                    email: Some(&email),
-                    password: Some(SIGN_IN_PASSWORD),
-                    device_token: Some(&device),
-                    mobile_os: Some("ios"),
-                    app_id: None,
-                })
+                .sign_in(
+                    SignInRequest {
+                        email: Some(&email),
+                        password: Some(SIGN_IN_PASSWORD),
+                        device_token: Some(&device),
+                        mobile_os: Some("ios"),
+                        app_id: None,
+                    },
+                    &client,
+                )
                 .await
                 .map_err(|error| format!("sign in: {error}"))?;
             latencies.push(micros(started));

@@ -576,6 +576,12 @@ phone_confirm = 0
 [abuse]
 hourly_sms_budget = 1000000000
 country_hourly_sms_budget = 1000000000
+
+[sign_in]
+per_ip = 1000000000
+per_email = 1000000000
+token_checks_per_ip = 1000000000
+hashing_queue_per_thread = 1000000
 "#
     )
 }

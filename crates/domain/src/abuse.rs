@@ -35,6 +35,8 @@ use crate::{
     time::Timestamp,
 };
 
+pub mod sign_in;
+
 /// Who is asking, as far as the service can tell: the client's IP address,
 /// from the socket or from a trusted proxy's header. `None` only when the
 /// request did not come over a socket (in-process tests).

@@ -67,6 +67,9 @@ pub enum PasswordError {
     TooShort,
     #[error("Password is too long (maximum is 1024 bytes)")]
     TooLong,
+    /// Among the passwords attackers try first (see `ports::PasswordScreen`).
+    #[error("Password is too common. Please choose a less common password.")]
+    TooCommon,
 }
 
 impl Password {

@@ -11,7 +11,7 @@
 use std::{fmt, sync::Arc, time::Duration};
 
 use crate::{
-    abuse::{Client, Refusal},
+    abuse::{Client, Refusal, sign_in::SignInGuard},
     delivery::Messenger,
     otp::{
         Channel, CheckError, IssueError, IssueRequest, LookupKey, OtpCode, OtpEngine, OtpPolicy, Purpose, SecretHash,
@@ -103,6 +103,9 @@ pub enum AccessCodeError {
     Invalid,
     #[error("expired access code")]
     Expired,
+    /// The per-IP token-check limit refused it.
+    #[error(transparent)]
+    Refused(Refusal),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -165,6 +168,8 @@ pub struct PhoneLogin {
     messenger: Messenger,
     otp: OtpEngine,
     settings: PhoneLoginSettings,
+    /// The per-IP limit of access-code checks.
+    guard: SignInGuard,
 }
 
 impl fmt::Debug for PhoneLogin {
@@ -204,7 +209,15 @@ impl PhoneLogin {
             messenger,
             otp,
             settings,
+            guard: SignInGuard::default(),
         }
+    }
+
+    /// Applies `guard`'s per-IP token-check limit to access-code checks.
+    #[must_use]
+    pub fn with_sign_in_guard(mut self, guard: SignInGuard) -> Self {
+        self.guard = guard;
+        self
     }
 
     fn phone(&self, value: Option<&str>) -> Result<PhoneNumber, ParameterError> {
@@ -324,8 +337,13 @@ impl PhoneLogin {
         &self,
         access_code: Option<&str>,
         device: Option<&str>,
+        client: &Client,
     ) -> Result<AccessCodeInfo, AccessCodeError> {
         let code = required(access_code, "access_code")?;
+        self.guard
+            .admit_token_check(client, self.otp.clock().now())
+            .await
+            .map_err(AccessCodeError::Refused)?;
         if code.len() != ACCESS_CODE_BYTES * 2 || !code.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(AccessCodeError::Invalid);
         }

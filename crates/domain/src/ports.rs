@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use secrecy::SecretString;
 
 use crate::{
+    abuse::sign_in::LockoutPolicy,
     account::{Email, Password, PasswordHash},
     application::{Application, ApplicationListing, NewApplication, Revocation},
     device::{PushHandle, PushPlatform},
@@ -68,18 +69,44 @@ pub trait AccountStore: Send + Sync {
     async fn set_verified_phone(&self, user: UserId, phone: &PhoneNumber, now: Timestamp) -> Result<(), AccountError>;
 
     /// Stores a password reset (its token only as a hash) and, in the same
-    /// transaction, its email in the outbox.
+    /// transaction, its email in the outbox, and marks every earlier unused
+    /// reset of the user used: only the newest link works.
     async fn create_password_reset(&self, reset: NewPasswordReset, mail: Outgoing) -> Result<(), StoreError>;
 
+    /// What completing the reset with `token_hash` at `now` would find,
+    /// changing nothing: `Done` names the user of a usable reset. Read
+    /// before the new password is hashed, so a guessed token costs no hash.
+    async fn find_password_reset(&self, token_hash: &SecretHash, now: Timestamp) -> Result<ResetOutcome, StoreError>;
+
     /// In one transaction, if the reset with `token_hash` is unused and
-    /// unexpired at `now`: marks it used, sets `new_password`, and revokes
-    /// every session token of its user.
+    /// unexpired at `now`: marks it used, sets `new_password`, clears the
+    /// user's failed sign-ins and lock, and revokes every session token and
+    /// every phone-login access code of its user.
     async fn complete_password_reset(
         &self,
         token_hash: &SecretHash,
         new_password: &PasswordHash,
         now: Timestamp,
     ) -> Result<ResetOutcome, StoreError>;
+
+    /// Records how a password check for `email` went, in one statement
+    /// whatever the outcome (so the time it takes tells nothing), on an
+    /// account that is not locked at `now`:
+    /// - `password_matched`: its failed sign-ins and lock are cleared and its
+    ///   user returned: the sign-in may go on;
+    /// - otherwise its consecutive failures grow by one, atomically, and it
+    ///   is locked until `now` + `lockout.lock_for(failures)` when that is
+    ///   some. Failures while it is locked do not count.
+    ///
+    /// Returns `None` (changing nothing) when there is no such account or
+    /// it is locked at `now`, whether the password matched or not.
+    async fn settle_sign_in(
+        &self,
+        email: &Email,
+        password_matched: bool,
+        now: Timestamp,
+        lockout: &LockoutPolicy,
+    ) -> Result<Option<UserId>, StoreError>;
 }
 
 /// Opaque session tokens of the tokens surface, with the devices they were
@@ -134,17 +161,49 @@ pub trait ApplicationStore: Send + Sync {
     async fn revoke_application(&self, app_id: &str, now: Timestamp) -> Result<Revocation, StoreError>;
 }
 
+/// Why a password could not be hashed or checked.
+#[derive(Debug, thiserror::Error)]
+pub enum HashError {
+    /// Every hashing thread is busy and the queue is full: refused at once
+    /// rather than queued without bound, so a flood cannot starve real
+    /// sign-ins. The client may try again in a moment.
+    #[error("password hashing is saturated")]
+    Busy,
+    #[error(transparent)]
+    Failed(#[from] StoreError),
+}
+
 /// Hashes and checks passwords. Hashing is slow on purpose, so
-/// implementations must not run it on the async runtime's threads.
+/// implementations must not run it on the async runtime's threads, and
+/// must bound the work waiting for it ([`HashError::Busy`]).
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait PasswordHasher: Send + Sync {
-    async fn hash(&self, password: &Password) -> Result<PasswordHash, StoreError>;
+    async fn hash(&self, password: &Password) -> Result<PasswordHash, HashError>;
 
     /// Whether `password` matches `hash`. With no hash (unknown user, or a
     /// user without a password) it still does the same work against a dummy
     /// hash and returns false, so the two cases cannot be told apart by time.
-    async fn verify(&self, password: &Password, hash: Option<PasswordHash>) -> bool;
+    async fn verify(&self, password: &Password, hash: Option<PasswordHash>) -> Result<bool, HashError>;
+}
+
+/// Screens new passwords against the ones attackers try first.
+pub trait PasswordScreen: Send + Sync {
+    /// Whether `password` is among the most common passwords (or a trivial
+    /// variant of one, or of `context`: the account's email and names), so
+    /// that it must not be chosen. Pure computation, no I/O.
+    fn is_common(&self, password: &Password, context: &[&str]) -> bool;
+}
+
+/// A screen that lets every password through, for tools and unit tests
+/// that do not exercise the screen; the service wires a real one.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoPasswordScreen;
+
+impl PasswordScreen for NoPasswordScreen {
+    fn is_common(&self, _: &Password, _: &[&str]) -> bool {
+        false
+    }
 }
 
 /// An email to send. The bodies may contain a secret link, so they are secret.

@@ -14,7 +14,7 @@ use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use secrecy::SecretString;
 
 use crate::{
-    abuse::{Client, Refusal},
+    abuse::{Client, Refusal, sign_in::SignInGuard},
     account::{Email, EmailError, Password, PasswordError, PasswordHash},
     application::{Application, ApplicationListing, NewApplication, Revocation},
     delivery::Messenger,
@@ -24,8 +24,8 @@ use crate::{
     outbox::{Envelope, OutboxMessage, OutboxStore, Outgoing},
     phone::{PhoneInputError, PhoneNumber, PhonePolicy},
     ports::{
-        AccessCodeStore, AccountError, AccountStore, ApplicationStore, DeliveryError, OutgoingMail, PasswordHasher,
-        RevokedTokens, SessionStore, StoreError, TokenIssuer, UserStore,
+        AccessCodeStore, AccountError, AccountStore, ApplicationStore, DeliveryError, HashError, OutgoingMail,
+        PasswordHasher, PasswordScreen, RevokedTokens, SessionStore, StoreError, TokenIssuer, UserStore,
     },
     time::Timestamp,
     user::{User, UserId},
@@ -175,6 +175,12 @@ pub enum SignInError {
     InvalidMobileOs,
     #[error("device_token is too long.")]
     InvalidDeviceToken,
+    /// The per-IP or per-email sign-in limit refused it.
+    #[error(transparent)]
+    Refused(Refusal),
+    /// Every password-hashing thread is busy and the queue is full.
+    #[error("password hashing is saturated")]
+    HasherBusy,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -218,6 +224,12 @@ pub enum CompleteResetError {
     InvalidPassword(PasswordError),
     #[error("Password confirmation doesn't match Password.")]
     ConfirmationMismatch,
+    /// The per-IP token-check limit refused it.
+    #[error(transparent)]
+    Refused(Refusal),
+    /// Every password-hashing thread is busy and the queue is full.
+    #[error("password hashing is saturated")]
+    HasherBusy,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -271,6 +283,9 @@ pub enum IntrospectError {
     Unauthorized,
     #[error("token is required.")]
     MissingToken,
+    /// The per-IP token-check limit refused it.
+    #[error(transparent)]
+    Refused(Refusal),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -288,8 +303,19 @@ pub enum AdminError {
     BlankName,
     #[error(transparent)]
     Account(#[from] AccountError),
+    #[error("password hashing is saturated; try again")]
+    HasherBusy,
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl From<HashError> for AdminError {
+    fn from(error: HashError) -> Self {
+        match error {
+            HashError::Busy => Self::HasherBusy,
+            HashError::Failed(error) => Self::Store(error),
+        }
+    }
 }
 
 /// The ports the tokens surface needs.
@@ -301,6 +327,8 @@ pub struct TokenAuthPorts {
     pub applications: Arc<dyn ApplicationStore>,
     pub access_codes: Arc<dyn AccessCodeStore>,
     pub passwords: Arc<dyn PasswordHasher>,
+    /// Refuses common passwords wherever a new password is chosen.
+    pub screen: Arc<dyn PasswordScreen>,
     pub tokens: Arc<dyn TokenIssuer>,
     /// Where reset emails are queued for unknown emails (a decoy row).
     pub outbox: Arc<dyn OutboxStore>,
@@ -317,6 +345,8 @@ pub struct TokenAuth {
     ports: TokenAuthPorts,
     otp: OtpEngine,
     settings: TokenAuthSettings,
+    /// Sign-in limits and the lockout policy (`passwords` module).
+    guard: SignInGuard,
 }
 
 impl fmt::Debug for TokenAuth {
@@ -333,7 +363,20 @@ fn present(value: Option<&str>) -> Option<&str> {
 
 impl TokenAuth {
     pub fn new(ports: TokenAuthPorts, otp: OtpEngine, settings: TokenAuthSettings) -> Self {
-        Self { ports, otp, settings }
+        Self {
+            ports,
+            otp,
+            settings,
+            guard: SignInGuard::default(),
+        }
+    }
+
+    /// Applies `guard`'s sign-in and token-check limits and its lockout
+    /// policy (without one: no limits, the default lockout).
+    #[must_use]
+    pub fn with_sign_in_guard(mut self, guard: SignInGuard) -> Self {
+        self.guard = guard;
+        self
     }
 
     fn now(&self) -> Timestamp {
@@ -349,72 +392,6 @@ impl TokenAuth {
 
     fn token_hash(&self, kind: &str, text: &str) -> SecretHash {
         self.otp.hasher().token_hash(kind, text.as_bytes())
-    }
-
-    /// `POST /api/v1/tokens`: email + password for a per-device token.
-    pub async fn sign_in(&self, request: SignInRequest<'_>) -> Result<SignedIn, SignInError> {
-        let (Some(email), Some(password)) = (present(request.email), request.password.filter(|p| !p.is_empty())) else {
-            return Err(SignInError::MissingCredentials);
-        };
-        let mobile_os = match present(request.mobile_os).map(str::to_ascii_lowercase).as_deref() {
-            None => None,
-            Some("android") => Some(MobileOs::Android),
-            Some("ios") => Some(MobileOs::Ios),
-            Some(_) => return Err(SignInError::InvalidMobileOs),
-        };
-        let device_token = present(request.device_token);
-        if device_token.is_some_and(|token| token.len() > 255) {
-            return Err(SignInError::InvalidDeviceToken);
-        }
-        let application = match present(request.app_id) {
-            None => None,
-            Some(app_id) => Some(
-                self.ports
-                    .applications
-                    .find_application(app_id)
-                    .await?
-                    .ok_or(SignInError::UnknownApplication)?,
-            ),
-        };
-        // A malformed email or an over-long password can match no account,
-        // but they still take the same path, for the same time.
-        let account = match Email::parse(email) {
-            Ok(email) => self.ports.accounts.find_by_email(&email).await?,
-            Err(_) => None,
-        };
-        let password = Password::presented(password).ok();
-        let matches = match &password {
-            Some(password) => {
-                let hash = account.as_ref().and_then(|a| a.password_hash.clone());
-                self.ports.passwords.verify(password, hash).await
-            }
-            None => false,
-        };
-        let account = match account {
-            Some(account) if matches => account,
-            _ => return Err(SignInError::InvalidCredentials),
-        };
-        let (token, token_hash) = self.new_token("session_token");
-        let now = self.now();
-        self.ports
-            .sessions
-            .create_session(NewSession {
-                user_id: account.user.id,
-                application_id: application.as_ref().map(|a| a.id),
-                device: device_token.map(|device_token| SessionDevice {
-                    device_token: device_token.to_owned(),
-                    mobile_os,
-                }),
-                token_hash,
-                created_at: now,
-                expires_at: now.plus(self.settings.session_ttl),
-            })
-            .await?;
-        tracing::info!(user_id = account.user.id.get(), "signed in with email and password");
-        Ok(SignedIn {
-            token,
-            user: account.user,
-        })
     }
 
     /// The user a session token belongs to, if it is valid now.
@@ -513,36 +490,6 @@ impl TokenAuth {
             .await?;
         tracing::info!(user_id = account.user.id.get(), "password reset email queued");
         Ok(())
-    }
-
-    /// `PUT /api/v1/tokens/reset`: sets a new password with a reset token
-    /// (single use, within its lifetime) and revokes every session of the user.
-    pub async fn complete_password_reset(
-        &self,
-        reset_token: Option<&str>,
-        password: Option<&str>,
-        confirmation: Option<&str>,
-    ) -> Result<UserId, CompleteResetError> {
-        let token = present(reset_token).ok_or(CompleteResetError::MissingToken)?;
-        let password =
-            Password::new_password(password.unwrap_or_default()).map_err(CompleteResetError::InvalidPassword)?;
-        if confirmation.is_some_and(|confirmation| confirmation != password.expose()) {
-            return Err(CompleteResetError::ConfirmationMismatch);
-        }
-        let hash = self.ports.passwords.hash(&password).await?;
-        match self
-            .ports
-            .accounts
-            .complete_password_reset(&self.token_hash("password_reset", token), &hash, self.now())
-            .await?
-        {
-            ResetOutcome::Done(user) => {
-                tracing::info!(user_id = user.get(), "password reset; sessions revoked");
-                Ok(user)
-            }
-            ResetOutcome::NotFound | ResetOutcome::AlreadyUsed => Err(CompleteResetError::InvalidToken),
-            ResetOutcome::Expired => Err(CompleteResetError::Expired),
-        }
     }
 
     /// The phone-confirmation challenge of a user is found by the user.
@@ -644,7 +591,12 @@ impl TokenAuth {
         &self,
         app_token: Option<&str>,
         token: Option<&str>,
+        client: &Client,
     ) -> Result<Introspection, IntrospectError> {
+        self.guard
+            .admit_token_check(client, self.now())
+            .await
+            .map_err(IntrospectError::Refused)?;
         let app_token = present(app_token).ok_or(IntrospectError::Unauthorized)?;
         self.ports
             .applications
@@ -729,6 +681,10 @@ impl TokenAuth {
     ) -> Result<UserId, AdminError> {
         let email = Email::parse(email)?;
         let password = Password::new_password(password)?;
+        self.screen_new_password(
+            &password,
+            &[Some(email.as_str()), first_name.as_deref(), last_name.as_deref()],
+        )?;
         let phone = match phone {
             Some(phone) => Some(
                 self.settings
@@ -837,5 +793,6 @@ fn html_escape(text: &str) -> String {
         .replace('\'', "&#39;")
 }
 
+mod passwords;
 #[cfg(test)]
 mod tests;

@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 use phonegate_domain::{
     StoreError,
+    abuse::sign_in::LockoutPolicy,
     account::{Email, PasswordHash},
     application::{Application, ApplicationListing, NewApplication, Revocation},
     otp::SecretHash,
@@ -163,7 +164,16 @@ impl AccountStore for SqlStore {
                 reset.expires_at.unix_millis().into(),
             ])
             .to_owned();
+        // Only the newest link works: an older one may sit in a mailbox that
+        // is no longer the user's alone.
+        let supersede = Query::update()
+            .table(PasswordResets::Table)
+            .value(PasswordResets::UsedAt, reset.created_at.unix_millis())
+            .and_where(Expr::col(PasswordResets::UserId).eq(reset.user_id.get()))
+            .and_where(Expr::col(PasswordResets::UsedAt).is_null())
+            .to_owned();
         let mut tx = self.db().begin().await.map_err(store_error)?;
+        tx.run().execute(&supersede).await.map_err(store_error)?;
         tx.run().execute(&insert).await.map_err(store_error)?;
         let queued = insert_outgoing(&mut tx, self.sealer(), mail, reset.created_at).await?;
         tx.commit().await.map_err(store_error)?;
@@ -215,9 +225,20 @@ impl AccountStore for SqlStore {
         let set_password = Query::update()
             .table(Users::Table)
             .value(Users::PasswordHash, new_password.as_str())
+            .value(Users::FailedSignIns, 0)
+            .value(Users::LockedUntil, Option::<i64>::None)
             .and_where(Expr::col(Users::Id).eq(reset.user_id))
             .to_owned();
         tx.run().execute(&set_password).await.map_err(store_error)?;
+        // Whoever knew the old password may hold a phone-login access code
+        // of the account too; a reset ends those with the sessions.
+        let revoke_codes = Query::update()
+            .table(AccessCodes::Table)
+            .value(AccessCodes::RevokedAt, now.unix_millis())
+            .and_where(Expr::col(AccessCodes::UserId).eq(reset.user_id))
+            .and_where(Expr::col(AccessCodes::RevokedAt).is_null())
+            .to_owned();
+        tx.run().execute(&revoke_codes).await.map_err(store_error)?;
         let revoke_sessions = Query::update()
             .table(SessionTokens::Table)
             .value(SessionTokens::RevokedAt, now.unix_millis())
@@ -227,6 +248,20 @@ impl AccountStore for SqlStore {
         tx.run().execute(&revoke_sessions).await.map_err(store_error)?;
         tx.commit().await.map_err(store_error)?;
         Ok(ResetOutcome::Done(UserId::new(reset.user_id)))
+    }
+
+    async fn find_password_reset(&self, token_hash: &SecretHash, now: Timestamp) -> Result<ResetOutcome, StoreError> {
+        self.peek_password_reset(token_hash, now).await
+    }
+
+    async fn settle_sign_in(
+        &self,
+        email: &Email,
+        password_matched: bool,
+        now: Timestamp,
+        lockout: &LockoutPolicy,
+    ) -> Result<Option<UserId>, StoreError> {
+        self.settle_sign_in_row(email, password_matched, now, lockout).await
     }
 }
 

@@ -48,6 +48,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0005_outbox_notify.sql"),
         postgres: include_str!("../../migrations/postgres/0005_outbox_notify.sql"),
     },
+    Migration {
+        version: 6,
+        name: "account_lockout",
+        sqlite: include_str!("../../migrations/sqlite/0006_account_lockout.sql"),
+        postgres: include_str!("../../migrations/postgres/0006_account_lockout.sql"),
+    },
 ];
 
 #[derive(Iden)]

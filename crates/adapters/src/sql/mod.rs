@@ -7,6 +7,7 @@ mod migrate;
 mod outbox;
 mod profile_cache;
 mod schema;
+mod sign_in;
 mod store;
 
 pub use db::{Backend, Db, DbError, DbOptions};

@@ -13,6 +13,8 @@ pub enum Users {
     PhoneVerifiedAt,
     PasswordHash,
     CreatedAt,
+    FailedSignIns,
+    LockedUntil,
 }
 
 #[derive(Iden, Clone, Copy)]

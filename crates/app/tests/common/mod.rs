@@ -63,6 +63,10 @@ pub fn relax_limits(settings: &mut Settings) {
     }
     settings.abuse.hourly_sms_budget = 0;
     settings.abuse.country_hourly_sms_budget = 0;
+    // The sign-in throttles too; the account lockout stays.
+    settings.sign_in.per_ip = 10_000;
+    settings.sign_in.per_email = 10_000;
+    settings.sign_in.token_checks_per_ip = 10_000;
 }
 
 /// Like [`spawn_app_with`], with the shipped limits in force.

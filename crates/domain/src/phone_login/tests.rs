@@ -149,26 +149,35 @@ fn check_pin_issues_an_access_code_that_a_backend_can_validate() {
             .unwrap();
         assert_eq!(grant.expose().len(), 32);
         assert!(grant.expose().bytes().all(|b| b.is_ascii_hexdigit()));
-        let info = service.check_access_code(Some(grant.expose()), None).await.unwrap();
+        let info = service
+            .check_access_code(Some(grant.expose()), None, &Client::default())
+            .await
+            .unwrap();
         assert_eq!(info.user_id, grant.user_id);
         assert_eq!(info.phone.as_ref().map(PhoneNumber::as_str), Some(PHONE));
         assert!(
             service
-                .check_access_code(Some(grant.expose()), Some("abcde"))
+                .check_access_code(Some(grant.expose()), Some("abcde"), &Client::default())
                 .await
                 .is_ok()
         );
         assert!(matches!(
-            service.check_access_code(Some(grant.expose()), Some("other")).await,
+            service
+                .check_access_code(Some(grant.expose()), Some("other"), &Client::default())
+                .await,
             Err(AccessCodeError::Invalid)
         ));
         assert!(matches!(
-            service.check_access_code(Some(&"0".repeat(32)), None).await,
+            service
+                .check_access_code(Some(&"0".repeat(32)), None, &Client::default())
+                .await,
             Err(AccessCodeError::Invalid)
         ));
         world.advance(Duration::from_secs(30 * 86_400));
         assert!(matches!(
-            service.check_access_code(Some(grant.expose()), None).await,
+            service
+                .check_access_code(Some(grant.expose()), None, &Client::default())
+                .await,
             Err(AccessCodeError::Expired)
         ));
     });

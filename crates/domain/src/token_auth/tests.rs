@@ -47,7 +47,7 @@ impl Mocks {
     /// "right password" matches the hash "hash-of-right"; everything else fails.
     fn with_passwords(mut self) -> Self {
         self.passwords.expect_verify().returning(|password, hash| {
-            hash.as_ref().is_some_and(|h| h.as_str() == "hash-of-right") && password.expose() == "right password"
+            Ok(hash.as_ref().is_some_and(|h| h.as_str() == "hash-of-right") && password.expose() == "right password")
         });
         self.passwords
             .expect_hash()
@@ -75,6 +75,7 @@ impl Mocks {
                 applications: Arc::new(self.applications),
                 access_codes: Arc::new(self.access_codes),
                 passwords: Arc::new(self.passwords),
+                screen: Arc::new(CommonList),
                 tokens: Arc::new(support::tokens()),
                 outbox: Arc::new(self.outbox),
                 messenger: support::messenger(world),
@@ -92,6 +93,22 @@ impl Mocks {
     }
 }
 
+/// Refuses two well-known passwords and the account's own email.
+struct CommonList;
+
+impl crate::ports::PasswordScreen for CommonList {
+    fn is_common(&self, password: &Password, context: &[&str]) -> bool {
+        ["password", "12345678"].contains(&password.expose()) || context.contains(&password.expose())
+    }
+}
+
+/// An unlocked account: settles every sign-in as the store would.
+fn settle_unlocked(accounts: &mut MockAccountStore) {
+    accounts
+        .expect_settle_sign_in()
+        .returning(|_, matched, _, _| Ok(matched.then(|| UserId::new(7))));
+}
+
 fn sign_in_request<'a>(email: &'a str, password: &'a str) -> SignInRequest<'a> {
     SignInRequest {
         email: Some(email),
@@ -107,6 +124,7 @@ fn sign_in_issues_a_per_device_token() {
     block_on(async {
         let world = World::new();
         let mut mocks = Mocks::new().with_passwords().with_account("admin@beyondvip.com");
+        settle_unlocked(&mut mocks.accounts);
         mocks
             .sessions
             .expect_create_session()
@@ -122,7 +140,10 @@ fn sign_in_issues_a_per_device_token() {
             .returning(|_| Ok(()));
         let service = mocks.build(&world);
         let signed_in = service
-            .sign_in(sign_in_request("Admin@BeyondVIP.com", "right password"))
+            .sign_in(
+                sign_in_request("Admin@BeyondVIP.com", "right password"),
+                &Client::default(),
+            )
             .await
             .unwrap();
         assert_eq!(signed_in.token.expose().len(), 22);
@@ -139,16 +160,17 @@ fn unknown_email_and_wrong_password_fail_alike_after_a_password_check() {
         let seen = checks.clone();
         mocks.passwords.expect_verify().returning(move |_, hash| {
             seen.lock().unwrap().push(hash.is_some());
-            false
+            Ok(false)
         });
+        settle_unlocked(&mut mocks.accounts);
         mocks.sessions.expect_create_session().never();
         let service = mocks.build(&world);
         let unknown = service
-            .sign_in(sign_in_request("nobody@example.com", "x"))
+            .sign_in(sign_in_request("nobody@example.com", "x"), &Client::default())
             .await
             .unwrap_err();
         let wrong = service
-            .sign_in(sign_in_request("admin@beyondvip.com", "wrong"))
+            .sign_in(sign_in_request("admin@beyondvip.com", "wrong"), &Client::default())
             .await
             .unwrap_err();
         assert_eq!(unknown.to_string(), wrong.to_string());
@@ -170,7 +192,7 @@ fn an_unknown_app_id_is_refused() {
             ..sign_in_request("admin@beyondvip.com", "right password")
         };
         assert!(matches!(
-            service.sign_in(request).await,
+            service.sign_in(request, &Client::default()).await,
             Err(SignInError::UnknownApplication)
         ));
         let request = SignInRequest {
@@ -178,7 +200,7 @@ fn an_unknown_app_id_is_refused() {
             ..sign_in_request("admin@beyondvip.com", "right password")
         };
         assert!(matches!(
-            service.sign_in(request).await,
+            service.sign_in(request, &Client::default()).await,
             Err(SignInError::InvalidMobileOs)
         ));
     });
@@ -334,12 +356,21 @@ fn completing_a_reset_maps_each_outcome() {
             let mut mocks = Mocks::new().with_passwords();
             mocks
                 .accounts
+                .expect_find_password_reset()
+                .returning(|_, _| Ok(ResetOutcome::Done(UserId::new(7))));
+            mocks
+                .accounts
                 .expect_complete_password_reset()
                 .withf(|_, hash, _| hash.as_str() == "hash-of-new password!")
                 .returning(move |_, _, _| Ok(outcome));
             let service = mocks.build(&world);
             let result = service
-                .complete_password_reset(Some("tok"), Some("new password!"), Some("new password!"))
+                .complete_password_reset(
+                    Some("tok"),
+                    Some("new password!"),
+                    Some("new password!"),
+                    &Client::default(),
+                )
                 .await;
             let got = result.map(|_| "ok".to_owned()).unwrap_or_else(|e| e.to_string());
             assert_eq!(got, expected);
@@ -347,12 +378,12 @@ fn completing_a_reset_maps_each_outcome() {
         let world = World::new();
         let service = Mocks::new().with_passwords().build(&world);
         let error = service
-            .complete_password_reset(Some("tok"), Some("short"), None)
+            .complete_password_reset(Some("tok"), Some("short"), None, &Client::default())
             .await
             .unwrap_err();
         assert_eq!(error.to_string(), "Password is too short (minimum is 8 characters)");
         let error = service
-            .complete_password_reset(Some("tok"), Some("long enough"), Some("different"))
+            .complete_password_reset(Some("tok"), Some("long enough"), Some("different"), &Client::default())
             .await
             .unwrap_err();
         assert!(matches!(error, CompleteResetError::ConfirmationMismatch));
@@ -434,6 +465,15 @@ fn a_phone_of_another_user_is_refused() {
     });
 }
 
+/// Introspects as a request without a socket address would.
+async fn introspect(
+    service: &TokenAuth,
+    app_token: Option<&str>,
+    token: Option<&str>,
+) -> Result<Introspection, IntrospectError> {
+    service.introspect(app_token, token, &Client::default()).await
+}
+
 #[test]
 fn introspection_needs_an_application_and_knows_every_token_kind() {
     block_on(async {
@@ -462,7 +502,7 @@ fn introspection_needs_an_application_and_knows_every_token_kind() {
         });
         let service = mocks.build(&world);
         assert!(matches!(
-            service.introspect(Some("wrong"), Some("opaque-token")).await,
+            introspect(&service, Some("wrong"), Some("opaque-token")).await,
             Err(IntrospectError::Unauthorized)
         ));
         let kind = |i: Introspection| match i {
@@ -473,22 +513,268 @@ fn introspection_needs_an_application_and_knows_every_token_kind() {
         };
         let app = Some("app-secret");
         assert_eq!(
-            kind(service.introspect(app, Some("opaque-token")).await.unwrap()),
+            kind(introspect(&service, app, Some("opaque-token")).await.unwrap()),
             "opaque:7"
         );
         assert_eq!(
-            kind(service.introspect(app, Some("other-token")).await.unwrap()),
+            kind(introspect(&service, app, Some("other-token")).await.unwrap()),
             "inactive"
         );
         assert_eq!(
-            kind(service.introspect(app, Some(&"a".repeat(32))).await.unwrap()),
+            kind(introspect(&service, app, Some(&"a".repeat(32))).await.unwrap()),
             "access_code:9"
         );
         // The test token issuer reads "jwt-for-<id>" tokens; a JWT has two dots.
-        assert_eq!(kind(service.introspect(app, Some("x.y.z")).await.unwrap()), "inactive");
+        assert_eq!(
+            kind(introspect(&service, app, Some("x.y.z")).await.unwrap()),
+            "inactive"
+        );
         assert!(matches!(
-            service.introspect(app, None).await,
+            introspect(&service, app, None).await,
             Err(IntrospectError::MissingToken)
+        ));
+    });
+}
+
+#[test]
+fn a_guessed_reset_token_costs_a_lookup_and_no_hash() {
+    block_on(async {
+        for outcome in [ResetOutcome::NotFound, ResetOutcome::AlreadyUsed, ResetOutcome::Expired] {
+            let world = World::new();
+            let mut mocks = Mocks::new();
+            mocks
+                .accounts
+                .expect_find_password_reset()
+                .times(1)
+                .returning(move |_, _| Ok(outcome));
+            mocks.passwords.expect_hash().never();
+            mocks.accounts.expect_complete_password_reset().never();
+            let service = mocks.build(&world);
+            let error = service
+                .complete_password_reset(Some("guess"), Some("new password!"), None, &Client::default())
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(error, CompleteResetError::InvalidToken | CompleteResetError::Expired),
+                "{error:?}"
+            );
+        }
+    });
+}
+
+#[test]
+fn common_passwords_are_refused_wherever_a_password_is_chosen() {
+    block_on(async {
+        let world = World::new();
+        let mut mocks = Mocks::new().with_passwords();
+        mocks
+            .accounts
+            .expect_find_password_reset()
+            .returning(|_, _| Ok(ResetOutcome::Done(UserId::new(7))));
+        mocks.accounts.expect_complete_password_reset().never();
+        mocks.accounts.expect_create_account().never();
+        let service = mocks.build(&world);
+        let error = service
+            .complete_password_reset(Some("tok"), Some("12345678"), None, &Client::default())
+            .await
+            .unwrap_err();
+        assert!(matches!(
+            error,
+            CompleteResetError::InvalidPassword(PasswordError::TooCommon)
+        ));
+        assert_eq!(
+            error.to_string(),
+            "Password is too common. Please choose a less common password."
+        );
+        let error = service
+            .create_user("ada@example.com", "password", None, None, None)
+            .await
+            .unwrap_err();
+        assert!(matches!(error, AdminError::InvalidPassword(PasswordError::TooCommon)));
+        // The account's own email is as guessable as a listed password.
+        let error = service
+            .create_user("ada@example.com", "ada@example.com", None, None, None)
+            .await
+            .unwrap_err();
+        assert!(matches!(error, AdminError::InvalidPassword(PasswordError::TooCommon)));
+    });
+}
+
+/// What the account store saw of each sign-in: (email, password matched).
+type Settled = Arc<Mutex<Vec<(String, bool)>>>;
+
+/// A locked account: the store refuses every sign-in, as its conditional
+/// update finds no unlocked row.
+fn locked_account(mocks: &mut Mocks) -> Settled {
+    let settled: Settled = Arc::default();
+    let seen = settled.clone();
+    mocks
+        .accounts
+        .expect_settle_sign_in()
+        .returning(move |email, matched, _, _| {
+            seen.lock().unwrap().push((email.as_str().to_owned(), matched));
+            Ok(None)
+        });
+    settled
+}
+
+#[test]
+fn a_locked_account_refuses_the_right_password_exactly_like_a_wrong_one() {
+    block_on(async {
+        let world = World::new();
+        let mut mocks = Mocks::new().with_account("admin@beyondvip.com");
+        let verified: Arc<Mutex<usize>> = Arc::default();
+        let count = verified.clone();
+        mocks.passwords.expect_verify().returning(move |password, _| {
+            *count.lock().unwrap() += 1;
+            Ok(password.expose() == "right password")
+        });
+        let settled = locked_account(&mut mocks);
+        mocks.sessions.expect_create_session().never();
+        let service = mocks.build(&world);
+        let right = service
+            .sign_in(
+                sign_in_request("admin@beyondvip.com", "right password"),
+                &Client::default(),
+            )
+            .await
+            .unwrap_err();
+        let wrong = service
+            .sign_in(sign_in_request("admin@beyondvip.com", "wrong"), &Client::default())
+            .await
+            .unwrap_err();
+        assert!(matches!(right, SignInError::InvalidCredentials));
+        assert_eq!(right.to_string(), wrong.to_string());
+        // The same work both ways: one password check, one store statement.
+        assert_eq!(*verified.lock().unwrap(), 2);
+        assert_eq!(
+            *settled.lock().unwrap(),
+            vec![
+                ("admin@beyondvip.com".to_owned(), true),
+                ("admin@beyondvip.com".to_owned(), false)
+            ]
+        );
+    });
+}
+
+#[test]
+fn a_saturated_hasher_is_its_own_error_and_counts_no_failure() {
+    block_on(async {
+        let world = World::new();
+        let mut mocks = Mocks::new().with_account("admin@beyondvip.com");
+        mocks.passwords.expect_verify().returning(|_, _| Err(HashError::Busy));
+        mocks.accounts.expect_settle_sign_in().never();
+        let service = mocks.build(&world);
+        let error = service
+            .sign_in(
+                sign_in_request("admin@beyondvip.com", "right password"),
+                &Client::default(),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(error, SignInError::HasherBusy));
+    });
+}
+
+/// Counts events per key, like the real limiters, and remembers the keys.
+#[derive(Default)]
+struct Counting(Mutex<std::collections::HashMap<String, u32>>);
+
+#[async_trait::async_trait]
+impl crate::rate_limit::RateLimiter for Counting {
+    async fn acquire(
+        &self,
+        key: &str,
+        rule: crate::rate_limit::RateRule,
+        _: Timestamp,
+    ) -> Result<crate::rate_limit::RateDecision, StoreError> {
+        let mut counts = self.0.lock().unwrap();
+        let count = counts.entry(key.to_owned()).or_default();
+        if *count >= rule.limit {
+            return Ok(crate::rate_limit::RateDecision::Limited {
+                retry_after: Duration::from_secs(7),
+            });
+        }
+        *count += 1;
+        Ok(crate::rate_limit::RateDecision::Allowed)
+    }
+}
+
+#[test]
+fn sign_ins_are_limited_per_email_and_per_ip_before_any_work() {
+    use crate::{
+        abuse::sign_in::{LockoutPolicy, SignInGuard, SignInLimits},
+        rate_limit::RateRule,
+    };
+    block_on(async {
+        let world = World::new();
+        let mut mocks = Mocks::new().with_account("admin@beyondvip.com");
+        let verified: Arc<Mutex<usize>> = Arc::default();
+        let count = verified.clone();
+        mocks.passwords.expect_verify().returning(move |_, _| {
+            *count.lock().unwrap() += 1;
+            Ok(false)
+        });
+        settle_unlocked(&mut mocks.accounts);
+        mocks
+            .applications
+            .expect_find_application_by_token()
+            .returning(|_| Ok(None));
+        let limiter = Arc::new(Counting::default());
+        let minute = Duration::from_secs(60);
+        let service = mocks.build(&world).with_sign_in_guard(SignInGuard::new(
+            limiter.clone(),
+            SignInLimits {
+                per_ip: RateRule::new(3, minute),
+                per_email: RateRule::new(2, minute),
+                token_checks_per_ip: RateRule::new(1, minute),
+                lockout: LockoutPolicy::default(),
+                fail_open: false,
+            },
+        ));
+        let ip = |last: u8| Client::new(Some(std::net::IpAddr::from([203, 0, 113, last])));
+        let try_as = |email: &'static str, client: Client| {
+            let service = &service;
+            async move { service.sign_in(sign_in_request(email, "wrong"), &client).await }
+        };
+        // The email is counted however it is typed.
+        assert!(matches!(
+            try_as("admin@beyondvip.com", ip(1)).await,
+            Err(SignInError::InvalidCredentials)
+        ));
+        assert!(matches!(
+            try_as(" Admin@BeyondVIP.com", ip(2)).await,
+            Err(SignInError::InvalidCredentials)
+        ));
+        let refused = try_as("ADMIN@beyondvip.com", ip(3)).await.unwrap_err();
+        assert!(matches!(
+            refused,
+            SignInError::Refused(Refusal::RateLimited { retry_after }) if retry_after == Duration::from_secs(7)
+        ));
+        // One IP, many emails.
+        assert!(try_as("a@example.com", ip(9)).await.is_err());
+        assert!(try_as("b@example.com", ip(9)).await.is_err());
+        assert!(try_as("c@example.com", ip(9)).await.is_err());
+        assert!(matches!(
+            try_as("d@example.com", ip(9)).await,
+            Err(SignInError::Refused(_))
+        ));
+        // Refused tries did no password work.
+        assert_eq!(*verified.lock().unwrap(), 5);
+        let keys: Vec<String> = limiter.0.lock().unwrap().keys().cloned().collect();
+        assert!(keys.iter().all(|key| !key.contains('@')), "{keys:?}");
+        // Token checks share one per-IP limit.
+        let client = ip(20);
+        let _ = service.introspect(Some("app"), Some("t"), &client).await;
+        assert!(matches!(
+            service.introspect(Some("app"), Some("t"), &client).await,
+            Err(IntrospectError::Refused(_))
+        ));
+        assert!(matches!(
+            service
+                .complete_password_reset(Some("tok"), Some("new password!"), None, &client)
+                .await,
+            Err(CompleteResetError::Refused(_))
         ));
     });
 }

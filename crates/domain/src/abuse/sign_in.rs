@@ -1,0 +1,241 @@
+//! Throttles for password sign-in and for the endpoints that look a token
+//! up: who may try a password, how often, and when an account locks.
+//!
+//! Sign-in is the one flow where the attacker chooses the secret to test,
+//! so each try must cost them: the [`SignInGuard`] limits tries per client
+//! IP and per email address (through the same [`RateLimiter`] as the send
+//! limits, so several instances share the counts), and the account store
+//! counts consecutive failures per account and locks it for a while after
+//! [`LockoutPolicy::after_failures`] of them (in the database, so the lock
+//! holds across instances and restarts). The lock answers exactly like a
+//! wrong password: it tells an attacker nothing.
+//!
+//! Reset completion, token introspection and access-code checks each look
+//! a random token up; they share one per-IP limit, so a flood of guesses
+//! stays cheap to refuse.
+
+use std::{fmt, sync::Arc, sync::atomic::Ordering, time::Duration};
+
+use super::{AbuseCounters, Client, Refusal, ip_key};
+use crate::{
+    rate_limit::{RateDecision, RateLimiter, RateRule},
+    time::Timestamp,
+};
+
+/// When an account locks, and for how long. After `after_failures`
+/// consecutive failed sign-ins the account is locked for `base`; each
+/// further failure once a lock has ended doubles the lock, up to `max`. A
+/// successful sign-in (or a completed password reset) starts over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockoutPolicy {
+    /// Consecutive failures that lock the account; 0 never locks.
+    pub after_failures: u32,
+    pub base: Duration,
+    pub max: Duration,
+}
+
+impl Default for LockoutPolicy {
+    /// 5 failures lock for a minute, then 2, 4, … minutes, at most an hour.
+    fn default() -> Self {
+        Self {
+            after_failures: 5,
+            base: Duration::from_secs(60),
+            max: Duration::from_secs(3600),
+        }
+    }
+}
+
+impl LockoutPolicy {
+    /// How long the account locks once it has `failures` consecutive
+    /// failures (`None`: not yet).
+    pub fn lock_for(&self, failures: u32) -> Option<Duration> {
+        if self.after_failures == 0 || failures < self.after_failures {
+            return None;
+        }
+        let doublings = (failures - self.after_failures).min(31);
+        let lock = self.base.saturating_mul(1u32 << doublings);
+        Some(lock.min(self.max))
+    }
+
+    /// The lock of each failure count from the first that locks up to the
+    /// first whose lock is `max`: past the last entry every lock is `max`.
+    /// Adapters turn it into one conditional update.
+    pub fn steps(&self) -> Vec<(u32, Duration)> {
+        let mut steps = Vec::new();
+        if self.after_failures == 0 {
+            return steps;
+        }
+        let mut failures = self.after_failures;
+        while let Some(lock) = self.lock_for(failures) {
+            steps.push((failures, lock));
+            if lock >= self.max || steps.len() >= 32 {
+                break;
+            }
+            failures += 1;
+        }
+        steps
+    }
+}
+
+/// The sign-in limits, all configurable (`[sign_in]`).
+#[derive(Debug, Clone)]
+pub struct SignInLimits {
+    /// Sign-in tries per client IP.
+    pub per_ip: RateRule,
+    /// Sign-in tries per email address, whoever sends them.
+    pub per_email: RateRule,
+    /// Reset completions, introspections and access-code checks per client
+    /// IP, together.
+    pub token_checks_per_ip: RateRule,
+    pub lockout: LockoutPolicy,
+    /// Whether to allow tries when the counts cannot be read (Redis down);
+    /// follows `rate_limit.fail_open`.
+    pub fail_open: bool,
+}
+
+/// Stands before every password sign-in and every token lookup by a client.
+#[derive(Clone)]
+pub struct SignInGuard {
+    /// `None`: no rate limits (the lockout still applies).
+    limiter: Option<Arc<dyn RateLimiter>>,
+    limits: Arc<SignInLimits>,
+    counters: Arc<AbuseCounters>,
+}
+
+impl fmt::Debug for SignInGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SignInGuard")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for SignInGuard {
+    /// No rate limits, the default lockout: for tools and unit tests that
+    /// do not exercise the limits. The service always wires real limits.
+    fn default() -> Self {
+        let unlimited = RateRule::new(u32::MAX, Duration::from_secs(1));
+        Self {
+            limiter: None,
+            limits: Arc::new(SignInLimits {
+                per_ip: unlimited,
+                per_email: unlimited,
+                token_checks_per_ip: unlimited,
+                lockout: LockoutPolicy::default(),
+                fail_open: false,
+            }),
+            counters: Arc::default(),
+        }
+    }
+}
+
+impl SignInGuard {
+    pub fn new(limiter: Arc<dyn RateLimiter>, limits: SignInLimits) -> Self {
+        Self {
+            limiter: Some(limiter),
+            limits: Arc::new(limits),
+            counters: Arc::default(),
+        }
+    }
+
+    /// Counts refusals into `counters` (the send guard's, so `/metrics`
+    /// shows every rate-limited request in one series).
+    #[must_use]
+    pub fn with_counters(mut self, counters: Arc<AbuseCounters>) -> Self {
+        self.counters = counters;
+        self
+    }
+
+    pub fn lockout(&self) -> &LockoutPolicy {
+        &self.limits.lockout
+    }
+
+    async fn limit(&self, key: &str, rule: RateRule, now: Timestamp, what: &'static str) -> Result<(), Refusal> {
+        let Some(limiter) = &self.limiter else {
+            return Ok(());
+        };
+        let decision = match limiter.acquire(key, rule, now).await {
+            Ok(decision) => decision,
+            Err(error) if self.limits.fail_open => {
+                tracing::error!(%error, "rate limiter unavailable; allowing the request (rate_limit.fail_open)");
+                RateDecision::Allowed
+            }
+            Err(error) => return Err(Refusal::Store(error)),
+        };
+        match decision {
+            RateDecision::Allowed => Ok(()),
+            RateDecision::Limited { retry_after } => {
+                self.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(
+                    limit = what,
+                    retry_after_s = retry_after.as_secs(),
+                    "rate limit reached"
+                );
+                Err(Refusal::RateLimited { retry_after })
+            }
+        }
+    }
+
+    /// Decides whether a client may try a password now: the per-IP limit,
+    /// then the per-email one. `email_key` names the address without
+    /// holding it (a keyed hash of the trimmed, lower-cased address), so
+    /// the limiter's keys (Redis) hold no email address.
+    pub async fn admit_sign_in(&self, client: &Client, email_key: &str, now: Timestamp) -> Result<(), Refusal> {
+        if let Some(ip) = client.ip() {
+            let key = format!("signin:ip:{}", ip_key(ip));
+            self.limit(&key, self.limits.per_ip, now, "sign-ins per IP").await?;
+        }
+        let key = format!("signin:email:{email_key}");
+        self.limit(&key, self.limits.per_email, now, "sign-ins per email").await
+    }
+
+    /// Decides whether a client may look a token up now (reset completion,
+    /// introspection, access-code check).
+    pub async fn admit_token_check(&self, client: &Client, now: Timestamp) -> Result<(), Refusal> {
+        match client.ip() {
+            Some(ip) => {
+                let key = format!("tokencheck:ip:{}", ip_key(ip));
+                self.limit(&key, self.limits.token_checks_per_ip, now, "token checks per IP")
+                    .await
+            }
+            None => Ok(()),
+        }
+    }
+}
+
+/// The limiter key of an email address as typed: a keyed hash (hex) of the
+/// trimmed, lower-cased text, so `Ada@X.com ` and `ada@x.com` share a count.
+pub fn email_key(hasher: &crate::otp::SecretHasher, email: &str) -> String {
+    let normalised = email.trim().to_lowercase();
+    hasher
+        .token_hash("sign_in_email", normalised.as_bytes())
+        .as_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locks_start_at_the_threshold_and_double_up_to_the_cap() {
+        let policy = LockoutPolicy::default();
+        assert_eq!(policy.lock_for(4), None);
+        assert_eq!(policy.lock_for(5), Some(Duration::from_secs(60)));
+        assert_eq!(policy.lock_for(6), Some(Duration::from_secs(120)));
+        assert_eq!(policy.lock_for(10), Some(Duration::from_secs(1920)));
+        assert_eq!(policy.lock_for(11), Some(Duration::from_secs(3600)));
+        assert_eq!(policy.lock_for(u32::MAX), Some(Duration::from_secs(3600)));
+        let steps = policy.steps();
+        assert_eq!(steps.first(), Some(&(5, Duration::from_secs(60))));
+        assert_eq!(steps.last(), Some(&(11, Duration::from_secs(3600))));
+        let never = LockoutPolicy {
+            after_failures: 0,
+            ..policy
+        };
+        assert_eq!(never.lock_for(1000), None);
+        assert!(never.steps().is_empty());
+    }
+}

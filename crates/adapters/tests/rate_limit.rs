@@ -23,7 +23,7 @@ use phonegate_adapters::{
 };
 use phonegate_domain::{
     ports::RandomSource as _,
-    rate_limit::{RateDecision, RateLimiter, RateRule},
+    rate_limit::{BatchDecision, RateDecision, RateKey, RateLimiter, RateRule},
     time::Timestamp,
 };
 
@@ -141,6 +141,61 @@ mod contract {
         assert_eq!(acquire(&*limiter, "send:+15550001", rule, at(2)).await, limited(59_998));
     }
 
+    /// A batch records one event on every key or, when one key refuses,
+    /// none at all (not even on the keys before it), naming that key.
+    pub async fn a_batch_is_all_or_nothing(limiter: Arc<dyn RateLimiter>) {
+        let minute = Duration::from_secs(60);
+        let batch = |full: u32| {
+            vec![
+                RateKey::new("a", RateRule::new(3, minute)),
+                RateKey::new("b", RateRule::new(full, minute)),
+                RateKey::new("c", RateRule::new(3, minute)),
+            ]
+        };
+        let all = |batch: Vec<RateKey>| {
+            let limiter = Arc::clone(&limiter);
+            async move { limiter.acquire_all(&batch, at(1_000)).await.unwrap() }
+        };
+        assert_eq!(all(batch(1)).await, BatchDecision::Allowed);
+        assert_eq!(
+            all(batch(1)).await,
+            BatchDecision::Limited {
+                index: 1,
+                retry_after: Duration::from_millis(60_000)
+            }
+        );
+        // "a" and "c" hold one event each, not two: two more fit in each.
+        for key in ["a", "c"] {
+            let rule = RateRule::new(3, minute);
+            assert_eq!(acquire(&*limiter, key, rule, at(2_000)).await, RateDecision::Allowed);
+            assert_eq!(acquire(&*limiter, key, rule, at(2_000)).await, RateDecision::Allowed);
+            assert_eq!(acquire(&*limiter, key, rule, at(2_000)).await, limited(59_000));
+        }
+        // A refused new key under a limit of 0 creates nothing either.
+        let refused = limiter
+            .acquire_all(
+                &[
+                    RateKey::new("fresh", RateRule::new(5, minute)),
+                    RateKey::new("zero", RateRule::new(0, minute)),
+                ],
+                at(3_000),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            refused,
+            BatchDecision::Limited {
+                index: 1,
+                retry_after: minute
+            }
+        );
+        assert_eq!(
+            acquire(&*limiter, "fresh", RateRule::new(1, minute), at(3_000)).await,
+            RateDecision::Allowed
+        );
+        assert_eq!(limiter.acquire_all(&[], at(0)).await.unwrap(), BatchDecision::Allowed);
+    }
+
     /// Of 50 concurrent calls for one key at limit 10, exactly 10 win.
     pub async fn concurrent_calls_never_exceed_the_limit(limiter: Arc<dyn RateLimiter>) {
         let rule = RateRule::new(10, Duration::from_secs(60));
@@ -176,6 +231,7 @@ macro_rules! contract_tests {
             a_limit_of_zero_allows_nothing,
             keys_are_independent,
             concurrent_calls_never_exceed_the_limit,
+            a_batch_is_all_or_nothing,
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {
@@ -227,42 +283,66 @@ mod memory {
         assert_eq!(limiter.key_count(), 0);
     }
 
-    /// At most `max_keys` keys are held: a new key beyond them is a store
-    /// error (keys held go on working), until their windows pass.
+    /// At most `max_keys` keys are held, and a new key beyond them is never
+    /// refused: keys whose windows have passed make room first, then the
+    /// least recently used key.
     #[tokio::test]
-    async fn the_key_cap_holds_and_frees_when_windows_pass() {
-        let limiter = InMemoryRateLimiter::with_max_keys(64);
-        let rule = RateRule::new(5, Duration::from_secs(1));
-        let mut held = Vec::new();
-        let mut refused = 0;
-        for key in 0..1000 {
-            let key = format!("first:{key}");
-            match limiter.acquire(&key, rule, T0).await {
-                Ok(decision) => {
-                    assert_eq!(decision, RateDecision::Allowed);
-                    held.push(key);
-                }
-                Err(error) => {
-                    assert!(!error.0.contains(&key), "the key is not in {:?}", error.0);
-                    refused += 1;
-                }
-            }
+    async fn a_full_limiter_forgets_stale_then_least_recently_used_keys() {
+        let limiter = InMemoryRateLimiter::with_max_keys(3);
+        let hour = RateRule::new(1, Duration::from_secs(3600));
+        // "live" is used first; "stale" later, but its window passes at 2 ms.
+        assert_eq!(acquire(&limiter, "live", hour, at(0)).await, RateDecision::Allowed);
+        let short = RateRule::new(1, Duration::from_millis(1));
+        assert_eq!(acquire(&limiter, "stale", short, at(1)).await, RateDecision::Allowed);
+        assert_eq!(acquire(&limiter, "recent", hour, at(2)).await, RateDecision::Allowed);
+        // Full: the stale key makes room, though "live" was used before it.
+        assert_eq!(acquire(&limiter, "new1", hour, at(10)).await, RateDecision::Allowed);
+        assert_eq!(limiter.key_count(), 3);
+        assert!(matches!(
+            acquire(&limiter, "live", hour, at(11)).await,
+            RateDecision::Limited { .. }
+        ));
+        // Nothing is stale now: the least recently used key ("recent") goes.
+        assert_eq!(acquire(&limiter, "new2", hour, at(12)).await, RateDecision::Allowed);
+        for held in ["live", "new1", "new2"] {
+            assert!(
+                matches!(
+                    acquire(&limiter, held, hour, at(13)).await,
+                    RateDecision::Limited { .. }
+                ),
+                "{held} is still counted"
+            );
         }
-        // 1,000 keys fill each of the 16 shards' 4 places (a shard drawing
-        // fewer than 4 of them is a 1-in-10^20 event).
-        assert_eq!((held.len(), refused), (64, 936));
-        assert_eq!(limiter.key_count(), 64);
-        assert_eq!(acquire(&limiter, &held[0], rule, at(1)).await, RateDecision::Allowed);
+        assert_eq!(
+            acquire(&limiter, "recent", hour, at(14)).await,
+            RateDecision::Allowed,
+            "the least recently used key was forgotten"
+        );
+        assert_eq!(limiter.key_count(), 3);
+    }
 
-        // A window later every held key is stale, and new keys take their places.
-        let mut allowed = 0;
-        for key in 0..1000 {
-            if limiter.acquire(&format!("second:{key}"), rule, at(1001)).await.is_ok() {
-                allowed += 1;
-            }
+    /// A flood of new keys, none of them stale, is never refused, and the
+    /// limiter holds no more than its maximum (here in 16 shards).
+    #[tokio::test]
+    async fn a_flood_of_new_keys_is_admitted_within_the_bound() {
+        let limiter = InMemoryRateLimiter::with_max_keys(16_384);
+        let rule = RateRule::new(5, Duration::from_secs(3600));
+        for key in 0..40_000 {
+            let decision = limiter.acquire(&format!("flood:{key}"), rule, at(key)).await.unwrap();
+            assert_eq!(decision, RateDecision::Allowed);
         }
-        assert_eq!(allowed, 64);
-        assert_eq!(limiter.key_count(), 64);
+        assert_eq!(limiter.key_count(), 16_384);
+        // The newest keys are still counted.
+        for _ in 0..4 {
+            assert_eq!(
+                acquire(&limiter, "flood:39999", rule, at(40_000)).await,
+                RateDecision::Allowed
+            );
+        }
+        assert!(matches!(
+            acquire(&limiter, "flood:39999", rule, at(40_000)).await,
+            RateDecision::Limited { .. }
+        ));
     }
 
     /// `Debug` shows sizes, never the keys (they may hold phone numbers).
@@ -393,6 +473,81 @@ mod redis_backend {
             .await
             .unwrap();
         assert_eq!(exists, 0);
+    }
+
+    /// After sends and a reset email through the send guard, no key in
+    /// Redis holds the phone number or the email: only their keyed hashes.
+    #[tokio::test]
+    async fn redis_keys_hold_no_phone_number_or_email() {
+        use std::collections::HashMap;
+
+        use phonegate_domain::{
+            abuse::{AbuseSettings, Client, SendAttempt, SendGuard},
+            account::Email,
+            otp::{Channel, Purpose, SecretHasher},
+            phone::{PhoneNumber, PhonePolicy},
+        };
+
+        let prefix = random_prefix();
+        let limiter = Arc::new(limiter_with_prefix(&prefix).await);
+        let minutes = |minutes: u64| Duration::from_secs(60 * minutes);
+        let settings = AbuseSettings {
+            sends_per_phone: RateRule::new(5, minutes(10)),
+            sends_per_phone_daily: RateRule::new(20, minutes(1440)),
+            resend_cooldown: HashMap::from([(Purpose::PinAuth, Duration::from_secs(30))]),
+            sends_per_ip: RateRule::new(20, minutes(10)),
+            checks_per_ip: RateRule::new(60, minutes(10)),
+            sends_per_ipv6_48: Some(RateRule::new(160, minutes(10))),
+            checks_per_ipv6_48: Some(RateRule::new(480, minutes(10))),
+            destinations: PhonePolicy::new("US", &[], vec![]).unwrap(),
+            require_mobile_for_sms: true,
+            hourly_budget: Some(1000),
+            country_hourly_budget: Some(300),
+            country_budgets: HashMap::new(),
+            returning_reserve_percent: 20,
+            fail_open: false,
+        };
+        let guard = SendGuard::new(limiter, settings, SecretHasher::new(b"redis test key".to_vec()));
+        let phone = PhoneNumber::parse_e164("+85261677528").unwrap();
+        let client = Client::new(Some("2001:db8:5:6::7".parse().unwrap()));
+        let attempt = SendAttempt {
+            purpose: Purpose::PinAuth,
+            phone: &phone,
+            channel: Channel::Sms,
+            client: &client,
+        };
+        guard.admit_send(attempt, T0).await.unwrap();
+        // The second send hits the cooldown: the key is the same hash.
+        assert!(guard.admit_send(attempt, at(1)).await.is_err());
+        let email = Email::parse("someone@example.com").unwrap();
+        guard.admit_mail(&email, &client, T0).await.unwrap();
+
+        let mut raw = raw_connection().await;
+        let mut keys: Vec<String> = Vec::new();
+        let mut cursor = 0u64;
+        loop {
+            let (next, page): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(format!("{prefix}*"))
+                .query_async(&mut raw)
+                .await
+                .unwrap();
+            keys.extend(page);
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        keys.sort();
+        // Per /64 and /48, cooldown, per phone, per day, 2 budgets, email.
+        assert_eq!(keys.len(), 8, "{keys:?}");
+        for key in &keys {
+            for secret in ["61677528", "85261677528", "someone", "example"] {
+                assert!(!key.contains(secret), "{key} holds {secret}");
+            }
+        }
+        assert!(keys.iter().any(|key| key.starts_with(&format!("{prefix}send:phone:"))));
     }
 
     /// An unreachable Redis fails `connect` at once, with an error that does

@@ -436,9 +436,13 @@ pub async fn build(settings: &Settings, overrides: Overrides) -> anyhow::Result<
     let sealing_key = SecretHasher::derive_key(secret.expose_secret().as_bytes(), "phonegate outbox sealing v1");
     let store = store.with_sealer(Sealer::new(*sealing_key.expose_secret()));
     // One limiter for every limit, so sign-in limits hold across instances
-    // exactly as the send limits do.
+    // exactly as the send limits do. Phone numbers and emails enter its keys
+    // (and so Redis) only as hashes under a key derived from the master
+    // secret: the same on every instance, useless without the secret.
     let limiter = rate_limiter(settings).await?;
-    let guard = SendGuard::new(limiter.clone(), abuse_settings(settings)?);
+    let limiter_keys = SecretHasher::derived(secret.expose_secret().as_bytes(), "phonegate rate-limit keys v1");
+    let guard = SendGuard::new(limiter.clone(), abuse_settings(settings)?, limiter_keys)
+        .with_verified_phones(Arc::new(store.clone()));
     let abuse_counters = guard.counters().clone();
     let sign_in_guard = SignInGuard::new(limiter, sign_in::limits(settings)?).with_counters(abuse_counters.clone());
     let tokens: Arc<dyn TokenIssuer> = Arc::new(jwt_keys::token_issuer(&settings.auth, &secret, random.clone())?);
@@ -772,7 +776,7 @@ async fn rate_limiter(settings: &Settings) -> anyhow::Result<Arc<dyn RateLimiter
                 .await
                 .map_err(|error| anyhow::anyhow!("rate_limit.redis_url: {error}"))?,
         ),
-        None => Arc::new(InMemoryRateLimiter::new()),
+        None => Arc::new(InMemoryRateLimiter::with_max_keys(limits.max_memory_keys)),
     })
 }
 
@@ -786,6 +790,18 @@ fn abuse_settings(settings: &Settings) -> anyhow::Result<AbuseSettings> {
         let purpose = surface_purpose("rate_limit.resend_cooldown_seconds", surface)?;
         resend_cooldown.insert(purpose, Duration::from_secs(*seconds));
     }
+    if abuse.returning_reserve_percent > 100 {
+        bail!(
+            "abuse.returning_reserve_percent: {} is not a share of the budget (0 to 100)",
+            abuse.returning_reserve_percent
+        );
+    }
+    if limits.max_memory_keys < 1000 {
+        bail!(
+            "rate_limit.max_memory_keys: {} is too few to hold one instance's counts (at least 1000)",
+            limits.max_memory_keys
+        );
+    }
     for code in abuse.country_hourly_sms_budgets.keys() {
         if code.is_empty() || code.len() > 3 || !code.bytes().all(|b| b.is_ascii_digit()) {
             bail!("abuse.country_hourly_sms_budgets: {code:?} is not a calling code (digits, e.g. \"44\")");
@@ -797,6 +813,11 @@ fn abuse_settings(settings: &Settings) -> anyhow::Result<AbuseSettings> {
         resend_cooldown,
         sends_per_ip: rule(limits.sends_per_ip, limits.sends_per_ip_window_seconds),
         checks_per_ip: rule(limits.checks_per_ip, limits.checks_per_ip_window_seconds),
+        // A /48 limit of 0 means none; it shares the per-IP windows.
+        sends_per_ipv6_48: (limits.sends_per_ipv6_48 > 0)
+            .then(|| rule(limits.sends_per_ipv6_48, limits.sends_per_ip_window_seconds)),
+        checks_per_ipv6_48: (limits.checks_per_ipv6_48 > 0)
+            .then(|| rule(limits.checks_per_ipv6_48, limits.checks_per_ip_window_seconds)),
         destinations: PhonePolicy::new(
             &settings.phone.default_region,
             &abuse.allowed_regions,
@@ -807,6 +828,7 @@ fn abuse_settings(settings: &Settings) -> anyhow::Result<AbuseSettings> {
         hourly_budget: (abuse.hourly_sms_budget > 0).then_some(abuse.hourly_sms_budget),
         country_hourly_budget: (abuse.country_hourly_sms_budget > 0).then_some(abuse.country_hourly_sms_budget),
         country_budgets: abuse.country_hourly_sms_budgets.clone().into_iter().collect(),
+        returning_reserve_percent: abuse.returning_reserve_percent,
         fail_open: limits.fail_open,
     })
 }

@@ -56,6 +56,13 @@ pub struct RateLimitSettings {
     pub sends_per_ip_window_seconds: u64,
     pub checks_per_ip: u32,
     pub checks_per_ip_window_seconds: u64,
+    /// Sends per IPv6 /48 (all its /64s together) per `sends_per_ip_window_seconds`; 0 = no such limit.
+    pub sends_per_ipv6_48: u32,
+    /// Checks per IPv6 /48 per `checks_per_ip_window_seconds`; 0 = no such limit.
+    pub checks_per_ipv6_48: u32,
+    /// Keys the in-memory limiter holds at most (without Redis); beyond it
+    /// the least recently used are forgotten.
+    pub max_memory_keys: usize,
     /// Least seconds between two sends to one number, per surface
     /// (`pin_auth`, `phone_verify`, `phone_login`, `phone_confirm`); 0 = none.
     pub resend_cooldown_seconds: std::collections::BTreeMap<String, u64>,
@@ -77,6 +84,9 @@ pub struct AbuseSettings {
     pub country_hourly_sms_budget: u32,
     /// Per calling code (e.g. `"44"`) budgets overriding the one above.
     pub country_hourly_sms_budgets: std::collections::BTreeMap<String, u32>,
+    /// Percent of each hourly budget only numbers that have verified before
+    /// may spend (0 to 100; rounded down).
+    pub returning_reserve_percent: u8,
 }
 
 /// Password sign-in's throttles and account lockout, the per-IP limit of

@@ -581,3 +581,88 @@ async fn token_checks_are_limited_per_ip() {
     assert!(retry_after(&reply) >= Duration::from_secs(1));
     assert_eq!(check_code("198.51.100.7").await.status, StatusCode::UNAUTHORIZED);
 }
+
+/// One IPv6 /48 holds 65,536 /64s, each with the per-IP allowance; the /48
+/// as a whole has a limit of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ipv6_slash_48_is_limited_as_a_whole() {
+    let app = spawn_app_with_limits(TestBackend::Sqlite, |settings| {
+        behind_proxy(settings);
+        settings.rate_limit.sends_per_ipv6_48 = 3;
+    })
+    .await;
+    for n in 0..3 {
+        let reply = post_from(
+            &app,
+            &format!("2001:db8:42:{n:x}::1"),
+            "/api/phone/register",
+            &json!({"phone_number": format!("+1206372{n:04}")}),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    }
+    let refused = post_from(
+        &app,
+        "2001:db8:42:ff::1",
+        "/api/phone/register",
+        &json!({"phone_number": "+12063729999"}),
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS, "{:?}", refused.body);
+    assert!(retry_after(&refused) > Duration::ZERO);
+    let other = post_from(
+        &app,
+        "2001:db8:43::1",
+        "/api/phone/register",
+        &json!({"phone_number": "+12063729999"}),
+    )
+    .await;
+    assert_eq!(other.status, StatusCode::OK, "{:?}", other.body);
+}
+
+/// Part of the hourly budget (20 % of 5: one send) is kept for numbers that
+/// have verified before. Sends to new numbers (here pin-auth's decoys for
+/// unknown mobiles) spend the rest, then get 429; a user who signed in
+/// with a pin before still gets one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn returning_users_get_codes_when_new_numbers_have_spent_their_share() {
+    let app = spawn_app_with_limits(TestBackend::Sqlite, |settings| {
+        settings.abuse.hourly_sms_budget = 5;
+    })
+    .await;
+    signup(&app, MOBILE).await;
+    let key = app.post_json(SEND_PIN, &json!({"mobile": MOBILE})).await;
+    assert_eq!(
+        key.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the cooldown: {:?}",
+        key.body
+    );
+    // The signup's pin signs the user in: the number has verified now.
+    let signup_key = {
+        app.clock.advance(Duration::from_secs(30));
+        let sent = app.post_json(SEND_PIN, &json!({"mobile": MOBILE})).await;
+        assert_eq!(sent.status, StatusCode::OK, "{:?}", sent.body);
+        sent.body["otp_auth_key"].as_str().unwrap().to_owned()
+    };
+    let pin = app.last_code_to(MOBILE);
+    let verified = app
+        .post_json(VERIFY, &json!({"otp_auth_key": signup_key, "pin": pin}))
+        .await;
+    assert_eq!(verified.status, StatusCode::OK, "{:?}", verified.body);
+    // Two sends so far; new numbers may spend 4 of 5, so two more decoys fit.
+    for n in 0..2 {
+        let reply = app
+            .post_json(SEND_PIN, &json!({"mobile": format!("+8526167750{n}")}))
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    }
+    let refused = app.post_json(SEND_PIN, &json!({"mobile": "+85261677509"})).await;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS, "{:?}", refused.body);
+    assert!(refused.body["errors"].is_string(), "{:?}", refused.body);
+    // The returning user still gets a pin, from the reserve.
+    app.clock.advance(Duration::from_secs(30));
+    let sent = app.post_json(SEND_PIN, &json!({"mobile": MOBILE})).await;
+    assert_eq!(sent.status, StatusCode::OK, "{:?}", sent.body);
+    assert_eq!(app.abuse_counters.budget_exhausted.load(Ordering::Relaxed), 1);
+}

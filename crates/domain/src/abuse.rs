@@ -6,14 +6,20 @@
 //! every send and every check:
 //! - per phone number: a burst limit (5 sends per 10 minutes) and a resend
 //!   cooldown (30 s, except where a surface's clients resend at once);
-//! - per client IP: sends and checks per 10 minutes;
+//! - per client IP: sends and checks per 10 minutes, an IPv6 address
+//!   counting by its /64, and more per IPv6 /48 (one site's network);
 //! - per deployment: the countries and prefixes we send to at all, no text
 //!   to a number libphonenumber says is not a mobile, and hourly SMS budgets,
 //!   global and per destination country, after which sends are refused and
-//!   an alert is raised.
+//!   an alert is raised. Part of each budget is kept for numbers that have
+//!   verified before, so a flood of sends to new numbers cannot lock
+//!   returning users out.
 //!
 //! The counts live behind the [`RateLimiter`] port, so several instances
-//! share them through Redis.
+//! share them through Redis. Every decision is one all-or-nothing batch: a
+//! send refused by any limit spends nothing of the others (no budget unit,
+//! no per-phone key). Phone numbers and emails appear in the limiter's keys
+//! only as keyed hashes.
 
 use std::{
     collections::HashMap,
@@ -26,15 +32,18 @@ use std::{
     time::Duration,
 };
 
+use self::batch::{Batch, Kind, ipv6_48_key, reserved_share};
 use crate::{
     account::Email,
-    otp::{Channel, Purpose},
+    otp::{Channel, Purpose, SecretHasher},
     phone::{LineKind, PhoneInputError, PhoneNumber, PhonePolicy},
-    ports::StoreError,
-    rate_limit::{RateDecision, RateLimiter, RateRule},
+    ports::{StoreError, VerifiedPhones},
+    rate_limit::{BatchDecision, RateLimiter, RateRule},
     time::Timestamp,
+    user::UserId,
 };
 
+mod batch;
 pub mod sign_in;
 
 /// Who is asking, as far as the service can tell: the client's IP address,
@@ -101,6 +110,12 @@ pub struct AbuseSettings {
     pub sends_per_ip: RateRule,
     /// Code checks per client IP (default 60 per 10 minutes).
     pub checks_per_ip: RateRule,
+    /// Sends per IPv6 /48, all its /64s together (`None`: no such limit).
+    /// A /48 is one site's network: without it, one site could send from
+    /// 65,536 /64s, each with the per-IP allowance.
+    pub sends_per_ipv6_48: Option<RateRule>,
+    /// Code checks per IPv6 /48 (`None`: no such limit).
+    pub checks_per_ipv6_48: Option<RateRule>,
     /// Where codes may be sent at all (allowed regions and prefixes; empty
     /// lists allow everything).
     pub destinations: PhonePolicy,
@@ -113,6 +128,10 @@ pub struct AbuseSettings {
     pub country_hourly_budget: Option<u32>,
     /// Per calling code (digits, e.g. `44`) hourly budgets.
     pub country_budgets: HashMap<String, u32>,
+    /// The share of each hourly budget, in percent (rounded down), that only
+    /// numbers that have verified before may spend; new numbers may spend
+    /// the rest. Needs [`SendGuard::with_verified_phones`].
+    pub returning_reserve_percent: u8,
     /// Whether to allow sends when the counts cannot be read (Redis down).
     /// Off by default: an outage of the limiter must not open the door to
     /// pumping.
@@ -146,6 +165,11 @@ pub struct SendGuard {
     limiter: Arc<dyn RateLimiter>,
     settings: Arc<AbuseSettings>,
     counters: Arc<AbuseCounters>,
+    /// Keys the hashes that stand for phone numbers and emails in limiter
+    /// keys, so neither Redis nor a memory dump holds them in clear.
+    keys: SecretHasher,
+    /// Who has verified before; without it no budget is reserved.
+    verified: Option<Arc<dyn VerifiedPhones>>,
 }
 
 impl fmt::Debug for SendGuard {
@@ -159,11 +183,25 @@ impl fmt::Debug for SendGuard {
 const HOUR: Duration = Duration::from_secs(3600);
 
 impl SendGuard {
-    pub fn new(limiter: Arc<dyn RateLimiter>, settings: AbuseSettings) -> Self {
+    /// A guard counting through `limiter`, with phone numbers and emails in
+    /// its keys hashed under `keys` (a key derived from the master secret,
+    /// the same on every instance that shares the limiter).
+    pub fn new(limiter: Arc<dyn RateLimiter>, settings: AbuseSettings, keys: SecretHasher) -> Self {
         Self {
             limiter,
             settings: Arc::new(settings),
             counters: Arc::default(),
+            keys,
+            verified: None,
+        }
+    }
+
+    /// The same guard, keeping `returning_reserve_percent` of each hourly
+    /// budget for the numbers `verified` knows.
+    pub fn with_verified_phones(self, verified: Arc<dyn VerifiedPhones>) -> Self {
+        Self {
+            verified: Some(verified),
+            ..self
         }
     }
 
@@ -171,71 +209,122 @@ impl SendGuard {
         &self.counters
     }
 
-    /// One event against `key`, failing open or closed on a limiter outage.
-    async fn acquire(&self, key: &str, rule: RateRule, now: Timestamp) -> Result<RateDecision, Refusal> {
-        match self.limiter.acquire(key, rule, now).await {
+    /// Records that `user` has just verified `phone` with a code, so the
+    /// number counts as returning for the budget reserve. A failure is
+    /// logged, not returned: the sign-in it follows has succeeded, and the
+    /// only loss is the reserve for this number.
+    pub async fn note_verified(&self, user: UserId, phone: &PhoneNumber, now: Timestamp) {
+        if let Some(verified) = &self.verified
+            && let Err(error) = verified.mark_verified(user, phone, now).await
+        {
+            tracing::warn!(%error, user_id = user.get(), "could not record that the phone was verified");
+        }
+    }
+
+    /// A phone number as it appears in limiter keys: a keyed hash (128 bits
+    /// in hex), the same on every instance, that reveals nothing of the
+    /// number without the server secret.
+    fn phone_key(&self, phone: &PhoneNumber) -> String {
+        self.hashed_key("phonegate rate-limit phone", phone.as_str())
+    }
+
+    fn hashed_key(&self, kind: &str, text: &str) -> String {
+        let hash = self.keys.token_hash(kind, text.as_bytes());
+        hash.as_bytes()[..16].iter().map(|byte| format!("{byte:02x}")).collect()
+    }
+
+    /// Records one event for every key of `batch`, or none, failing open or
+    /// closed on a limiter outage.
+    async fn run(&self, batch: &Batch, now: Timestamp) -> Result<BatchDecision, Refusal> {
+        match self.limiter.acquire_all(&batch.keys, now).await {
             Ok(decision) => Ok(decision),
             Err(error) if self.settings.fail_open => {
                 tracing::error!(%error, "rate limiter unavailable; allowing the request (rate_limit.fail_open)");
-                Ok(RateDecision::Allowed)
+                Ok(BatchDecision::Allowed)
             }
             Err(error) => Err(Refusal::Store(error)),
         }
     }
 
-    async fn limit(&self, key: &str, rule: RateRule, now: Timestamp, what: &'static str) -> Result<(), Refusal> {
-        match self.acquire(key, rule, now).await? {
-            RateDecision::Allowed => Ok(()),
-            RateDecision::Limited { retry_after } => {
+    /// Runs `batch` and turns a refusal into the client's answer, counting
+    /// it (and raising the budget alert at most once a minute).
+    /// A refusal by a new numbers' share is not decided here: it comes back
+    /// as its index in the batch and its `retry_after`.
+    async fn admit(&self, batch: &Batch, now: Timestamp) -> Result<Option<(usize, Duration)>, Refusal> {
+        let (index, retry_after) = match self.run(batch, now).await? {
+            BatchDecision::Allowed => return Ok(None),
+            BatchDecision::Limited { index, retry_after } => (index, retry_after),
+        };
+        match &batch.kinds[index] {
+            Kind::Limit(what) => {
                 self.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(
-                    limit = what,
+                    limit = *what,
                     retry_after_s = retry_after.as_secs(),
                     "rate limit reached"
                 );
                 Err(Refusal::RateLimited { retry_after })
             }
+            Kind::Budget { scope, limit } => Err(self.budget_spent(scope, *limit, now, retry_after)),
+            // The caller decides: a number that has verified before may go on.
+            Kind::NewShare { .. } => Ok(Some((index, retry_after))),
         }
     }
 
-    async fn budget(&self, key: &str, limit: u32, now: Timestamp, scope: &str) -> Result<(), Refusal> {
-        match self.acquire(key, RateRule::new(limit, HOUR), now).await? {
-            RateDecision::Allowed => Ok(()),
-            RateDecision::Limited { retry_after } => {
-                self.counters.budget_exhausted.fetch_add(1, Ordering::Relaxed);
-                let last = self.counters.last_budget_alert.load(Ordering::Relaxed);
-                if now.unix_millis().saturating_sub(last) >= 60_000
-                    && self
-                        .counters
-                        .last_budget_alert
-                        .compare_exchange(last, now.unix_millis(), Ordering::Relaxed, Ordering::Relaxed)
-                        .is_ok()
-                {
-                    tracing::error!(
-                        alert = "sms_budget_exhausted",
-                        scope,
-                        limit,
-                        "the hourly SMS budget is spent: sends are refused (possible SMS pumping)"
-                    );
-                }
-                Err(Refusal::BudgetExhausted { retry_after })
-            }
+    fn budget_spent(&self, scope: &str, limit: u32, now: Timestamp, retry_after: Duration) -> Refusal {
+        self.counters.budget_exhausted.fetch_add(1, Ordering::Relaxed);
+        let last = self.counters.last_budget_alert.load(Ordering::Relaxed);
+        if now.unix_millis().saturating_sub(last) >= 60_000
+            && self
+                .counters
+                .last_budget_alert
+                .compare_exchange(last, now.unix_millis(), Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            tracing::error!(
+                alert = "sms_budget_exhausted",
+                scope,
+                limit,
+                "the hourly SMS budget is spent: sends are refused (possible SMS pumping)"
+            );
+        }
+        Refusal::BudgetExhausted { retry_after }
+    }
+
+    /// The refusal of a send to a new number once new numbers have spent
+    /// their share of the budget at `index`.
+    fn new_share_spent(&self, batch: &Batch, index: usize, now: Timestamp, retry_after: Duration) -> Refusal {
+        let (scope, limit) = match &batch.kinds[index] {
+            Kind::NewShare { scope, limit } | Kind::Budget { scope, limit } => (scope.as_str(), *limit),
+            Kind::Limit(what) => (*what, 0),
+        };
+        self.budget_spent(&format!("{scope}, new numbers"), limit, now, retry_after)
+    }
+
+    /// The per-client limits of an action: per IP (an IPv6 address counts
+    /// by its /64) and per IPv6 /48.
+    fn client_limits(
+        &self,
+        batch: &mut Batch,
+        client: &Client,
+        action: &str,
+        per_ip: RateRule,
+        per_48: Option<RateRule>,
+    ) {
+        let Some(ip) = client.ip() else {
+            return;
+        };
+        batch.limit(format!("{action}:ip:{}", ip_key(ip)), per_ip, "per IP");
+        if let (Some(rule), Some(site)) = (per_48, ipv6_48_key(ip)) {
+            batch.limit(format!("{action}:ip48:{site}"), rule, "per IPv6 /48");
         }
     }
 
-    /// Codes and reset emails share one per-IP send limit.
-    async fn limit_sends_per_ip(&self, client: &Client, now: Timestamp) -> Result<(), Refusal> {
-        match client.ip() {
-            Some(ip) => {
-                let key = format!("send:ip:{}", ip_key(ip));
-                self.limit(&key, self.settings.sends_per_ip, now, "sends per IP").await
-            }
-            None => Ok(()),
-        }
-    }
-
-    /// Decides whether a code may be sent. Cheap checks first; each limit
-    /// that allows the send counts it.
+    /// Decides whether a code may be sent, and counts it if so. The
+    /// destination rules come first (no I/O); then every count, per client,
+    /// per phone number and the budgets, is decided in one all-or-nothing
+    /// batch: a send refused by any limit spends nothing of the others and
+    /// creates no per-phone key.
     pub async fn admit_send(&self, attempt: SendAttempt<'_>, now: Timestamp) -> Result<(), Refusal> {
         let settings = &self.settings;
         let kind = match settings.destinations.parse_with_kind(attempt.phone.as_str()) {
@@ -262,70 +351,117 @@ impl SendGuard {
             self.counters.not_mobile.fetch_add(1, Ordering::Relaxed);
             return Err(Refusal::NotMobile);
         }
-        self.limit_sends_per_ip(attempt.client, now).await?;
-        let phone = attempt.phone.as_str();
+
+        let mut batch = Batch::default();
+        self.client_limits(
+            &mut batch,
+            attempt.client,
+            "send",
+            settings.sends_per_ip,
+            settings.sends_per_ipv6_48,
+        );
+        let phone = self.phone_key(attempt.phone);
         if let Some(cooldown) = settings
             .resend_cooldown
             .get(&attempt.purpose)
             .filter(|cooldown| !cooldown.is_zero())
         {
             let key = format!("send:cooldown:{}:{phone}", attempt.purpose.as_str());
-            self.limit(&key, RateRule::new(1, *cooldown), now, "resend cooldown")
-                .await?;
+            batch.limit(key, RateRule::new(1, *cooldown), "resend cooldown");
         }
-        self.limit(
-            &format!("send:phone:{phone}"),
+        batch.limit(
+            format!("send:phone:{phone}"),
             settings.sends_per_phone,
-            now,
             "sends per phone",
-        )
-        .await?;
-        self.limit(
-            &format!("send:phone-daily:{phone}"),
+        );
+        batch.limit(
+            format!("send:phone-daily:{phone}"),
             settings.sends_per_phone_daily,
-            now,
             "sends per phone per day",
-        )
-        .await?;
-        if let Some(limit) = settings.hourly_budget {
-            self.budget("budget:all", limit, now, "all").await?;
-        }
+        );
         let calling_code = calling_code(attempt.phone);
         let country_limit = settings
             .country_budgets
             .get(calling_code)
             .copied()
             .or(settings.country_hourly_budget);
-        if let Some(limit) = country_limit {
-            self.budget(&format!("budget:cc:{calling_code}"), limit, now, calling_code)
-                .await?;
+        let budgets = [
+            settings
+                .hourly_budget
+                .map(|limit| ("budget:all".to_owned(), limit, "all")),
+            country_limit.map(|limit| (format!("budget:cc:{calling_code}"), limit, calling_code)),
+        ];
+        for (key, limit, scope) in budgets.iter().flatten() {
+            batch.budget(key.clone(), *limit, scope);
         }
-        Ok(())
+        // New numbers spend only the budgets' unreserved part: each budget
+        // has a second count, of sends while that part was not yet spent.
+        if self.verified.is_some() {
+            for (key, limit, scope) in budgets.iter().flatten() {
+                let reserved = reserved_share(*limit, settings.returning_reserve_percent);
+                if reserved > 0 {
+                    batch.new_share(format!("{key}:new"), limit - reserved, scope);
+                }
+            }
+        }
+        let Some((index, retry_after)) = self.admit(&batch, now).await? else {
+            return Ok(());
+        };
+        // Every limit but the new numbers' share allows the send. Whether
+        // the number has verified before is asked only now, for known and
+        // unknown numbers alike (so pin-auth's decoys take the same path).
+        let verified = self.verified.as_ref().map(Arc::clone);
+        let returning = match verified {
+            Some(verified) => verified.has_verified(attempt.phone).await?,
+            None => false,
+        };
+        if !returning {
+            return Err(self.new_share_spent(&batch, index, now, retry_after));
+        }
+        batch.without_new_shares();
+        match self.admit(&batch, now).await? {
+            None => Ok(()),
+            // Not reached: the batch holds no new numbers' share any more.
+            Some((index, retry_after)) => Err(self.new_share_spent(&batch, index, now, retry_after)),
+        }
     }
 
     /// Decides whether an email (a password reset) may be sent to `to`: the
-    /// per-IP send limit and, per address, the per-phone limit's numbers.
+    /// per-IP send limits and, per address, the per-phone limit's numbers.
     pub async fn admit_mail(&self, to: &Email, client: &Client, now: Timestamp) -> Result<(), Refusal> {
-        self.limit_sends_per_ip(client, now).await?;
-        let key = format!("send:email:{}", to.as_str().to_ascii_lowercase());
-        self.limit(&key, self.settings.sends_per_phone, now, "sends per email")
-            .await
+        let settings = &self.settings;
+        let mut batch = Batch::default();
+        self.client_limits(
+            &mut batch,
+            client,
+            "send",
+            settings.sends_per_ip,
+            settings.sends_per_ipv6_48,
+        );
+        let address = self.hashed_key("phonegate rate-limit email", &to.as_str().to_ascii_lowercase());
+        batch.limit(
+            format!("send:email:{address}"),
+            settings.sends_per_phone,
+            "sends per email",
+        );
+        self.admit(&batch, now).await.map(drop)
     }
 
     /// Decides whether a client may check a code now.
     pub async fn admit_check(&self, client: &Client, now: Timestamp) -> Result<(), Refusal> {
-        match client.ip() {
-            Some(ip) => {
-                self.limit(
-                    &format!("check:ip:{}", ip_key(ip)),
-                    self.settings.checks_per_ip,
-                    now,
-                    "checks per IP",
-                )
-                .await
-            }
-            None => Ok(()),
+        let settings = &self.settings;
+        let mut batch = Batch::default();
+        self.client_limits(
+            &mut batch,
+            client,
+            "check",
+            settings.checks_per_ip,
+            settings.checks_per_ipv6_48,
+        );
+        if batch.keys.is_empty() {
+            return Ok(());
         }
+        self.admit(&batch, now).await.map(drop)
     }
 }
 

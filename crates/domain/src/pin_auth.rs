@@ -323,6 +323,8 @@ impl PinAuth {
         // A decoy challenge has no user: its pin was never sent to anyone.
         let user_id = verified.user_id.ok_or(VerifyError::InvalidPin)?;
         let profile = self.users.profile(user_id).await?.ok_or(VerifyError::InvalidPin)?;
+        // The number now counts as returning for the SMS budget's reserve.
+        self.otp.note_verified(&verified).await;
         let token = self
             .tokens
             .issue(user_id, self.otp.clock().now())

@@ -521,3 +521,21 @@ pub trait Housekeeping: Send + Sync {
     /// instances at once.
     async fn purge(&self, cutoff: Timestamp) -> Result<PurgeReport, StoreError>;
 }
+
+/// Which phone numbers have been proved, with a code, by whoever holds
+/// them: the send guard keeps part of each SMS budget for them, so a flood
+/// of sends to new numbers cannot lock returning users out.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait VerifiedPhones: Send + Sync {
+    /// Whether a user holds `phone` and has verified it with a code at least
+    /// once (phone-verify's verify, phone-login's check_pin, the tokens
+    /// surface's verify_phone, pin-auth's verify). One indexed lookup.
+    async fn has_verified(&self, phone: &PhoneNumber) -> Result<bool, StoreError>;
+
+    /// Records that `user`, who holds `phone`, has just verified it with a
+    /// code, unless that was recorded before (one conditional update; no
+    /// change if the user no longer holds `phone`). For the surfaces whose
+    /// sign-in writes nothing else about the phone (pin-auth).
+    async fn mark_verified(&self, user: UserId, phone: &PhoneNumber, now: Timestamp) -> Result<(), StoreError>;
+}

@@ -36,6 +36,30 @@ pub enum RateDecision {
     Limited { retry_after: Duration },
 }
 
+/// One key and the rule it is counted under, as part of a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateKey {
+    pub key: String,
+    pub rule: RateRule,
+}
+
+impl RateKey {
+    pub fn new(key: impl Into<String>, rule: RateRule) -> Self {
+        Self { key: key.into(), rule }
+    }
+}
+
+/// What a limiter says of a batch of events that go together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchDecision {
+    /// One event was recorded for every key of the batch.
+    Allowed,
+    /// The key at `index` (the first of the batch, in its order, whose
+    /// limit is reached) refuses; nothing was recorded for any key.
+    /// `retry_after` is that key's, as [`RateDecision::Limited`] has it.
+    Limited { index: usize, retry_after: Duration },
+}
+
 /// Counts events per key in sliding windows.
 ///
 /// Contract, for every adapter:
@@ -51,14 +75,27 @@ pub enum RateDecision {
 /// - It is atomic: of N concurrent calls for one key at limit L, exactly
 ///   min(N, L) are allowed, across every process sharing the backend.
 /// - A rule with `limit` 0 allows nothing; keys are opaque text chosen by the
-///   domain (they may contain a phone number, never a secret).
+///   domain (a phone number or email appears in them only as a keyed hash,
+///   never in clear, and never a secret).
 /// - Time is the `now` passed in, never the adapter's own clock; instances
 ///   sharing a backend need synchronised clocks.
 /// - Memory is bounded: keys whose window has passed are forgotten.
 /// - A backend failure is a [`StoreError`]; the caller decides whether to
 ///   fail open or closed.
+/// - `acquire_all` is `acquire` over several distinct keys at once, all or
+///   nothing: if every key would be allowed, one event is recorded for each
+///   and it answers [`BatchDecision::Allowed`]; otherwise it records nothing
+///   at all and answers [`BatchDecision::Limited`] naming the first key, in
+///   the batch's order, that refuses. It is atomic like `acquire` (no other
+///   call sees some of the batch's events without the others). An empty
+///   batch is allowed. Keys within one batch must be distinct.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait RateLimiter: Send + Sync {
     async fn acquire(&self, key: &str, rule: RateRule, now: Timestamp) -> Result<RateDecision, StoreError>;
+
+    /// Records one event for every key of `batch`, or none at all (see the
+    /// contract above). The domain uses it so that a send refused by one
+    /// limit spends nothing of the others and creates no keys.
+    async fn acquire_all(&self, batch: &[RateKey], now: Timestamp) -> Result<BatchDecision, StoreError>;
 }

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use phonegate_domain::{
     StoreError,
     ports::RandomSource as _,
-    rate_limit::{RateDecision, RateLimiter, RateRule},
+    rate_limit::{BatchDecision, RateDecision, RateKey, RateLimiter, RateRule},
     time::Timestamp,
 };
 use redis::{
@@ -59,6 +59,38 @@ local freeing = redis.call('ZRANGE', key, count - limit, count - limit, 'WITHSCO
 return {0, tonumber(freeing[2]) + window - now}
 ";
 
+/// `acquire_all`: the same decision for every key of a batch, all or
+/// nothing, in one script (so atomically). KEYS are the batch's sorted
+/// sets; ARGV: now (ms), a member unique across instances and calls, then
+/// per key its window (ms) and limit. Every key is pruned and counted
+/// first; if one refuses, nothing is added anywhere and the answer is
+/// `{0, index, retry_after_ms}` with the 0-based index of the first key that
+/// refuses; otherwise the member is added to every set (each expiring a
+/// window after it) and the answer is `{1, 0, 0}`.
+const ACQUIRE_ALL_SCRIPT: &str = r"
+local now = tonumber(ARGV[1])
+local member = ARGV[2]
+for i = 1, #KEYS do
+  local key = KEYS[i]
+  local window = tonumber(ARGV[2 * i + 1])
+  local limit = tonumber(ARGV[2 * i + 2])
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+  local count = redis.call('ZCARD', key)
+  if count >= limit then
+    if limit <= 0 then
+      return {0, i - 1, window}
+    end
+    local freeing = redis.call('ZRANGE', key, count - limit, count - limit, 'WITHSCORES')
+    return {0, i - 1, tonumber(freeing[2]) + window - now}
+  end
+end
+for i = 1, #KEYS do
+  redis.call('ZADD', KEYS[i], now, member)
+  redis.call('PEXPIRE', KEYS[i], math.max(tonumber(ARGV[2 * i + 1]), 1))
+end
+return {1, 0, 0}
+";
+
 /// Counts events per key in sliding windows in Redis, shared by every
 /// instance that connects to the same server with the same key prefix.
 ///
@@ -66,9 +98,10 @@ return {0, tonumber(freeing[2]) + window - now}
 /// allowed event (scored with its time in ms), changed only by one Lua
 /// script per call (see `ACQUIRE_SCRIPT`), which makes every decision
 /// atomic across instances. Sets expire a window after their newest event,
-/// so Redis holds only keys in use. Keys are stored as the domain gives them
-/// (they may contain phone numbers, never secrets), so the Redis server
-/// should be as private as the database.
+/// so Redis holds only keys in use. Keys are stored as the domain gives them:
+/// the domain puts phone numbers and emails in them only as keyed hashes,
+/// but they hold client IP addresses, so the Redis server should still be
+/// as private as the database.
 ///
 /// Time is the `now` each call is given, from the calling instance's clock:
 /// instances sharing a Redis must keep their clocks synchronised (NTP), or
@@ -84,6 +117,7 @@ return {0, tonumber(freeing[2]) + window - now}
 pub struct RedisRateLimiter {
     connection: ConnectionManager,
     script: Script,
+    batch_script: Script,
     key_prefix: String,
     timeout: Duration,
     /// Where the server is (`host:port` or a socket path), for `Debug`:
@@ -140,17 +174,20 @@ impl RedisRateLimiter {
             .set_number_of_retries(2)
             .set_max_delay(timeout);
         let script = Script::new(ACQUIRE_SCRIPT);
+        let batch_script = Script::new(ACQUIRE_ALL_SCRIPT);
         let connecting = async {
             let mut connection = ConnectionManager::new_with_config(client, config)
                 .await
                 .map_err(|error| store_error("connecting to Redis", &error))?;
             // Loading the script now proves that the server takes commands
             // and scripts from us (credentials, ACLs) before the first request.
-            script
-                .prepare_invoke()
-                .load_async(&mut connection)
-                .await
-                .map_err(|error| store_error("loading the rate-limit script into Redis", &error))?;
+            for script in [&script, &batch_script] {
+                script
+                    .prepare_invoke()
+                    .load_async(&mut connection)
+                    .await
+                    .map_err(|error| store_error("loading the rate-limit scripts into Redis", &error))?;
+            }
             Ok::<_, StoreError>(connection)
         };
         let connection = tokio::time::timeout(timeout, connecting)
@@ -159,6 +196,7 @@ impl RedisRateLimiter {
         Ok(Self {
             connection,
             script,
+            batch_script,
             key_prefix: key_prefix.to_owned(),
             timeout,
             endpoint,
@@ -225,6 +263,42 @@ impl RateLimiter for RedisRateLimiter {
             RateDecision::Limited {
                 retry_after: retry_after(retry_millis),
             }
+        })
+    }
+
+    async fn acquire_all(&self, batch: &[RateKey], now: Timestamp) -> Result<BatchDecision, StoreError> {
+        if batch.is_empty() {
+            return Ok(BatchDecision::Allowed);
+        }
+        let mut connection = self.connection.clone();
+        let mut invocation = self.batch_script.prepare_invoke();
+        for item in batch {
+            invocation.key(format!("{}{}", self.key_prefix, item.key));
+        }
+        invocation.arg(now.unix_millis()).arg(self.unique_member());
+        for item in batch {
+            invocation.arg(window_millis(item.rule.window)).arg(item.rule.limit);
+        }
+        let (allowed, index, retry_millis): (i64, i64, i64) =
+            tokio::time::timeout(self.timeout, invocation.invoke_async(&mut connection))
+                .await
+                .map_err(|_| {
+                    StoreError(format!(
+                        "the Redis rate limiter did not answer within {:?}",
+                        self.timeout
+                    ))
+                })?
+                .map_err(|error| store_error("the Redis rate limiter failed", &error))?;
+        if allowed == 1 {
+            return Ok(BatchDecision::Allowed);
+        }
+        let index = usize::try_from(index)
+            .ok()
+            .filter(|&index| index < batch.len())
+            .ok_or_else(|| StoreError("the Redis rate limiter answered an index outside the batch".into()))?;
+        Ok(BatchDecision::Limited {
+            index,
+            retry_after: retry_after(retry_millis),
         })
     }
 }

@@ -58,6 +58,8 @@ pub fn relax_limits(settings: &mut Settings) {
     settings.rate_limit.sends_per_phone_per_day = 100_000;
     settings.rate_limit.sends_per_ip = 10_000;
     settings.rate_limit.checks_per_ip = 10_000;
+    settings.rate_limit.sends_per_ipv6_48 = 10_000;
+    settings.rate_limit.checks_per_ipv6_48 = 10_000;
     for cooldown in settings.rate_limit.resend_cooldown_seconds.values_mut() {
         *cooldown = 0;
     }

@@ -698,6 +698,27 @@ impl crate::rate_limit::RateLimiter for Counting {
         *count += 1;
         Ok(crate::rate_limit::RateDecision::Allowed)
     }
+
+    async fn acquire_all(
+        &self,
+        batch: &[crate::rate_limit::RateKey],
+        _: Timestamp,
+    ) -> Result<crate::rate_limit::BatchDecision, StoreError> {
+        let mut counts = self.0.lock().unwrap();
+        if let Some(index) = batch
+            .iter()
+            .position(|key| counts.get(&key.key).copied().unwrap_or(0) >= key.rule.limit)
+        {
+            return Ok(crate::rate_limit::BatchDecision::Limited {
+                index,
+                retry_after: Duration::from_secs(7),
+            });
+        }
+        for key in batch {
+            *counts.entry(key.key.clone()).or_default() += 1;
+        }
+        Ok(crate::rate_limit::BatchDecision::Allowed)
+    }
 }
 
 #[test]

@@ -1,0 +1,46 @@
+//! Whether a phone number has been verified before, for the send guard's
+//! budget reserve.
+
+use async_trait::async_trait;
+use phonegate_domain::{StoreError, phone::PhoneNumber, ports::VerifiedPhones, time::Timestamp, user::UserId};
+use sea_query::{Expr, ExprTrait as _, Query};
+
+use super::{db::store_error, schema::Users, store::SqlStore};
+
+#[async_trait]
+impl VerifiedPhones for SqlStore {
+    /// One lookup by the unique index on `users.phone`: a user holds the
+    /// number and `phone_verified_at` is set. Every surface that checks a
+    /// code for a user's phone sets it (phone-verify and phone-login through
+    /// `upsert_verified_phone`, the tokens surface through
+    /// `set_verified_phone`, pin-auth through `mark_verified`), and
+    /// nothing clears it.
+    async fn has_verified(&self, phone: &PhoneNumber) -> Result<bool, StoreError> {
+        let query = Query::select()
+            .column(Users::Id)
+            .from(Users::Table)
+            .and_where(Expr::col(Users::Phone).eq(phone.as_str()))
+            .and_where(Expr::col(Users::PhoneVerifiedAt).is_not_null())
+            .to_owned();
+        #[derive(sqlx::FromRow)]
+        struct Found {
+            #[expect(dead_code, reason = "only whether a row exists matters")]
+            id: i64,
+        }
+        let found: Option<Found> = self.db().run().fetch_optional(&query).await.map_err(store_error)?;
+        Ok(found.is_some())
+    }
+
+    async fn mark_verified(&self, user: UserId, phone: &PhoneNumber, now: Timestamp) -> Result<(), StoreError> {
+        // Profiles do not hold `phone_verified_at`: no cached profile changes.
+        let update = Query::update()
+            .table(Users::Table)
+            .value(Users::PhoneVerifiedAt, now.unix_millis())
+            .and_where(Expr::col(Users::Id).eq(user.get()))
+            .and_where(Expr::col(Users::Phone).eq(phone.as_str()))
+            .and_where(Expr::col(Users::PhoneVerifiedAt).is_null())
+            .to_owned();
+        self.db().run().execute(&update).await.map_err(store_error)?;
+        Ok(())
+    }
+}

@@ -5,7 +5,9 @@
 use std::{path::Path, sync::Arc, time::Duration};
 
 use anyhow::{Context as _, bail};
-use phonegate_adapters::jwt::{JwtAlgorithm, JwtKeyError, JwtSettings, JwtTokens, SigningKey, VerifyingKey};
+use phonegate_adapters::jwt::{
+    JwtAlgorithm, JwtKeyError, JwtSettings, JwtTokens, LegacyTokens, SigningKey, VerifyingKey,
+};
 use phonegate_domain::ports::RandomSource;
 use secrecy::SecretString;
 
@@ -25,15 +27,16 @@ fn read_pem(setting: &str, path: &Path) -> anyhow::Result<Vec<u8>> {
 }
 
 /// The token issuer: signs with the current key, verifies with it and with
-/// the previous keys. `master_secret` is `auth.jwt_secret` (or the
-/// development secret), which signs HS256 tokens unless
-/// `auth.jwt_signing_secret` is set.
+/// the previous keys, and accepts `legacy` tokens from before the upgrade
+/// for a while. `hs256_key` is the HS256 key (`auth.jwt_hs256_key`, or in
+/// development derived from the master secret), never the master secret.
 pub(crate) fn token_issuer(
     auth: &AuthSettings,
-    master_secret: &SecretString,
+    hs256_key: Option<&SecretString>,
+    legacy: Option<LegacyTokens>,
     random: Arc<dyn RandomSource>,
 ) -> anyhow::Result<JwtTokens> {
-    let current = current_key(auth, master_secret)?;
+    let current = current_key(auth, hs256_key)?;
     let previous = auth
         .jwt_previous_keys
         .iter()
@@ -53,6 +56,7 @@ pub(crate) fn token_issuer(
             ttl: Duration::from_secs(auth.jwt_ttl_seconds),
             current,
             previous,
+            legacy,
         },
         random,
     )
@@ -65,7 +69,7 @@ pub(crate) fn token_issuer(
     })
 }
 
-fn current_key(auth: &AuthSettings, master_secret: &SecretString) -> anyhow::Result<SigningKey> {
+fn current_key(auth: &AuthSettings, hs256_key: Option<&SecretString>) -> anyhow::Result<SigningKey> {
     let kid = auth.jwt_key_id.as_str();
     if kid.trim().is_empty() {
         bail!("auth.jwt_key_id must not be empty");
@@ -79,15 +83,12 @@ fn current_key(auth: &AuthSettings, master_secret: &SecretString) -> anyhow::Res
                      not \"HS256\""
                 );
             }
-            let (setting, secret) = match &auth.jwt_signing_secret {
-                Some(secret) => ("auth.jwt_signing_secret", secret),
-                None => ("auth.jwt_secret", master_secret),
-            };
-            SigningKey::hs256(kid, secret).map_err(|error| anyhow::anyhow!("{setting}: {error}"))
+            let secret = hs256_key.context("auth.jwt_hs256_key is required with auth.jwt_algorithm = \"HS256\"")?;
+            SigningKey::hs256(kid, secret).map_err(|error| anyhow::anyhow!("auth.jwt_hs256_key: {error}"))
         }
         JwtAlgorithm::Rs256 | JwtAlgorithm::EdDsa => {
-            if auth.jwt_signing_secret.is_some() {
-                bail!("auth.jwt_signing_secret is only used with auth.jwt_algorithm = \"HS256\", not \"{algorithm}\"");
+            if auth.jwt_hs256_key.is_some() {
+                bail!("auth.jwt_hs256_key is only used with auth.jwt_algorithm = \"HS256\", not \"{algorithm}\"");
             }
             let path = auth.jwt_private_key_file.as_deref().with_context(|| {
                 format!("auth.jwt_private_key_file is required when auth.jwt_algorithm = \"{algorithm}\"")

@@ -41,6 +41,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 pub mod background;
 mod instrumented;
 mod jwt_keys;
+mod secrets;
 pub mod settings;
 mod sign_in;
 pub mod telemetry;
@@ -164,37 +165,6 @@ fn code_policy(name: &str, policy: CodePolicySettings) -> anyhow::Result<OtpPoli
         ttl: Duration::from_secs(policy.ttl_seconds),
         max_attempts: policy.max_attempts,
     })
-}
-
-/// The master secret `auth.jwt_secret`: configured, or in development generated once per
-/// database (and loudly warned about).
-async fn jwt_secret(settings: &Settings, store: &SqlStore, clock: &dyn Clock) -> anyhow::Result<SecretString> {
-    if let Some(secret) = &settings.auth.jwt_secret {
-        if secret.expose_secret().len() < 32 {
-            bail!("auth.jwt_secret must be at least 32 characters long");
-        }
-        return Ok(secret.clone());
-    }
-    if !settings.is_development() {
-        bail!("auth.jwt_secret is required when a real SMS or mail provider is configured");
-    }
-    let mut fresh = vec![0u8; 32];
-    OsRandom.fill(&mut fresh);
-    let fresh = fresh
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<String>()
-        .into_bytes();
-    let secret = store
-        .secret_or_insert("dev_jwt_secret", fresh, clock.now())
-        .await
-        .context("reading the development JWT secret")?;
-    tracing::warn!(
-        "auth.jwt_secret is not set: using a random secret stored in this development database; \
-         set auth.jwt_secret before deploying"
-    );
-    let secret = String::from_utf8(secret).context("the stored development JWT secret is not text")?;
-    Ok(SecretString::from(secret))
 }
 
 /// The configured test numbers, refused with a real SMS provider unless the
@@ -430,10 +400,10 @@ pub async fn build(settings: &Settings, overrides: Overrides) -> anyhow::Result<
         .with_queue_per_thread(settings.sign_in.hashing_queue_per_thread),
     );
 
-    let secret = jwt_secret(settings, &store, clock.as_ref()).await?;
+    let secret = secrets::master_secret(settings, &store, clock.as_ref()).await?;
     // Outbox payloads (codes, reset links) are sealed under a key derived
     // from the same secret, so every instance can read every row.
-    let sealing_key = SecretHasher::derive_key(secret.expose_secret().as_bytes(), "phonegate outbox sealing v1");
+    let sealing_key = secrets::sealing_key(&secret);
     let store = store.with_sealer(Sealer::new(*sealing_key.expose_secret()));
     // One limiter for every limit, so sign-in limits hold across instances
     // exactly as the send limits do. Phone numbers and emails enter its keys
@@ -445,12 +415,24 @@ pub async fn build(settings: &Settings, overrides: Overrides) -> anyhow::Result<
         .with_verified_phones(Arc::new(store.clone()));
     let abuse_counters = guard.counters().clone();
     let sign_in_guard = SignInGuard::new(limiter, sign_in::limits(settings)?).with_counters(abuse_counters.clone());
-    let tokens: Arc<dyn TokenIssuer> = Arc::new(jwt_keys::token_issuer(&settings.auth, &secret, random.clone())?);
+    // JWTs are signed with keys of their own, never with the master secret;
+    // only tokens signed before the upgrade are verified with it, for a while.
+    let hs256_key = secrets::hs256_key(settings, &secret)?;
+    for warning in secrets::master_reuse_warnings(settings, &secret) {
+        tracing::warn!("{warning}");
+    }
+    let legacy = secrets::legacy_tokens(settings, &store, &secret, clock.now()).await?;
+    let tokens: Arc<dyn TokenIssuer> = Arc::new(jwt_keys::token_issuer(
+        &settings.auth,
+        hs256_key.key(),
+        Some(legacy),
+        random.clone(),
+    )?);
     // Codes, lookup keys and stored tokens are hashed with a key derived
     // from the master secret `auth.jwt_secret` (under its own label, so
     // neither use can stand in for the other), never from the signing keys:
     // rotating signing keys leaves every stored hash valid.
-    let hasher = SecretHasher::derived(secret.expose_secret().as_bytes(), "phonegate otp hashing v1");
+    let hasher = secrets::hasher(&secret);
     let store_arc = Arc::new(store.clone());
     let mut otp = OtpEngine::new(store_arc.clone(), clock.clone(), random.clone(), hasher)
         .with_test_numbers(test_numbers.clone())
@@ -641,6 +623,9 @@ pub struct ConfigReport {
     /// The current JWT signing key's algorithm and id, and how many
     /// previous keys still verify.
     pub jwt_algorithm: &'static str,
+    /// Where the HS256 key comes from: `set` (`auth.jwt_hs256_key`),
+    /// derived from the master secret (development only), or `unused`.
+    pub jwt_hs256_key: &'static str,
     pub jwt_key_id: String,
     pub jwt_previous_keys: usize,
     /// `text` or `json`.
@@ -729,21 +714,20 @@ pub fn check_settings(settings: &Settings) -> anyhow::Result<ConfigReport> {
                 .to_owned(),
         );
     }
-    // The master secret: checked as `build` does; in development, where
-    // `build` would generate one, a placeholder stands in so that the JWT
-    // key settings are still checked.
-    let secret = match &settings.auth.jwt_secret {
-        Some(secret) if secret.expose_secret().len() < 32 => {
-            bail!("auth.jwt_secret must be at least 32 characters long")
-        }
-        Some(secret) => secret.clone(),
+    // The master secret and the HS256 key: checked as `build` does; in
+    // development, where `build` would generate a master secret, a
+    // placeholder stands in so that the JWT key settings are still checked.
+    let secret = match secrets::configured_master(settings)? {
+        Some(secret) => secret,
         None if settings.is_development() => {
             warnings.push("auth.jwt_secret is not set: a random one is kept in the development database".to_owned());
             SecretString::from("a placeholder for config check only, never used".to_owned())
         }
         None => bail!("auth.jwt_secret is required when a real SMS or mail provider is configured"),
     };
-    jwt_keys::token_issuer(&settings.auth, &secret, Arc::new(OsRandom))?;
+    let hs256_key = secrets::hs256_key(settings, &secret)?;
+    warnings.extend(secrets::master_reuse_warnings(settings, &secret));
+    jwt_keys::token_issuer(&settings.auth, hs256_key.key(), None, Arc::new(OsRandom))?;
     tracing_subscriber::EnvFilter::try_new(&settings.log.filter)
         .map_err(|error| anyhow::anyhow!("log.filter: {error}"))?;
     let sms = settings.sms.provider.as_str();
@@ -759,6 +743,7 @@ pub fn check_settings(settings: &Settings) -> anyhow::Result<ConfigReport> {
         mail: settings.mail.provider.as_str(),
         rate_limit,
         jwt_algorithm: settings.auth.jwt_algorithm.as_str(),
+        jwt_hs256_key: hs256_key.describe(),
         jwt_key_id: settings.auth.jwt_key_id.clone(),
         jwt_previous_keys: settings.auth.jwt_previous_keys.len(),
         log_format: settings.log.format.as_str(),

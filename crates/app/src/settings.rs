@@ -279,10 +279,11 @@ pub struct MailSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthSettings {
-    /// The master secret: the hashing key of codes and stored tokens is
-    /// derived from it, and it is the HS256 signing secret unless
-    /// `jwt_signing_secret` is set. Optional only in development (console
-    /// providers), where a random secret is generated once per database.
+    /// The master secret: the hashing key of codes and stored tokens and
+    /// the sealing key of outbox rows are derived from it. It never signs a
+    /// token and no other service needs it. Optional only in development
+    /// (console providers), where a random secret is generated once per
+    /// database.
     pub jwt_secret: Option<SecretString>,
     pub jwt_issuer: String,
     pub jwt_ttl_seconds: u64,
@@ -297,10 +298,14 @@ pub struct AuthSettings {
     // its material, and the previous keys that only verify (rotation).
     /// The current key's algorithm.
     pub jwt_algorithm: JwtAlgorithmSetting,
-    /// HS256 only: the current key's secret when it is not `jwt_secret`.
-    /// Rotating HS256 keys changes this and leaves `jwt_secret`, from which
-    /// the hashing key of codes and stored tokens is derived, alone.
-    pub jwt_signing_secret: Option<SecretString>,
+    /// HS256 only: the current key's secret, which the services verifying
+    /// phonegate's JWTs share (at least 32 bytes, never `jwt_secret`).
+    /// Required with HS256 outside development; in development it is
+    /// derived from the master secret when unset. Rotating HS256 keys
+    /// changes this and leaves `jwt_secret` alone. Its former name,
+    /// `jwt_signing_secret`, is still read.
+    #[serde(alias = "jwt_signing_secret")]
+    pub jwt_hs256_key: Option<SecretString>,
     /// RS256 and EdDSA: the current key's PEM private key file.
     pub jwt_private_key_file: Option<std::path::PathBuf>,
     /// Keys that verify tokens they signed earlier and never sign. A list of

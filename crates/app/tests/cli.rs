@@ -148,6 +148,10 @@ fn config_check_passes_the_example_and_names_a_bad_key() {
     assert_eq!(report["mail"], "console");
     assert_eq!(report["rate_limit"], "memory");
     assert_eq!(report["jwt_algorithm"], "HS256");
+    assert_eq!(
+        report["jwt_hs256_key"],
+        "derived from auth.jwt_secret (development only)"
+    );
     assert!(report["file"].as_str().unwrap().ends_with("phonegate.example.toml"));
     assert!(
         !dir.join("phonegate.db").exists(),
@@ -194,6 +198,7 @@ smtp_url = "smtps://user:smtp-password-canary@smtp.invalid:465"
 from = "phonegate <no-reply@example.com>"
 [auth]
 jwt_secret = "jwt-secret-canary-that-is-long-enough-0123456789"
+jwt_hs256_key = "jwt-hs256-key-canary-0123456789abcdef"
 [rate_limit]
 redis_url = "redis://:redis-password-canary@redis.invalid:6379"
 [log]
@@ -209,11 +214,13 @@ format = "json"
     assert_eq!(report["mail"], "smtp");
     assert_eq!(report["rate_limit"], "redis");
     assert_eq!(report["log_format"], "json");
+    assert_eq!(report["jwt_hs256_key"], "set");
     for canary in [
         "db-password",
         "twilio-token",
         "smtp-password",
         "jwt-secret",
+        "jwt-hs256-key",
         "redis-password",
     ] {
         assert!(!run.raw_stdout.contains(canary), "{canary} in {}", run.raw_stdout);
@@ -228,5 +235,83 @@ format = "json"
     let error = fails(&dir, &["config", "check", "--config", &bad_url]);
     assert!(error.contains("database.url"), "{error}");
     assert!(!error.contains("mysql-password-canary"), "{error}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The master secret and the HS256 key: outside development HS256 needs its
+/// own key, at least 32 bytes, never the master secret, and neither may be
+/// a long secret made of few characters. Each refusal names the key and
+/// echoes no secret.
+#[test]
+fn config_check_refuses_a_missing_short_shared_or_monotonous_jwt_key() {
+    let dir = scratch_dir("config-check-keys");
+    let master = "master-canary-0123456789abcdefghijklmnop";
+    let production = |auth: &str| {
+        format!(
+            "[sms]\nprovider = \"twilio\"\n[twilio]\naccount_sid = \"AC00000000000000000000000000000000\"\n\
+             auth_token = \"twilio-token\"\nfrom_number = \"+15005550006\"\n[auth]\n{auth}\n"
+        )
+    };
+    let cases = [
+        (
+            format!("jwt_secret = \"{master}\""),
+            "auth.jwt_hs256_key is required with auth.jwt_algorithm = \"HS256\"",
+        ),
+        (
+            format!("jwt_secret = \"{master}\"\njwt_hs256_key = \"hs256-canary-short\""),
+            "auth.jwt_hs256_key: an HS256 secret must be at least 32 bytes",
+        ),
+        (
+            format!("jwt_secret = \"{master}\"\njwt_hs256_key = \"{master}\""),
+            "auth.jwt_hs256_key must not be auth.jwt_secret",
+        ),
+        (
+            format!(
+                "jwt_secret = \"{master}\"\njwt_hs256_key = \"hs256-canary-hs256-canary-hs256-canary\""
+            ),
+            "auth.jwt_hs256_key has too little variety",
+        ),
+        (
+            "jwt_secret = \"abcabcabcabcabcabcabcabcabcabcabcabc\"\njwt_hs256_key = \"hs256-canary-0123456789abcdefghij\""
+                .to_owned(),
+            "auth.jwt_secret has too little variety",
+        ),
+    ];
+    for (index, (auth, expected)) in cases.iter().enumerate() {
+        let file = write(&dir, &format!("keys-{index}.toml"), &production(auth));
+        let error = fails(&dir, &["config", "check", "--config", &file]);
+        assert!(error.contains(expected), "expected {expected:?} in: {error}");
+        for canary in ["master-canary", "hs256-canary", "abcabc"] {
+            assert!(!error.contains(canary), "{canary} in {error}");
+        }
+    }
+    // The same settings with their own, varied HS256 key pass; a previous
+    // key that is the master secret is reported as a warning.
+    let good = format!(
+        "jwt_secret = \"{master}\"\njwt_hs256_key = \"hs256-canary-0123456789abcdefghij\"\n\
+         jwt_previous_keys = [{{ kid = \"k0\", algorithm = \"HS256\", secret = \"{master}\" }}]"
+    );
+    let file = write(&dir, "keys-good.toml", &production(&good));
+    let report = ok(&dir, &["config", "check", "--config", &file]);
+    assert_eq!(report["jwt_hs256_key"], "set");
+    let warnings = report["warnings"].as_array().unwrap();
+    assert!(
+        warnings.iter().any(|warning| warning
+            .as_str()
+            .unwrap()
+            .contains("auth.jwt_previous_keys[0] (kid \"k0\") is auth.jwt_secret")),
+        "{warnings:?}"
+    );
+    // A random hex secret (`openssl rand -hex 32`) may lack some of the 16
+    // hex digits: this one has 13, and is accepted.
+    let hex = "a8e69b9654e2de41b5a96d95b11a82e62980c1eabe66d6b9be91159dc10dd5cb";
+    let file = write(
+        &dir,
+        "keys-hex.toml",
+        &production(&format!(
+            "jwt_secret = \"{hex}\"\njwt_hs256_key = \"hs256-canary-0123456789abcdefghij\""
+        )),
+    );
+    ok(&dir, &["config", "check", "--config", &file]);
     let _ = std::fs::remove_dir_all(dir);
 }

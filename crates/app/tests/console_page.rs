@@ -114,7 +114,8 @@ async fn with_real_provider(provider: SmsProvider) -> (Router, TestDatabase) {
     let mut settings = Settings::defaults().unwrap();
     settings.database.url = SecretString::from(database.url.clone());
     settings.sms.provider = provider;
-    settings.auth.jwt_secret = Some(SecretString::from("a-test-secret-of-at-least-32-characters".to_owned()));
+    settings.auth.jwt_secret = Some(SecretString::from("a-test-master-secret-0123456789ABCDEF".to_owned()));
+    settings.auth.jwt_hs256_key = Some(SecretString::from("a-test-hs256-key-0123456789ABCDEF".to_owned()));
     settings.twilio.account_sid = Some("AC00000000000000000000000000000001".to_owned());
     settings.twilio.auth_token = Some(SecretString::from("twilio-test-auth-token".to_owned()));
     settings.twilio.from_number = Some("+15005550006".to_owned());

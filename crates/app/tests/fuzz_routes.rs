@@ -44,9 +44,11 @@ use serde_json::{Map, Value, json};
 use sha2::Sha256;
 use tower::ServiceExt as _;
 
-/// The JWT secret of the app under test, so the test can sign tokens with
-/// arbitrary claims and reach the code behind the signature check.
-const JWT_SECRET: &str = "fuzz-secret-fuzz-secret-fuzz-secret-0123";
+/// The master secret of the app under test.
+const JWT_SECRET: &str = "fuzz-master-secret-0123456789abcdefgh";
+/// Its HS256 key, so the test can sign tokens with arbitrary claims and
+/// reach the code behind the signature check.
+const JWT_HS256_KEY: &str = "fuzz-hs256-key-0123456789abcdefgh";
 
 /// `default_cases`, or `PROPTEST_CASES` when set (for a longer local run),
 /// with no failure files written into the source tree.
@@ -64,6 +66,7 @@ fn config(default_cases: u32) -> Config {
 
 fn configure(settings: &mut Settings) {
     settings.auth.jwt_secret = Some(SecretString::from(JWT_SECRET));
+    settings.auth.jwt_hs256_key = Some(SecretString::from(JWT_HS256_KEY));
 }
 
 // --- the routes -----------------------------------------------------------
@@ -247,15 +250,15 @@ fn now_seconds() -> i64 {
     i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()).unwrap()
 }
 
-/// An HS256 JWT over `header` and `claims`, signed with the app's secret
-/// when `sign` is true, else with a wrong one.
+/// An HS256 JWT over `header` and `claims`, signed with the app's HS256
+/// key when `sign` is true, else with a wrong one.
 fn jwt(header: &Value, claims: &Value, sign: bool) -> String {
     let signing_input = format!(
         "{}.{}",
         URL_SAFE_NO_PAD.encode(header.to_string()),
         URL_SAFE_NO_PAD.encode(claims.to_string())
     );
-    let secret = if sign { JWT_SECRET } else { "not-the-secret" };
+    let secret = if sign { JWT_HS256_KEY } else { "not-the-secret" };
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
     mac.update(signing_input.as_bytes());
     let signature = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
@@ -267,7 +270,9 @@ fn jwt(header: &Value, claims: &Value, sign: bool) -> String {
 /// well-formed, mistyped or missing, naming users that may not exist.
 fn jwt_like() -> BoxedStrategy<String> {
     let header = prop_oneof![
-        4 => Just(json!({"alg": "HS256", "typ": "JWT", "kid": "k1"})),
+        4 => Just(json!({"alg": "HS256", "typ": "at+jwt", "kid": "k1"})),
+        1 => Just(json!({"alg": "HS256", "typ": "pv-session+jwt", "kid": "k1"})),
+        1 => Just(json!({"alg": "HS256", "typ": "JWT", "kid": "k1"})),
         1 => Just(json!({"alg": "none", "kid": "k1"})),
         1 => Just(json!({"alg": "HS256"})),
         1 => Just(json!({"alg": "HS512", "kid": "k1"})),
@@ -664,7 +669,7 @@ fn authorization() -> BoxedStrategy<Option<Vec<u8>>> {
         4 => jwt_like().prop_map(|token| Some(format!("Bearer {token}").into_bytes())),
         // Signed, well-formed and valid: the first users' own tokens.
         2 => claims_clean().prop_map(|claims| {
-            let token = jwt(&json!({"alg": "HS256", "typ": "JWT", "kid": "k1"}), &claims, true);
+            let token = jwt(&json!({"alg": "HS256", "typ": "at+jwt", "kid": "k1"}), &claims, true);
             Some(format!("Bearer {token}").into_bytes())
         }),
         1 => "[A-Za-z0-9+/=._~-]{0,80}".prop_map(|token| Some(format!("Bearer {token}").into_bytes())),
@@ -1368,7 +1373,7 @@ async fn register_device_for_a_user_that_does_not_exist_is_refused(backend: Test
         "sub": "42", "user_id": 42, "iat": now, "nbf": now, "exp": now + 1800,
         "iss": "phonegate", "aud": "phonegate:access", "jti": "00",
     });
-    let token = jwt(&json!({"alg": "HS256", "typ": "JWT", "kid": "k1"}), &claims, true);
+    let token = jwt(&json!({"alg": "HS256", "typ": "at+jwt", "kid": "k1"}), &claims, true);
     let answer = send(
         &app,
         Request::post("/api/v1/auth/register_device")

@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::{path::PathBuf, sync::Arc};
+use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use axum::{
     Router,
@@ -30,6 +30,7 @@ use tower::ServiceExt as _;
 const JWKS: &str = "/.well-known/jwks.json";
 const PROFILE: &str = "/api/v1/auth/current_user_profile";
 const MASTER: &str = "master-secret-0123456789abcdef0123456789";
+const SIGNING_K1: &str = "signing-secret-k1-0123456789abcdef01234";
 const SIGNING_K2: &str = "signing-secret-k2-0123456789abcdef01234";
 
 fn fixture(name: &str) -> PathBuf {
@@ -274,16 +275,18 @@ async fn verify_phone(router: &Router, session: &str, code: &str) -> StatusCode 
     call(router, post_json("/api/phone/verify", &body)).await.0
 }
 
-/// Rotation without logging anyone out: k1 (HS256 under `auth.jwt_secret`)
-/// → k2 (HS256 under `auth.jwt_signing_secret`) with k1 previous → k3
-/// (EdDSA) with only k2 previous. Each restart keeps the tokens of the keys
-/// still configured and refuses those of removed keys; a phone-verify flow
-/// started under one key finishes under the next, since the hashing key of
-/// codes stays derived from the unchanged `auth.jwt_secret`.
+/// Rotation without logging anyone out: k1 (HS256 under
+/// `auth.jwt_hs256_key`) → k2 (HS256 under another `auth.jwt_hs256_key`)
+/// with k1 previous → k3 (EdDSA) with only k2 previous. Each restart keeps
+/// the tokens of the keys still configured and refuses those of removed
+/// keys; a phone-verify flow started under one key finishes under the next,
+/// since the hashing key of codes stays derived from the unchanged
+/// `auth.jwt_secret`.
 async fn rotation_keeps_old_tokens_until_their_key_is_removed(backend: TestBackend) {
     let mut database_url = None;
     let k1 = spawn_app_with(backend, |settings| {
         settings.auth.jwt_secret = Some(SecretString::from(MASTER));
+        settings.auth.jwt_hs256_key = Some(SecretString::from(SIGNING_K1));
         database_url = Some(settings.database.url.clone());
     })
     .await;
@@ -298,8 +301,8 @@ async fn rotation_keeps_old_tokens_until_their_key_is_removed(backend: TestBacke
 
     let k2 = restart(&k1, &database_url, |settings| {
         settings.auth.jwt_key_id = "k2".into();
-        settings.auth.jwt_signing_secret = Some(SecretString::from(SIGNING_K2));
-        settings.auth.jwt_previous_keys = vec![hs256_previous("k1", MASTER)];
+        settings.auth.jwt_hs256_key = Some(SecretString::from(SIGNING_K2));
+        settings.auth.jwt_previous_keys = vec![hs256_previous("k1", SIGNING_K1)];
     })
     .await;
     assert_eq!(
@@ -338,10 +341,208 @@ async fn rotation_keeps_old_tokens_until_their_key_is_removed(backend: TestBacke
     assert_eq!(verify_phone(&k3.router, &k3_session, &k3_code).await, StatusCode::OK);
 }
 
+// The master secret and the HS256 key are two settings: backends verifying
+// JWTs hold the HS256 key, which signs every new token, and never the
+// master secret, from which the hashing and sealing keys are derived.
+
+const HS256_KEY: &str = "the-hs256-key-0123456789abcdefghijkl";
+const ACCESS: &str = "phonegate:access";
+const PHONE_SESSION: &str = "phonegate:phone-verify";
+
+/// Checks `token` as a backend holding the HS256 key `key` would.
+fn verify_hs256(token: &str, key: &str, audience: &str) -> Result<Value, jsonwebtoken::errors::Error> {
+    let mut validation = Validation::new(jsonwebtoken::Algorithm::HS256);
+    validation.set_issuer(&["phonegate"]);
+    validation.set_audience(&[audience]);
+    validation.validate_exp = false;
+    jsonwebtoken::decode::<Value>(token, &DecodingKey::from_secret(key.as_bytes()), &validation).map(|data| data.claims)
+}
+
+fn is_bad_signature(result: Result<Value, jsonwebtoken::errors::Error>) -> bool {
+    matches!(result, Err(error) if *error.kind() == jsonwebtoken::errors::ErrorKind::InvalidSignature)
+}
+
+fn claims_of(token: &str) -> Value {
+    let part = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
+}
+
+/// `claims` as the version before the upgrade signed them: HS256 with the
+/// raw master secret, kid `k1`, the generic `typ: JWT`.
+fn signed_as_before_the_upgrade(claims: &Value) -> String {
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    header.kid = Some("k1".into());
+    assert_eq!(header.typ.as_deref(), Some("JWT"));
+    jsonwebtoken::encode(
+        &header,
+        claims,
+        &jsonwebtoken::EncodingKey::from_secret(MASTER.as_bytes()),
+    )
+    .unwrap()
+}
+
+/// phonegate's JWTs verify with `auth.jwt_hs256_key` and not with the
+/// master secret `auth.jwt_secret`.
+async fn jwts_are_signed_with_the_hs256_key_and_not_the_master(backend: TestBackend) {
+    let app = spawn_app_with(backend, |settings| {
+        settings.auth.jwt_secret = Some(SecretString::from(MASTER));
+        settings.auth.jwt_hs256_key = Some(SecretString::from(HS256_KEY));
+    })
+    .await;
+    let access = sign_in(&app, "+85251224538").await;
+    assert_eq!(verify_hs256(&access, HS256_KEY, ACCESS).unwrap()["iss"], "phonegate");
+    assert!(is_bad_signature(verify_hs256(&access, MASTER, ACCESS)));
+    let reply = app
+        .post_json("/api/phone/register", &json!({"phone_number": PHONE}))
+        .await;
+    let session = reply.body["session_token"].as_str().unwrap();
+    assert_eq!(
+        verify_hs256(session, HS256_KEY, PHONE_SESSION).unwrap()["phone_number"],
+        PHONE
+    );
+    assert!(is_bad_signature(verify_hs256(session, MASTER, PHONE_SESSION)));
+}
+
+/// In development, with neither key set, the HS256 key is derived from the
+/// master secret (the random one kept in the database) with HKDF-SHA256
+/// under its own label, written as hex: not the master secret itself.
+async fn in_development_the_hs256_key_is_derived_from_the_master(backend: TestBackend) {
+    use phonegate_domain::ports::Clock as _;
+    let app = spawn_app_with(backend, |_| {}).await;
+    let access = sign_in(&app, "+85251224538").await;
+    let master = app
+        .store
+        .secret_or_insert(
+            "dev_jwt_secret",
+            b"not used: the secret exists".to_vec(),
+            app.clock.now(),
+        )
+        .await
+        .unwrap();
+    let master = String::from_utf8(master).unwrap();
+    let mut okm = [0u8; 32];
+    hkdf::Hkdf::<sha2::Sha256>::new(None, master.as_bytes())
+        .expand(b"phonegate jwt hs256 v1", &mut okm)
+        .unwrap();
+    let derived: String = okm.iter().map(|b| format!("{b:02x}")).collect();
+    assert_ne!(derived, master);
+    assert!(verify_hs256(&access, &derived, ACCESS).is_ok());
+    assert!(is_bad_signature(verify_hs256(&access, &master, ACCESS)));
+}
+
+/// The upgrade: tokens that the version before signed with the raw master
+/// secret keep working for one token lifetime after this database first
+/// ran the upgraded version, and not after it, restarts included; the
+/// master secret never signs.
+async fn tokens_signed_with_the_raw_master_verify_for_one_token_lifetime(backend: TestBackend) {
+    use phonegate_domain::ports::Clock as _;
+    let mut database_url = None;
+    let app = spawn_app_with(backend, |settings| {
+        settings.auth.jwt_secret = Some(SecretString::from(MASTER));
+        settings.auth.jwt_hs256_key = Some(SecretString::from(HS256_KEY));
+        database_url = Some(settings.database.url.clone());
+    })
+    .await;
+    let database_url = database_url.unwrap();
+    let current = sign_in(&app, "+85251224538").await;
+    let user_id = claims_of(&current)["user_id"].as_i64().unwrap();
+    let access_before_the_upgrade = |now: i64| {
+        signed_as_before_the_upgrade(&json!({
+            "sub": user_id.to_string(), "user_id": user_id, "iat": now, "nbf": now, "exp": now + 1800,
+            "iss": "phonegate", "aud": ACCESS, "jti": "0123456789abcdef0123456789abcdef",
+        }))
+    };
+    let now = app.clock.now().unix_seconds();
+    assert_eq!(
+        app.get_with_bearer(PROFILE, &access_before_the_upgrade(now))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    // The same claims typed as the upgraded version types them: the master
+    // secret verifies no token of the upgraded version.
+    let header = jsonwebtoken::decode_header(&current).unwrap();
+    assert_eq!(header.typ.as_deref(), Some("at+jwt"));
+    let typed_with_master = jsonwebtoken::encode(
+        &header,
+        &claims_of(&access_before_the_upgrade(now)),
+        &jsonwebtoken::EncodingKey::from_secret(MASTER.as_bytes()),
+    )
+    .unwrap();
+    assert_eq!(
+        app.get_with_bearer(PROFILE, &typed_with_master).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // One token lifetime (auth.jwt_ttl_seconds, the longer one) later, a
+    // token signed with the master secret is refused, even one that has
+    // not expired, and a restart does not open the window again.
+    app.clock.advance(Duration::from_secs(1800));
+    let now = app.clock.now().unix_seconds();
+    assert_eq!(
+        app.get_with_bearer(PROFILE, &access_before_the_upgrade(now))
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    let restarted = restart(&app, &database_url, |settings| {
+        settings.auth.jwt_hs256_key = Some(SecretString::from(HS256_KEY));
+    })
+    .await;
+    assert_eq!(
+        profile_status(&restarted.router, &access_before_the_upgrade(now)).await,
+        StatusCode::UNAUTHORIZED
+    );
+    let fresh = sign_in(&app, "+85251224538").await;
+    assert_eq!(profile_status(&restarted.router, &fresh).await, StatusCode::OK);
+}
+
+/// A phone-verify flow begun before the upgrade finishes after it: the
+/// code hashed and the SMS sealed in the outbox before are read with the
+/// same keys (derived from the master secret, as before), and the session
+/// token signed with the raw master secret still verifies.
+async fn codes_and_outbox_rows_from_before_the_upgrade_still_work(backend: TestBackend) {
+    let mut database_url = None;
+    let before = spawn_app_with(backend, |settings| {
+        settings.auth.jwt_secret = Some(SecretString::from(MASTER));
+        database_url = Some(settings.database.url.clone());
+    })
+    .await;
+    let database_url = database_url.unwrap();
+    // Registered, and the SMS left sealed in the outbox (no dispatcher runs).
+    let (status, body) = call(
+        &before.router,
+        post_json("/api/phone/register", &json!({"phone_number": PHONE})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body:?}");
+    let session = signed_as_before_the_upgrade(&claims_of(body["session_token"].as_str().unwrap()));
+
+    let after = restart(&before, &database_url, |settings| {
+        settings.auth.jwt_hs256_key = Some(SecretString::from(HS256_KEY));
+    })
+    .await;
+    while let Ok(report) = after.dispatcher.dispatch_due().await
+        && report.claimed > 0
+    {}
+    let message = after
+        .console
+        .as_ref()
+        .unwrap()
+        .last_to(PHONE)
+        .expect("the sealed SMS was read");
+    let code = message.body.rsplit(' ').next().unwrap().to_owned();
+    assert_eq!(verify_phone(&after.router, &session, &code).await, StatusCode::OK);
+}
+
 on_both_backends!(
     jwks_publishes_the_public_keys_that_verify_tokens,
     jwks_is_empty_with_hs256_keys,
     rotation_keeps_old_tokens_until_their_key_is_removed,
+    jwts_are_signed_with_the_hs256_key_and_not_the_master,
+    in_development_the_hs256_key_is_derived_from_the_master,
+    tokens_signed_with_the_raw_master_verify_for_one_token_lifetime,
+    codes_and_outbox_rows_from_before_the_upgrade_still_work,
 );
 
 // Start-up errors name the setting at fault.
@@ -408,13 +609,13 @@ async fn settings_of_the_wrong_algorithm_are_refused() {
     assert!(error.contains("auth.jwt_private_key_file is only used with"), "{error}");
     let error = refused(|settings| {
         asymmetric(settings, "e1", JwtAlgorithmSetting::EdDsa, "ed25519-a.pem");
-        settings.auth.jwt_signing_secret = Some(SecretString::from(SIGNING_K2));
+        settings.auth.jwt_hs256_key = Some(SecretString::from(SIGNING_K2));
     })
     .await;
-    assert!(error.contains("auth.jwt_signing_secret is only used with"), "{error}");
-    let error = refused(|settings| settings.auth.jwt_signing_secret = Some(SecretString::from("short"))).await;
+    assert!(error.contains("auth.jwt_hs256_key is only used with"), "{error}");
+    let error = refused(|settings| settings.auth.jwt_hs256_key = Some(SecretString::from("short"))).await;
     assert!(
-        error.contains("auth.jwt_signing_secret: an HS256 secret must be at least 32"),
+        error.contains("auth.jwt_hs256_key: an HS256 secret must be at least 32"),
         "{error}"
     );
     let error = refused(|settings| settings.auth.jwt_key_id = String::new()).await;
@@ -506,7 +707,17 @@ jwt_previous_keys = [
     assert_eq!(defaults.auth.jwt_algorithm, JwtAlgorithmSetting::Hs256);
     assert_eq!(defaults.auth.jwt_key_id, "k1");
     assert!(defaults.auth.jwt_previous_keys.is_empty());
-    assert!(defaults.auth.jwt_private_key_file.is_none() && defaults.auth.jwt_signing_secret.is_none());
+    assert!(defaults.auth.jwt_private_key_file.is_none() && defaults.auth.jwt_hs256_key.is_none());
+}
+
+/// `auth.jwt_signing_secret`, the HS256 key's former name, is still read.
+#[test]
+fn the_former_name_of_the_hs256_key_is_still_read() {
+    let path = std::env::temp_dir().join(format!("phonegate-jwt-former-{}.toml", std::process::id()));
+    std::fs::write(&path, format!("[auth]\njwt_signing_secret = \"{SIGNING_K2}\"\n")).unwrap();
+    let settings = Settings::load_with_env(ConfigFile::Explicit(&path), Vec::new()).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    assert!(settings.auth.jwt_hs256_key.is_some());
 }
 
 #[test]

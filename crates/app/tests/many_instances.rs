@@ -46,7 +46,14 @@ fn start_instance(database_url: &str, twilio: &MockServer, prefix: &str) -> Serv
         &[
             ("PHONEGATE__DATABASE__URL", database_url),
             ("PHONEGATE__SMS__PROVIDER", "twilio"),
-            ("PHONEGATE__AUTH__JWT_SECRET", "a-shared-secret-of-all-three-instances"),
+            (
+                "PHONEGATE__AUTH__JWT_SECRET",
+                "a-master-secret-of-all-three-instances-0123456789",
+            ),
+            (
+                "PHONEGATE__AUTH__JWT_HS256_KEY",
+                "the-hs256-key-of-all-three-instances-0123456789",
+            ),
             ("PHONEGATE__TWILIO__ACCOUNT_SID", SID),
             ("PHONEGATE__TWILIO__AUTH_TOKEN", "token"),
             ("PHONEGATE__TWILIO__FROM_NUMBER", "+15005550006"),

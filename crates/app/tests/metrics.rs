@@ -210,9 +210,8 @@ async fn twilio_errors_are_counted_by_code() {
     let mut settings = Settings::defaults().unwrap();
     settings.database.url = SecretString::from(database.url.clone());
     settings.sms.provider = phonegate::settings::SmsProvider::Twilio;
-    settings.auth.jwt_secret = Some(SecretString::from(
-        "a-metrics-test-secret-that-is-long-enough".to_owned(),
-    ));
+    settings.auth.jwt_secret = Some(SecretString::from("a-metrics-test-master-secret-0123456789".to_owned()));
+    settings.auth.jwt_hs256_key = Some(SecretString::from("a-metrics-test-hs256-key-0123456789".to_owned()));
     settings.twilio.account_sid = Some("AC00000000000000000000000000000000".to_owned());
     settings.twilio.auth_token = Some(SecretString::from("twilio-auth-token".to_owned()));
     settings.twilio.from_number = Some("+15005550006".to_owned());

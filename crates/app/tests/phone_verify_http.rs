@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
-use common::{TestApp, spawn_app};
+use common::{TestApp, spawn_app, spawn_app_with};
 use phonegate_adapters::{on_both_backends, testing::TestBackend};
 use serde_json::{Value, json};
 
@@ -198,6 +198,86 @@ async fn form_bodies_work(backend: TestBackend) {
         app.last_code_to(PHONE)
     );
     let reply = app.post_form(VERIFY, &form).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+}
+
+/// The HS256 key of the app in [`tokens_of_one_kind_are_refused_where_the_other_is_expected`].
+const HS256_KEY: &str = "phone-verify-test-hs256-key-0123456789";
+
+/// `claims` signed with [`HS256_KEY`] under kid `k1` and the given `typ`.
+fn signed(typ: &str, claims: &Value) -> String {
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    header.kid = Some("k1".into());
+    header.typ = Some(typ.into());
+    jsonwebtoken::encode(
+        &header,
+        claims,
+        &jsonwebtoken::EncodingKey::from_secret(HS256_KEY.as_bytes()),
+    )
+    .unwrap()
+}
+
+/// A session token is no bearer token for pin-auth, and an access token no
+/// session token for phone-verify: each is refused by its `typ` as well as
+/// its `aud`. Claims of one kind under the other's `typ`, correctly signed,
+/// are refused too, so the `typ` check stands on its own.
+#[tokio::test]
+async fn tokens_of_one_kind_are_refused_where_the_other_is_expected() {
+    let app = spawn_app_with(TestBackend::Sqlite, |settings| {
+        settings.auth.jwt_hs256_key = Some(secrecy::SecretString::from(HS256_KEY));
+    })
+    .await;
+    // A pin-auth user and their access token.
+    let mobile = "+85251224538";
+    let reply = app
+        .post_json(
+            "/api/v1/auth/signup",
+            &json!({"user_auth": {"mobile": mobile, "address_attributes": {}}}),
+        )
+        .await;
+    let key = reply.body["otp_auth_key"].as_str().unwrap().to_owned();
+    let reply = app
+        .post_json(
+            "/api/v1/auth/verify",
+            &json!({"otp_auth_key": key, "pin": app.last_code_to(mobile)}),
+        )
+        .await;
+    let access = reply.body["jwt_token"].as_str().unwrap().to_owned();
+    let session = register(&app, PHONE).await;
+    let code = app.last_code_to(PHONE);
+    const PROFILE: &str = "/api/v1/auth/current_user_profile";
+    let unauthorized = (StatusCode::UNAUTHORIZED, json!({"errors": "Unauthorized"}));
+    let not_valid = (
+        StatusCode::BAD_REQUEST,
+        json!({"non_field_errors": ["Security code is not valid"]}),
+    );
+    let verify = |token: &str| json!({"phone_number": PHONE, "security_code": code, "session_token": token});
+
+    let reply = app.get_with_bearer(PROFILE, &session).await;
+    assert_eq!((reply.status, reply.body), unauthorized, "a session token as a bearer");
+    let reply = app.post_json(VERIFY, &verify(&access)).await;
+    assert_eq!(
+        (reply.status, reply.body),
+        not_valid,
+        "an access token as a session token"
+    );
+
+    // Access claims typed as a session token, and session claims typed as
+    // an access token: refused by typ alone.
+    let reply = app
+        .get_with_bearer(PROFILE, &signed("pv-session+jwt", &claims(&access)))
+        .await;
+    assert_eq!((reply.status, reply.body), unauthorized);
+    let reply = app
+        .post_json(VERIFY, &verify(&signed("at+jwt", &claims(&session))))
+        .await;
+    assert_eq!((reply.status, reply.body), not_valid);
+    // With the right typ the same claims pass: the refusals were the typ's.
+    let reply = app.get_with_bearer(PROFILE, &signed("at+jwt", &claims(&access))).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    let reply = app
+        .post_json(VERIFY, &verify(&signed("pv-session+jwt", &claims(&session))))
+        .await;
     assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
 }
 

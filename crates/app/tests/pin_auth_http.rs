@@ -266,7 +266,7 @@ async fn verify_returns_a_jwt_and_the_user(backend: TestBackend) {
     assert_eq!(parts.len(), 3);
     let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
     assert_eq!(header["alg"], "HS256");
-    assert_eq!(header["typ"], "JWT");
+    assert_eq!(header["typ"], "at+jwt", "RFC 9068's type of access tokens");
     let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
     for claim in ["sub", "user_id", "iat", "iss", "exp", "jti"] {
         assert!(claims.get(claim).is_some(), "missing claim {claim}: {claims}");

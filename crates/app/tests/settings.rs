@@ -159,7 +159,7 @@ fn the_example_file_names_every_key() {
         "verify_service_sid",
         "smtp_url",
         "jwt_secret",
-        "jwt_signing_secret",
+        "jwt_hs256_key",
         "jwt_private_key_file",
         "client_ip_header",
         "redis_url",

@@ -116,7 +116,11 @@ impl Phonegate {
                 ("PHONEGATE__SMS__PROVIDER", provider.to_owned()),
                 (
                     "PHONEGATE__AUTH__JWT_SECRET",
-                    "an-e2e-test-secret-that-is-long-enough".to_owned(),
+                    "an-e2e-test-master-secret-0123456789".to_owned(),
+                ),
+                (
+                    "PHONEGATE__AUTH__JWT_HS256_KEY",
+                    "an-e2e-test-hs256-key-0123456789".to_owned(),
                 ),
                 ("PHONEGATE__TWILIO__ACCOUNT_SID", SID.to_owned()),
                 ("PHONEGATE__TWILIO__AUTH_TOKEN", TOKEN.to_owned()),

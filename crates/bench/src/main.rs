@@ -560,6 +560,7 @@ null_tap = "{tap}"
 
 [auth]
 jwt_secret = "phonegate-bench-secret-0123456789abcdef"
+jwt_hs256_key = "phonegate-bench-hs256-key-0123456789abcdef"
 
 [rate_limit]
 sends_per_phone = 1000000000

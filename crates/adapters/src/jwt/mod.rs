@@ -8,7 +8,8 @@
 //! unknown or missing `kid` is refused; a key is never taken from the token)
 //! and only with that key's one algorithm, so `none` and algorithm-confusion
 //! tokens (an HS256 "signature" made with an RSA public key) fail before any
-//! claim is read.
+//! claim is read. Each kind of token names its kind in `typ` and `aud`, and
+//! is refused where another kind is expected by either (see `typ.rs`).
 
 use std::{fmt, sync::Arc, time::Duration};
 
@@ -24,8 +25,11 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 mod keys;
+mod typ;
 
 pub use keys::{JwtAlgorithm, JwtKeyError, MIN_RSA_BITS, MIN_SECRET_BYTES, SigningKey, VerifyingKey};
+pub use typ::LegacyTokens;
+use typ::{ACCESS_TYP, PHONE_SESSION_TYP, Typ};
 
 /// The audience of access tokens. Every token names what it is for, so a
 /// token of one kind is never accepted as another.
@@ -70,6 +74,9 @@ pub struct JwtSettings {
     pub current: SigningKey,
     /// Verify only: the keys that signed tokens which may still be alive.
     pub previous: Vec<VerifyingKey>,
+    /// Tokens from before explicit typing, accepted for a while after the
+    /// upgrade; `None` refuses them.
+    pub legacy: Option<LegacyTokens>,
 }
 
 /// A key that verifies, with the validations of each kind of token, which
@@ -99,6 +106,25 @@ impl Verifier {
         session.set_required_spec_claims(&["exp", "iss", "aud"]);
         Self { key, access, session }
     }
+
+    /// Checks the token's `alg`, signature and claims with this key.
+    fn check<T: serde::de::DeserializeOwned>(
+        &self,
+        token: &str,
+        alg: jsonwebtoken::Algorithm,
+        kind: Kind,
+    ) -> Result<T, TokenError> {
+        if alg != self.key.algorithm().jose() {
+            return Err(TokenError::Invalid);
+        }
+        let validation = match kind {
+            Kind::Access => &self.access,
+            Kind::Session => &self.session,
+        };
+        decode::<T>(token, self.key.decoding(), validation)
+            .map(|data| data.claims)
+            .map_err(|_| TokenError::Invalid)
+    }
 }
 
 /// Signs JWTs with the current key and verifies them with the key their
@@ -107,6 +133,9 @@ pub struct JwtTokens {
     current: SigningKey,
     /// The current key's verifier first, then the previous keys'.
     verifiers: Vec<Verifier>,
+    /// The raw master secret's verifier, for legacy tokens only.
+    legacy_master: Option<Verifier>,
+    legacy_until: Option<Timestamp>,
     issuer: String,
     ttl: Duration,
     random: Arc<dyn RandomSource>,
@@ -121,6 +150,7 @@ impl fmt::Debug for JwtTokens {
                 "previous",
                 &self.verifiers.iter().skip(1).map(|v| &v.key).collect::<Vec<_>>(),
             )
+            .field("legacy_until", &self.legacy_until)
             .finish_non_exhaustive()
     }
 }
@@ -135,6 +165,16 @@ enum Kind {
     Session,
 }
 
+impl Kind {
+    /// The `typ` this kind of token carries.
+    const fn typ(self) -> &'static str {
+        match self {
+            Self::Access => ACCESS_TYP,
+            Self::Session => PHONE_SESSION_TYP,
+        }
+    }
+}
+
 impl JwtTokens {
     /// Refuses two keys with one id: a `kid` must name exactly one key.
     pub fn new(settings: JwtSettings, random: Arc<dyn RandomSource>) -> Result<Self, JwtKeyError> {
@@ -143,6 +183,7 @@ impl JwtTokens {
             ttl,
             current,
             previous,
+            legacy,
         } = settings;
         let mut verifiers = vec![Verifier::new(current.verifying_key().clone(), &issuer)];
         for key in previous {
@@ -151,47 +192,60 @@ impl JwtTokens {
             }
             verifiers.push(Verifier::new(key, &issuer));
         }
+        let legacy_until = legacy.as_ref().map(|legacy| legacy.until);
+        let legacy_master = legacy
+            .and_then(|legacy| legacy.master)
+            .map(|key| Verifier::new(key, &issuer));
         Ok(Self {
             current,
             verifiers,
+            legacy_master,
+            legacy_until,
             issuer,
             ttl,
             random,
         })
     }
 
-    fn sign<T: Serialize>(&self, claims: &T, expires_at: Timestamp) -> Result<IssuedToken, TokenError> {
+    fn sign<T: Serialize>(&self, kind: Kind, claims: &T, expires_at: Timestamp) -> Result<IssuedToken, TokenError> {
         let mut header = Header::new(self.current.algorithm().jose());
+        header.typ = Some(kind.typ().to_owned());
         header.kid = Some(self.current.kid().to_owned());
         let token =
             encode(&header, claims, self.current.encoding()).map_err(|error| TokenError::Signing(error.to_string()))?;
         Ok(IssuedToken::new(SecretString::from(token), expires_at))
     }
 
-    /// Picks the key the header's `kid` names among the configured keys,
-    /// requires the token's `alg` to be that key's algorithm, then checks
-    /// the signature and the claims the validation requires. Time is
+    /// Requires the header's `typ` to be `kind`'s (or, until the legacy
+    /// tokens' time is up, the generic `JWT`), picks the key the header's
+    /// `kid` names among the configured keys, requires the token's `alg` to
+    /// be that key's algorithm, then checks the signature and the claims the
+    /// validation requires. A legacy token that fails with the configured
+    /// key is tried with the raw master secret, when there is one. Expiry is
     /// checked by the callers.
-    fn decode<T: serde::de::DeserializeOwned>(&self, token: &str, kind: Kind) -> Result<T, TokenError> {
+    fn decode<T: serde::de::DeserializeOwned>(&self, token: &str, kind: Kind, now: Timestamp) -> Result<T, TokenError> {
         // `none` and unknown algorithms fail here already: jsonwebtoken's
         // header has no such algorithm.
         let header = decode_header(token).map_err(|_| TokenError::Invalid)?;
-        let kid = header.kid.as_deref().ok_or(TokenError::Invalid)?;
-        let verifier = self
-            .verifiers
-            .iter()
-            .find(|verifier| verifier.key.kid() == kid)
-            .ok_or(TokenError::Invalid)?;
-        if header.alg != verifier.key.algorithm().jose() {
-            return Err(TokenError::Invalid);
-        }
-        let validation = match kind {
-            Kind::Access => &verifier.access,
-            Kind::Session => &verifier.session,
+        let legacy = match typ::classify(header.typ.as_deref(), kind.typ()) {
+            Typ::Expected => false,
+            Typ::Legacy if self.legacy_until.is_some_and(|until| now < until) => true,
+            Typ::Legacy | Typ::Wrong => return Err(TokenError::Invalid),
         };
-        decode::<T>(token, verifier.key.decoding(), validation)
-            .map(|data| data.claims)
-            .map_err(|_| TokenError::Invalid)
+        let kid = header.kid.as_deref().ok_or(TokenError::Invalid)?;
+        let configured = self.verifiers.iter().find(|verifier| verifier.key.kid() == kid);
+        let master = self
+            .legacy_master
+            .as_ref()
+            .filter(|master| legacy && master.key.kid() == kid);
+        let mut result = Err(TokenError::Invalid);
+        for verifier in configured.into_iter().chain(master) {
+            result = verifier.check(token, header.alg, kind);
+            if result.is_ok() {
+                break;
+            }
+        }
+        result
     }
 }
 
@@ -210,11 +264,11 @@ impl TokenIssuer for JwtTokens {
             aud: ACCESS_AUDIENCE.to_owned(),
             jti: jti.iter().map(|b| format!("{b:02x}")).collect(),
         };
-        self.sign(&claims, expires_at)
+        self.sign(Kind::Access, &claims, expires_at)
     }
 
     fn verify(&self, token: &str, now: Timestamp) -> Result<AccessClaims, TokenError> {
-        let claims: Claims = self.decode(token, Kind::Access)?;
+        let claims: Claims = self.decode(token, Kind::Access, now)?;
         if claims.sub != claims.user_id.to_string() {
             return Err(TokenError::Invalid);
         }
@@ -249,11 +303,11 @@ impl TokenIssuer for JwtTokens {
             iss: self.issuer.clone(),
             aud: PHONE_SESSION_AUDIENCE.to_owned(),
         };
-        self.sign(&claims, expires_at)
+        self.sign(Kind::Session, &claims, expires_at)
     }
 
     fn verify_phone_session(&self, token: &str, now: Timestamp) -> Result<PhoneSession, TokenError> {
-        let claims: SessionClaims = self.decode(token, Kind::Session)?;
+        let claims: SessionClaims = self.decode(token, Kind::Session, now)?;
         if now.unix_seconds() >= claims.exp {
             return Err(TokenError::Expired);
         }

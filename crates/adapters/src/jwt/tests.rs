@@ -43,6 +43,7 @@ fn service(current: SigningKey, previous: Vec<VerifyingKey>) -> JwtTokens {
             ttl: Duration::from_secs(1800),
             current,
             previous,
+            legacy: None,
         },
         Arc::new(OsRandom),
     )
@@ -127,9 +128,11 @@ fn other_algorithms_are_refused() {
     }
 }
 
+/// An access token's header: `alg`, `kid` and `typ: at+jwt`.
 fn header(alg: Algorithm, kid: &str) -> Header {
     let mut header = Header::new(alg);
     header.kid = Some(kid.into());
+    header.typ = Some("at+jwt".into());
     header
 }
 
@@ -143,7 +146,9 @@ fn secret_one() -> EncodingKey {
 
 #[test]
 fn a_token_without_kid_is_refused() {
-    let token = encode(&Header::new(Algorithm::HS256), &claims(), &secret_one()).unwrap();
+    let mut without_kid = Header::new(Algorithm::HS256);
+    without_kid.typ = Some("at+jwt".into());
+    let token = encode(&without_kid, &claims(), &secret_one()).unwrap();
     assert_eq!(tokens(SECRET_ONE).verify(&token, NOW), Err(TokenError::Invalid));
     let token = encode(&header_k1(), &claims(), &secret_one()).unwrap();
     assert!(
@@ -204,6 +209,156 @@ fn a_session_token_is_not_an_access_token_and_back() {
     assert_eq!(
         tokens.verify_phone_session(session.expose(), expires),
         Err(TokenError::Expired)
+    );
+}
+
+/// Access tokens carry RFC 9068's `typ: at+jwt`, session tokens
+/// `pv-session+jwt`.
+#[test]
+fn each_kind_of_token_names_its_kind_in_typ() {
+    let tokens = tokens(SECRET_ONE);
+    let phone = PhoneNumber::parse_e164("+12063721234").unwrap();
+    let access = tokens.issue(UserId::new(1), NOW).unwrap();
+    let session = tokens
+        .issue_phone_session(&phone, "n", NOW, NOW.plus(Duration::from_secs(60)))
+        .unwrap();
+    assert_eq!(header_of(access.expose()).typ.as_deref(), Some("at+jwt"));
+    assert_eq!(header_of(session.expose()).typ.as_deref(), Some("pv-session+jwt"));
+}
+
+/// Claims of one kind under the other kind's `typ`, correctly signed: the
+/// `aud` alone would let each through, the `typ` refuses it.
+#[test]
+fn a_token_is_refused_by_typ_where_another_kind_is_expected() {
+    let tokens = tokens(SECRET_ONE);
+    let with_typ = |typ: &str| {
+        let mut header = header_k1();
+        header.typ = Some(typ.into());
+        header
+    };
+    let access_claims = claims();
+    let session_claims = serde_json::json!({
+        "phone_number": "+12063721234", "nonce": "n", "iat": NOW.unix_seconds(),
+        "exp": NOW.unix_seconds() + 600, "iss": "phonegate", "aud": "phonegate:phone-verify"
+    });
+    // The right typ: accepted, so the refusals below are the typ's doing.
+    let token = encode(&with_typ("at+jwt"), &access_claims, &secret_one()).unwrap();
+    assert!(tokens.verify(&token, NOW).is_ok());
+    let token = encode(&with_typ("application/AT+JWT"), &access_claims, &secret_one()).unwrap();
+    assert!(tokens.verify(&token, NOW).is_ok(), "typ ignores case and application/");
+    let token = encode(&with_typ("pv-session+jwt"), &session_claims, &secret_one()).unwrap();
+    assert!(tokens.verify_phone_session(&token, NOW).is_ok());
+
+    for typ in ["pv-session+jwt", "JWT", "jwt", "id+jwt", ""] {
+        let token = encode(&with_typ(typ), &access_claims, &secret_one()).unwrap();
+        assert_eq!(tokens.verify(&token, NOW), Err(TokenError::Invalid), "{typ}");
+    }
+    for typ in ["at+jwt", "JWT", "application/at+jwt"] {
+        let token = encode(&with_typ(typ), &session_claims, &secret_one()).unwrap();
+        assert_eq!(
+            tokens.verify_phone_session(&token, NOW),
+            Err(TokenError::Invalid),
+            "{typ}"
+        );
+    }
+    let mut untyped = header_k1();
+    untyped.typ = None;
+    let token = encode(&untyped, &access_claims, &secret_one()).unwrap();
+    assert_eq!(tokens.verify(&token, NOW), Err(TokenError::Invalid), "no typ");
+}
+
+// Tokens of the version before explicit typing and the separate HS256 key.
+
+const MASTER: &str = "the-raw-master-secret-0123456789abcdef";
+const UNTIL: Timestamp = Timestamp::from_unix_millis(NOW.unix_millis() + 1_800_000);
+
+/// The service after the upgrade: HS256 under a key of its own, with the
+/// raw master secret verifying legacy tokens of kid `k1` until [`UNTIL`].
+fn upgraded() -> JwtTokens {
+    JwtTokens::new(
+        JwtSettings {
+            issuer: "phonegate".into(),
+            ttl: Duration::from_secs(1800),
+            current: hs("k1", SECRET_ONE),
+            previous: vec![],
+            legacy: Some(LegacyTokens {
+                until: UNTIL,
+                master: Some(hs_previous("k1", MASTER)),
+            }),
+        },
+        Arc::new(OsRandom),
+    )
+    .unwrap()
+}
+
+/// A token as the version before signed it: `typ: JWT`, kid `k1`, HS256
+/// with `secret`.
+fn legacy_token(claims: &serde_json::Value, secret: &str) -> String {
+    let mut header = Header::new(Algorithm::HS256);
+    header.kid = Some("k1".into());
+    assert_eq!(header.typ.as_deref(), Some("JWT"));
+    encode(&header, claims, &EncodingKey::from_secret(secret.as_bytes())).unwrap()
+}
+
+#[test]
+fn legacy_tokens_verify_until_the_upgrade_window_ends() {
+    let session_claims = serde_json::json!({
+        "phone_number": "+12063721234", "nonce": "n", "iat": NOW.unix_seconds(),
+        "exp": NOW.unix_seconds() + 600, "iss": "phonegate", "aud": "phonegate:phone-verify"
+    });
+    let mut long_lived = claims();
+    long_lived["exp"] = (NOW.unix_seconds() + 86_400).into();
+    let upgraded = upgraded();
+    for secret in [MASTER, SECRET_ONE] {
+        let access = legacy_token(&long_lived, secret);
+        assert!(upgraded.verify(&access, NOW).is_ok(), "signed with {secret}");
+        let just_before = Timestamp::from_unix_millis(UNTIL.unix_millis() - 1);
+        assert!(upgraded.verify(&access, just_before).is_ok());
+        assert_eq!(
+            upgraded.verify(&access, UNTIL),
+            Err(TokenError::Invalid),
+            "the window is over, though the token has not expired"
+        );
+        let session = legacy_token(&session_claims, secret);
+        assert!(upgraded.verify_phone_session(&session, NOW).is_ok());
+        // Its aud is still checked: a legacy session token is no access token.
+        assert_eq!(upgraded.verify(&session, NOW), Err(TokenError::Invalid));
+        assert_eq!(upgraded.verify_phone_session(&access, NOW), Err(TokenError::Invalid));
+    }
+    // Without a window (a service built without legacy tokens), refused.
+    let access = legacy_token(&claims(), SECRET_ONE);
+    assert_eq!(tokens(SECRET_ONE).verify(&access, NOW), Err(TokenError::Invalid));
+}
+
+/// The raw master secret verifies legacy tokens only, under the kid they
+/// carried; it never signs, and a token typed by the new version is never
+/// checked with it.
+#[test]
+fn the_raw_master_secret_verifies_legacy_tokens_only_and_never_signs() {
+    let upgraded = upgraded();
+    let issued = upgraded.issue(UserId::new(5), NOW).unwrap();
+    let master_only = tokens(MASTER);
+    assert_eq!(master_only.verify(issued.expose(), NOW), Err(TokenError::Invalid));
+    assert!(tokens(SECRET_ONE).verify(issued.expose(), NOW).is_ok());
+
+    let typed = encode(&header_k1(), &claims(), &EncodingKey::from_secret(MASTER.as_bytes())).unwrap();
+    assert_eq!(
+        upgraded.verify(&typed, NOW),
+        Err(TokenError::Invalid),
+        "a token typed at+jwt signed with the master is a forgery"
+    );
+    let mut other_kid = Header::new(Algorithm::HS256);
+    other_kid.kid = Some("k0".into());
+    let token = encode(&other_kid, &claims(), &EncodingKey::from_secret(MASTER.as_bytes())).unwrap();
+    assert_eq!(
+        upgraded.verify(&token, NOW),
+        Err(TokenError::Invalid),
+        "only under its kid"
+    );
+    let debug = format!("{upgraded:?}");
+    assert!(
+        !debug.contains("master-secret") && !debug.contains("secret-one"),
+        "{debug}"
     );
 }
 
@@ -300,6 +455,7 @@ fn a_duplicate_kid_is_refused() {
             ttl: Duration::from_secs(60),
             current: hs("k1", SECRET_ONE),
             previous: vec![hs_previous("k1", SECRET_TWO)],
+            legacy: None,
         },
         Arc::new(OsRandom),
     )

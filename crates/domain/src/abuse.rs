@@ -363,5 +363,7 @@ pub fn calling_code(phone: &PhoneNumber) -> &str {
     &digits[..len.min(digits.len())]
 }
 
+pub mod phone_lockout;
+
 #[cfg(test)]
 mod tests;

@@ -23,7 +23,7 @@ use phonegate_api::{
     metrics::{DeliveryProviders, Registry},
 };
 use phonegate_domain::{
-    abuse::{AbuseCounters, AbuseSettings, SendGuard},
+    abuse::{AbuseCounters, AbuseSettings, SendGuard, phone_lockout::PhoneLockout},
     delivery::{MessageTemplates, Messenger},
     otp::{CodeLength, OtpEngine, OtpPolicy, Purpose, SecretHasher, TestNumbers},
     outbox::{DispatchSettings, Dispatcher},
@@ -40,6 +40,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 pub mod background;
 mod instrumented;
 mod jwt_keys;
+mod lockout;
 pub mod settings;
 pub mod telemetry;
 
@@ -432,7 +433,11 @@ pub async fn build(settings: &Settings, overrides: Overrides) -> anyhow::Result<
     // from the same secret, so every instance can read every row.
     let sealing_key = SecretHasher::derive_key(secret.expose_secret().as_bytes(), "phonegate outbox sealing v1");
     let store = store.with_sealer(Sealer::new(*sealing_key.expose_secret()));
-    let guard = SendGuard::new(rate_limiter(settings).await?, abuse_settings(settings)?);
+    let limiter = rate_limiter(settings).await?;
+    let guard = SendGuard::new(limiter.clone(), abuse_settings(settings)?);
+    // The cap on wrong codes per number counts in the same limiter, so it
+    // holds across instances with Redis.
+    let lockout = PhoneLockout::new(limiter, lockout::lockout_settings(settings)?);
     let abuse_counters = guard.counters().clone();
     let tokens: Arc<dyn TokenIssuer> = Arc::new(jwt_keys::token_issuer(&settings.auth, &secret, random.clone())?);
     // Codes, lookup keys and stored tokens are hashed with a key derived
@@ -444,6 +449,7 @@ pub async fn build(settings: &Settings, overrides: Overrides) -> anyhow::Result<
     let mut otp = OtpEngine::new(store_arc.clone(), clock.clone(), random.clone(), hasher)
         .with_test_numbers(test_numbers.clone())
         .with_guard(guard)
+        .with_lockout(lockout)
         .with_metrics(metrics.clone());
     if let Some(hosted) = hosted {
         otp = otp.with_hosted(hosted);
@@ -695,6 +701,8 @@ pub fn check_settings(settings: &Settings) -> anyhow::Result<ConfigReport> {
         &settings.phone_login.allowed_prefixes,
     )?;
     abuse_settings(settings)?;
+    lockout::lockout_settings(settings)?;
+    warnings.extend(lockout::guessing_warnings(settings));
     client_ip_header(settings)?;
     let rate_limit = match &settings.rate_limit.redis_url {
         Some(url) => {

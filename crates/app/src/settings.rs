@@ -31,6 +31,7 @@ pub struct Settings {
     pub phone_login: PhoneLoginSettings,
     pub rate_limit: RateLimitSettings,
     pub abuse: AbuseSettings,
+    pub lockout: LockoutSettings,
     pub outbox: OutboxSettings,
     pub housekeeping: HousekeepingSettings,
     pub log: LogSettings,
@@ -76,6 +77,18 @@ pub struct AbuseSettings {
     pub country_hourly_sms_budget: u32,
     /// Per calling code (e.g. `"44"`) budgets overriding the one above.
     pub country_hourly_sms_budgets: std::collections::BTreeMap<String, u32>,
+}
+
+/// The cap on wrong codes per phone number (`[lockout]`).
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockoutSettings {
+    /// Wrong codes for one number within the window that lock it; 0 = off.
+    pub failed_checks: u32,
+    /// How far back wrong codes count, in seconds.
+    pub window_seconds: u64,
+    /// How long a lock lasts, in seconds.
+    pub lock_seconds: u64,
 }
 
 /// The delivery dispatcher.

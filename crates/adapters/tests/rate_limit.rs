@@ -217,6 +217,75 @@ mod contract {
             RateDecision::Limited { .. }
         ));
     }
+
+    /// `peek` answers what `acquire` would, at every point of a sliding
+    /// window and under a lowered or zero limit, and records nothing, not
+    /// even when asked with a shorter window.
+    pub async fn peek_answers_as_acquire_would_and_records_nothing(limiter: Arc<dyn RateLimiter>) {
+        let peek = |key: &'static str, rule: RateRule, now: Timestamp| {
+            let limiter = Arc::clone(&limiter);
+            async move { limiter.peek(key, rule, now).await.unwrap() }
+        };
+        let rule = RateRule::new(2, Duration::from_millis(1000));
+        for _ in 0..5 {
+            assert_eq!(peek("k", rule, at(0)).await, RateDecision::Allowed);
+        }
+        assert_eq!(acquire(&*limiter, "k", rule, at(0)).await, RateDecision::Allowed);
+        assert_eq!(peek("k", rule, at(1)).await, RateDecision::Allowed);
+        assert_eq!(acquire(&*limiter, "k", rule, at(1)).await, RateDecision::Allowed);
+        for _ in 0..3 {
+            assert_eq!(peek("k", rule, at(999)).await, limited(1));
+        }
+        assert_eq!(acquire(&*limiter, "k", rule, at(999)).await, limited(1));
+        // A peek with a window that has passed every event sees room, and
+        // leaves the events for the real rule.
+        let short = RateRule::new(2, Duration::from_millis(1));
+        assert_eq!(peek("k", short, at(999)).await, RateDecision::Allowed);
+        assert_eq!(acquire(&*limiter, "k", rule, at(999)).await, limited(1));
+        assert_eq!(peek("k", rule, at(1000)).await, RateDecision::Allowed);
+        assert_eq!(acquire(&*limiter, "k", rule, at(1000)).await, RateDecision::Allowed);
+        // Events at 1 and 1000 are in the window: the one at 1 frees it.
+        assert_eq!(peek("k", rule, at(1000)).await, limited(1));
+        // Under a lowered limit: when the event at `count - limit` leaves.
+        let lowered = RateRule::new(1, Duration::from_millis(1000));
+        assert_eq!(peek("k", lowered, at(1000)).await, limited(1000));
+        assert_eq!(peek("k", rule, at(1001)).await, RateDecision::Allowed);
+        // A limit of 0, on a used key and on an unknown one.
+        let zero = RateRule::new(0, Duration::from_secs(30));
+        assert_eq!(peek("k", zero, at(1500)).await, limited(30_000));
+        assert_eq!(peek("unknown", zero, at(1500)).await, limited(30_000));
+        assert_eq!(peek("unknown", rule, at(1500)).await, RateDecision::Allowed);
+    }
+
+    /// `reset` forgets one key's events (the full limit is allowed again at
+    /// once), leaves every other key alone, and succeeds on unknown keys.
+    pub async fn reset_forgets_one_key(limiter: Arc<dyn RateLimiter>) {
+        let rule = RateRule::new(1, Duration::from_secs(60));
+        for key in ["lock:+15550001", "lock:+155500012"] {
+            assert_eq!(acquire(&*limiter, key, rule, at(0)).await, RateDecision::Allowed);
+            assert_eq!(acquire(&*limiter, key, rule, at(1)).await, limited(59_999));
+        }
+        limiter.reset("lock:+15550001").await.unwrap();
+        assert_eq!(
+            limiter.peek("lock:+15550001", rule, at(2)).await.unwrap(),
+            RateDecision::Allowed
+        );
+        assert_eq!(
+            acquire(&*limiter, "lock:+15550001", rule, at(2)).await,
+            RateDecision::Allowed
+        );
+        assert_eq!(
+            acquire(&*limiter, "lock:+155500012", rule, at(2)).await,
+            limited(59_998)
+        );
+        limiter.reset("never-used").await.unwrap();
+        limiter.reset("lock:+15550001").await.unwrap();
+        limiter.reset("lock:+15550001").await.unwrap();
+        assert_eq!(
+            acquire(&*limiter, "lock:+15550001", rule, at(3)).await,
+            RateDecision::Allowed
+        );
+    }
 }
 
 /// Runs every contract test on the limiter that `$make` (an async
@@ -232,6 +301,8 @@ macro_rules! contract_tests {
             keys_are_independent,
             concurrent_calls_never_exceed_the_limit,
             a_batch_is_all_or_nothing,
+            peek_answers_as_acquire_would_and_records_nothing,
+            reset_forgets_one_key,
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {

@@ -189,6 +189,7 @@ pub struct Registry {
     provider_error_codes: Counters,
     http_requests: Counters,
     http_latency: Histograms,
+    phone_locks: Counters,
 }
 
 impl Registry {
@@ -207,7 +208,7 @@ impl Registry {
             ),
             verifications: Counters::new(
                 "phonegate_verifications_total",
-                "Code checks by surface and outcome (verified, wrong_code, not_found, expired, exhausted, closed, refused, error).",
+                "Code checks by surface and outcome (verified, wrong_code, not_found, expired, exhausted, closed, refused, locked, error).",
                 &["surface", "outcome"],
             ),
             provider_latency: Histograms::new(
@@ -235,6 +236,11 @@ impl Registry {
                 "How long HTTP requests took to answer, by route template.",
                 &["route"],
             ),
+            phone_locks: Counters::new(
+                "phonegate_phone_locks_total",
+                "Phone numbers locked out of code checks and sends after too many wrong codes, by the surface of the check that locked them.",
+                &["surface"],
+            ),
         }
     }
 
@@ -255,6 +261,7 @@ impl Registry {
         self.provider_error_codes.render(out);
         self.http_requests.render(out);
         self.http_latency.render(out);
+        self.phone_locks.render(out);
     }
 
     /// Messages sent on `surface` by `channel` through `provider`.
@@ -306,6 +313,10 @@ impl Metrics for Registry {
 
     fn provider_error_code(&self, provider: &'static str, operation: &'static str, code: &str) {
         self.provider_error_codes.inc(&[provider, operation, code]);
+    }
+
+    fn phone_locked(&self, purpose: &'static str) {
+        self.phone_locks.inc(&[purpose]);
     }
 }
 

@@ -24,7 +24,7 @@ use phonegate_api::{
     metrics::{DeliveryProviders, Registry},
 };
 use phonegate_domain::{
-    abuse::{AbuseCounters, AbuseSettings, SendGuard, sign_in::SignInGuard},
+    abuse::{AbuseCounters, AbuseSettings, SendGuard, phone_lockout::PhoneLockout, sign_in::SignInGuard},
     delivery::{MessageTemplates, Messenger},
     otp::{CodeLength, OtpEngine, OtpPolicy, Purpose, SecretHasher, TestNumbers},
     outbox::{DispatchSettings, Dispatcher},
@@ -41,6 +41,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 pub mod background;
 mod instrumented;
 mod jwt_keys;
+mod lockout;
 mod secrets;
 pub mod settings;
 mod sign_in;
@@ -405,14 +406,16 @@ pub async fn build(settings: &Settings, overrides: Overrides) -> anyhow::Result<
     // from the same secret, so every instance can read every row.
     let sealing_key = secrets::sealing_key(&secret);
     let store = store.with_sealer(Sealer::new(*sealing_key.expose_secret()));
-    // One limiter for every limit, so sign-in limits hold across instances
-    // exactly as the send limits do. Phone numbers and emails enter its keys
-    // (and so Redis) only as hashes under a key derived from the master
-    // secret: the same on every instance, useless without the secret.
+    // One limiter for every limit, so sign-in limits and the cap on wrong
+    // codes per number hold across instances exactly as the send limits do.
+    // Phone numbers and emails enter its keys (and so Redis) only as hashes
+    // under a key derived from the master secret: the same on every
+    // instance, useless without the secret.
     let limiter = rate_limiter(settings).await?;
     let limiter_keys = SecretHasher::derived(secret.expose_secret().as_bytes(), "phonegate rate-limit keys v1");
-    let guard = SendGuard::new(limiter.clone(), abuse_settings(settings)?, limiter_keys)
+    let guard = SendGuard::new(limiter.clone(), abuse_settings(settings)?, limiter_keys.clone())
         .with_verified_phones(Arc::new(store.clone()));
+    let lockout = PhoneLockout::new(limiter.clone(), lockout::lockout_settings(settings)?, limiter_keys);
     let abuse_counters = guard.counters().clone();
     let sign_in_guard = SignInGuard::new(limiter, sign_in::limits(settings)?).with_counters(abuse_counters.clone());
     // JWTs are signed with keys of their own, never with the master secret;
@@ -437,6 +440,7 @@ pub async fn build(settings: &Settings, overrides: Overrides) -> anyhow::Result<
     let mut otp = OtpEngine::new(store_arc.clone(), clock.clone(), random.clone(), hasher)
         .with_test_numbers(test_numbers.clone())
         .with_guard(guard)
+        .with_lockout(lockout)
         .with_metrics(metrics.clone());
     if let Some(hosted) = hosted {
         otp = otp.with_hosted(hosted);
@@ -699,6 +703,8 @@ pub fn check_settings(settings: &Settings) -> anyhow::Result<ConfigReport> {
     )?;
     abuse_settings(settings)?;
     sign_in::limits(settings)?;
+    lockout::lockout_settings(settings)?;
+    warnings.extend(lockout::guessing_warnings(settings));
     client_ip_header(settings)?;
     let rate_limit = match &settings.rate_limit.redis_url {
         Some(url) => {

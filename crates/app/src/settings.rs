@@ -32,6 +32,7 @@ pub struct Settings {
     pub rate_limit: RateLimitSettings,
     pub abuse: AbuseSettings,
     pub sign_in: SignInSettings,
+    pub lockout: LockoutSettings,
     pub outbox: OutboxSettings,
     pub housekeeping: HousekeepingSettings,
     pub log: LogSettings,
@@ -112,6 +113,18 @@ pub struct SignInSettings {
     pub lock_max_seconds: u64,
     /// Password hashes that may wait per hashing thread; beyond, 503.
     pub hashing_queue_per_thread: usize,
+}
+
+/// The cap on wrong codes per phone number (`[lockout]`).
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockoutSettings {
+    /// Wrong codes for one number within the window that lock it; 0 = off.
+    pub failed_checks: u32,
+    /// How far back wrong codes count, in seconds.
+    pub window_seconds: u64,
+    /// How long a lock lasts, in seconds.
+    pub lock_seconds: u64,
 }
 
 /// The delivery dispatcher.

@@ -16,7 +16,7 @@ use axum::{
     body::Body,
     http::{Request, StatusCode, header},
 };
-use common::{Reply, TestApp, spawn_app, spawn_app_with_limits};
+use common::{Reply, TestApp, spawn_app, spawn_app_with, spawn_app_with_limits};
 use phonegate::settings::Settings;
 use phonegate_adapters::testing::TestBackend;
 use phonegate_domain::ports::Clock as _;
@@ -665,4 +665,366 @@ async fn returning_users_get_codes_when_new_numbers_have_spent_their_share() {
     let sent = app.post_json(SEND_PIN, &json!({"mobile": MOBILE})).await;
     assert_eq!(sent.status, StatusCode::OK, "{:?}", sent.body);
     assert_eq!(app.abuse_counters.budget_exhausted.load(Ordering::Relaxed), 1);
+}
+
+/// The number every surface is guessed at in the lockout tests: pin-auth is
+/// configured to take it too, so one number is guessed through all four.
+const GUESSED: &str = "+12063721234";
+const GUESSED_QUERY: &str = "(206)372-1234";
+
+/// A code of `code`'s length that is surely wrong: the right one plus one.
+fn wrong_code(code: &str) -> String {
+    let modulus = 10u64.pow(code.len() as u32);
+    format!(
+        "{:0width$}",
+        (code.parse::<u64>().unwrap() + 1) % modulus,
+        width = code.len()
+    )
+}
+
+/// Captures the log lines of every test in this binary, from the first
+/// call of [`captured_logs`] on (a subscriber scoped to one thread misses
+/// events whose call site another thread registered first).
+#[derive(Clone, Default)]
+struct Lines(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Lines {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Lines {
+    type Writer = Lines;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+fn captured_logs() -> Lines {
+    static LINES: std::sync::OnceLock<Lines> = std::sync::OnceLock::new();
+    LINES
+        .get_or_init(|| {
+            let lines = Lines::default();
+            tracing::subscriber::set_global_default(
+                tracing_subscriber::fmt()
+                    .with_writer(lines.clone())
+                    .with_ansi(false)
+                    .with_max_level(tracing::Level::INFO)
+                    .finish(),
+            )
+            .unwrap();
+            lines
+        })
+        .clone()
+}
+
+async fn metrics_text(app: &TestApp) -> String {
+    use http_body_util::BodyExt as _;
+    use tower::ServiceExt as _;
+    let response = app
+        .router
+        .clone()
+        .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    String::from_utf8(response.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap()
+}
+
+/// One live challenge on each surface for [`GUESSED`]: sends it and
+/// returns its right code with what the surface needs to check a code.
+struct Surfaces {
+    token: String,
+    pin_key: String,
+    pin: String,
+    session: String,
+    security_code: String,
+    login_pin: String,
+    confirm_code: String,
+}
+
+impl Surfaces {
+    async fn send_all(app: &TestApp, token: &str) -> Self {
+        let reply = app.post_json(SEND_PIN, &json!({"mobile": GUESSED})).await;
+        assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+        let pin_key = reply.body["otp_auth_key"].as_str().unwrap().to_owned();
+        let pin = app.last_code_to(GUESSED);
+        let reply = app
+            .post_json("/api/phone/register", &json!({"phone_number": GUESSED}))
+            .await;
+        let session = reply.body["session_token"].as_str().unwrap().to_owned();
+        let security_code = app.last_code_to(GUESSED);
+        let reply = app
+            .post_query(&format!(
+                "/v1/auth/phone_login?phone_number={GUESSED_QUERY}&device_id=d"
+            ))
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+        let login_pin = app.last_code_to(GUESSED);
+        let reply = app
+            .form(
+                "POST",
+                "/api/v1/settings/send_phone_verification.json",
+                &format!("auth_token={token}&phone={GUESSED_QUERY}"),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+        let confirm_code = app.last_code_to(GUESSED);
+        Self {
+            token: token.to_owned(),
+            pin_key,
+            pin,
+            session,
+            security_code,
+            login_pin,
+            confirm_code,
+        }
+    }
+
+    async fn pin_auth(&self, app: &TestApp, pin: &str) -> Reply {
+        app.post_json(VERIFY, &json!({"otp_auth_key": self.pin_key, "pin": pin}))
+            .await
+    }
+
+    async fn phone_verify(&self, app: &TestApp, code: &str) -> Reply {
+        app.post_json(
+            "/api/phone/verify",
+            &json!({"phone_number": GUESSED, "security_code": code, "session_token": self.session}),
+        )
+        .await
+    }
+
+    async fn phone_login(&self, app: &TestApp, pin: &str) -> Reply {
+        app.post_query(&format!(
+            "/v1/auth/check_pin?phone_number={GUESSED_QUERY}&device_id=d&verify_pin={pin}"
+        ))
+        .await
+    }
+
+    async fn tokens(&self, app: &TestApp, code: &str) -> Reply {
+        app.form(
+            "POST",
+            "/api/v1/settings/verify_phone.json",
+            &format!("auth_token={}&token={code}", self.token),
+        )
+        .await
+    }
+}
+
+/// Ten wrong codes for one number, spread over the four surfaces' live
+/// challenges, lock it: then every surface refuses even the right code, in
+/// exactly the answer it gives a wrong code; every surface's send answers
+/// as usual but sends nothing; the lock is counted in `/metrics` and
+/// raised as an alert line without the number; after 24 hours codes are
+/// sent and accepted again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_codes_across_surfaces_lock_the_number_everywhere() {
+    let lines = captured_logs();
+    let _logs = tracing::subscriber::set_default(
+        tracing_subscriber::fmt()
+            .with_writer(lines.clone())
+            .with_ansi(false)
+            .with_max_level(tracing::Level::INFO)
+            .finish(),
+    );
+    let app = spawn_app_with(TestBackend::Sqlite, |settings| {
+        settings.pin_auth.mobile_prefixes = vec!["+1206".into()];
+    })
+    .await;
+    // The tokens user confirms the number, so it is known to pin-auth and
+    // still theirs to confirm again.
+    app.create_user("guessed@example.com", "a long password", "Ada", "Lovelace")
+        .await;
+    let reply = app
+        .form(
+            "POST",
+            "/api/v1/tokens.json",
+            "email=guessed@example.com&password=a long password",
+        )
+        .await;
+    let token = reply.body["token"].as_str().unwrap().to_owned();
+    let reply = app
+        .form(
+            "POST",
+            "/api/v1/settings/send_phone_verification.json",
+            &format!("auth_token={token}&phone={GUESSED_QUERY}"),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    let code = app.last_code_to(GUESSED);
+    let reply = app
+        .form(
+            "POST",
+            "/api/v1/settings/verify_phone.json",
+            &format!("auth_token={token}&token={code}"),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+
+    let live = Surfaces::send_all(&app, &token).await;
+    // Nine wrong codes: 3 + 2 + 2 + 2, each challenge keeping attempts.
+    let mut wrong_answers = vec![];
+    for _ in 0..3 {
+        wrong_answers.push(live.pin_auth(&app, &wrong_code(&live.pin)).await);
+    }
+    for _ in 0..2 {
+        wrong_answers.push(live.phone_verify(&app, &wrong_code(&live.security_code)).await);
+        wrong_answers.push(live.phone_login(&app, &wrong_code(&live.login_pin)).await);
+        wrong_answers.push(live.tokens(&app, &wrong_code(&live.confirm_code)).await);
+    }
+    assert!(!metrics_text(&app).await.contains("phonegate_phone_locks_total{"));
+    // The tenth locks the number.
+    wrong_answers.push(live.pin_auth(&app, &wrong_code(&live.pin)).await);
+    let wrong_shape = |index: usize| {
+        let reply: &Reply = &wrong_answers[index];
+        (reply.status, reply.body.clone())
+    };
+
+    // The right codes, each on a challenge with attempts left, are refused
+    // as wrong codes are.
+    let refused = live.pin_auth(&app, &live.pin).await;
+    assert_eq!((refused.status, refused.body), wrong_shape(0));
+    let refused = live.phone_verify(&app, &live.security_code).await;
+    assert_eq!((refused.status, refused.body), wrong_shape(3));
+    assert_eq!(
+        wrong_shape(3).1,
+        json!({"non_field_errors": ["Security code is not valid"]})
+    );
+    let refused = live.phone_login(&app, &live.login_pin).await;
+    assert_eq!((refused.status, refused.body.clone()), wrong_shape(4));
+    assert_eq!(refused.body["res_info"]["code"], 4);
+    let refused = live.tokens(&app, &live.confirm_code).await;
+    assert_eq!((refused.status, refused.body), wrong_shape(5));
+    assert_eq!(wrong_shape(0).1, json!({"errors": "Invalid pin"}));
+
+    // Sends answer as usual and send nothing.
+    let sent = app.messages_to(GUESSED);
+    let reply = app.post_json(SEND_PIN, &json!({"mobile": GUESSED})).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert!(reply.body["otp_auth_key"].is_string(), "{:?}", reply.body);
+    let reply = app
+        .post_json("/api/phone/register", &json!({"phone_number": GUESSED}))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert!(reply.body["session_token"].is_string(), "{:?}", reply.body);
+    let reply = app
+        .post_query(&format!(
+            "/v1/auth/phone_login?phone_number={GUESSED_QUERY}&device_id=d&call_verify=T"
+        ))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.body["res_info"]["code"], 2, "{:?}", reply.body);
+    let reply = app
+        .form(
+            "POST",
+            "/api/v1/settings/send_phone_verification.json",
+            &format!("auth_token={token}&phone={GUESSED_QUERY}"),
+        )
+        .await;
+    assert_eq!(reply.body, json!({"message": "Verification code sent."}));
+    assert_eq!(app.messages_to(GUESSED), sent, "nothing reaches a locked number");
+
+    // Counted once, by the surface whose check locked it; the refused
+    // checks by their own outcome.
+    let text = metrics_text(&app).await;
+    assert!(
+        text.contains("\nphonegate_phone_locks_total{surface=\"pin_auth\"} 1\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\nphonegate_verifications_total{surface=\"phone_login\",outcome=\"locked\"} 1\n"),
+        "{text}"
+    );
+    let logs = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+    let alerts: Vec<&str> = logs
+        .lines()
+        // Only this test guesses at a +1 number.
+        .filter(|line| line.contains("alert=\"phone_locked\"") && line.contains("calling_code=\"1\""))
+        .collect();
+    assert_eq!(alerts.len(), 1, "{logs}");
+    assert!(alerts[0].contains("ERROR"), "{}", alerts[0]);
+    assert!(
+        !alerts[0].contains("2063721234"),
+        "the alert names no number: {}",
+        alerts[0]
+    );
+
+    // A second before the lock ends it holds; then codes flow again.
+    app.clock.advance(Duration::from_secs(86_399));
+    let reply = app.post_json(SEND_PIN, &json!({"mobile": GUESSED})).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(app.messages_to(GUESSED), sent);
+    app.clock.advance(Duration::from_secs(1));
+    let after = Surfaces::send_all(&app, &token).await;
+    assert_eq!(app.messages_to(GUESSED), sent + 4);
+    assert_eq!(after.pin_auth(&app, &after.pin).await.status, StatusCode::OK);
+    assert_eq!(
+        after.phone_verify(&app, &after.security_code).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(after.phone_login(&app, &after.login_pin).await.status, StatusCode::OK);
+    assert_eq!(after.tokens(&app, &after.confirm_code).await.status, StatusCode::OK);
+}
+
+/// With the counts in a real Redis: nine wrong pins then the right one
+/// start the count over (twice: eighteen wrong pins lock nothing); ten in a
+/// row lock the number, whose sends then answer 200 with a key and send
+/// nothing, as for an unknown number.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_right_code_before_the_cap_starts_the_count_over() {
+    let redis = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+    let prefix = format!(
+        "phonegate-test:lockout:{}:",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    let app = spawn_app_with(TestBackend::Sqlite, |settings| {
+        settings.rate_limit.redis_url = Some(redis.into());
+        settings.rate_limit.redis_key_prefix = prefix;
+    })
+    .await;
+    app.store_user(MOBILE).await;
+    let app = &app;
+    let challenge = move || async move {
+        let sent = app.post_json(SEND_PIN, &json!({"mobile": MOBILE})).await;
+        assert_eq!(sent.status, StatusCode::OK);
+        (
+            sent.body["otp_auth_key"].as_str().unwrap().to_owned(),
+            app.last_code_to(MOBILE),
+        )
+    };
+    let verify = move |key: String, pin: String| async move {
+        app.post_json(VERIFY, &json!({"otp_auth_key": key, "pin": pin})).await
+    };
+    for _ in 0..2 {
+        let (key, pin) = challenge().await;
+        for _ in 0..5 {
+            assert_eq!(verify(key.clone(), wrong(&pin)).await.body["errors"], "Invalid pin");
+        }
+        let (key, pin) = challenge().await;
+        for _ in 0..4 {
+            verify(key.clone(), wrong(&pin)).await;
+        }
+        let reply = verify(key, pin).await;
+        assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    }
+    for _ in 0..2 {
+        let (key, pin) = challenge().await;
+        for _ in 0..5 {
+            verify(key.clone(), wrong(&pin)).await;
+        }
+    }
+    let sent = app.messages_to(MOBILE);
+    let reply = app.post_json(SEND_PIN, &json!({"mobile": MOBILE})).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert!(reply.body["otp_auth_key"].is_string());
+    assert_eq!(app.messages_to(MOBILE), sent, "a locked number gets no pin");
 }

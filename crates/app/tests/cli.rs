@@ -153,6 +153,15 @@ fn config_check_passes_the_example_and_names_a_bad_key() {
         "derived from auth.jwt_secret (development only)"
     );
     assert!(report["file"].as_str().unwrap().ends_with("phonegate.example.toml"));
+    // The seeds' 4- and 5-digit codes work, with a warning each.
+    let warnings = report["warnings"].to_string();
+    for key in [
+        "otp.pin_auth.length",
+        "otp.phone_login.length",
+        "otp.phone_confirm.length",
+    ] {
+        assert!(warnings.contains(key), "{key} in {warnings}");
+    }
     assert!(
         !dir.join("phonegate.db").exists(),
         "nothing was connected to or created"
@@ -215,6 +224,12 @@ format = "json"
     assert_eq!(report["rate_limit"], "redis");
     assert_eq!(report["log_format"], "json");
     assert_eq!(report["jwt_hs256_key"], "set");
+    // Twilio Verify makes every code, 6 digits long by default.
+    assert!(
+        !report["warnings"].to_string().contains(".length"),
+        "{}",
+        report["warnings"]
+    );
     for canary in [
         "db-password",
         "twilio-token",

@@ -181,3 +181,51 @@ fn the_example_file_names_every_key() {
         }
     }
 }
+
+/// `config check` warns about every surface whose codes are shorter than 6
+/// digits (the seeds' 4 and 5 stay the defaults), names Twilio Verify's
+/// length when Twilio makes the codes, and checks `[lockout]`.
+#[test]
+fn config_check_warns_about_short_codes_and_checks_the_lockout() {
+    let mut settings = Settings::defaults().unwrap();
+    assert_eq!(
+        (
+            settings.lockout.failed_checks,
+            settings.lockout.window_seconds,
+            settings.lockout.lock_seconds
+        ),
+        (10, 86_400, 86_400)
+    );
+    let warnings = phonegate::check_settings(&settings).unwrap().warnings;
+    let about = |key: &str| warnings.iter().filter(|w| w.starts_with(key)).count();
+    assert_eq!(about("otp.pin_auth.length is 4:"), 1, "{warnings:?}");
+    assert_eq!(about("otp.phone_login.length is 5:"), 1, "{warnings:?}");
+    assert_eq!(about("otp.phone_confirm.length is 4:"), 1, "{warnings:?}");
+    assert_eq!(about("otp.phone_verify.length"), 0, "6 digits: {warnings:?}");
+    assert!(warnings.iter().any(|w| w.contains("NIST SP 800-63B")), "{warnings:?}");
+    assert_eq!(about("lockout."), 0, "{warnings:?}");
+
+    for surface in [
+        &mut settings.otp.pin_auth,
+        &mut settings.otp.phone_login,
+        &mut settings.otp.phone_confirm,
+    ] {
+        surface.length = 6;
+    }
+    settings.lockout.failed_checks = 0;
+    settings.lockout.window_seconds = 0;
+    let warnings = phonegate::check_settings(&settings).unwrap().warnings;
+    assert!(!warnings.iter().any(|w| w.contains(".length is")), "{warnings:?}");
+    assert!(
+        warnings.iter().any(|w| w.starts_with("lockout.failed_checks is 0")),
+        "{warnings:?}"
+    );
+
+    settings.lockout.failed_checks = 10;
+    let error = phonegate::check_settings(&settings).unwrap_err().to_string();
+    assert!(error.contains("lockout.window_seconds"), "{error}");
+    settings.lockout.window_seconds = 60;
+    settings.lockout.lock_seconds = 0;
+    let error = phonegate::check_settings(&settings).unwrap_err().to_string();
+    assert!(error.contains("lockout.lock_seconds"), "{error}");
+}

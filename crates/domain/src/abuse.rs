@@ -229,8 +229,7 @@ impl SendGuard {
     }
 
     fn hashed_key(&self, kind: &str, text: &str) -> String {
-        let hash = self.keys.token_hash(kind, text.as_bytes());
-        hash.as_bytes()[..16].iter().map(|byte| format!("{byte:02x}")).collect()
+        hashed_key(&self.keys, kind, text)
     }
 
     /// Records one event for every key of `batch`, or none, failing open or
@@ -465,6 +464,14 @@ impl SendGuard {
     }
 }
 
+/// `text` (a phone number, an email) as it appears in limiter keys: a keyed
+/// hash (128 bits in hex) under `keys`, the same on every instance, that
+/// reveals nothing of the text without the server secret.
+pub(crate) fn hashed_key(keys: &SecretHasher, kind: &str, text: &str) -> String {
+    let hash = keys.token_hash(kind, text.as_bytes());
+    hash.as_bytes()[..16].iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
 /// The key of a client address: an IPv4 address, or an IPv6 address's /64
 /// (one subscriber gets a whole /64, so counting single IPv6 addresses
 /// would give each attacker 2^64 fresh budgets).
@@ -500,6 +507,8 @@ pub fn calling_code(phone: &PhoneNumber) -> &str {
     };
     &digits[..len.min(digits.len())]
 }
+
+pub mod phone_lockout;
 
 #[cfg(test)]
 mod tests;

@@ -22,7 +22,7 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use crate::{
-    abuse::{Client, Refusal, SendAttempt, SendGuard},
+    abuse::{Client, Refusal, SendAttempt, SendGuard, phone_lockout::PhoneLockout},
     delivery::Messenger,
     outbox::Outgoing,
     phone::PhoneNumber,
@@ -324,6 +324,11 @@ pub enum CheckError {
     Exhausted,
     #[error("the challenge was already used or replaced by a newer one")]
     Closed,
+    /// The number had too many wrong codes and is locked out: the code was
+    /// not compared. Surfaces answer it exactly as a wrong code, so that a
+    /// guesser cannot tell.
+    #[error("the phone number is locked after too many wrong codes")]
+    Locked,
     /// The client checked too many codes (per-IP limit).
     #[error(transparent)]
     Refused(Refusal),
@@ -456,6 +461,8 @@ pub struct OtpEngine {
     guard: Option<SendGuard>,
     /// Where the outcome of every check is counted.
     metrics: Arc<dyn Metrics>,
+    /// The cap on wrong codes per phone number; `None` when turned off.
+    lockout: Option<PhoneLockout>,
 }
 
 impl fmt::Debug for OtpEngine {
@@ -480,6 +487,7 @@ impl OtpEngine {
             hosted: None,
             guard: None,
             metrics: Arc::new(NoMetrics),
+            lockout: None,
         }
     }
 
@@ -505,6 +513,12 @@ impl OtpEngine {
             guard: Some(guard),
             ..self
         }
+    }
+
+    /// The same engine, locking out numbers with too many wrong codes
+    /// (see [`PhoneLockout`]); `None` leaves the lockout off.
+    pub fn with_lockout(self, lockout: Option<PhoneLockout>) -> Self {
+        Self { lockout, ..self }
     }
 
     /// The same engine, treating `test_numbers` as test numbers.
@@ -623,8 +637,10 @@ impl OtpEngine {
     /// returns the code.
     pub async fn issue(&self, request: IssueRequest<'_>, messenger: &Messenger) -> Result<IssuedCode, IssueError> {
         self.admit(&request).await?;
-        let (challenge, issued) = self.prepare(&request);
-        let outgoing = messenger.compose(request.phone, request.channel, &issued, challenge.created_at);
+        let (mut challenge, issued) = self.prepare(&request);
+        let mut outgoing = messenger.compose(request.phone, request.channel, &issued, challenge.created_at);
+        self.decoy_if_locked(request.phone, &mut challenge, &mut outgoing)
+            .await?;
         self.challenges.replace_live(challenge, outgoing).await?;
         Ok(issued)
     }
@@ -637,9 +653,36 @@ impl OtpEngine {
         messenger: &Messenger,
     ) -> Result<(NewChallenge, Outgoing, IssuedCode), IssueError> {
         self.admit(&request).await?;
-        let (challenge, issued) = self.prepare(&request);
-        let outgoing = messenger.compose(request.phone, request.channel, &issued, challenge.created_at);
+        let (mut challenge, issued) = self.prepare(&request);
+        let mut outgoing = messenger.compose(request.phone, request.channel, &issued, challenge.created_at);
+        self.decoy_if_locked(request.phone, &mut challenge, &mut outgoing)
+            .await?;
         Ok((challenge, outgoing, issued))
+    }
+
+    /// Turns the challenge and message for a locked-out number into a decoy
+    /// (no code that can match, a message that is never sent), so the send
+    /// is answered as usual, costs nothing, and does not tell a guesser
+    /// that the number is locked. Test numbers send nothing anyway, and no
+    /// send limit applies to them, so neither does this.
+    async fn decoy_if_locked(
+        &self,
+        phone: &PhoneNumber,
+        challenge: &mut NewChallenge,
+        outgoing: &mut Outgoing,
+    ) -> Result<(), IssueError> {
+        let Some(lockout) = &self.lockout else {
+            return Ok(());
+        };
+        if self.test_numbers.contains(phone) || !lockout.is_locked(phone, self.clock.now()).await? {
+            return Ok(());
+        }
+        challenge.code_hash = SecretHash::from_bytes(Vec::new());
+        *outgoing = match std::mem::replace(outgoing, Outgoing::Nothing) {
+            Outgoing::Message(message) => Outgoing::Decoy(message),
+            other => other,
+        };
+        Ok(())
     }
 
     /// Stores a challenge that has no code at all (an empty code hash), with
@@ -653,10 +696,13 @@ impl OtpEngine {
             ..request
         });
         challenge.code_hash = SecretHash::from_bytes(Vec::new());
-        let decoy = match messenger.compose(request.phone, request.channel, &never_sent, challenge.created_at) {
+        let mut decoy = match messenger.compose(request.phone, request.channel, &never_sent, challenge.created_at) {
             Outgoing::Message(message) => Outgoing::Decoy(message),
             other => other,
         };
+        // Nothing to change, but the same look-up as for a known number,
+        // so that the two take the same time.
+        self.decoy_if_locked(request.phone, &mut challenge, &mut decoy).await?;
         self.challenges.replace_live(challenge, decoy).await?;
         Ok(())
     }
@@ -682,6 +728,7 @@ impl OtpEngine {
             Err(CheckError::Expired) => "expired",
             Err(CheckError::Exhausted) => "exhausted",
             Err(CheckError::Closed) => "closed",
+            Err(CheckError::Locked) => "locked",
             Err(CheckError::Refused(_)) => "refused",
             Err(CheckError::Store(_) | CheckError::Provider(_)) => "error",
         };
@@ -712,6 +759,15 @@ impl OtpEngine {
             AttemptOutcome::Exhausted => return Err(CheckError::Exhausted),
             AttemptOutcome::Closed => return Err(CheckError::Closed),
         };
+        // The number is known only now (pin-auth's key does not name it).
+        // A locked number's code is not compared at all, right or wrong;
+        // the attempt spent stays spent, as for a wrong code.
+        if let Some(lockout) = &self.lockout
+            && lockout.is_locked(&attempt.phone, now).await?
+        {
+            lockout.pace_refusal(&attempt.phone, now).await;
+            return Err(CheckError::Locked);
+        }
         let device_matches = device.is_none_or(|device| attempt.device_binding.as_deref() == Some(device));
         let decoy = attempt.code_hash.as_bytes().is_empty();
         let code_matches = match &self.hosted {
@@ -737,9 +793,23 @@ impl OtpEngine {
             _ => self.hasher.code_hash(&lookup_hash, code).ct_eq(&attempt.code_hash),
         };
         if !(code_matches && device_matches) {
+            // Only a code that was compared and wrong counts towards the
+            // lockout: a check of an unknown, expired or used-up challenge
+            // tests no code, so it cannot bring a takeover closer.
+            if let Some(lockout) = &self.lockout
+                && lockout.record_failure(purpose, &attempt.phone, now).await
+            {
+                self.metrics.phone_locked(purpose.as_str());
+            }
             return Err(CheckError::WrongCode {
                 remaining: attempt.max_attempts.saturating_sub(attempt.attempts),
             });
+        }
+        // The right code starts the number's count of wrong codes over
+        // (whether or not a concurrent check consumes the challenge first:
+        // either way its holder has the code).
+        if let Some(lockout) = &self.lockout {
+            lockout.record_success(&attempt.phone).await;
         }
         if !self.challenges.consume(attempt.id, now).await? {
             return Err(CheckError::Closed);

@@ -301,7 +301,7 @@ impl PhoneLogin {
             }
             Err(CheckError::Store(error)) => return Err(error.into()),
             Err(CheckError::Provider(error)) => return Err(CheckPinError::Provider(error)),
-            Err(CheckError::NotFound | CheckError::WrongCode { .. } | CheckError::Closed) => {
+            Err(CheckError::NotFound | CheckError::WrongCode { .. } | CheckError::Closed | CheckError::Locked) => {
                 return Err(CheckPinError::InvalidPin);
             }
         }

@@ -231,7 +231,7 @@ impl PhoneVerify {
             Err(CheckError::Exhausted) => return Err(PhoneVerifyError::TooManyAttempts),
             Err(CheckError::Store(error)) => return Err(error.into()),
             Err(CheckError::Provider(error)) => return Err(PhoneVerifyError::Provider(error)),
-            Err(CheckError::NotFound | CheckError::WrongCode { .. } | CheckError::Closed) => {
+            Err(CheckError::NotFound | CheckError::WrongCode { .. } | CheckError::Closed | CheckError::Locked) => {
                 return Err(PhoneVerifyError::InvalidCode);
             }
         }

@@ -316,7 +316,7 @@ impl PinAuth {
             Err(CheckError::Exhausted) => return Err(VerifyError::TooManyAttempts),
             Err(CheckError::Store(error)) => return Err(error.into()),
             Err(CheckError::Provider(error)) => return Err(VerifyError::Provider(error)),
-            Err(CheckError::NotFound | CheckError::WrongCode { .. } | CheckError::Closed) => {
+            Err(CheckError::NotFound | CheckError::WrongCode { .. } | CheckError::Closed | CheckError::Locked) => {
                 return Err(VerifyError::InvalidPin);
             }
         };

@@ -347,7 +347,8 @@ pub trait Metrics: Send + Sync + std::fmt::Debug {
     fn delivery(&self, purpose: &'static str, kind: &'static str, outcome: &'static str);
 
     /// A code check ended: `outcome` is `verified`, `wrong_code`,
-    /// `not_found`, `expired`, `exhausted`, `closed`, `refused` or `error`.
+    /// `not_found`, `expired`, `exhausted`, `closed`, `refused`, `locked`
+    /// (the number is locked out: the code was not compared) or `error`.
     fn code_check(&self, purpose: &'static str, outcome: &'static str);
 
     /// A call to a provider (`operation` is `send_sms`, `call`,
@@ -364,6 +365,13 @@ pub trait Metrics: Send + Sync + std::fmt::Debug {
     /// A provider answered an error with its own code (Twilio's `21211`,
     /// `20003`, …, or `none` when its answer had none).
     fn provider_error_code(&self, provider: &'static str, operation: &'static str, code: &str);
+
+    /// A phone number was locked out of code checks and sends after too
+    /// many wrong codes; `purpose` is the surface of the check that locked
+    /// it. Components that do not report it need not implement it.
+    fn phone_locked(&self, purpose: &'static str) {
+        let _ = purpose;
+    }
 }
 
 /// Metrics that go nowhere: the default of every component that counts, so

@@ -98,4 +98,30 @@ pub trait RateLimiter: Send + Sync {
     /// contract above). The domain uses it so that a send refused by one
     /// limit spends nothing of the others and creates no keys.
     async fn acquire_all(&self, batch: &[RateKey], now: Timestamp) -> Result<BatchDecision, StoreError>;
+    /// What `acquire` would answer for `key` under `rule` at `now`, without
+    /// recording anything: [`RateDecision::Allowed`] if one more event
+    /// fits, otherwise [`RateDecision::Limited`] with the same
+    /// `retry_after` that `acquire` would give. It changes no count (an
+    /// adapter may still forget events that have left every window), so a
+    /// caller can ask whether a key is at its limit as often as it likes.
+    /// It is one atomic read; a backend failure is a [`StoreError`].
+    ///
+    /// Every adapter overrides it. The default answers a [`StoreError`], so
+    /// a caller that relies on it fails closed with a test double that
+    /// does not implement it.
+    async fn peek(&self, key: &str, rule: RateRule, now: Timestamp) -> Result<RateDecision, StoreError> {
+        let _ = (key, rule, now);
+        Err(StoreError("this rate limiter cannot peek".to_owned()))
+    }
+
+    /// Forgets every event recorded for `key`, as if it had never been
+    /// used (the next `acquire` or `peek` counts from zero). Forgetting a
+    /// key that holds nothing succeeds. It is atomic with respect to
+    /// `acquire` on the same key; a backend failure is a [`StoreError`].
+    ///
+    /// Every adapter overrides it; the default answers a [`StoreError`].
+    async fn reset(&self, key: &str) -> Result<(), StoreError> {
+        let _ = key;
+        Err(StoreError("this rate limiter cannot reset a key".to_owned()))
+    }
 }

@@ -568,7 +568,7 @@ impl TokenAuth {
             Err(CheckError::Exhausted) => return Err(PhoneVerificationError::TooManyAttempts),
             Err(CheckError::Store(error)) => return Err(error.into()),
             Err(CheckError::Provider(error)) => return Err(PhoneVerificationError::Delivery(error)),
-            Err(CheckError::NotFound | CheckError::WrongCode { .. } | CheckError::Closed) => {
+            Err(CheckError::NotFound | CheckError::WrongCode { .. } | CheckError::Closed | CheckError::Locked) => {
                 return Err(PhoneVerificationError::InvalidCode);
             }
         };

@@ -312,4 +312,43 @@ impl RateLimiter for InMemoryRateLimiter {
         }
         Ok(BatchDecision::Allowed)
     }
+
+    /// Decides as `acquire` would over the events within `rule`'s window,
+    /// changing nothing, not even the key's stored window.
+    async fn peek(&self, key: &str, rule: RateRule, now: Timestamp) -> Result<RateDecision, StoreError> {
+        let now = now.unix_millis();
+        let window = window_millis(rule.window);
+        let limit = rule.limit as usize;
+        let shard = lock(&self.shards[self.shard_index(key)]);
+        let Some(log) = shard.logs.get(key) else {
+            return Ok(if limit > 0 {
+                RateDecision::Allowed
+            } else {
+                RateDecision::Limited {
+                    retry_after: retry_after(window),
+                }
+            });
+        };
+        // The log is sorted, so the events within the window are a suffix.
+        let horizon = now.saturating_sub(window);
+        let first_live = log.events.partition_point(|&event| event <= horizon);
+        let count = log.events.len() - first_live;
+        if count < limit {
+            return Ok(RateDecision::Allowed);
+        }
+        let retry_millis = match limit {
+            0 => window,
+            _ => log.events[first_live + count - limit]
+                .saturating_add(window)
+                .saturating_sub(now),
+        };
+        Ok(RateDecision::Limited {
+            retry_after: retry_after(retry_millis),
+        })
+    }
+
+    async fn reset(&self, key: &str) -> Result<(), StoreError> {
+        lock(&self.shards[self.shard_index(key)]).logs.remove(key);
+        Ok(())
+    }
 }

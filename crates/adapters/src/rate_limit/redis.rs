@@ -2,7 +2,10 @@
 
 use std::{
     fmt,
-    sync::atomic::{AtomicU64, Ordering},
+    sync::{
+        LazyLock,
+        atomic::{AtomicU64, Ordering},
+    },
     time::Duration,
 };
 
@@ -90,6 +93,30 @@ for i = 1, #KEYS do
 end
 return {1, 0, 0}
 ";
+
+/// `peek`: what `ACQUIRE_SCRIPT` would answer, read-only. KEYS[1] and ARGV
+/// (now, window, limit) as there; it answers `{1, 0}` when another event
+/// fits and `{0, retry_after_ms}` when not, counting only the events within
+/// `(now - window, now]` and removing nothing.
+const PEEK_SCRIPT: &str = r"
+local key = KEYS[1]
+local now = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local limit = tonumber(ARGV[3])
+local horizon = '(' .. (now - window)
+local count = redis.call('ZCOUNT', key, horizon, '+inf')
+if count < limit then
+  return {1, 0}
+end
+if limit <= 0 then
+  return {0, window}
+end
+local freeing = redis.call('ZRANGEBYSCORE', key, horizon, '+inf', 'WITHSCORES', 'LIMIT', count - limit, 1)
+return {0, tonumber(freeing[2]) + window - now}
+";
+
+/// The peek script, hashed once.
+static PEEK: LazyLock<Script> = LazyLock::new(|| Script::new(PEEK_SCRIPT));
 
 /// Counts events per key in sliding windows in Redis, shared by every
 /// instance that connects to the same server with the same key prefix.
@@ -300,5 +327,50 @@ impl RateLimiter for RedisRateLimiter {
             index,
             retry_after: retry_after(retry_millis),
         })
+    }
+
+    /// One read-only script (`PEEK_SCRIPT`), so the count and the retry
+    /// time come from one consistent view of the key.
+    async fn peek(&self, key: &str, rule: RateRule, now: Timestamp) -> Result<RateDecision, StoreError> {
+        let mut connection = self.connection.clone();
+        let mut invocation = PEEK.key(format!("{}{key}", self.key_prefix));
+        invocation
+            .arg(now.unix_millis())
+            .arg(window_millis(rule.window))
+            .arg(rule.limit);
+        let (allowed, retry_millis): (i64, i64) =
+            tokio::time::timeout(self.timeout, invocation.invoke_async(&mut connection))
+                .await
+                .map_err(|_| {
+                    StoreError(format!(
+                        "the Redis rate limiter did not answer within {:?}",
+                        self.timeout
+                    ))
+                })?
+                .map_err(|error| store_error("the Redis rate limiter failed", &error))?;
+        Ok(if allowed == 1 {
+            RateDecision::Allowed
+        } else {
+            RateDecision::Limited {
+                retry_after: retry_after(retry_millis),
+            }
+        })
+    }
+
+    /// `DEL`: one command, atomic with respect to the scripts.
+    async fn reset(&self, key: &str) -> Result<(), StoreError> {
+        let mut connection = self.connection.clone();
+        let mut delete = redis::cmd("DEL");
+        delete.arg(format!("{}{key}", self.key_prefix));
+        tokio::time::timeout(self.timeout, delete.query_async::<i64>(&mut connection))
+            .await
+            .map_err(|_| {
+                StoreError(format!(
+                    "the Redis rate limiter did not answer within {:?}",
+                    self.timeout
+                ))
+            })?
+            .map_err(|error| store_error("the Redis rate limiter failed", &error))?;
+        Ok(())
     }
 }

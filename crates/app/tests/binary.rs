@@ -105,7 +105,19 @@ fn refuses_the_console_on_a_public_bind_without_allowed_hosts() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let status = wait_for_exit(&mut child, Duration::from_secs(30));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            // Not left running on every interface when the test fails.
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("phonegate served on 0.0.0.0 with the developer console");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
     let mut stderr = String::new();
     child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
     assert!(!status.success(), "it served: {stderr}");

@@ -1,11 +1,21 @@
 //! Who the client is: its IP address, for the per-IP limits.
 //!
-//! The address comes from the TCP socket, or, only when the deployment
-//! names one, from a header its reverse proxy sets (`X-Forwarded-For`,
-//! `X-Real-IP`, …). A header is never trusted by default: any client can
-//! send one, and trusting it would let an attacker pick a fresh IP per
-//! request. With a header configured, the service must be reachable only
-//! through the proxy.
+//! The address comes from the TCP socket unless the deployment says which
+//! proxies to believe:
+//!
+//! - `security.trusted_proxies` (CIDR blocks): a request whose socket peer
+//!   is in one of them is read through the forwarded header
+//!   (`security.client_ip_header`, `X-Forwarded-For` when that is unset),
+//!   right to left, and the first address that is not a trusted proxy is
+//!   the client ([`TrustedProxies::client`]). A peer outside the blocks is
+//!   the client, whatever header it sends.
+//! - `security.client_ip_header` alone (the older setting, kept as it
+//!   was): the header's right-most entry, from any peer. That is right
+//!   only when clients cannot reach phonegate except through exactly one
+//!   proxy; `config check` warns about it.
+//!
+//! A header is never trusted by default: any client can send one, and
+//! trusting it would let an attacker pick a fresh IP per request.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -17,12 +27,18 @@ use axum::{
 };
 use phonegate_domain::abuse::Client;
 
+pub use crate::proxies::TrustedProxies;
+
 /// Where the client's address comes from.
 #[derive(Debug, Clone, Default)]
 pub struct ClientIpSource {
-    /// The proxy's header. Its last (right-most) address is used: that is
-    /// the one the proxy itself saw, which a client cannot forge.
+    /// The proxy's header. Without trusted proxies its last (right-most)
+    /// address is used: the one the proxy itself saw. With them it
+    /// defaults to `X-Forwarded-For`.
     pub header: Option<HeaderName>,
+    /// The proxies allowed to name the client; empty trusts the header
+    /// (if any) from every peer, as before this setting existed.
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl ClientIpSource {
@@ -30,22 +46,36 @@ impl ClientIpSource {
         let socket = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(address)| address.ip());
+            .map(|ConnectInfo(address)| address.ip().to_canonical());
+        if !self.trusted_proxies.is_empty() {
+            let header = self
+                .header
+                .clone()
+                .unwrap_or(HeaderName::from_static("x-forwarded-for"));
+            return Client::new(socket.map(|peer| self.trusted_proxies.client(peer, &forwarded_chain(parts, &header))));
+        }
         let Some(header) = &self.header else {
             return Client::new(socket);
         };
         // The right-most entry or nothing: an unreadable last entry must not
         // fall back to an earlier one, which the client wrote.
-        let forwarded = parts
-            .headers
-            .get_all(header)
-            .iter()
-            .next_back()
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.rsplit(',').next())
-            .and_then(|entry| parse_ip(entry.trim()));
+        let forwarded = forwarded_chain(parts, header).last().copied().flatten();
         Client::new(forwarded.or(socket))
     }
+}
+
+/// Every entry of every `header` line, left to right; `None` for an entry
+/// that is not an address.
+fn forwarded_chain(parts: &Parts, header: &HeaderName) -> Vec<Option<IpAddr>> {
+    parts
+        .headers
+        .get_all(header)
+        .iter()
+        .flat_map(|value| match value.to_str() {
+            Ok(text) => text.split(',').map(|entry| parse_ip(entry.trim())).collect::<Vec<_>>(),
+            Err(_) => vec![None],
+        })
+        .collect()
 }
 
 /// An address as proxies write them: `203.0.113.7`, `2001:db8::1`,
@@ -111,6 +141,7 @@ mod tests {
     fn the_right_most_address_of_the_configured_header() {
         let source = ClientIpSource {
             header: Some(HeaderName::from_static("x-forwarded-for")),
+            ..ClientIpSource::default()
         };
         let client = source.client(&parts(&["1.2.3.4, 203.0.113.7"]));
         assert_eq!(client.ip(), Some(IpAddr::from([203, 0, 113, 7])));
@@ -122,5 +153,37 @@ mod tests {
         // Never an earlier entry, which the client wrote.
         let client = source.client(&parts(&["203.0.113.7, unknown"]));
         assert_eq!(client.ip(), Some(IpAddr::from([10, 0, 0, 2])));
+    }
+
+    #[test]
+    fn trusted_proxies_name_the_right_most_untrusted_address() {
+        let source = ClientIpSource {
+            header: None,
+            trusted_proxies: TrustedProxies::parse(&["10.0.0.0/8", "198.51.100.0/24"]).unwrap(),
+        };
+        // The socket peer of `parts` is 10.0.0.2, a trusted load balancer;
+        // X-Forwarded-For is read by default, over all its lines.
+        let client = source.client(&parts(&["1.2.3.4, 203.0.113.7", "198.51.100.9"]));
+        assert_eq!(client.ip(), Some(IpAddr::from([203, 0, 113, 7])));
+        // Another header when one is configured.
+        let source = ClientIpSource {
+            header: Some(HeaderName::from_static("x-real-ip")),
+            ..source
+        };
+        assert_eq!(
+            source.client(&parts(&["203.0.113.7"])).ip(),
+            Some(IpAddr::from([10, 0, 0, 2])),
+            "X-Forwarded-For is not the configured header"
+        );
+        // An untrusted peer is the client whatever it sends.
+        let (mut untrusted, ()) = Request::builder()
+            .header("x-real-ip", "203.0.113.7")
+            .body(())
+            .unwrap()
+            .into_parts();
+        untrusted
+            .extensions
+            .insert(ConnectInfo(SocketAddr::from(([192, 0, 2, 1], 40_000))));
+        assert_eq!(source.client(&untrusted).ip(), Some(IpAddr::from([192, 0, 2, 1])));
     }
 }

@@ -9,13 +9,19 @@
 //! answer only to a Host in `security.allowed_hosts` or, when that list is
 //! empty, to a loopback name (`localhost`, `127.0.0.1`, `[::1]`), so a web
 //! page that rebinds its own domain to the developer's machine cannot read
-//! the codes.
+//! the codes. With that list empty they also answer only to a connection
+//! from this machine: a loopback peer address and no proxy's forwarding
+//! header (a proxy on the same machine relays requests from anywhere).
+//! Anyone else gets the same empty 404 as when the console is not mounted,
+//! so a server bound to a public address by mistake does not even show
+//! that it has a console; `phonegate serve` also refuses such a bind
+//! (`crates/app`).
 
-use std::sync::Arc;
+use std::{net::SocketAddr, sync::Arc};
 
 use axum::{
     Json, Router,
-    extract::{Query, Request, State},
+    extract::{ConnectInfo, Query, Request, State},
     http::{HeaderValue, StatusCode, header},
     middleware::{self, Next},
     response::{Html, IntoResponse, Response},
@@ -87,7 +93,29 @@ const TAG: &str = "console";
 #[openapi(paths(page, list_outbox))]
 pub(crate) struct Doc;
 
+/// Headers by which a proxy says it relays someone else's request.
+const FORWARDING_HEADERS: [&str; 3] = ["forwarded", "x-forwarded-for", "x-real-ip"];
+
+/// Whether the request came straight from this machine: its socket peer
+/// (axum's `ConnectInfo`, which the server adds to every request; a request
+/// without one is not trusted) is a loopback address, and no proxy says it
+/// is relaying it.
+fn from_this_machine(request: &Request) -> bool {
+    let loopback_peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .is_some_and(|ConnectInfo(peer)| peer.ip().to_canonical().is_loopback());
+    let relayed = FORWARDING_HEADERS
+        .iter()
+        .any(|name| request.headers().contains_key(*name));
+    loopback_peer && !relayed
+}
+
 async fn check_host(State(hosts): State<AllowedHosts>, request: Request, next: Next) -> Response {
+    if hosts.is_empty() && !from_this_machine(&request) {
+        tracing::info!("developer console refused: the connection is not from this machine");
+        return StatusCode::NOT_FOUND.into_response();
+    }
     if hosts.permits_or_loopback(request.headers(), request.uri()) {
         next.run(request).await
     } else {
@@ -114,11 +142,13 @@ fn no_store(mut response: Response) -> Response {
     operation_id = "console_page",
     tag = TAG,
     summary = "The developer console page",
-    description = "Only with `sms.provider = \"console\"` (404 otherwise), and only on a loopback Host or one in \
-        `security.allowed_hosts` (403 otherwise).",
+    description = "Only with `sms.provider = \"console\"` (404 otherwise), only on a loopback Host or one in \
+        `security.allowed_hosts` (403 otherwise), and, when that list is empty, only to a connection from a loopback \
+        address that no proxy relays (404 otherwise).",
     responses(
         (status = 200, description = "The page", body = String, content_type = "text/html; charset=utf-8"),
         (status = 403, description = "Not a loopback or allowed Host", body = String, content_type = "text/plain; charset=utf-8"),
+        (status = 404, description = "No console, or a connection from another machine"),
     )
 )]
 async fn page() -> Response {
@@ -143,11 +173,13 @@ struct OutboxBody {
     tag = TAG,
     summary = "What the console providers sent",
     description = "The developer console's outbox, codes included: only with `sms.provider = \"console\"` (404 \
-        otherwise), and only on a loopback Host or one in `security.allowed_hosts` (403 otherwise).",
+        otherwise), only on a loopback Host or one in `security.allowed_hosts` (403 otherwise), and, when that list \
+        is empty, only to a connection from a loopback address that no proxy relays (404 otherwise).",
     params(("to" = Option<String>, Query, description = "Only messages to this phone (any format) or email")),
     responses(
         (status = 200, description = "The messages, oldest first", body = OutboxBody),
         (status = 403, description = "Not a loopback or allowed Host", body = String, content_type = "text/plain; charset=utf-8"),
+        (status = 404, description = "No console, or a connection from another machine"),
     )
 )]
 async fn list_outbox(State(outbox): State<Arc<dyn DevOutbox>>, Query(query): Query<OutboxQuery>) -> Response {
@@ -213,11 +245,31 @@ mod tests {
         )
     }
 
+    /// A connection from this machine, as the server describes it.
+    fn loopback() -> ConnectInfo<SocketAddr> {
+        ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 50_000)))
+    }
+
     async fn get(app: Router, path: &str, host: &str) -> (StatusCode, String) {
-        let response = app
-            .oneshot(Request::get(path).header(HOST, host).body(Body::empty()).unwrap())
-            .await
-            .unwrap();
+        get_from(app, path, host, Some(loopback()), &[]).await
+    }
+
+    async fn get_from(
+        app: Router,
+        path: &str,
+        host: &str,
+        peer: Option<ConnectInfo<SocketAddr>>,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, String) {
+        let mut request = Request::get(path).header(HOST, host);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let mut request = request.body(Body::empty()).unwrap();
+        if let Some(peer) = peer {
+            request.extensions_mut().insert(peer);
+        }
+        let response = app.oneshot(request).await.unwrap();
         let status = response.status();
         let body = response.into_body().collect().await.unwrap().to_bytes();
         (status, String::from_utf8(body.to_vec()).unwrap())
@@ -254,6 +306,7 @@ mod tests {
             .oneshot(
                 Request::get("/")
                     .header(HOST, "127.0.0.1:8080")
+                    .extension(loopback())
                     .body(Body::empty())
                     .unwrap(),
             )
@@ -287,6 +340,46 @@ mod tests {
         let configured = || app(&["dev.example.com"]);
         assert_eq!(get(configured(), "/", "dev.example.com").await.0, StatusCode::OK);
         assert_eq!(get(configured(), "/", "localhost").await.0, StatusCode::FORBIDDEN);
+    }
+
+    #[tokio::test]
+    async fn only_connections_from_this_machine_are_served_unless_hosts_are_configured() {
+        let remote = |ip: [u8; 4]| Some(ConnectInfo(SocketAddr::from((ip, 50_000))));
+        // A Host the attacker chose does not help from another machine: the
+        // answer is the console-less 404, empty, whatever the Host.
+        for (peer, headers) in [
+            (remote([192, 0, 2, 2]), &[][..]),
+            (remote([10, 0, 0, 7]), &[][..]),
+            (Some(ConnectInfo("[2001:db8::1]:50000".parse().unwrap())), &[][..]),
+            (None, &[][..]),
+            // A proxy on this machine relays requests from anywhere.
+            (Some(loopback()), &[("x-forwarded-for", "203.0.113.9")][..]),
+            (Some(loopback()), &[("forwarded", "for=203.0.113.9")][..]),
+            (Some(loopback()), &[("x-real-ip", "203.0.113.9")][..]),
+        ] {
+            for path in ["/", "/dev/outbox"] {
+                for host in ["localhost", "127.0.0.1:8080", "evil.example"] {
+                    let (status, body) = get_from(app(&[]), path, host, peer, headers).await;
+                    assert_eq!(status, StatusCode::NOT_FOUND, "{peer:?} {headers:?} {path} {host}");
+                    assert!(body.is_empty(), "{body}");
+                }
+            }
+        }
+        // Every loopback address is this machine, IPv6 and IPv4-mapped too.
+        for peer in ["127.0.0.2:1", "[::1]:1", "[::ffff:127.0.0.1]:1"] {
+            let peer = Some(ConnectInfo(peer.parse().unwrap()));
+            assert_eq!(get_from(app(&[]), "/", "localhost", peer, &[]).await.0, StatusCode::OK);
+        }
+        // A deployment that names its hosts has chosen to expose the console.
+        let (status, _) = get_from(
+            app(&["dev.example.com"]),
+            "/",
+            "dev.example.com",
+            remote([192, 0, 2, 2]),
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
     }
 
     #[test]

@@ -9,14 +9,18 @@
 //! the only crate that knows HTTP or JSON; it turns requests into calls of
 //! the domain's use cases and their results into responses.
 //!
-//! Logging: every request gets an `x-request-id` (kept if the client sent
-//! one) that is on every log line of the request. Only the path is logged,
+//! Logging: every request gets an `x-request-id` (the client's own if it
+//! is at most 64 characters of `[A-Za-z0-9._-]`; module `request_id`) that
+//! is on every log line of the request. Only the path is logged,
 //! never the query string or a body, because some clients put codes and
 //! tokens there.
 
 use std::{sync::Arc, time::Duration};
 
-use axum::{Router, http::Request};
+use axum::{
+    Router,
+    http::{Request, StatusCode},
+};
 use phonegate_domain::{
     phone_login::PhoneLogin,
     phone_verify::PhoneVerify,
@@ -27,6 +31,7 @@ use phonegate_domain::{
 use tower::ServiceBuilder;
 use tower_http::{
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer},
+    timeout::TimeoutLayer,
     trace::{DefaultOnFailure, TraceLayer},
 };
 use tracing::Level;
@@ -41,10 +46,13 @@ mod params;
 pub mod phone_login;
 pub mod phone_verify;
 pub mod pin_auth;
+mod proxies;
+mod request_id;
 mod routes;
+pub mod server;
 pub mod tokens;
 
-pub use client::ClientIpSource;
+pub use client::{ClientIpSource, TrustedProxies};
 pub use hosts::AllowedHosts;
 pub use routes::MountedRoute;
 
@@ -130,17 +138,23 @@ pub struct HttpSettings {
     pub client_ip: ClientIpSource,
     /// The least time a password-reset request takes to answer.
     pub reset_response_floor: Duration,
+    /// How long a request may take, reading its body included, before it
+    /// is answered 408 (`server.request_timeout_seconds`); `None`: no limit.
+    pub request_timeout: Option<Duration>,
+    /// Whether the deployment has an admin listener (`server.admin_bind`):
+    /// then `/metrics` is served by [`admin_router`] only, not by [`router`].
+    pub admin_listener: bool,
 }
 
-/// The whole HTTP application: every surface, the ops endpoints and, with
-/// the console SMS provider, the developer console, with request ids and
-/// request logging.
+/// The whole HTTP application: every surface, the ops endpoints (without
+/// `/metrics` when there is an admin listener) and, with the console SMS
+/// provider, the developer console, with request ids and request logging.
 pub fn router(services: Services, settings: HttpSettings) -> Router {
     let console = services
         .dev_outbox
         .clone()
         .map(|outbox| console::router(outbox, &settings.allowed_hosts));
-    Router::new()
+    let router = Router::new()
         .merge(pin_auth::router(services.pin_auth.clone(), &settings.allowed_hosts))
         .merge(phone_verify::router(
             services.phone_verify.clone(),
@@ -155,15 +169,29 @@ pub fn router(services: Services, settings: HttpSettings) -> Router {
             &settings.allowed_hosts,
             settings.reset_response_floor,
         ))
-        .merge(ops::router(
-            services.readiness.clone(),
-            services.tokens.clone(),
-            services.metrics.clone(),
-        ))
-        .merge(openapi::router())
-        .merge(console.unwrap_or_default())
-        // Added with `layer`, which wraps each route, so the middleware sees
-        // the matched route template.
+        .merge(ops::router(services.readiness.clone(), services.tokens.clone()));
+    let router = if settings.admin_listener {
+        router
+    } else {
+        router.merge(ops::metrics_router(services.metrics.clone()))
+    };
+    let router = router.merge(openapi::router()).merge(console.unwrap_or_default());
+    with_http_layers(router, &services, &settings)
+}
+
+/// The admin listener's application (`server.admin_bind`): the operator
+/// routes that must not face the public, today `/metrics`, with the same
+/// request ids, logging and timeout as [`router`].
+pub fn admin_router(services: Services, settings: HttpSettings) -> Router {
+    with_http_layers(ops::metrics_router(services.metrics.clone()), &services, &settings)
+}
+
+/// The middleware every route gets: request counting, the client's
+/// address, the request timeout, request ids and request logging.
+fn with_http_layers(router: Router, services: &Services, settings: &HttpSettings) -> Router {
+    // Added with `layer`, which wraps each route, so the middleware sees
+    // the matched route template.
+    let router = router
         .layer(axum::middleware::from_fn_with_state(
             services.metrics.registry.clone(),
             metrics::track,
@@ -171,38 +199,45 @@ pub fn router(services: Services, settings: HttpSettings) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             settings.client_ip.clone(),
             client::identify,
-        ))
-        .layer(
-            ServiceBuilder::new()
-                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-                .layer(
-                    TraceLayer::new_for_http()
-                        .make_span_with(|request: &Request<_>| {
-                            let request_id = request
-                                .extensions()
-                                .get::<RequestId>()
-                                .and_then(|id| id.header_value().to_str().ok())
-                                .unwrap_or("-");
-                            // The path only: query strings may carry codes.
-                            tracing::info_span!(
-                                "request",
-                                request_id = %request_id,
-                                method = %request.method(),
-                                path = %request.uri().path(),
-                            )
-                        })
-                        .on_request(())
-                        .on_response(
-                            |response: &axum::response::Response, latency: Duration, _span: &tracing::Span| {
-                                tracing::info!(
-                                    status = response.status().as_u16(),
-                                    latency_us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),
-                                    "request finished"
-                                );
-                            },
+        ));
+    // Inside the request-id and logging layers, so that a timed-out
+    // request is logged with its id and its 408 like any other answer.
+    let router = match settings.request_timeout {
+        Some(timeout) => router.layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout)),
+        None => router,
+    };
+    router.layer(
+        ServiceBuilder::new()
+            .map_request(request_id::drop_unacceptable)
+            .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+            .layer(
+                TraceLayer::new_for_http()
+                    .make_span_with(|request: &Request<_>| {
+                        let request_id = request
+                            .extensions()
+                            .get::<RequestId>()
+                            .and_then(|id| id.header_value().to_str().ok())
+                            .unwrap_or("-");
+                        // The path only: query strings may carry codes.
+                        tracing::info_span!(
+                            "request",
+                            request_id = %request_id,
+                            method = %request.method(),
+                            path = %request.uri().path(),
                         )
-                        .on_failure(DefaultOnFailure::new().level(Level::WARN)),
-                )
-                .layer(PropagateRequestIdLayer::x_request_id()),
-        )
+                    })
+                    .on_request(())
+                    .on_response(
+                        |response: &axum::response::Response, latency: Duration, _span: &tracing::Span| {
+                            tracing::info!(
+                                status = response.status().as_u16(),
+                                latency_us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),
+                                "request finished"
+                            );
+                        },
+                    )
+                    .on_failure(DefaultOnFailure::new().level(Level::WARN)),
+            )
+            .layer(PropagateRequestIdLayer::x_request_id()),
+    )
 }

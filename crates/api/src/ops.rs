@@ -59,12 +59,19 @@ pub fn mounted() -> Vec<MountedRoute> {
     [health_routes().table(), jwks_routes().table(), metrics_routes().table()].concat()
 }
 
-pub fn router(readiness: Arc<dyn Readiness>, tokens: Arc<dyn TokenIssuer>, metrics: MetricSources) -> Router {
+/// `/healthz`, `/readyz` and the JWKS: served on the public listener
+/// always (load balancers probe the first two, other services fetch keys).
+pub fn router(readiness: Arc<dyn Readiness>, tokens: Arc<dyn TokenIssuer>) -> Router {
     health_routes()
         .into_router()
         .with_state(readiness)
         .merge(jwks_routes().into_router().with_state(tokens))
-        .merge(metrics_routes().into_router().with_state(metrics))
+}
+
+/// `/metrics`: on the public listener, or only on the admin listener when
+/// the deployment has one (`server.admin_bind`).
+pub fn metrics_router(metrics: MetricSources) -> Router {
+    metrics_routes().into_router().with_state(metrics)
 }
 
 /// Everything phonegate counts, in Prometheus' text format: the refusals of

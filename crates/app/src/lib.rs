@@ -39,6 +39,7 @@ use phonegate_domain::{
 use secrecy::{ExposeSecret as _, SecretString};
 
 pub mod background;
+pub mod exposure;
 mod instrumented;
 mod jwt_keys;
 mod lockout;
@@ -80,6 +81,9 @@ impl std::fmt::Debug for Overrides {
 #[derive(Debug)]
 pub struct App {
     pub router: Router,
+    /// The admin listener's router (`/metrics`), when `server.admin_bind`
+    /// is set; `router` then does not serve those routes.
+    pub admin_router: Option<Router>,
     /// The use cases behind the router (the benchmark's in-process
     /// database ceiling calls them without HTTP).
     pub services: Services,
@@ -556,18 +560,23 @@ pub async fn build(settings: &Settings, overrides: Overrides) -> anyhow::Result<
             }) as Arc<dyn DevOutbox>
         }),
     };
-    let router = phonegate_api::router(
-        services.clone(),
-        HttpSettings {
-            allowed_hosts: AllowedHosts::new(settings.security.allowed_hosts.clone()),
-            reset_response_floor: Duration::from_millis(settings.mail.reset_min_response_ms),
-            client_ip: ClientIpSource {
-                header: client_ip_header(settings)?,
-            },
+    let http = HttpSettings {
+        allowed_hosts: AllowedHosts::new(settings.security.allowed_hosts.clone()),
+        reset_response_floor: Duration::from_millis(settings.mail.reset_min_response_ms),
+        client_ip: ClientIpSource {
+            header: client_ip_header(settings)?,
+            trusted_proxies: exposure::trusted_proxies(settings)?,
         },
-    );
+        request_timeout: Some(Duration::from_secs(settings.server.request_timeout_seconds.max(1))),
+        admin_listener: settings.server.admin_bind.is_some(),
+    };
+    let admin_router = http
+        .admin_listener
+        .then(|| phonegate_api::admin_router(services.clone(), http.clone()));
+    let router = phonegate_api::router(services.clone(), http);
     Ok(App {
         router,
+        admin_router,
         services,
         store,
         console,
@@ -706,6 +715,7 @@ pub fn check_settings(settings: &Settings) -> anyhow::Result<ConfigReport> {
     lockout::lockout_settings(settings)?;
     warnings.extend(lockout::guessing_warnings(settings));
     client_ip_header(settings)?;
+    warnings.extend(exposure::check(settings)?);
     let rate_limit = match &settings.rate_limit.redis_url {
         Some(url) => {
             RedisRateLimiter::check_url(url.expose_secret())

@@ -1,15 +1,16 @@
 //! The `phonegate` binary.
 
-use std::{net::SocketAddr, path::PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
 use phonegate::{
-    App, Overrides, build, check_settings, migrate_database,
+    App, Overrides, build, check_settings, exposure, migrate_database,
     settings::{ConfigFile, Settings},
     telemetry,
 };
 use phonegate_adapters::{clock::SystemClock, sql::Backend};
+use phonegate_api::server;
 use phonegate_domain::{
     application::Revocation,
     token_auth::UserLookup,
@@ -291,18 +292,55 @@ fn print_json(value: &serde_json::Value) {
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
+    // Before anything is opened or bound: a developer console on a public
+    // address, an http reset link or SMTP credentials in the clear are
+    // refused here, as `config check` refuses them.
+    for warning in exposure::check(&settings).context("the settings are unsafe to serve")? {
+        tracing::warn!("{warning}");
+    }
     let overrides = Overrides::default();
     let clock = overrides.clock.clone();
     let app = build(&settings, overrides).await?;
+    let limits = exposure::server_limits(&settings);
+    // The admin listener is bound first, so that once the public one
+    // accepts connections both are up.
+    let admin = match (&settings.server.admin_bind, app.admin_router.clone()) {
+        (Some(bind), Some(router)) => {
+            let listener = TcpListener::bind(bind)
+                .await
+                .with_context(|| format!("binding server.admin_bind {bind}"))?;
+            tracing::info!(address = %listener.local_addr()?, "admin listener (/metrics)");
+            Some((listener, router))
+        }
+        _ => None,
+    };
     let listener = TcpListener::bind(&settings.server.bind)
         .await
         .with_context(|| format!("binding {}", settings.server.bind))?;
     let background = phonegate::background::spawn(&settings, &app.store, &app.dispatcher, clock);
     tracing::info!(address = %listener.local_addr()?, sms = ?settings.sms.provider, "phonegate listening");
-    axum::serve(listener, app.router.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("serving HTTP")?;
+    // One signal stops both listeners.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    let until_stopped = move || {
+        let mut stopped = stopped.clone();
+        async move {
+            let _ = stopped.wait_for(|stopped| *stopped).await;
+        }
+    };
+    let public = server::serve(listener, app.router, limits, until_stopped());
+    let admin = async {
+        match admin {
+            Some((listener, router)) => server::serve(listener, router, limits, until_stopped()).await,
+            None => Ok(()),
+        }
+    };
+    let (public, admin) = tokio::join!(public, admin);
+    public.context("serving HTTP")?;
+    admin.context("serving the admin listener")?;
     // Deliveries in flight finish; queued messages wait in the outbox for
     // the next start or another instance.
     background.shutdown(std::time::Duration::from_secs(10)).await;
@@ -311,8 +349,9 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Resolves on SIGINT or SIGTERM. In-flight requests then finish before
-/// `serve` returns; new connections are no longer accepted.
+/// Resolves on SIGINT or SIGTERM. In-flight requests then finish (within
+/// `server.shutdown_grace_seconds`) before `serve` returns; new
+/// connections are no longer accepted.
 async fn shutdown_signal() {
     let interrupt = async {
         if let Err(error) = tokio::signal::ctrl_c().await {

@@ -158,6 +158,19 @@ pub struct HousekeepingSettings {
 #[serde(deny_unknown_fields)]
 pub struct ServerSettings {
     pub bind: String,
+    /// A second listener for the operator routes (`/metrics`), which then
+    /// leave `bind`; unset, everything is served on `bind`.
+    pub admin_bind: Option<String>,
+    /// Seconds a connection may take to send a complete request head
+    /// (also how long an idle keep-alive connection stays open).
+    pub header_read_timeout_seconds: u64,
+    /// Seconds a request may take, its body included, before a 408.
+    pub request_timeout_seconds: u64,
+    /// Connections served at once per listener; more wait to be accepted.
+    pub max_connections: u32,
+    /// Seconds in-flight requests get to finish after SIGTERM before
+    /// their connections are closed.
+    pub shutdown_grace_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -365,8 +378,14 @@ pub struct PreviousJwtKeySettings {
 pub struct SecuritySettings {
     pub allowed_hosts: Vec<String>,
     /// The reverse proxy's client-address header (e.g. `X-Forwarded-For`);
-    /// unset, the socket's address is the client's.
+    /// unset, the socket's address is the client's (or, with
+    /// `trusted_proxies`, `X-Forwarded-For` is read).
     pub client_ip_header: Option<String>,
+    /// CIDR blocks (or addresses) of the proxies allowed to name the
+    /// client: the right-most address of the forwarded chain that is not
+    /// one of them is the client. Empty: the header, if set, is believed
+    /// from any peer (its right-most entry).
+    pub trusted_proxies: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -478,6 +497,7 @@ pub enum ConfigFile<'a> {
 /// Settings whose environment variable is a comma-separated list.
 const LIST_KEYS: &[&str] = &[
     "security.allowed_hosts",
+    "security.trusted_proxies",
     "pin_auth.mobile_prefixes",
     "phone_verify.allowed_regions",
     "phone_verify.allowed_prefixes",

@@ -8,12 +8,14 @@
 mod common;
 
 use std::{
+    net::SocketAddr,
     sync::{Arc, atomic::Ordering},
     time::Duration,
 };
 
 use axum::{
     body::Body,
+    extract::ConnectInfo,
     http::{Request, StatusCode, header},
 };
 use common::{Reply, TestApp, spawn_app, spawn_app_with, spawn_app_with_limits};
@@ -256,6 +258,56 @@ async fn per_ip_limits_hold_in_each_surfaces_shape() {
     assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS);
     assert!(reply.body["error"].is_string(), "{:?}", reply.body);
     assert!(app.abuse_counters.rate_limited.load(Ordering::Relaxed) >= 4);
+}
+
+/// A phone-verify registration of the `n`th number, arriving over a
+/// connection from `peer` with `X-Forwarded-For: forwarded`.
+async fn register_via(app: &TestApp, peer: [u8; 4], forwarded: &str, n: u32) -> StatusCode {
+    let mut request = Request::post("/api/phone/register")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header("x-forwarded-for", forwarded)
+        .body(Body::from(
+            json!({"phone_number": format!("+1206372{n:04}")}).to_string(),
+        ))
+        .unwrap();
+    request
+        .extensions_mut()
+        .insert(ConnectInfo(SocketAddr::from((peer, 40_000))));
+    app.send(request).await.status
+}
+
+/// Behind a CDN (198.51.100.0/24) and a load balancer (10.0.0.0/8), both
+/// in `security.trusted_proxies`, two users keep separate per-IP buckets
+/// (20 sends each): the client is the right-most forwarded address that no
+/// trusted proxy is. Neither a forged entry nor a direct connection with a
+/// header picks a fresh bucket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_behind_trusted_proxies_keep_their_own_ip_limits() {
+    let app = spawn_app_with_limits(TestBackend::Sqlite, |settings| {
+        settings.security.trusted_proxies = vec!["10.0.0.0/8".to_owned(), "198.51.100.0/24".to_owned()];
+    })
+    .await;
+    let balancer = [10, 0, 0, 2];
+    for n in 0..20 {
+        let status = register_via(&app, balancer, "203.0.113.1, 198.51.100.7", n).await;
+        assert_eq!(status, StatusCode::OK, "send {n}");
+    }
+    let status = register_via(&app, balancer, "203.0.113.1, 198.51.100.7", 20).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    // Another user through the same CDN edge and load balancer.
+    let status = register_via(&app, balancer, "203.0.113.2, 198.51.100.7", 21).await;
+    assert_eq!(status, StatusCode::OK, "a second user behind the same proxies");
+    // What the first user writes to the left of its own address is ignored.
+    let status = register_via(&app, balancer, "192.0.2.99, 203.0.113.1, 198.51.100.7", 22).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    // A client that is not a trusted proxy is its own address, whatever
+    // header it sends.
+    for n in 0..20 {
+        let status = register_via(&app, [192, 0, 2, 50], &format!("203.0.113.{}", 100 + n), 30 + n).await;
+        assert_eq!(status, StatusCode::OK, "direct send {n}");
+    }
+    let status = register_via(&app, [192, 0, 2, 50], "203.0.113.200", 60).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
 }
 
 /// The resend cooldown applies to pin-auth, not to phone-verify, whose

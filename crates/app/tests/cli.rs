@@ -205,6 +205,7 @@ verify_service_sid = "VA00000000000000000000000000000000"
 provider = "smtp"
 smtp_url = "smtps://user:smtp-password-canary@smtp.invalid:465"
 from = "phonegate <no-reply@example.com>"
+reset_url_template = "https://example.com/reset-password?token={token}"
 [auth]
 jwt_secret = "jwt-secret-canary-that-is-long-enough-0123456789"
 jwt_hs256_key = "jwt-hs256-key-canary-0123456789abcdef"
@@ -264,7 +265,7 @@ fn config_check_refuses_a_missing_short_shared_or_monotonous_jwt_key() {
     let production = |auth: &str| {
         format!(
             "[sms]\nprovider = \"twilio\"\n[twilio]\naccount_sid = \"AC00000000000000000000000000000000\"\n\
-             auth_token = \"twilio-token\"\nfrom_number = \"+15005550006\"\n[auth]\n{auth}\n"
+             auth_token = \"twilio-token\"\nfrom_number = \"+15005550006\"\n[mail]\nreset_url_template = \"https://example.com/reset?token={{token}}\"\n[auth]\n{auth}\n"
         )
     };
     let cases = [
@@ -328,5 +329,104 @@ fn config_check_refuses_a_missing_short_shared_or_monotonous_jwt_key() {
         )),
     );
     ok(&dir, &["config", "check", "--config", &file]);
+}
+
+/// What would expose codes, reset links or credentials is refused by
+/// `config check` (and, by the same checks, by `serve`), naming the key
+/// and never echoing a secret.
+#[test]
+fn config_check_refuses_settings_that_expose_secrets() {
+    let dir = scratch_dir("config-exposure");
+    let real = r#"
+[sms]
+provider = "twilio"
+[twilio]
+account_sid = "AC00000000000000000000000000000000"
+auth_token = "twilio-token-canary"
+from_number = "+15005550006"
+[auth]
+jwt_secret = "jwt-secret-canary-that-is-long-enough-0123456789"
+jwt_hs256_key = "hs256-key-canary-0123456789abcdefghijkl"
+"#;
+    // A reset link over plain http with a real provider.
+    let http = write(&dir, "http.toml", real);
+    let error = fails(&dir, &["config", "check", "--config", &http]);
+    assert!(error.contains("mail.reset_url_template"), "{error}");
+    let https = write(
+        &dir,
+        "https.toml",
+        &format!("{real}[mail]\nreset_url_template = \"https://example.com/reset?token={{token}}\"\n"),
+    );
+    ok(&dir, &["config", "check", "--config", &https]);
+
+    // SMTP credentials without TLS; with TLS they are fine.
+    let smtp = |name: &str, url: &str| {
+        write(
+            &dir,
+            name,
+            &format!(
+                "[mail]\nprovider = \"smtp\"\nsmtp_url = \"{url}\"\nreset_url_template = \"https://example.com/r?t={{token}}\"\n\
+                 [auth]\njwt_secret = \"jwt-secret-canary-that-is-long-enough-0123456789\"\n\
+                 jwt_hs256_key = \"hs256-key-canary-0123456789abcdefghijkl\"\n"
+            ),
+        )
+    };
+    for url in [
+        "smtp://user:smtp-password-canary@smtp.invalid:587",
+        "smtp://user:smtp-password-canary@smtp.invalid:587?tls=opportunistic",
+    ] {
+        let run = run(&dir, &["config", "check", "--config", &smtp("plain.toml", url)]);
+        assert!(!run.success, "{url} was accepted");
+        assert!(run.stderr.contains("mail.smtp_url"), "{}", run.stderr);
+        assert!(!run.stderr.contains("smtp-password-canary"), "{}", run.stderr);
+    }
+    for url in [
+        "smtp://user:smtp-password-canary@smtp.invalid:587?tls=required",
+        "smtps://user:smtp-password-canary@smtp.invalid:465",
+        "smtp://127.0.0.1:2525",
+    ] {
+        ok(&dir, &["config", "check", "--config", &smtp("tls.toml", url)]);
+    }
+
+    // The developer console on every interface, unless its hosts are named.
+    let public = write(&dir, "public.toml", "[server]\nbind = \"0.0.0.0:8080\"\n");
+    let error = fails(&dir, &["config", "check", "--config", &public]);
+    for key in ["server.bind", "sms.provider", "security.allowed_hosts"] {
+        assert!(error.contains(key), "{key}: {error}");
+    }
+    let named = write(
+        &dir,
+        "named.toml",
+        "[server]\nbind = \"0.0.0.0:8080\"\n[security]\nallowed_hosts = [\"dev.example.com\"]\n",
+    );
+    ok(&dir, &["config", "check", "--config", &named]);
+
+    // The edge's own keys are checked too.
+    let proxies = write(
+        &dir,
+        "proxies.toml",
+        "[security]\ntrusted_proxies = [\"10.0.0.0/8\", \"lb.internal\"]\n",
+    );
+    let error = fails(&dir, &["config", "check", "--config", &proxies]);
+    assert!(
+        error.contains("security.trusted_proxies") && error.contains("lb.internal"),
+        "{error}"
+    );
+    let same = write(&dir, "same.toml", "[server]\nadmin_bind = \"127.0.0.1:8080\"\n");
+    let error = fails(&dir, &["config", "check", "--config", &same]);
+    assert!(error.contains("server.admin_bind"), "{error}");
+    let zero = write(&dir, "zero.toml", "[server]\nmax_connections = 0\n");
+    let error = fails(&dir, &["config", "check", "--config", &zero]);
+    assert!(error.contains("server.max_connections"), "{error}");
+    let header_only = write(
+        &dir,
+        "header.toml",
+        "[security]\nclient_ip_header = \"X-Forwarded-For\"\n",
+    );
+    let report = ok(&dir, &["config", "check", "--config", &header_only]);
+    assert!(
+        report["warnings"].to_string().contains("security.trusted_proxies"),
+        "{report}"
+    );
     let _ = std::fs::remove_dir_all(dir);
 }

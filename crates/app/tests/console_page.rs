@@ -1,15 +1,18 @@
 //! The developer console's routes through the real router: `GET /` and
 //! `GET /dev/outbox` with the console SMS provider, and neither with a real
-//! provider (the outbox shows codes). The page itself is driven in a
-//! browser by `console_browser.rs`.
+//! provider (the outbox shows codes), and only to connections from this
+//! machine. The page itself is driven in a browser by `console_browser.rs`.
 
 #![allow(clippy::unwrap_used, reason = "a panic is how a test reports failure")]
 
 mod common;
 
+use std::net::{IpAddr, SocketAddr};
+
 use axum::{
     Router,
     body::Body,
+    extract::ConnectInfo,
     http::{Request, StatusCode, header},
 };
 use common::spawn_app;
@@ -24,14 +27,18 @@ use phonegate_adapters::{
 };
 use secrecy::SecretString;
 use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tower::ServiceExt as _;
 
+/// A request from this machine (the server gives every request its peer's
+/// address; the console answers only loopback peers).
 async fn get(router: &Router, path: &str, host: &str) -> (StatusCode, Option<String>, String) {
     let response = router
         .clone()
         .oneshot(
             Request::get(path)
                 .header(header::HOST, host)
+                .extension(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 50_000))))
                 .body(Body::empty())
                 .unwrap(),
         )
@@ -146,5 +153,77 @@ async fn a_real_sms_provider_has_no_console_and_no_dev_outbox() {
         }
         // The surfaces themselves are served.
         assert_eq!(get(&router, "/healthz", "localhost").await.0, StatusCode::OK);
+    }
+}
+
+/// This machine's address on its network, if it has one: the source
+/// address the kernel picks for a public destination. Connecting a UDP
+/// socket sends nothing.
+fn network_address() -> Option<IpAddr> {
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    socket.connect("203.0.113.1:9").ok()?;
+    let address = socket.local_addr().ok()?.ip();
+    (!address.is_loopback() && !address.is_unspecified()).then_some(address)
+}
+
+/// `GET path` with `Host: host` on a fresh connection to `to`; the status
+/// line's code and the body.
+async fn get_over_tcp(to: SocketAddr, path: &str, host: &str) -> (u16, String) {
+    let mut stream = tokio::net::TcpStream::connect(to).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let status = response.split(' ').nth(1).unwrap().parse().unwrap();
+    let body = response.split_once("\r\n\r\n").unwrap().1.to_owned();
+    (status, body)
+}
+
+/// The console over real sockets, served by the same loop as `phonegate
+/// serve`: a connection to the machine's network address comes from that
+/// (non-loopback) address and gets the console-less 404 even with `Host:
+/// localhost`; a connection to 127.0.0.1 gets the console. (Without a
+/// network address the check is made on the connection info the server
+/// would give.)
+#[tokio::test]
+async fn the_console_answers_only_connections_from_this_machine() {
+    let app = spawn_app(TestBackend::Sqlite).await;
+    let Some(address) = network_address() else {
+        let response = app
+            .router
+            .clone()
+            .oneshot(
+                Request::get("/dev/outbox")
+                    .header(header::HOST, "localhost")
+                    .extension(ConnectInfo(SocketAddr::from(([192, 0, 2, 2], 50_000))))
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        return;
+    };
+    let limits = phonegate::exposure::server_limits(&Settings::defaults().unwrap());
+    let mut served = vec![];
+    for bind in [SocketAddr::new(address, 0), SocketAddr::from(([127, 0, 0, 1], 0))] {
+        let listener = tokio::net::TcpListener::bind(bind).await.unwrap();
+        served.push(listener.local_addr().unwrap());
+        tokio::spawn(phonegate_api::server::serve(
+            listener,
+            app.router.clone(),
+            limits,
+            std::future::pending(),
+        ));
+    }
+    let (network, loopback) = (served[0], served[1]);
+    for path in ["/", "/dev/outbox"] {
+        for host in ["localhost", "127.0.0.1:8080"] {
+            let (status, body) = get_over_tcp(network, path, host).await;
+            assert_eq!(status, 404, "{path} via {network} with Host {host}: {body}");
+            assert!(body.is_empty(), "{body}");
+            let (status, body) = get_over_tcp(loopback, path, host).await;
+            assert_eq!(status, 200, "{path} via {loopback} with Host {host}: {body}");
+        }
     }
 }

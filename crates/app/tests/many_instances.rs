@@ -46,6 +46,11 @@ fn start_instance(database_url: &str, twilio: &MockServer, prefix: &str) -> Serv
         &[
             ("PHONEGATE__DATABASE__URL", database_url),
             ("PHONEGATE__SMS__PROVIDER", "twilio"),
+            // A real provider needs an https reset link.
+            (
+                "PHONEGATE__MAIL__RESET_URL_TEMPLATE",
+                "https://example.com/reset?token={token}",
+            ),
             (
                 "PHONEGATE__AUTH__JWT_SECRET",
                 "a-master-secret-of-all-three-instances-0123456789",

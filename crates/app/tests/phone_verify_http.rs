@@ -292,3 +292,41 @@ on_both_backends!(
     invalid_numbers_are_field_errors,
     form_bodies_work,
 );
+
+/// A client's `x-request-id` is kept (and echoed) when it is at most 64
+/// characters of `[A-Za-z0-9._-]`; any other is replaced by a fresh id, so
+/// a client cannot put what it likes into every log line of its request.
+#[tokio::test]
+async fn a_client_request_id_is_kept_only_when_short_and_plain() {
+    let app = spawn_app(TestBackend::Sqlite).await;
+    let answer_id = |sent: &[&str]| {
+        let mut request = axum::http::Request::get("/healthz");
+        for id in sent {
+            request = request.header("x-request-id", *id);
+        }
+        let request = request.body(axum::body::Body::empty()).unwrap();
+        let app = &app;
+        async move {
+            let reply = app.send(request).await;
+            assert_eq!(reply.status, StatusCode::OK);
+            reply.headers["x-request-id"].to_str().unwrap().to_owned()
+        }
+    };
+    let plain = "0f8c2a4e-6b1d-4a55.9a0e_3c1f2b7d9e10";
+    assert_eq!(answer_id(&[plain]).await, plain);
+    let longest = "a".repeat(64);
+    assert_eq!(answer_id(&[&longest]).await, longest);
+    for sent in [
+        vec!["a".repeat(65)],
+        vec!["level=error msg=forged".to_owned()],
+        vec!["id\"quoted".to_owned()],
+        vec!["one".to_owned(), "two".to_owned()],
+    ] {
+        let sent: Vec<&str> = sent.iter().map(String::as_str).collect();
+        let used = answer_id(&sent).await;
+        assert!(!sent.contains(&used.as_str()), "{sent:?} was kept");
+        // A fresh UUID instead.
+        assert_eq!(used.len(), 36, "{used}");
+        assert!(used.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-'), "{used}");
+    }
+}

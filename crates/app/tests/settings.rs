@@ -162,6 +162,7 @@ fn the_example_file_names_every_key() {
         "jwt_hs256_key",
         "jwt_private_key_file",
         "client_ip_header",
+        "admin_bind",
         "redis_url",
     ] {
         assert!(

@@ -114,6 +114,11 @@ impl Phonegate {
             .envs([
                 ("PHONEGATE__SERVER__BIND", format!("127.0.0.1:{port}")),
                 ("PHONEGATE__SMS__PROVIDER", provider.to_owned()),
+                // A real provider needs an https reset link.
+                (
+                    "PHONEGATE__MAIL__RESET_URL_TEMPLATE",
+                    "https://example.com/reset?token={token}".to_owned(),
+                ),
                 (
                     "PHONEGATE__AUTH__JWT_SECRET",
                     "an-e2e-test-master-secret-0123456789".to_owned(),

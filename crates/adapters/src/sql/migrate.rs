@@ -48,6 +48,13 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0005_outbox_notify.sql"),
         postgres: include_str!("../../migrations/postgres/0005_outbox_notify.sql"),
     },
+    // Version 6 belongs to another change; versions need not be contiguous.
+    Migration {
+        version: 7,
+        name: "flows",
+        sqlite: include_str!("../../migrations/sqlite/0007_flows.sql"),
+        postgres: include_str!("../../migrations/postgres/0007_flows.sql"),
+    },
 ];
 
 #[derive(Iden)]

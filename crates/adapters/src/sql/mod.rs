@@ -8,6 +8,7 @@ mod outbox;
 mod profile_cache;
 mod schema;
 mod store;
+mod verified;
 
 pub use db::{Backend, Db, DbError, DbOptions};
 pub use migrate::migrate;

@@ -133,13 +133,27 @@ impl Mailer for SmtpMailer {
                 mail.html_body.expose_secret().to_owned(),
             ))
             .map_err(|error| DeliveryError::Misconfigured(format!("building the message: {error}")))?;
+        // The server's text may quote the recipient's address: the error
+        // carries the reply code only (it ends up in the outbox's
+        // `last_error`), and the full text goes to the log.
+        let code = |error: &lettre::transport::smtp::Error| {
+            error
+                .status()
+                .map_or_else(|| "smtp".to_owned(), |code| format!("smtp {code}"))
+        };
         match self.transport.send(message).await {
             Ok(_) => Ok(()),
+            // A permanent (5xx) answer means this message will never be
+            // accepted (no such mailbox, refused sender, policy): fail it at
+            // once instead of retrying until it expires.
             Err(error) if error.is_permanent() => {
-                tracing::error!(error = %error, "the SMTP server refused the message");
-                Err(DeliveryError::Misconfigured(format!("SMTP permanent error: {error}")))
+                tracing::error!(error = %error, "the SMTP server refused the message for good");
+                Err(DeliveryError::Rejected(code(&error)))
             }
-            Err(error) => Err(DeliveryError::Unavailable(format!("SMTP: {error}"))),
+            Err(error) => {
+                tracing::warn!(error = %error, "the SMTP server is unavailable");
+                Err(DeliveryError::Unavailable(code(&error)))
+            }
         }
     }
 }

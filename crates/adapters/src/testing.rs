@@ -144,3 +144,53 @@ macro_rules! on_both_backends {
         }
     };
 }
+
+/// Makes every insert into `table` fail, as a full disk or a dropped
+/// connection would, until [`allow_inserts`]: for tests that a use case
+/// writes all or nothing. `table` is one of the schema's table names.
+pub async fn fail_inserts(db: &crate::sql::Db, table: &'static str) {
+    let trigger = format!("phonegate_test_fail_{table}");
+    match db {
+        crate::sql::Db::Sqlite(pool) => {
+            let sql = format!(
+                "CREATE TRIGGER {trigger} BEFORE INSERT ON {table} BEGIN SELECT RAISE(ABORT, 'injected failure'); END"
+            );
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .execute(pool)
+                .await
+                .unwrap_or_else(|error| panic!("{error}"));
+        }
+        crate::sql::Db::Postgres(pool) => {
+            let sql = format!(
+                "CREATE OR REPLACE FUNCTION phonegate_test_fail() RETURNS trigger LANGUAGE plpgsql AS \
+                 $$ BEGIN RAISE EXCEPTION 'injected failure'; END $$; \
+                 CREATE TRIGGER {trigger} BEFORE INSERT ON {table} FOR EACH ROW EXECUTE FUNCTION phonegate_test_fail()"
+            );
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .execute(pool)
+                .await
+                .unwrap_or_else(|error| panic!("{error}"));
+        }
+    }
+}
+
+/// Undoes [`fail_inserts`].
+pub async fn allow_inserts(db: &crate::sql::Db, table: &'static str) {
+    let trigger = format!("phonegate_test_fail_{table}");
+    match db {
+        crate::sql::Db::Sqlite(pool) => {
+            let sql = format!("DROP TRIGGER {trigger}");
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .execute(pool)
+                .await
+                .unwrap_or_else(|error| panic!("{error}"));
+        }
+        crate::sql::Db::Postgres(pool) => {
+            let sql = format!("DROP TRIGGER {trigger} ON {table}");
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .execute(pool)
+                .await
+                .unwrap_or_else(|error| panic!("{error}"));
+        }
+    }
+}

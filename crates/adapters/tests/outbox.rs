@@ -292,10 +292,11 @@ async fn racing_issuers_each_queue_exactly_one_message(backend: TestBackend) {
     for task in tasks {
         task.await.unwrap().unwrap();
     }
+    assert_eq!(outbox_rows(&store).await.len(), 8, "one message per issue, none twice");
+    // Only the surviving challenge's message is ever sent; the superseded
+    // ones are dropped by the claim.
     let claimed = store.claim_due(NOW, LEASE, 100).await.unwrap();
-    let bodies: HashSet<String> = claimed.iter().map(|m| body(&m.message.envelope)).collect();
-    assert_eq!(claimed.len(), 8, "one message per issue, none twice");
-    assert_eq!(bodies.len(), 8);
+    assert_eq!(claimed.len(), 1);
     let mut live = 0;
     for i in 0..8u32 {
         let lookup = SecretHash::from_bytes(i.to_be_bytes().repeat(8));
@@ -306,7 +307,80 @@ async fn racing_issuers_each_queue_exactly_one_message(backend: TestBackend) {
     assert_eq!(live, 1);
 }
 
+/// Every outbox row as (challenge id, state, last error), oldest first.
+async fn outbox_rows(store: &SqlStore) -> Vec<(Option<i64>, String, Option<String>)> {
+    let sql = "SELECT challenge_id, state, last_error FROM outbox ORDER BY id";
+    match store.db() {
+        Db::Sqlite(pool) => sqlx::query_as(sql).fetch_all(pool).await.unwrap(),
+        Db::Postgres(pool) => sqlx::query_as(sql).fetch_all(pool).await.unwrap(),
+    }
+}
+
+/// Security II, finding 14: a code superseded before its message was sent
+/// is never sent. Code A, then code B for the same number before the
+/// dispatcher runs: the dispatcher delivers B only and A's row is dropped,
+/// its payload gone.
+async fn a_superseded_codes_message_is_dropped_before_sending(backend: TestBackend) {
+    use phonegate_domain::{
+        delivery::Messenger,
+        outbox::{DispatchSettings, Dispatcher},
+        ports::{Clock, MockMailer, MockSmsSender, MockVoiceCaller},
+    };
+    #[derive(Debug)]
+    struct Fixed;
+    impl Clock for Fixed {
+        fn now(&self) -> Timestamp {
+            NOW
+        }
+    }
+    let (_database, store) = store(backend).await;
+    let first = store.replace_live(challenge(1, NOW), sms(1, NOW)).await.unwrap();
+    let mut second_challenge = challenge(2, NOW);
+    second_challenge.phone = phone(1);
+    let second = store.replace_live(second_challenge, sms(2, NOW)).await.unwrap();
+    let mut sender = MockSmsSender::new();
+    sender
+        .expect_send_sms()
+        .times(1)
+        .withf(|message| message.body.expose_secret() == "Your phonegate code is 900002")
+        .returning(|_| Ok(()));
+    let store = Arc::new(store);
+    let dispatcher = Dispatcher::new(
+        store.clone(),
+        Messenger::new(Arc::new(sender), Arc::new(MockVoiceCaller::new()), "phonegate".into()),
+        Arc::new(MockMailer::new()),
+        Arc::new(Fixed),
+        DispatchSettings::default(),
+    );
+    let report = dispatcher.dispatch_due().await.unwrap();
+    assert_eq!((report.claimed, report.sent), (1, 1));
+    let rows = outbox_rows(&store).await;
+    assert_eq!(
+        rows,
+        vec![
+            (
+                Some(first.get()),
+                "dropped".to_owned(),
+                Some("code superseded or used before delivery".to_owned())
+            ),
+            (Some(second.get()), "sent".to_owned(), None),
+        ]
+    );
+    let payloads: i64 = match store.db() {
+        Db::Sqlite(pool) => sqlx::query_scalar("SELECT COUNT(payload) FROM outbox")
+            .fetch_one(pool)
+            .await
+            .unwrap(),
+        Db::Postgres(pool) => sqlx::query_scalar("SELECT COUNT(payload) FROM outbox")
+            .fetch_one(pool)
+            .await
+            .unwrap(),
+    };
+    assert_eq!(payloads, 0, "no code is left sealed in the table");
+}
+
 on_both_backends!(
+    a_superseded_codes_message_is_dropped_before_sending,
     a_queued_message_is_claimed_once_and_then_sent,
     a_dead_dispatchers_message_is_taken_over_when_its_lease_ends,
     a_retry_comes_due_at_its_time,

@@ -150,7 +150,81 @@ async fn a_refused_recipient_is_an_error() {
     )
     .unwrap();
     let error = mailer.send(&mail("blocked@example.com")).await.unwrap_err();
-    assert!(matches!(error, DeliveryError::Misconfigured(_)), "{error:?}");
+    assert!(matches!(error, DeliveryError::Rejected(_)), "{error:?}");
+    // The server's text quotes the address; the error keeps the code only.
+    assert_eq!(
+        error.to_string(),
+        "the provider refused the message for good (smtp 550)"
+    );
+}
+
+/// Security II, finding 14: a permanent SMTP refusal (550: no such
+/// mailbox) fails the message at once instead of retrying it until it
+/// expires, and its recorded error holds neither the address nor the text.
+#[tokio::test]
+async fn a_permanent_refusal_fails_the_message_at_once() {
+    use phonegate_domain::{
+        delivery::Messenger,
+        outbox::{
+            ClaimedMessage, DeliveryOutcome, DispatchSettings, Dispatcher, Envelope, MockOutboxStore, OutboxMessage,
+        },
+        ports::{MockClock, MockSmsSender, MockVoiceCaller},
+        time::Timestamp,
+    };
+    let (port, delivered) = smtp_server();
+    let mailer = SmtpMailer::new(
+        &format!("smtp://127.0.0.1:{port}"),
+        "no-reply@example.com",
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    let now = Timestamp::from_unix_millis(1_800_000_000_000);
+    let mut clock = MockClock::new();
+    clock.expect_now().return_const(now);
+    let mut outbox = MockOutboxStore::new();
+    let mut queue = vec![ClaimedMessage {
+        id: 1,
+        lease: 7,
+        attempts: 1,
+        message: OutboxMessage {
+            envelope: Envelope::Mail(mail("blocked@example.com")),
+            purpose: "password_reset",
+            created_at: now,
+            not_after: now.plus(Duration::from_secs(3600)),
+        },
+    }];
+    outbox
+        .expect_claim_due()
+        .times(1)
+        .returning(move |_, _, _| Ok(std::mem::take(&mut queue)));
+    let outcomes: Arc<Mutex<Vec<DeliveryOutcome>>> = Arc::default();
+    let recorded = outcomes.clone();
+    outbox.expect_finish().returning(move |_, _, outcome, _| {
+        recorded.lock().unwrap().push(outcome);
+        Ok(())
+    });
+    let dispatcher = Dispatcher::new(
+        Arc::new(outbox),
+        Messenger::new(
+            Arc::new(MockSmsSender::new()),
+            Arc::new(MockVoiceCaller::new()),
+            "phonegate".into(),
+        ),
+        Arc::new(mailer),
+        Arc::new(clock),
+        DispatchSettings::default(),
+    );
+    let report = dispatcher.dispatch_due().await.unwrap();
+    assert_eq!(report.failed, 1, "{report:?}");
+    let outcomes = outcomes.lock().unwrap();
+    let [DeliveryOutcome::Failed { error }] = outcomes.as_slice() else {
+        panic!("failed at once: {outcomes:?}");
+    };
+    assert!(
+        !error.contains("blocked") && !error.to_lowercase().contains("mailbox"),
+        "{error}"
+    );
+    assert!(delivered.lock().unwrap().is_empty());
 }
 
 #[tokio::test]

@@ -16,9 +16,10 @@ use phonegate_domain::{
     otp::{AttemptOutcome, Channel, NewChallenge, Purpose, SecretHash},
     outbox::Outgoing,
     phone::PhoneNumber,
-    ports::{ChallengeStore, CreateUserError, DeviceStore, Readiness, UserStore},
+    phone_login::PendingAccessCode,
+    ports::{AccessCodeStore as _, ChallengeStore, DeviceStore, Readiness, UserStore},
     time::Timestamp,
-    user::{NewAddress, NewUser, UserId},
+    user::{NewAddress, NewUser, PhoneVerification, UserId},
 };
 
 const NOW: Timestamp = Timestamp::from_unix_millis(1_800_000_000_000);
@@ -52,24 +53,41 @@ fn challenge(lookup: u8, phone_text: &str, user: Option<UserId>) -> NewChallenge
     }
 }
 
+fn jake(phone_text: &str) -> NewUser {
+    NewUser {
+        phone: phone(phone_text),
+        first_name: Some("Jake".into()),
+        last_name: Some("Deamon".into()),
+        address: Some(NewAddress {
+            district_id: Some(1),
+            address_type: Some("Profile".into()),
+            ..NewAddress::default()
+        }),
+    }
+}
+
+fn verification(phone_text: &str, access_code: Option<PendingAccessCode>) -> PhoneVerification {
+    PhoneVerification {
+        phone: phone(phone_text),
+        verified_at: NOW,
+        access_code,
+        requires_signup: false,
+    }
+}
+
+/// A pin-auth signup whose pin was verified: the user it created.
 async fn new_user(store: &SqlStore, phone_text: &str, lookup: u8) -> UserId {
-    store
-        .create_with_challenge(
-            NewUser {
-                phone: phone(phone_text),
-                first_name: Some("Jake".into()),
-                last_name: Some("Deamon".into()),
-                address: Some(NewAddress {
-                    district_id: Some(1),
-                    address_type: Some("Profile".into()),
-                    ..NewAddress::default()
-                }),
-            },
-            challenge(lookup, phone_text, None),
-            Outgoing::Nothing,
-        )
+    let id = store
+        .store_signup(jake(phone_text), challenge(lookup, phone_text, None), Outgoing::Nothing)
         .await
-        .unwrap()
+        .unwrap();
+    let signup = PhoneVerification {
+        requires_signup: true,
+        ..verification(phone_text, None)
+    };
+    let (user, created) = store.consume_verifying(id, signup).await.unwrap().unwrap();
+    assert!(created);
+    user.id
 }
 
 fn hash(lookup: u8) -> SecretHash {
@@ -215,55 +233,166 @@ async fn concurrent_attempts_never_exceed_the_limit(backend: TestBackend) {
     assert_eq!(spent, 5);
 }
 
-async fn a_user_is_created_with_address_and_challenge_in_one_transaction(backend: TestBackend) {
+/// Security II, finding 8: a signup creates no user; its names and address
+/// wait with its challenge and make the user only when it is consumed.
+async fn a_signup_is_pending_until_its_challenge_is_consumed(backend: TestBackend) {
     let (_database, store) = store(backend).await;
-    let user = new_user(&store, "+85251224538", 1).await;
-    let profile = store.profile(user).await.unwrap().unwrap();
+    let id = store
+        .store_signup(
+            jake("+85251224538"),
+            challenge(1, "+85251224538", None),
+            Outgoing::Nothing,
+        )
+        .await
+        .unwrap();
+    assert!(store.find_by_phone(&phone("+85251224538")).await.unwrap().is_none());
+    match store.spend_attempt(&hash(1), NOW).await.unwrap() {
+        AttemptOutcome::Spent(attempt) => assert_eq!(attempt.user_id, None),
+        other => panic!("{other:?}"),
+    }
+    let (user, created) = store
+        .consume_verifying(id, verification("+85251224538", None))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(created);
+    assert_eq!(user.first_name.as_deref(), Some("Jake"));
+    let profile = store.profile(user.id).await.unwrap().unwrap();
     assert_eq!(
         profile.user.phone.as_ref().map(PhoneNumber::as_str),
         Some("+85251224538")
     );
-    assert_eq!(profile.user.first_name.as_deref(), Some("Jake"));
+    assert_eq!(profile.user.last_name.as_deref(), Some("Deamon"));
     assert_eq!(profile.addresses.len(), 1);
     assert_eq!(profile.addresses[0].district_id, Some(1));
-    assert_eq!(profile.addresses[0].user_id, user);
-    match store.spend_attempt(&hash(1), NOW).await.unwrap() {
-        AttemptOutcome::Spent(attempt) => assert_eq!(attempt.user_id, Some(user)),
-        other => panic!("{other:?}"),
-    }
+    assert_eq!(profile.addresses[0].user_id, user.id);
     assert_eq!(
         store.find_by_phone(&phone("+85251224538")).await.unwrap().unwrap().id,
-        user
+        user.id
     );
     assert!(store.find_by_phone(&phone("+85251224539")).await.unwrap().is_none());
     assert!(store.profile(UserId::new(999_999)).await.unwrap().is_none());
+    // Consumed once: a second consume writes nothing.
+    assert!(
+        store
+            .consume_verifying(id, verification("+85251224538", None))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // A challenge for no user without a pending signup (a decoy) never
+    // makes a user when a signup is required, and stays as it was.
+    let decoy = store
+        .replace_live(challenge(2, "+85251224539", None), Outgoing::Nothing)
+        .await
+        .unwrap();
+    let required = PhoneVerification {
+        requires_signup: true,
+        ..verification("+85251224539", None)
+    };
+    assert!(store.consume_verifying(decoy, required).await.unwrap().is_none());
+    assert!(store.find_by_phone(&phone("+85251224539")).await.unwrap().is_none());
+    assert!(matches!(
+        store.spend_attempt(&hash(2), NOW).await.unwrap(),
+        AttemptOutcome::Spent(_)
+    ));
 }
 
-async fn a_taken_phone_writes_nothing(backend: TestBackend) {
+/// Security II, finding 8: a superseded signup's fields are never used,
+/// and an existing user keeps its own.
+async fn a_superseded_signup_is_never_applied(backend: TestBackend) {
     let (_database, store) = store(backend).await;
-    new_user(&store, "+85251224538", 1).await;
+    let mut mallory = jake("+85251224538");
+    mallory.first_name = Some("Mallory".into());
+    let first = store
+        .store_signup(mallory.clone(), challenge(1, "+85251224538", None), Outgoing::Nothing)
+        .await
+        .unwrap();
+    let mut olivia = jake("+85251224538");
+    olivia.first_name = Some("Olivia".into());
+    olivia.address = None;
     let second = store
-        .create_with_challenge(
-            NewUser {
-                phone: phone("+85251224538"),
-                first_name: None,
-                last_name: None,
-                address: Some(NewAddress::default()),
-            },
-            challenge(2, "+85251224538", None),
-            Outgoing::Nothing,
-        )
-        .await;
-    assert!(matches!(second, Err(CreateUserError::PhoneTaken)), "{second:?}");
-    // The rolled-back transaction left neither a challenge nor a superseded one.
-    assert_eq!(
-        store.spend_attempt(&hash(2), NOW).await.unwrap(),
-        AttemptOutcome::NotFound
+        .store_signup(olivia, challenge(2, "+85251224538", None), Outgoing::Nothing)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .consume_verifying(first, verification("+85251224538", None))
+            .await
+            .unwrap()
+            .is_none(),
+        "superseded"
     );
+    let (user, _) = store
+        .consume_verifying(second, verification("+85251224538", None))
+        .await
+        .unwrap()
+        .unwrap();
+    let profile = store.profile(user.id).await.unwrap().unwrap();
+    assert_eq!(profile.user.first_name.as_deref(), Some("Olivia"));
+    assert!(profile.addresses.is_empty());
+    // A signup of a number that has a user by the time it is verified
+    // leaves that user as it is.
+    let third = store
+        .store_signup(mallory, challenge(3, "+85251224538", None), Outgoing::Nothing)
+        .await
+        .unwrap();
+    let (same, created) = store
+        .consume_verifying(third, verification("+85251224538", None))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((same.id, created), (user.id, false));
+    assert_eq!(same.first_name.as_deref(), Some("Olivia"));
+}
+
+/// Security II, finding 14: the consume and the writes it stands for are
+/// one transaction. When the access code cannot be written, nothing is:
+/// the challenge is still live (the same code can be tried again) and no
+/// user was created.
+async fn a_failed_write_leaves_the_challenge_live(backend: TestBackend) {
+    use phonegate_adapters::testing::{allow_inserts, fail_inserts};
+    let (_database, store) = store(backend).await;
+    let id = store
+        .replace_live(challenge(1, "+12063721234", None), Outgoing::Nothing)
+        .await
+        .unwrap();
+    let code = || {
+        Some(PendingAccessCode {
+            code_hash: SecretHash::from_bytes(vec![0xAC; 32]),
+            device_id: "d1".into(),
+            expires_at: NOW.plus(Duration::from_secs(3600)),
+        })
+    };
+    fail_inserts(store.db(), "access_codes").await;
+    assert!(
+        store
+            .consume_verifying(id, verification("+12063721234", code()))
+            .await
+            .is_err()
+    );
+    assert!(store.find_by_phone(&phone("+12063721234")).await.unwrap().is_none());
     assert!(matches!(
         store.spend_attempt(&hash(1), NOW).await.unwrap(),
         AttemptOutcome::Spent(_)
     ));
+    allow_inserts(store.db(), "access_codes").await;
+    let (user, created) = store
+        .consume_verifying(id, verification("+12063721234", code()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(created);
+    let record = store
+        .find_access_code(&SecretHash::from_bytes(vec![0xAC; 32]))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((record.user_id, record.device_id.as_str()), (user.id, "d1"));
+    assert_eq!(
+        store.spend_attempt(&hash(1), NOW).await.unwrap(),
+        AttemptOutcome::Closed
+    );
 }
 
 async fn a_push_handle_belongs_to_one_user(backend: TestBackend) {
@@ -444,8 +573,9 @@ on_both_backends!(
     a_challenge_is_consumed_once,
     concurrent_consumers_have_exactly_one_winner,
     concurrent_attempts_never_exceed_the_limit,
-    a_user_is_created_with_address_and_challenge_in_one_transaction,
-    a_taken_phone_writes_nothing,
+    a_signup_is_pending_until_its_challenge_is_consumed,
+    a_superseded_signup_is_never_applied,
+    a_failed_write_leaves_the_challenge_live,
     a_push_handle_belongs_to_one_user,
     permissions_are_listed_in_the_profile,
     a_server_secret_is_created_once,

@@ -742,3 +742,110 @@ async fn logs_carry_twilio_codes_but_no_secret() {
         assert!(logs.contains(expected), "the logs lack {expected:?}:\n{logs}");
     }
 }
+
+// --- Through the outbox --------------------------------------------------
+
+/// An SQLite store with one text to `TO` queued (its challenge live), a
+/// dispatcher over it that sends through Twilio at `server`, and the
+/// database (kept alive by the caller).
+async fn queued_text(
+    server: &MockServer,
+) -> (
+    phonegate_adapters::testing::TestDatabase,
+    Arc<phonegate_adapters::sql::SqlStore>,
+    phonegate_domain::outbox::Dispatcher,
+) {
+    use phonegate_adapters::{
+        clock::ManualClock,
+        sql::{Db, DbOptions, SqlStore, migrate},
+        testing::{TestBackend, TestDatabase},
+    };
+    use phonegate_domain::{
+        delivery::Messenger,
+        otp::{NewChallenge, Purpose, SecretHash},
+        outbox::{DispatchSettings, Dispatcher, Envelope, OutboxMessage, Outgoing},
+        ports::{ChallengeStore as _, Clock as _, MockMailer},
+    };
+    let database = TestDatabase::create(TestBackend::Sqlite).await;
+    let db = Db::connect(&database.url, &DbOptions::default()).await.unwrap();
+    let clock = ManualClock::starting_now();
+    let now = clock.now();
+    migrate(&db, now.unix_millis()).await.unwrap();
+    let store = Arc::new(SqlStore::new(db));
+    let challenge = NewChallenge {
+        purpose: Purpose::PhoneVerify,
+        phone: phone(),
+        user_id: None,
+        channel: Channel::Sms,
+        device_binding: None,
+        lookup_hash: SecretHash::from_bytes(vec![1; 32]),
+        code_hash: SecretHash::from_bytes(vec![2; 32]),
+        max_attempts: 5,
+        created_at: now,
+        expires_at: now.plus(Duration::from_secs(600)),
+    };
+    let message = Outgoing::Message(OutboxMessage {
+        envelope: Envelope::Sms(sms()),
+        purpose: "phone_verify",
+        created_at: now,
+        not_after: now.plus(Duration::from_secs(600)),
+    });
+    store.replace_live(challenge, message).await.unwrap();
+    let twilio = Arc::new(client(server));
+    let dispatcher = Dispatcher::new(
+        store.clone(),
+        Messenger::new(twilio.clone(), twilio, "phonegate".into()),
+        Arc::new(MockMailer::new()),
+        Arc::new(clock),
+        DispatchSettings::default(),
+    );
+    (database, store, dispatcher)
+}
+
+/// The outbox row's (state, attempts, last_error).
+async fn outbox_row(store: &phonegate_adapters::sql::SqlStore) -> (String, i32, Option<String>) {
+    let phonegate_adapters::sql::Db::Sqlite(pool) = store.db() else {
+        panic!("an SQLite store");
+    };
+    sqlx::query_as("SELECT state, attempts, last_error FROM outbox")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+/// Security II, finding 14: Twilio's final refusals (not a mobile number,
+/// region not enabled, recipient opted out, invalid number) fail the
+/// message at once: one request, the row failed, no retry until expiry.
+#[tokio::test]
+async fn final_twilio_refusals_fail_the_message_at_once() {
+    for code in [21610, 21408, 21614, 21211] {
+        let server = MockServer::start().await;
+        mount(&server, &messages_path(), twilio_error(400, code, "Refused")).await;
+        let (_database, store, dispatcher) = queued_text(&server).await;
+        let report = dispatcher.dispatch_due().await.unwrap();
+        assert_eq!((report.claimed, report.failed), (1, 1), "{code}: {report:?}");
+        assert_requests(&server, 1, &messages_path(), &sms_fields()).await;
+        let (state, attempts, _) = outbox_row(&store).await;
+        assert_eq!((state.as_str(), attempts), ("failed", 1), "{code}");
+    }
+}
+
+/// Security II, finding 14: the outbox's `last_error` keeps Twilio's status
+/// and code, never its text, which echoes the number (and could echo the
+/// message).
+#[tokio::test]
+async fn last_error_holds_no_number_and_no_text() {
+    let echo = format!("The 'To' number {TO} is not a valid phone number: {SMS_BODY}");
+    for (status, code, final_state) in [(400, 21211, "failed"), (400, 21602, "pending"), (401, 20003, "pending")] {
+        let server = MockServer::start().await;
+        mount(&server, &messages_path(), twilio_error(status, code, &echo)).await;
+        let (_database, store, dispatcher) = queued_text(&server).await;
+        dispatcher.dispatch_due().await.unwrap();
+        let (state, _, last_error) = outbox_row(&store).await;
+        assert_eq!(state, final_state, "{code}");
+        let last_error = last_error.unwrap();
+        for leak in ["4155550100", "not a valid", "482913", "Your phonegate"] {
+            assert!(!last_error.contains(leak), "{code}: {last_error}");
+        }
+    }
+}

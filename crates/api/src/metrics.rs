@@ -218,7 +218,7 @@ impl Registry {
             ),
             provider_errors: Counters::new(
                 "phonegate_provider_errors_total",
-                "Provider calls that failed, by error (invalid_number, rate_limited, misconfigured, unavailable).",
+                "Provider calls that failed, by error (invalid_number, rejected, rate_limited, misconfigured, unavailable).",
                 &["provider", "operation", "error"],
             ),
             provider_error_codes: Counters::new(

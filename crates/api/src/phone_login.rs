@@ -206,7 +206,9 @@ impl From<DeliveryError> for Envelope {
         match error {
             DeliveryError::InvalidNumber => ParameterError::InvalidPhone.into(),
             DeliveryError::RateLimited { retry_after } => Self::too_many_requests(retry_after),
-            error @ (DeliveryError::Unavailable(_) | DeliveryError::Misconfigured(_)) => Self::unavailable(&error),
+            error @ (DeliveryError::Unavailable(_) | DeliveryError::Misconfigured(_) | DeliveryError::Rejected(_)) => {
+                Self::unavailable(&error)
+            }
         }
     }
 }

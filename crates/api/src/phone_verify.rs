@@ -145,7 +145,9 @@ impl From<DeliveryError> for ApiError {
         match error {
             DeliveryError::InvalidNumber => phone_error(PhoneInputError::Invalid),
             DeliveryError::RateLimited { retry_after } => Self::Throttled(retry_after),
-            error @ (DeliveryError::Unavailable(_) | DeliveryError::Misconfigured(_)) => Self::unavailable(&error),
+            error @ (DeliveryError::Unavailable(_) | DeliveryError::Misconfigured(_) | DeliveryError::Rejected(_)) => {
+                Self::unavailable(&error)
+            }
         }
     }
 }

@@ -138,7 +138,9 @@ impl From<DeliveryError> for ApiError {
         match error {
             DeliveryError::InvalidNumber => Self::unprocessable("Mobile is invalid"),
             DeliveryError::RateLimited { retry_after } => Self::too_many_requests(retry_after),
-            error @ (DeliveryError::Unavailable(_) | DeliveryError::Misconfigured(_)) => Self::unavailable(&error),
+            error @ (DeliveryError::Unavailable(_) | DeliveryError::Misconfigured(_) | DeliveryError::Rejected(_)) => {
+                Self::unavailable(&error)
+            }
         }
     }
 }

@@ -106,7 +106,9 @@ impl ApiError {
                 )
             },
             DeliveryError::InvalidNumber => Self::unprocessable("Phone is invalid."),
-            error @ (DeliveryError::Unavailable(_) | DeliveryError::Misconfigured(_)) => Self::unavailable(&error),
+            error @ (DeliveryError::Unavailable(_) | DeliveryError::Misconfigured(_) | DeliveryError::Rejected(_)) => {
+                Self::unavailable(&error)
+            }
         }
     }
 }

@@ -44,7 +44,7 @@ pub fn spawn(settings: &Settings, store: &SqlStore, dispatcher: &Dispatcher, clo
     let signal = store.outbox_signal().clone();
     let poll = Duration::from_millis(settings.outbox.poll_interval_ms.max(10));
     for worker in 0..settings.outbox.workers.max(1) {
-        tasks.spawn(dispatch_loop(
+        tasks.spawn(supervise_dispatcher(
             worker,
             dispatcher.clone(),
             signal.clone(),
@@ -63,6 +63,71 @@ pub fn spawn(settings: &Settings, store: &SqlStore, dispatcher: &Dispatcher, clo
         ));
     }
     Background { stop, tasks }
+}
+
+/// The wait before a panicked dispatcher is restarted, doubled after each
+/// further panic up to [`MAX_RESTART_BACKOFF`], so a panic on every message
+/// does not spin.
+const RESTART_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_RESTART_BACKOFF: Duration = Duration::from_secs(10);
+
+/// Aborts the task when dropped, so a supervisor that is itself aborted (a
+/// shutdown that ran out of time) takes its worker with it.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Runs worker `worker`'s dispatch loop in a task of its own and restarts it
+/// if it panics: a bug or a misbehaving provider client must not stop
+/// delivery for the rest of the process's life. The panic is logged with
+/// the worker's index but not its payload, which could quote a message.
+/// The message whose delivery panicked stays claimed until its lease ends,
+/// then is tried again like any other.
+async fn supervise_dispatcher(
+    worker: u32,
+    dispatcher: Dispatcher,
+    signal: OutboxSignal,
+    poll: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut panics: u32 = 0;
+    loop {
+        let mut run = AbortOnDrop(tokio::spawn(dispatch_loop(
+            worker,
+            dispatcher.clone(),
+            signal.clone(),
+            poll,
+            stop.clone(),
+        )));
+        match (&mut run.0).await {
+            Ok(()) => return,
+            Err(error) if error.is_panic() => {
+                panics = panics.saturating_add(1);
+                let backoff = RESTART_BACKOFF
+                    .saturating_mul(1u32 << panics.saturating_sub(1).min(10))
+                    .min(MAX_RESTART_BACKOFF);
+                tracing::error!(
+                    worker,
+                    panics,
+                    restart_in_ms = u64::try_from(backoff.as_millis()).unwrap_or(u64::MAX),
+                    "outbox dispatcher panicked; restarting it"
+                );
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    _ = stop.changed() => {}
+                }
+                if *stop.borrow() {
+                    return;
+                }
+            }
+            // Cancelled: the runtime is shutting down.
+            Err(_) => return,
+        }
+    }
 }
 
 /// How old the oldest waiting message may get before the backlog is

@@ -46,6 +46,8 @@ async fn post_from(app: &TestApp, ip: &str, path: &str, body: &Value) -> Reply {
     .await
 }
 
+/// Signs `mobile` up and verifies the signup's pin: the user exists from
+/// then on, so send_pin sends it real pins.
 async fn signup(app: &TestApp, mobile: &str) {
     let reply = app
         .post_json(
@@ -53,6 +55,11 @@ async fn signup(app: &TestApp, mobile: &str) {
             &json!({"user_auth": {"mobile": mobile, "first_name": "Jake", "last_name": "Deamon",
                      "address_attributes": {"district_id": "1", "address_type": "Profile"}}}),
         )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    let key = reply.body["otp_auth_key"].as_str().unwrap().to_owned();
+    let reply = app
+        .post_json(VERIFY, &json!({"otp_auth_key": key, "pin": app.last_code_to(mobile)}))
         .await;
     assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
 }

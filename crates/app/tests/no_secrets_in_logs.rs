@@ -58,7 +58,14 @@ async fn full_flow(app: &TestApp, mobile: &str) -> Vec<String> {
         .await;
     let first_key = signup.body["otp_auth_key"].as_str().unwrap().to_owned();
     let first_pin = app.last_code_to(mobile);
-    let resend = app.post_json("/api/v1/auth/send_pin", &json!({"mobile": mobile})).await;
+    // A second signup: the mobile has no user until a pin is verified, so
+    // this (not send_pin) sends the new pin.
+    let resend = app
+        .post_json(
+            "/api/v1/auth/signup",
+            &json!({"user_auth": {"mobile": mobile, "address_attributes": {"district_id": 1}}}),
+        )
+        .await;
     let key = resend.body["otp_auth_key"].as_str().unwrap().to_owned();
     let pin = app.last_code_to(mobile);
     // A superseded key and a wrong pin, then the right one.
@@ -75,6 +82,10 @@ async fn full_flow(app: &TestApp, mobile: &str) -> Vec<String> {
         .await;
     assert_eq!(verified.status, 200);
     let jwt = verified.body["jwt_token"].as_str().unwrap().to_owned();
+    // The user exists now: send_pin sends a real pin.
+    let again = app.post_json("/api/v1/auth/send_pin", &json!({"mobile": mobile})).await;
+    secrets.push(again.body["otp_auth_key"].as_str().unwrap().to_owned());
+    secrets.push(app.last_code_to(mobile));
     app.get_with_bearer("/api/v1/auth/current_user_profile", &jwt).await;
     app.send(
         Request::post("/api/v1/auth/register_device")
@@ -310,4 +321,125 @@ fn assert_no_secret(scrubbed: &str, logs: &str, secrets: &[String]) {
             assert!(!logs.contains(secret.as_str()), "a key or token appears in the logs");
         }
     }
+}
+
+/// A text sender whose first delivery panics (with the recipient in the
+/// panic's message), as a bug in a provider client might; every later one
+/// is recorded.
+#[derive(Debug, Default)]
+struct PanicsOnce {
+    calls: std::sync::atomic::AtomicU32,
+    delivered: Mutex<Vec<String>>,
+}
+
+#[async_trait::async_trait]
+impl phonegate_domain::ports::SmsSender for PanicsOnce {
+    async fn send_sms(
+        &self,
+        message: &phonegate_domain::ports::OutgoingSms,
+    ) -> Result<(), phonegate_domain::ports::DeliveryError> {
+        if self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+            panic!("provider client bug while texting {}", message.to);
+        }
+        self.delivered.lock().unwrap().push(message.to.as_str().to_owned());
+        Ok(())
+    }
+}
+
+/// Queues a text to `to` with a live challenge, as an issued code does.
+async fn queue_text(app: &TestApp, to: &str, lookup: u8) {
+    use phonegate_domain::{
+        otp::{Channel, NewChallenge, Purpose, SecretHash},
+        outbox::{Envelope, OutboxMessage, Outgoing},
+        phone::PhoneNumber,
+        ports::{ChallengeStore as _, Clock as _, OutgoingSms},
+    };
+    let now = app.clock.now();
+    let phone = PhoneNumber::parse_e164(to).unwrap();
+    let challenge = NewChallenge {
+        purpose: Purpose::PhoneVerify,
+        phone: phone.clone(),
+        user_id: None,
+        channel: Channel::Sms,
+        device_binding: None,
+        lookup_hash: SecretHash::from_bytes(vec![lookup; 32]),
+        code_hash: SecretHash::from_bytes(vec![0xC0; 32]),
+        max_attempts: 5,
+        created_at: now,
+        expires_at: now.plus(std::time::Duration::from_secs(600)),
+    };
+    let message = OutboxMessage {
+        envelope: Envelope::Sms(OutgoingSms {
+            to: phone,
+            body: secrecy::SecretString::from("Your phonegate code is 123456"),
+        }),
+        purpose: "phone_verify",
+        created_at: now,
+        not_after: now.plus(std::time::Duration::from_secs(600)),
+    };
+    app.store
+        .replace_live(challenge, Outgoing::Message(message))
+        .await
+        .unwrap();
+}
+
+/// Waits until `done`, for at most 20 seconds: a bound on a background
+/// task, not a measure of its speed.
+async fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// Security II, finding 14: a background dispatcher that panics is logged
+/// (its worker index, not the panic's message) and restarted, so the next
+/// message is still delivered.
+#[tokio::test]
+async fn a_panicking_dispatcher_is_logged_and_restarted() {
+    use phonegate_domain::{
+        delivery::Messenger,
+        outbox::{DispatchSettings, Dispatcher},
+    };
+    let capture = Capture::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_ansi(false)
+        .without_time()
+        .with_writer(capture.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let app = spawn_app(TestBackend::Sqlite).await;
+    let sender = Arc::new(PanicsOnce::default());
+    let dispatcher = Dispatcher::new(
+        Arc::new(app.store.clone()),
+        Messenger::new(sender.clone(), Arc::new(app.sms.clone()), "phonegate".into()),
+        Arc::new(app.mail.clone()),
+        Arc::new(app.clock.clone()),
+        DispatchSettings::default(),
+    );
+    let mut settings = phonegate::settings::Settings::defaults().unwrap();
+    settings.outbox.workers = 1;
+    settings.housekeeping.interval_seconds = 0;
+    let background = phonegate::background::spawn(&settings, &app.store, &dispatcher, Arc::new(app.clock.clone()));
+    let logs = || String::from_utf8_lossy(&capture.0.lock().unwrap()).into_owned();
+    queue_text(&app, "+12063721234", 1).await;
+    wait_until("the panic was logged", || logs().contains("outbox dispatcher panicked")).await;
+    queue_text(&app, "+12063725678", 2).await;
+    wait_until("the next message was delivered", || {
+        sender.delivered.lock().unwrap().contains(&"+12063725678".to_owned())
+    })
+    .await;
+    background.shutdown(std::time::Duration::from_secs(5)).await;
+    let logs = logs();
+    let line = logs
+        .lines()
+        .find(|line| line.contains("outbox dispatcher panicked"))
+        .unwrap();
+    assert!(line.contains("ERROR") && line.contains("worker=0"), "{line}");
+    assert!(
+        !logs.contains("provider client bug"),
+        "the panic's message is not logged: {logs}"
+    );
 }

@@ -111,6 +111,23 @@ async fn check_pin_returns_an_access_code(backend: TestBackend) {
     assert_eq!(reply.body["res_info"], res_info(4, "INVALID_PIN"));
 }
 
+/// Security II, finding 14: the PIN is consumed in the transaction that
+/// writes the access code, so a database failure there does not burn it:
+/// the same PIN works once the database is back.
+async fn a_failed_access_code_write_leaves_the_pin_usable(backend: TestBackend) {
+    use phonegate_adapters::testing::{allow_inserts, fail_inserts};
+    let app = spawn_app(backend).await;
+    login(&app, "phone_number=(206)372-1234&device_id=abcde").await;
+    let pin = app.last_code_to(PHONE);
+    fail_inserts(app.store.db(), "access_codes").await;
+    let reply = check_seed_pin(&app, &pin).await;
+    assert_ne!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    allow_inserts(app.store.db(), "access_codes").await;
+    let reply = check_seed_pin(&app, &pin).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    assert_eq!(reply.body["res_info"], res_info(22, "NEW_ACCESS_CODE"));
+}
+
 /// call_verify=T calls the phone and reads the PIN aloud; the flow continues identically.
 async fn call_verify_calls_instead_of_texting(backend: TestBackend) {
     let app = spawn_app(backend).await;
@@ -351,6 +368,7 @@ on_both_backends!(
     ping_pongs,
     phone_login_of_a_new_phone,
     check_pin_returns_an_access_code,
+    a_failed_access_code_write_leaves_the_pin_usable,
     call_verify_calls_instead_of_texting,
     a_wrong_device_gets_no_access_code,
     an_expired_pin_is_23,

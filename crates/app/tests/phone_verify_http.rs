@@ -281,8 +281,26 @@ async fn tokens_of_one_kind_are_refused_where_the_other_is_expected() {
     assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
 }
 
+/// Security II, finding 14: the code is consumed in the transaction that
+/// writes the user, so a database failure there does not burn it: the same
+/// code works once the database is back.
+async fn a_failed_user_write_leaves_the_code_usable(backend: TestBackend) {
+    use phonegate_adapters::testing::{allow_inserts, fail_inserts};
+    let app = spawn_app(backend).await;
+    let token = register(&app, PHONE).await;
+    let body = json!({"phone_number": PHONE, "security_code": app.last_code_to(PHONE), "session_token": token});
+    fail_inserts(app.store.db(), "users").await;
+    let reply = app.post_json(VERIFY, &body).await;
+    assert_ne!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    allow_inserts(app.store.db(), "users").await;
+    let reply = app.post_json(VERIFY, &body).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    assert_eq!(reply.body, json!({"message": "Security code is valid."}));
+}
+
 on_both_backends!(
     register_sends_a_code_and_returns_a_session_token,
+    a_failed_user_write_leaves_the_code_usable,
     verify_accepts_the_code,
     a_wrong_code_is_not_valid,
     an_expired_code_says_so,

@@ -70,7 +70,7 @@ async fn signed_in(app: &TestApp, mobile: &str) -> Value {
 /// Seed: send pin with valid host and valid (registered) mobile → 200 {otp_auth_key}.
 async fn send_pin_to_a_registered_mobile(backend: TestBackend) {
     let app = spawn_app(backend).await;
-    signup_seed_user(&app, "+85261677528").await;
+    signed_in(&app, "+85261677528").await;
     let reply = app.post_json(SEND_PIN, &json!({"mobile": "+85261677528"})).await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_auth_key_shape(&reply.body);
@@ -151,7 +151,8 @@ async fn send_pin_with_invalid_mobiles(backend: TestBackend) {
     }
 }
 
-/// Seed: signup → 200 {otp_auth_key}, a pin is texted, and the user exists.
+/// Seed: signup → 200 {otp_auth_key} and a pin is texted (the user exists
+/// once the pin is verified).
 async fn signup_creates_the_user_and_texts_a_pin(backend: TestBackend) {
     let app = spawn_app(backend).await;
     signup_seed_user(&app, "+85251224538").await;
@@ -161,7 +162,7 @@ async fn signup_creates_the_user_and_texts_a_pin(backend: TestBackend) {
 /// Signup of an existing mobile sends a new pin and ignores the other fields.
 async fn signup_of_an_existing_mobile_ignores_the_other_fields(backend: TestBackend) {
     let app = spawn_app(backend).await;
-    signup_seed_user(&app, "+85251224538").await;
+    signed_in(&app, "+85251224538").await;
     let reply = app
         .post_json(
             SIGNUP,
@@ -338,7 +339,14 @@ async fn a_new_pin_invalidates_the_old_one(backend: TestBackend) {
     let app = spawn_app(backend).await;
     let old_key = signup_seed_user(&app, "+85251224538").await;
     let old_code = app.last_code_to("+85251224538");
-    let reply = app.post_json(SEND_PIN, &json!({"mobile": "+85251224538"})).await;
+    // The number has no user until a pin is verified: a second signup
+    // sends the new pin.
+    let reply = app
+        .post_json(
+            SIGNUP,
+            &json!({"user_auth": {"mobile": "+85251224538", "address_attributes": {}}}),
+        )
+        .await;
     let new_key = reply.body["otp_auth_key"].as_str().unwrap().to_owned();
     assert_ne!(old_key, new_key);
     let reply = app
@@ -352,6 +360,85 @@ async fn a_new_pin_invalidates_the_old_one(backend: TestBackend) {
         )
         .await;
     assert_eq!(reply.status, StatusCode::OK);
+}
+
+/// Security II, finding 8: a signup's names and address wait for its pin.
+/// Mallory signs up a number she does not hold; its owner then confirms it
+/// on the tokens surface (it is not "already taken") and signs in with it
+/// on pin-auth: the owner's profile shows none of Mallory's data.
+async fn an_unverified_signup_shows_nothing_to_the_owner_and_holds_no_number(backend: TestBackend) {
+    let app = spawn_app(backend).await;
+    let mobile = "+85251224538";
+    let reply = app
+        .post_json(
+            SIGNUP,
+            &json!({"user_auth": {"mobile": mobile, "first_name": "Mallory", "last_name": "Mallet",
+                     "address_attributes": {"street": "Mallory Street", "district_id": "9"}}}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    app.create_user("owner@beyondvip.com", "password", "Olivia", "Owner")
+        .await;
+    let reply = app
+        .form(
+            "POST",
+            "/api/v1/tokens.json",
+            "email=owner@beyondvip.com&password=password",
+        )
+        .await;
+    let token = reply.body["token"].as_str().unwrap().to_owned();
+    let reply = app
+        .form(
+            "POST",
+            "/api/v1/settings/send_phone_verification.json",
+            &format!("auth_token={token}&phone=%2B85251224538"),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    let code = app.last_code_to(mobile);
+    let reply = app
+        .form(
+            "POST",
+            "/api/v1/settings/verify_phone.json",
+            &format!("auth_token={token}&token={code}"),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    let reply = app.post_json(SEND_PIN, &json!({"mobile": mobile})).await;
+    let key = reply.body["otp_auth_key"].as_str().unwrap().to_owned();
+    let reply = app
+        .post_json(VERIFY, &json!({"otp_auth_key": key, "pin": app.last_code_to(mobile)}))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    assert_eq!(reply.body["user"]["user_profile"]["first_name"], "Olivia");
+    assert_eq!(reply.body["user"]["addresses"], json!([]));
+    assert!(!reply.body.to_string().contains("Mall"), "{}", reply.body);
+}
+
+/// A verified signup is the user, with the names and address it sent; a
+/// later signup of the same number by anyone changes none of them.
+async fn a_verified_signup_names_the_user(backend: TestBackend) {
+    let app = spawn_app(backend).await;
+    let body = signed_in(&app, "+85251224538").await;
+    assert_eq!(body["user"]["user_profile"]["first_name"], "Jake");
+    assert_eq!(body["user"]["user_profile"]["last_name"], "Deamon");
+    assert_eq!(body["user"]["addresses"].as_array().unwrap().len(), 1);
+    // Before verification nothing of a second signup is applied, and after
+    // it the existing user keeps its own fields.
+    let reply = app
+        .post_json(
+            SIGNUP,
+            &json!({"user_auth": {"mobile": "+85251224538", "first_name": "Mallory", "address_attributes": {}}}),
+        )
+        .await;
+    let key = reply.body["otp_auth_key"].as_str().unwrap().to_owned();
+    let reply = app
+        .post_json(
+            VERIFY,
+            &json!({"otp_auth_key": key, "pin": app.last_code_to("+85251224538")}),
+        )
+        .await;
+    assert_eq!(reply.body["user"]["user_profile"]["first_name"], "Jake");
 }
 
 /// A pin works once.
@@ -578,6 +665,8 @@ async fn signup_bounds_free_text(backend: TestBackend) {
 }
 
 on_both_backends!(
+    an_unverified_signup_shows_nothing_to_the_owner_and_holds_no_number,
+    a_verified_signup_names_the_user,
     every_surface_answers_405_in_its_own_shape,
     signup_bounds_free_text,
     send_pin_to_a_registered_mobile,

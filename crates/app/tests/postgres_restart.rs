@@ -65,10 +65,16 @@ async fn the_service_answers_503_while_postgres_is_down_and_recovers_by_itself()
     }
     let app = spawn_app(TestBackend::Postgres).await;
     let signup = json!({"user_auth": {"mobile": MOBILE, "address_attributes": {}}});
-    assert_eq!(
-        app.post_json("/api/v1/auth/signup", &signup).await.status,
-        StatusCode::OK
-    );
+    let reply = app.post_json("/api/v1/auth/signup", &signup).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    // The user exists once the signup's pin is verified; then send_pin
+    // sends real pins.
+    let key = reply.body["otp_auth_key"].as_str().unwrap().to_owned();
+    let pin = app.last_code_to(MOBILE);
+    let reply = app
+        .post_json("/api/v1/auth/verify", &json!({"otp_auth_key": key, "pin": pin}))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
 
     let _restart = Restart;
     pg_ctlcluster("stop");

@@ -720,7 +720,43 @@ impl OtpEngine {
         device: Option<&str>,
         client: &Client,
     ) -> Result<VerifiedChallenge, CheckError> {
-        let result = self.check_uncounted(purpose, lookup, code, device, client).await;
+        let now = self.clock.now();
+        let challenges = &self.challenges;
+        self.check_then(purpose, lookup, code, device, client, |verified| async move {
+            Ok::<_, StoreError>(challenges.consume(verified.id, now).await?.then_some(verified))
+        })
+        .await
+    }
+
+    /// Like [`OtpEngine::check`], except that the matching challenge is
+    /// consumed by `consume`, which must consume it only if it is still
+    /// live, together with whatever the verification writes, in one
+    /// transaction, and answer `None` (having written nothing) when it was
+    /// no longer live. So a write that fails leaves the code usable, and a
+    /// code is never spent without its effect.
+    pub async fn check_then<T, F, Fut>(
+        &self,
+        purpose: Purpose,
+        lookup: &LookupKey,
+        code: &OtpCode,
+        device: Option<&str>,
+        client: &Client,
+        consume: F,
+    ) -> Result<T, CheckError>
+    where
+        F: FnOnce(VerifiedChallenge) -> Fut,
+        Fut: std::future::Future<Output = Result<Option<T>, StoreError>>,
+    {
+        let result = match self.check_uncounted(purpose, lookup, code, device, client).await {
+            Ok(matched) => match consume(matched).await {
+                Ok(Some(value)) => Ok(value),
+                // Another check consumed it first, or a newer code
+                // superseded it, after this attempt was spent.
+                Ok(None) => Err(CheckError::Closed),
+                Err(error) => Err(CheckError::Store(error)),
+            },
+            Err(error) => Err(error),
+        };
         let outcome = match &result {
             Ok(_) => "verified",
             Err(CheckError::WrongCode { .. }) => "wrong_code",
@@ -736,6 +772,8 @@ impl OtpEngine {
         result
     }
 
+    /// Spends an attempt and compares the code; the matching challenge is
+    /// returned still live, for the caller to consume.
     async fn check_uncounted(
         &self,
         purpose: Purpose,
@@ -810,9 +848,6 @@ impl OtpEngine {
         // either way its holder has the code).
         if let Some(lockout) = &self.lockout {
             lockout.record_success(&attempt.phone).await;
-        }
-        if !self.challenges.consume(attempt.id, now).await? {
-            return Err(CheckError::Closed);
         }
         Ok(VerifiedChallenge {
             id: attempt.id,

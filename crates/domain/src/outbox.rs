@@ -356,7 +356,7 @@ impl Dispatcher {
             Err(error) => error,
         };
         let retry_after = match &error {
-            DeliveryError::InvalidNumber => {
+            DeliveryError::InvalidNumber | DeliveryError::Rejected(_) => {
                 tracing::warn!(id, kind, purpose, attempts, %error, "provider refused the message for good");
                 return DeliveryOutcome::Failed {
                     error: error.to_string(),

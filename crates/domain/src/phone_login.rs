@@ -19,7 +19,7 @@ use crate::{
     phone::{PhoneNumber, PhonePolicy},
     ports::{AccessCodeStore, DeliveryError, StoreError, UserStore},
     time::Timestamp,
-    user::UserId,
+    user::{PhoneVerification, UserId},
 };
 
 /// Bytes of randomness in an access code (hex: 32 characters).
@@ -141,6 +141,15 @@ pub struct NewAccessCode {
     pub code_hash: SecretHash,
     pub device_id: String,
     pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+/// An access code to store for whichever user the verified phone has,
+/// which the store learns in the same transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingAccessCode {
+    pub code_hash: SecretHash,
+    pub device_id: String,
     pub expires_at: Timestamp,
 }
 
@@ -289,12 +298,35 @@ impl PhoneLogin {
         let pin = required(verify_pin, "verify_pin")?;
         let pin = OtpCode::parse(pin, self.settings.policy.length).ok_or(CheckPinError::InvalidPin)?;
         let lookup = LookupKey::from_bytes(phone.as_str().as_bytes().to_vec());
-        match self
+        let now = self.otp.clock().now();
+        let access_code: String = self
             .otp
-            .check(Purpose::PhoneLogin, &lookup, &pin, Some(device), client)
-            .await
-        {
-            Ok(_) => {}
+            .random_bytes(ACCESS_CODE_BYTES)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let expires_at = now.plus(self.settings.access_code_ttl);
+        let verification = PhoneVerification {
+            phone: phone.clone(),
+            verified_at: now,
+            access_code: Some(PendingAccessCode {
+                code_hash: self.access_code_hash(&access_code),
+                device_id: device.to_owned(),
+                expires_at,
+            }),
+            requires_signup: false,
+        };
+        // The PIN is consumed in the transaction that writes the user and
+        // the access code: a failed write leaves the PIN usable for a retry.
+        let users = &self.users;
+        let checked = self
+            .otp
+            .check_then(Purpose::PhoneLogin, &lookup, &pin, Some(device), client, |challenge| {
+                users.consume_verifying(challenge.id, verification)
+            })
+            .await;
+        let (user, created) = match checked {
+            Ok(verified) => verified,
             Err(CheckError::Refused(refusal)) => return Err(CheckPinError::Refused(refusal)),
             Err(CheckError::Expired | CheckError::Exhausted) => {
                 return Err(CheckPinError::PinExpired);
@@ -304,25 +336,7 @@ impl PhoneLogin {
             Err(CheckError::NotFound | CheckError::WrongCode { .. } | CheckError::Closed | CheckError::Locked) => {
                 return Err(CheckPinError::InvalidPin);
             }
-        }
-        let now = self.otp.clock().now();
-        let (user, created) = self.users.upsert_verified_phone(&phone, now).await?;
-        let access_code: String = self
-            .otp
-            .random_bytes(ACCESS_CODE_BYTES)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        let expires_at = now.plus(self.settings.access_code_ttl);
-        self.access_codes
-            .insert_access_code(NewAccessCode {
-                user_id: user.id,
-                code_hash: self.access_code_hash(&access_code),
-                device_id: device.to_owned(),
-                created_at: now,
-                expires_at,
-            })
-            .await?;
+        };
         tracing::info!(user_id = user.id.get(), created, "PIN checked; access code issued");
         Ok(AccessGrant {
             access_code,

@@ -18,7 +18,7 @@ use crate::{
     phone::{PhoneInputError, PhonePolicy},
     ports::{DeliveryError, StoreError, TokenIssuer, UserStore},
     token::{IssuedToken, TokenError},
-    user::UserId,
+    user::{PhoneVerification, UserId},
 };
 
 /// Bytes of randomness in a session's nonce.
@@ -220,12 +220,28 @@ impl PhoneVerify {
             .decode(&session.nonce)
             .map_err(|_| PhoneVerifyError::InvalidCode)?;
         let code = OtpCode::parse(code, self.settings.policy.length).ok_or(PhoneVerifyError::InvalidCode)?;
-        match self
+        // The code is consumed in the transaction that writes the user: a
+        // failed write leaves the code usable for a retry.
+        let verification = PhoneVerification {
+            phone,
+            verified_at: now,
+            access_code: None,
+            requires_signup: false,
+        };
+        let users = &self.users;
+        let checked = self
             .otp
-            .check(Purpose::PhoneVerify, &LookupKey::from_bytes(nonce), &code, None, client)
-            .await
-        {
-            Ok(_) => {}
+            .check_then(
+                Purpose::PhoneVerify,
+                &LookupKey::from_bytes(nonce),
+                &code,
+                None,
+                client,
+                |challenge| users.consume_verifying(challenge.id, verification),
+            )
+            .await;
+        let (user, created) = match checked {
+            Ok(verified) => verified,
             Err(CheckError::Refused(refusal)) => return Err(PhoneVerifyError::Refused(refusal)),
             Err(CheckError::Expired) => return Err(PhoneVerifyError::Expired),
             Err(CheckError::Exhausted) => return Err(PhoneVerifyError::TooManyAttempts),
@@ -234,8 +250,7 @@ impl PhoneVerify {
             Err(CheckError::NotFound | CheckError::WrongCode { .. } | CheckError::Closed | CheckError::Locked) => {
                 return Err(PhoneVerifyError::InvalidCode);
             }
-        }
-        let (user, created) = self.users.upsert_verified_phone(&phone, now).await?;
+        };
         tracing::info!(user_id = user.id.get(), created, "phone verified");
         Ok(VerifiedPhone {
             user_id: user.id,

@@ -16,9 +16,9 @@ use crate::{
     device::{PushHandle, PushHandleError, PushPlatform, PushPlatformError},
     otp::{Channel, CheckError, IssueError, IssueRequest, LookupKey, OtpCode, OtpEngine, OtpPolicy, Purpose},
     phone::{MobileError, MobileRule, PhoneNumber},
-    ports::{CreateUserError, DeliveryError, DeviceStore, StoreError, TokenIssuer, UserStore},
+    ports::{DeliveryError, DeviceStore, StoreError, TokenIssuer, UserStore},
     token::{IssuedToken, TokenError},
-    user::{NewAddress, NewUser, UserId, UserProfile},
+    user::{NewAddress, NewUser, PhoneVerification, UserId, UserProfile},
 };
 use base64::{Engine as _, engine::general_purpose::STANDARD};
 
@@ -247,8 +247,11 @@ impl PinAuth {
         }
     }
 
-    /// `signup`: creates the user unless the mobile already has one (then
-    /// the other fields are ignored), and sends a pin either way.
+    /// `signup`: sends a pin either way. If the mobile has a user, the other
+    /// fields are ignored. If not, they are kept pending with the pin's
+    /// challenge and the user is created with them only when that pin is
+    /// verified: a signup by someone who does not hold the number never
+    /// shows its names to the number's owner, and holds the number nowhere.
     pub async fn signup(&self, request: SignupRequest, client: &Client) -> Result<OtpAuthKey, SendPinError> {
         let phone = self.settings.mobile_rule.parse(&request.mobile)?;
         // Checked before the lookup, for known and unknown mobiles alike:
@@ -277,25 +280,15 @@ impl PinAuth {
             .otp
             .issue_unstored(self.issue_request(&phone, None, &lookup, client), &self.messenger)
             .await?;
-        let new_user = NewUser {
+        let signup = NewUser {
             phone: phone.clone(),
             first_name: request.first_name,
             last_name: request.last_name,
             address: request.address,
         };
-        match self.users.create_with_challenge(new_user, challenge, outgoing).await {
-            Ok(user) => {
-                tracing::info!(user_id = user.get(), "user signed up; pin queued");
-                Ok(key)
-            }
-            // A concurrent signup for the same number won the race: treat
-            // this one as a signup of an existing user.
-            Err(CreateUserError::PhoneTaken) => match self.users.find_by_phone(&phone).await? {
-                Some(user) => self.challenge_user(&phone, user.id, client).await,
-                None => Err(StoreError("user vanished after a phone conflict".into()).into()),
-            },
-            Err(CreateUserError::Store(error)) => Err(error.into()),
-        }
+        self.users.store_signup(signup, challenge, outgoing).await?;
+        tracing::info!("signup pending until its pin is verified; pin queued");
+        Ok(key)
     }
 
     /// `verify`: exchanges a key and pin for a JWT and the user's profile.
@@ -309,7 +302,30 @@ impl PinAuth {
         // Malformed input cannot match any challenge; it spends no attempt.
         let lookup = OtpAuthKey::decode(otp_auth_key).ok_or(VerifyError::InvalidPin)?;
         let code = OtpCode::parse(pin, self.settings.policy.length).ok_or(VerifyError::InvalidPin)?;
-        let verified = match self.otp.check(Purpose::PinAuth, &lookup, &code, None, client).await {
+        // The pin proves the client holds the challenge's number: in the
+        // transaction that consumes it, the number's user is marked verified,
+        // or created with the signup's pending fields (a decoy has no code
+        // and never gets here).
+        let now = self.otp.clock().now();
+        let users = &self.users;
+        let checked = self
+            .otp
+            .check_then(Purpose::PinAuth, &lookup, &code, None, client, |challenge| {
+                users.consume_verifying(
+                    challenge.id,
+                    PhoneVerification {
+                        phone: challenge.phone,
+                        verified_at: now,
+                        access_code: None,
+                        // A challenge for no user is a signup's, or a decoy
+                        // (which never matches, but never yields a session
+                        // even if it did).
+                        requires_signup: challenge.user_id.is_none(),
+                    },
+                )
+            })
+            .await;
+        let (user, created) = match checked {
             Ok(verified) => verified,
             Err(CheckError::Refused(refusal)) => return Err(VerifyError::Refused(refusal)),
             Err(CheckError::Expired) => return Err(VerifyError::Expired),
@@ -320,16 +336,10 @@ impl PinAuth {
                 return Err(VerifyError::InvalidPin);
             }
         };
-        // A decoy challenge has no user: its pin was never sent to anyone.
-        let user_id = verified.user_id.ok_or(VerifyError::InvalidPin)?;
+        let user_id = user.id;
         let profile = self.users.profile(user_id).await?.ok_or(VerifyError::InvalidPin)?;
-        // The number now counts as returning for the SMS budget's reserve.
-        self.otp.note_verified(&verified).await;
-        let token = self
-            .tokens
-            .issue(user_id, self.otp.clock().now())
-            .map_err(VerifyError::Token)?;
-        tracing::info!(user_id = user_id.get(), "pin verified; token issued");
+        let token = self.tokens.issue(user_id, now).map_err(VerifyError::Token)?;
+        tracing::info!(user_id = user_id.get(), created, "pin verified; token issued");
         Ok(Session { token, profile })
     }
 

@@ -21,7 +21,7 @@ use crate::{
     time::Timestamp,
     token::{AccessClaims, IssuedToken, PhoneSession, PublicJwk, TokenError},
     token_auth::{Account, NewAccount, NewPasswordReset, NewSession, ResetOutcome, SessionRecord},
-    user::{NewUser, User, UserId, UserProfile},
+    user::{NewUser, PhoneVerification, User, UserId, UserProfile},
 };
 
 /// A store could not do what was asked because it is unreachable or failed.
@@ -236,17 +236,35 @@ pub trait UserStore: Send + Sync {
     /// (another instance) within the cache's lifetime.
     async fn profile(&self, id: UserId) -> Result<Option<UserProfile>, StoreError>;
 
-    /// Creates `user` (and its address, if any) and stores `challenge` for
-    /// the new user, with `outgoing` in the outbox, all in one transaction:
-    /// either all exist afterwards or none does. The challenge's `user_id`
-    /// is set to the new user's id. Live challenges with the same purpose
-    /// and phone are superseded.
-    async fn create_with_challenge(
+    /// For a signup of a number with no user: stores `challenge` (live
+    /// challenges with the same purpose and phone are superseded), with
+    /// `outgoing` in the outbox and `signup`'s names and address kept
+    /// pending with the challenge, in one transaction. No user is created:
+    /// [`UserStore::consume_verifying`] creates it with these fields once
+    /// the challenge's code is verified. A superseded challenge's pending
+    /// fields are never used.
+    async fn store_signup(
         &self,
-        user: NewUser,
+        signup: NewUser,
         challenge: NewChallenge,
         outgoing: Outgoing,
-    ) -> Result<UserId, CreateUserError>;
+    ) -> Result<ChallengeId, StoreError>;
+
+    /// In one transaction: consumes `challenge` if it is still live, and
+    /// writes what its verification means: the user of
+    /// `verification.phone` marked verified (created if there is none, with
+    /// the challenge's pending signup fields if it has any) and
+    /// `verification.access_code` for that user. Returns the user and
+    /// whether it was created; `None`, having written nothing, when the
+    /// challenge was no longer live (consumed by a concurrent check, or
+    /// superseded, or a decoy: see [`PhoneVerification::requires_signup`]).
+    /// If a write fails nothing is written and the challenge stays live, so
+    /// the same code can be tried again.
+    async fn consume_verifying(
+        &self,
+        challenge: ChallengeId,
+        verification: PhoneVerification,
+    ) -> Result<Option<(User, bool)>, StoreError>;
 
     /// The user whose phone is `phone`, created if there is none, with the
     /// phone marked verified at `now` (if it was not already). Returns the
@@ -302,12 +320,24 @@ pub struct OutgoingSms {
 }
 
 /// Why a message could not be delivered to the provider. Messages are for
-/// logs and never contain a code, a token or a credential.
+/// logs and the outbox's `last_error`: they never contain a code, a token,
+/// a credential, the recipient or the message's text, and adapters put in
+/// them only a provider's code and status, never its free text (which may
+/// echo the recipient).
 #[derive(Debug, thiserror::Error)]
 pub enum DeliveryError {
-    /// The provider says the number cannot receive messages (Twilio 21211, 60200).
+    /// The provider says the number cannot receive messages (Twilio 21211,
+    /// 21614, 60200).
     #[error("the provider rejected the number")]
     InvalidNumber,
+    /// The provider refused this message for good for another reason: the
+    /// recipient opted out (Twilio 21610), the account may not send to the
+    /// number's region (21408), or the mail server answered a permanent
+    /// (5xx) error. No retry can succeed, so the message fails at once.
+    /// The text names the provider and its code only (`twilio 21610`,
+    /// `smtp 550`).
+    #[error("the provider refused the message for good ({0})")]
+    Rejected(String),
     /// The provider is rate-limiting us or this number (Twilio 20429, 60203,
     /// 60212); try again after `retry_after` if known.
     #[error("the provider is rate-limiting requests")]
@@ -321,11 +351,12 @@ pub enum DeliveryError {
 }
 
 impl DeliveryError {
-    /// A short, fixed name for metrics: `invalid_number`, `rate_limited`,
-    /// `misconfigured` or `unavailable`.
+    /// A short, fixed name for metrics: `invalid_number`, `rejected`,
+    /// `rate_limited`, `misconfigured` or `unavailable`.
     pub const fn kind(&self) -> &'static str {
         match self {
             Self::InvalidNumber => "invalid_number",
+            Self::Rejected(_) => "rejected",
             Self::RateLimited { .. } => "rate_limited",
             Self::Misconfigured(_) => "misconfigured",
             Self::Unavailable(_) => "unavailable",

@@ -18,12 +18,13 @@ use crate::{
     },
     outbox::{Envelope, Outgoing},
     phone::PhoneNumber,
+    phone_login::NewAccessCode,
     ports::{
         MockChallengeStore, MockClock, MockRandomSource, MockSmsSender, MockTokenIssuer, MockUserStore, MockVoiceCaller,
     },
     time::Timestamp,
     token::{AccessClaims, IssuedToken, PhoneSession, TokenError},
-    user::{User, UserId, UserProfile},
+    user::{NewUser, User, UserId, UserProfile},
 };
 
 #[derive(Debug)]
@@ -44,6 +45,10 @@ pub struct World {
     pub now: Mutex<i64>,
     /// Decoy outbox rows written.
     pub decoys: Mutex<usize>,
+    /// Signups kept pending, by challenge id.
+    pub signups: Mutex<Vec<(i64, NewUser)>>,
+    /// Access codes written with a consumed challenge.
+    pub access_codes: Mutex<Vec<NewAccessCode>>,
 }
 
 impl World {
@@ -238,16 +243,84 @@ pub fn users(world: &Arc<World>) -> MockUserStore {
             }))
     });
     let w = world.clone();
-    users.expect_upsert_verified_phone().returning(move |phone, _now| {
-        let mut users = w.users.lock().unwrap();
-        if let Some(user) = users.iter().find(|u| u.phone.as_ref() == Some(phone)) {
-            return Ok((user.clone(), false));
+    users
+        .expect_upsert_verified_phone()
+        .returning(move |phone, _now| Ok(upsert_user(&w, phone, None)));
+    let w = world.clone();
+    users
+        .expect_store_signup()
+        .returning(move |signup, challenge, outgoing| {
+            w.record(outgoing);
+            let mut rows = w.rows.lock().unwrap();
+            for row in rows.iter_mut() {
+                if row.challenge.purpose == challenge.purpose && row.challenge.phone == challenge.phone {
+                    row.closed = true;
+                }
+            }
+            let id = rows.len() as i64 + 1;
+            rows.push(Row {
+                id,
+                challenge,
+                attempts: 0,
+                closed: false,
+            });
+            w.signups.lock().unwrap().push((id, signup));
+            Ok(ChallengeId::new(id))
+        });
+    let w = world.clone();
+    users.expect_consume_verifying().returning(move |id, verification| {
+        let has_signup = w
+            .signups
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(challenge, _)| *challenge == id.get());
+        if verification.requires_signup && !has_signup {
+            return Ok(None);
         }
-        let user = user(users.len() as i64 + 100, phone.as_str());
-        users.push(user.clone());
-        Ok((user, true))
+        {
+            let mut rows = w.rows.lock().unwrap();
+            let row = rows.iter_mut().find(|row| row.id == id.get()).unwrap();
+            if std::mem::replace(&mut row.closed, true) {
+                return Ok(None);
+            }
+        }
+        let signup = w
+            .signups
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(challenge, _)| *challenge == id.get())
+            .map(|(_, signup)| signup.clone());
+        let (user, created) = upsert_user(&w, &verification.phone, signup);
+        if let Some(code) = verification.access_code {
+            w.access_codes.lock().unwrap().push(NewAccessCode {
+                user_id: user.id,
+                code_hash: code.code_hash,
+                device_id: code.device_id,
+                created_at: verification.verified_at,
+                expires_at: code.expires_at,
+            });
+        }
+        Ok(Some((user, created)))
     });
     users
+}
+
+/// The user of `phone`, created (with `signup`'s names, if given) if there
+/// is none.
+fn upsert_user(world: &World, phone: &PhoneNumber, signup: Option<NewUser>) -> (User, bool) {
+    let mut users = world.users.lock().unwrap();
+    if let Some(user) = users.iter().find(|u| u.phone.as_ref() == Some(phone)) {
+        return (user.clone(), false);
+    }
+    let mut user = user(users.len() as i64 + 100, phone.as_str());
+    if let Some(signup) = signup {
+        user.first_name = signup.first_name;
+        user.last_name = signup.last_name;
+    }
+    users.push(user.clone());
+    (user, true)
 }
 
 /// Tokens that are readable strings: `jwt-for-<id>` and

@@ -78,3 +78,18 @@ pub struct NewUser {
     pub last_name: Option<String>,
     pub address: Option<NewAddress>,
 }
+
+/// What a correct code writes together with consuming its challenge (see
+/// [`crate::ports::UserStore::consume_verifying`]): the phone's user marked
+/// verified (created if there is none) and, for phone-login, an access code
+/// for that user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhoneVerification {
+    pub phone: PhoneNumber,
+    pub verified_at: crate::time::Timestamp,
+    pub access_code: Option<crate::phone_login::PendingAccessCode>,
+    /// The challenge must carry a pending signup (pin-auth's challenges for
+    /// a number with no user): one that has none is a decoy, and is
+    /// refused as no longer live, with nothing written.
+    pub requires_signup: bool,
+}

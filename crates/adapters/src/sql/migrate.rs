@@ -54,6 +54,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0006_account_lockout.sql"),
         postgres: include_str!("../../migrations/postgres/0006_account_lockout.sql"),
     },
+    Migration {
+        version: 7,
+        name: "flows",
+        sqlite: include_str!("../../migrations/sqlite/0007_flows.sql"),
+        postgres: include_str!("../../migrations/postgres/0007_flows.sql"),
+    },
 ];
 
 #[derive(Iden)]

@@ -9,6 +9,7 @@ mod profile_cache;
 mod schema;
 mod sign_in;
 mod store;
+mod verified;
 mod verified_phones;
 
 pub use db::{Backend, Db, DbError, DbOptions};

@@ -20,7 +20,7 @@ use chacha20poly1305::{
 use phonegate_domain::{
     StoreError,
     account::Email,
-    otp::Channel,
+    otp::{ChallengeId, Channel},
     outbox::{Backlog, ClaimedMessage, DeliveryOutcome, Envelope, OutboxMessage, OutboxStore, Outgoing},
     phone::PhoneNumber,
     ports::{OutgoingCall, OutgoingMail, OutgoingSms, RandomSource as _},
@@ -207,18 +207,23 @@ pub(super) async fn insert_outgoing(
     now: Timestamp,
 ) -> Result<bool, StoreError> {
     match SealedRow::of(sealer, outgoing, now)? {
-        Some(row) => insert_sealed(tx, &row).await,
+        Some(row) => insert_sealed(tx, &row, None).await,
         None => Ok(false),
     }
 }
 
-/// Writes `row` inside `tx`; true if a dispatcher should be woken once the
+/// Writes `row` inside `tx`, linked to `challenge` if its message carries
+/// that challenge's code; true if a dispatcher should be woken once the
 /// transaction has committed.
-pub(super) async fn insert_sealed(tx: &mut Tx, row: &SealedRow) -> Result<bool, StoreError> {
+pub(super) async fn insert_sealed(
+    tx: &mut Tx,
+    row: &SealedRow,
+    challenge: Option<ChallengeId>,
+) -> Result<bool, StoreError> {
     let insert = Query::insert()
         .into_table(Outbox::Table)
         .columns(OUTBOX_COLUMNS)
-        .values_panic(row.values())
+        .values_panic(row.values_with_challenge(challenge.map(ChallengeId::get).into()))
         .to_owned();
     tx.run().execute(&insert).await.map_err(store_error)?;
     // On Postgres, a trigger on the outbox notifies the listeners of every
@@ -229,7 +234,7 @@ pub(super) async fn insert_sealed(tx: &mut Tx, row: &SealedRow) -> Result<bool, 
 
 /// The columns an outbox row is written with, in the order of
 /// [`SealedRow::values`].
-pub(super) const OUTBOX_COLUMNS: [Outbox; 8] = [
+pub(super) const OUTBOX_COLUMNS: [Outbox; 9] = [
     Outbox::Kind,
     Outbox::Purpose,
     Outbox::State,
@@ -238,6 +243,7 @@ pub(super) const OUTBOX_COLUMNS: [Outbox; 8] = [
     Outbox::NextAttemptAt,
     Outbox::NotAfter,
     Outbox::CreatedAt,
+    Outbox::ChallengeId,
 ];
 
 /// A row ready to be written.
@@ -276,8 +282,20 @@ impl SealedRow {
         })
     }
 
+    /// The row's values, in the order of [`OUTBOX_COLUMNS`], linked to the
+    /// challenge whose code it carries (an expression, because Postgres's
+    /// one-statement issue names the challenge that statement inserts):
+    /// the dispatcher drops the message once that challenge is no longer
+    /// live.
+    pub(super) fn values_with_challenge(&self, challenge: Expr) -> [Expr; 9] {
+        let [kind, purpose, state, payload, attempts, next, not_after, created, _] = self.values();
+        [
+            kind, purpose, state, payload, attempts, next, not_after, created, challenge,
+        ]
+    }
+
     /// The row's values, in the order of [`OUTBOX_COLUMNS`].
-    pub(super) fn values(&self) -> [Expr; 8] {
+    pub(super) fn values(&self) -> [Expr; 9] {
         [
             self.kind.into(),
             self.purpose.into(),
@@ -287,6 +305,7 @@ impl SealedRow {
             self.created_at.into(),
             self.not_after.into(),
             self.created_at.into(),
+            Option::<i64>::None.into(),
         ]
     }
 
@@ -312,9 +331,22 @@ impl OutboxSignal {
     }
 }
 
+/// Whether the row being updated carries the code of a challenge that is no
+/// longer live (or no longer exists). Rows without a challenge (emails,
+/// rows queued before challenges were linked) are never dead.
+const DEAD_CHALLENGE: &str = "(outbox.challenge_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM otp_challenges \
+     WHERE otp_challenges.id = outbox.challenge_id AND otp_challenges.state = 'live'))";
+
+/// The state of a row dropped undelivered ([`DeliveryOutcome::Dropped`]).
+const DROPPED: &str = "dropped";
+
+/// `last_error` of a row dropped because its code stopped working.
+const SUPERSEDED_ERROR: &str = "code superseded or used before delivery";
+
 #[derive(sqlx::FromRow)]
 struct ClaimedRow {
     id: i64,
+    state: String,
     kind: String,
     purpose: String,
     payload: Option<Vec<u8>>,
@@ -352,8 +384,8 @@ impl OutboxStore for SqlStore {
         // reset and its email) in one transaction: so does this.
         let row = SealedRow::seal(self.sealer(), &decoy, state::DECOY, now)?;
         let mut tx = self.db().begin().await.map_err(store_error)?;
-        insert_sealed(&mut tx, &row).await?;
-        insert_sealed(&mut tx, &row).await?;
+        insert_sealed(&mut tx, &row, None).await?;
+        insert_sealed(&mut tx, &row, None).await?;
         tx.commit().await.map_err(store_error)
     }
 
@@ -374,14 +406,30 @@ impl OutboxStore for SqlStore {
             // single writer serialises claims anyway.
             .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
             .to_owned();
+        // A text or call whose challenge is no longer live (a newer code
+        // superseded it, it was used, or housekeeping purged it) carries a
+        // code that cannot work: the claim itself drops it, so it is never
+        // sent and its sealed payload goes at once. Every SET expression
+        // reads the row as it was before the update, on both backends.
+        let unless_dead = |dead: &str, otherwise: &str| {
+            Expr::cust(format!("CASE WHEN {DEAD_CHALLENGE} THEN {dead} ELSE {otherwise} END"))
+        };
         let claim = Query::update()
             .table(Outbox::Table)
             .value(Outbox::Attempts, Expr::col(Outbox::Attempts).add(1))
-            .value(Outbox::LeaseToken, lease_token)
+            .value(Outbox::LeaseToken, unless_dead("NULL", &lease_token.to_string()))
             .value(Outbox::NextAttemptAt, now.plus(lease).unix_millis())
+            .value(Outbox::State, unless_dead(&format!("'{DROPPED}'"), "state"))
+            .value(Outbox::Payload, unless_dead("NULL", "payload"))
+            .value(Outbox::FinishedAt, unless_dead(&now_ms.to_string(), "finished_at"))
+            .value(
+                Outbox::LastError,
+                unless_dead(&format!("'{SUPERSEDED_ERROR}'"), "last_error"),
+            )
             .and_where(Expr::col(Outbox::Id).in_subquery(due))
             .returning(Query::returning().columns([
                 Outbox::Id,
+                Outbox::State,
                 Outbox::Kind,
                 Outbox::Purpose,
                 Outbox::Payload,
@@ -394,6 +442,15 @@ impl OutboxStore for SqlStore {
         rows.sort_by_key(|row| row.id);
         let mut claimed = Vec::with_capacity(rows.len());
         for row in rows {
+            if row.state == DROPPED {
+                tracing::info!(
+                    id = row.id,
+                    kind = row.kind.as_str(),
+                    purpose = row.purpose.as_str(),
+                    "code superseded or used before delivery; message dropped"
+                );
+                continue;
+            }
             let envelope = row
                 .payload
                 .as_deref()

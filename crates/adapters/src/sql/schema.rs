@@ -157,4 +157,19 @@ pub enum Outbox {
     CreatedAt,
     FinishedAt,
     LastError,
+    ChallengeId,
+}
+
+#[derive(Iden, Clone, Copy)]
+pub enum PendingSignups {
+    Table,
+    ChallengeId,
+    FirstName,
+    LastName,
+    HasAddress,
+    Street,
+    Flat,
+    Building,
+    DistrictId,
+    AddressType,
 }

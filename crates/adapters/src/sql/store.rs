@@ -13,9 +13,9 @@ use phonegate_domain::{
     outbox::Outgoing,
     phone::PhoneNumber,
     phone_login::{AccessCodeRecord, NewAccessCode},
-    ports::{AccessCodeStore, ChallengeStore, CreateUserError, DeviceStore, Readiness, UserStore},
+    ports::{AccessCodeStore, ChallengeStore, DeviceStore, Readiness, UserStore},
     time::Timestamp,
-    user::{Address, NewUser, Permission, User, UserId, UserProfile},
+    user::{Address, NewUser, Permission, PhoneVerification, User, UserId, UserProfile},
 };
 use sea_query::{
     Alias, CommonTableExpression, Cond, Expr, ExprTrait as _, InsertStatement, OnConflict, Order, Query,
@@ -23,8 +23,8 @@ use sea_query::{
 };
 
 use super::{
-    db::{Backend, Db, is_unique_violation, store_error},
-    outbox::{OUTBOX_COLUMNS, OutboxSignal, SealedRow, Sealer, insert_outgoing, insert_sealed},
+    db::{Backend, Db, Tx, is_unique_violation, store_error},
+    outbox::{OUTBOX_COLUMNS, OutboxSignal, SealedRow, Sealer},
     profile_cache::ProfileCache,
     schema::{AccessCodes, Addresses, Devices, OtpChallenges, Outbox, Permissions, ServerSecrets, Users, state},
 };
@@ -288,13 +288,13 @@ struct ChallengeStateRow {
 
 /// How often a write that raced a concurrent one for the same live slot is
 /// run again before giving up.
-const MAX_LIVE_CONFLICTS: u32 = 3;
+pub(super) const MAX_LIVE_CONFLICTS: u32 = 3;
 
 pub(super) const USER_COLUMNS: [Users; 5] = [Users::Id, Users::Phone, Users::Email, Users::FirstName, Users::LastName];
 
 /// The lock that serialises issuers for one purpose and phone, so that the
 /// supersede-then-insert of one never interleaves with another's.
-fn live_slot(challenge: &NewChallenge) -> String {
+pub(super) fn live_slot(challenge: &NewChallenge) -> String {
     format!(
         "otp_challenges:{}:{}",
         challenge.purpose.as_str(),
@@ -305,7 +305,7 @@ fn live_slot(challenge: &NewChallenge) -> String {
 /// Closes the live challenges of one purpose and phone, and any live
 /// challenge with the same lookup hash (the tokens surface finds a user's
 /// phone confirmation by the user, whichever phone it is for).
-fn supersede_live(challenge: &NewChallenge) -> UpdateStatement {
+pub(super) fn supersede_live(challenge: &NewChallenge) -> UpdateStatement {
     Query::update()
         .table(OtpChallenges::Table)
         .value(OtpChallenges::State, state::SUPERSEDED)
@@ -356,7 +356,7 @@ fn challenge_values(challenge: &NewChallenge) -> [Expr; 12] {
     ]
 }
 
-fn insert_challenge(challenge: &NewChallenge) -> InsertStatement {
+pub(super) fn insert_challenge(challenge: &NewChallenge) -> InsertStatement {
     Query::insert()
         .into_table(OtpChallenges::Table)
         .columns(CHALLENGE_COLUMNS)
@@ -431,7 +431,7 @@ fn replace_live_statement(challenge: &NewChallenge, outbox: Option<&SealedRow>) 
             .columns(OUTBOX_COLUMNS)
             .select_from(
                 Query::select()
-                    .exprs(row.values())
+                    .exprs(row.values_with_challenge(Expr::col(Alias::new("id"))))
                     .from(Alias::new("challenge"))
                     .to_owned(),
             )
@@ -472,84 +472,107 @@ impl UserStore for SqlStore {
         Ok(profile)
     }
 
-    async fn create_with_challenge(
+    async fn store_signup(
         &self,
-        user: NewUser,
+        signup: NewUser,
         challenge: NewChallenge,
         outgoing: Outgoing,
-    ) -> Result<UserId, CreateUserError> {
-        let mut conflicts = 0;
-        let mut outgoing = Some(outgoing);
-        loop {
-            match self
-                .try_create_with_challenge(&user, challenge.clone(), &mut outgoing)
-                .await?
-            {
-                CreateAttempt::Created(user_id) => return Ok(user_id),
-                // A concurrent request stored a live challenge for this
-                // phone (a decoy, say) after our supersede: run again.
-                CreateAttempt::LiveConflict if conflicts < MAX_LIVE_CONFLICTS => conflicts += 1,
-                CreateAttempt::LiveConflict => {
-                    return Err(StoreError("live challenge conflicts persisted".into()).into());
-                }
-            }
-        }
+    ) -> Result<ChallengeId, StoreError> {
+        let row = SealedRow::of(&self.sealer, outgoing, challenge.created_at)?;
+        self.replace_live_locked(&challenge, row.as_ref(), Some(&signup)).await
+    }
+
+    async fn consume_verifying(
+        &self,
+        challenge: ChallengeId,
+        verification: PhoneVerification,
+    ) -> Result<Option<(User, bool)>, StoreError> {
+        self.consume_verifying_in_one_transaction(challenge, verification).await
     }
 
     async fn upsert_verified_phone(&self, phone: &PhoneNumber, now: Timestamp) -> Result<(User, bool), StoreError> {
         if self.db.backend() == Backend::Postgres {
-            // One round trip: insert, or mark the existing row verified
-            // (keeping the first verification time), and return the row.
-            // A row this statement inserted has no xmax; one it updated
-            // carries this transaction's id there.
-            let upsert = insert_verified_phone(phone, now)
-                .on_conflict(
-                    OnConflict::column(Users::Phone)
-                        .value(
-                            Users::PhoneVerifiedAt,
-                            Expr::cust("COALESCE(users.phone_verified_at, excluded.phone_verified_at)"),
-                        )
-                        .to_owned(),
-                )
-                .returning(
-                    Query::returning().exprs(
-                        USER_COLUMNS
-                            .into_iter()
-                            .map(Expr::col)
-                            .chain([Expr::cust("(xmax = 0) AS created")]),
-                    ),
-                )
-                .to_owned();
-            let row: UpsertedRow = self.db.run().fetch_one(&upsert).await.map_err(store_error)?;
+            // One round trip: the statement is its own transaction.
+            let row: UpsertedRow = self
+                .db
+                .run()
+                .fetch_one(&upsert_verified_statement(phone, now))
+                .await
+                .map_err(store_error)?;
             return Ok((row.user.into_user(), row.created));
         }
         let mut tx = self.db.begin().await.map_err(store_error)?;
-        let insert = insert_verified_phone(phone, now)
-            .on_conflict(OnConflict::column(Users::Phone).do_nothing().to_owned())
-            .to_owned();
-        let created = tx.run().execute(&insert).await.map_err(store_error)? == 1;
-        if !created {
-            let verify = Query::update()
-                .table(Users::Table)
-                .value(Users::PhoneVerifiedAt, now.unix_millis())
-                .and_where(Expr::col(Users::Phone).eq(phone.as_str()))
-                .and_where(Expr::col(Users::PhoneVerifiedAt).is_null())
-                .to_owned();
-            tx.run().execute(&verify).await.map_err(store_error)?;
-        }
-        let select = Query::select()
-            .columns(USER_COLUMNS)
-            .from(Users::Table)
-            .and_where(Expr::col(Users::Phone).eq(phone.as_str()))
-            .to_owned();
-        let row: UserRow = tx.run().fetch_one(&select).await.map_err(store_error)?;
+        let (user, created) = upsert_verified_in(&mut tx, phone, now).await?;
         tx.commit().await.map_err(store_error)?;
-        Ok((row.into_user(), created))
+        Ok((user, created))
     }
 }
 
+/// Postgres only: insert the user of a verified phone, or mark the existing
+/// one verified (keeping the first verification time), and return the row.
+/// A row this statement inserted has no xmax; one it updated carries this
+/// transaction's id there.
+fn upsert_verified_statement(phone: &PhoneNumber, now: Timestamp) -> InsertStatement {
+    insert_verified_phone(phone, now)
+        .on_conflict(
+            OnConflict::column(Users::Phone)
+                .value(
+                    Users::PhoneVerifiedAt,
+                    Expr::cust("COALESCE(users.phone_verified_at, excluded.phone_verified_at)"),
+                )
+                .to_owned(),
+        )
+        .returning(
+            Query::returning().exprs(
+                USER_COLUMNS
+                    .into_iter()
+                    .map(Expr::col)
+                    .chain([Expr::cust("(xmax = 0) AS created")]),
+            ),
+        )
+        .to_owned()
+}
+
+/// [`UserStore::upsert_verified_phone`] inside `tx`: one statement on
+/// Postgres, three on SQLite (which has no `xmax` to tell an insert from an
+/// update).
+pub(super) async fn upsert_verified_in(
+    tx: &mut Tx,
+    phone: &PhoneNumber,
+    now: Timestamp,
+) -> Result<(User, bool), StoreError> {
+    if matches!(tx, Tx::Postgres(_)) {
+        let row: UpsertedRow = tx
+            .run()
+            .fetch_one(&upsert_verified_statement(phone, now))
+            .await
+            .map_err(store_error)?;
+        return Ok((row.user.into_user(), row.created));
+    }
+    let insert = insert_verified_phone(phone, now)
+        .on_conflict(OnConflict::column(Users::Phone).do_nothing().to_owned())
+        .to_owned();
+    let created = tx.run().execute(&insert).await.map_err(store_error)? == 1;
+    if !created {
+        let verify = Query::update()
+            .table(Users::Table)
+            .value(Users::PhoneVerifiedAt, now.unix_millis())
+            .and_where(Expr::col(Users::Phone).eq(phone.as_str()))
+            .and_where(Expr::col(Users::PhoneVerifiedAt).is_null())
+            .to_owned();
+        tx.run().execute(&verify).await.map_err(store_error)?;
+    }
+    let select = Query::select()
+        .columns(USER_COLUMNS)
+        .from(Users::Table)
+        .and_where(Expr::col(Users::Phone).eq(phone.as_str()))
+        .to_owned();
+    let row: UserRow = tx.run().fetch_one(&select).await.map_err(store_error)?;
+    Ok((row.into_user(), created))
+}
+
 #[derive(sqlx::FromRow)]
-struct UpsertedRow {
+pub(super) struct UpsertedRow {
     #[sqlx(flatten)]
     user: UserRow,
     created: bool,
@@ -613,92 +636,6 @@ impl AccessCodeStore for SqlStore {
     }
 }
 
-/// How one attempt of `create_with_challenge` ended, short of an error.
-enum CreateAttempt {
-    Created(UserId),
-    /// The challenge insert met a concurrent live challenge for the phone.
-    LiveConflict,
-}
-
-impl SqlStore {
-    /// One attempt of [`UserStore::create_with_challenge`], in one transaction.
-    async fn try_create_with_challenge(
-        &self,
-        user: &NewUser,
-        mut challenge: NewChallenge,
-        outgoing: &mut Option<Outgoing>,
-    ) -> Result<CreateAttempt, CreateUserError> {
-        let now = challenge.created_at.unix_millis();
-        let mut tx = self.db.begin().await.map_err(store_error)?;
-        let insert_user = Query::insert()
-            .into_table(Users::Table)
-            .columns([Users::Phone, Users::FirstName, Users::LastName, Users::CreatedAt])
-            .values_panic([
-                user.phone.as_str().into(),
-                user.first_name.clone().into(),
-                user.last_name.clone().into(),
-                now.into(),
-            ])
-            .returning_col(Users::Id)
-            .to_owned();
-        let user_id = match tx.run().fetch_one::<IdRow, _>(&insert_user).await {
-            Ok(row) => UserId::new(row.id),
-            // Dropping the transaction rolls it back.
-            Err(error) if is_unique_violation(&error) => return Err(CreateUserError::PhoneTaken),
-            Err(error) => return Err(store_error(error).into()),
-        };
-        if let Some(address) = user.address.clone() {
-            let insert_address = Query::insert()
-                .into_table(Addresses::Table)
-                .columns([
-                    Addresses::UserId,
-                    Addresses::Street,
-                    Addresses::Flat,
-                    Addresses::Building,
-                    Addresses::DistrictId,
-                    Addresses::AddressType,
-                    Addresses::CreatedAt,
-                ])
-                .values_panic([
-                    user_id.get().into(),
-                    address.street.into(),
-                    address.flat.into(),
-                    address.building.into(),
-                    address.district_id.into(),
-                    address.address_type.into(),
-                    now.into(),
-                ])
-                .to_owned();
-            tx.run().execute(&insert_address).await.map_err(store_error)?;
-        }
-        challenge.user_id = Some(user_id);
-        tx.lock_key(&live_slot(&challenge)).await.map_err(store_error)?;
-        tx.run()
-            .execute(&supersede_live(&challenge))
-            .await
-            .map_err(store_error)?;
-        match tx.run().execute(&insert_challenge(&challenge)).await {
-            Ok(_) => {}
-            Err(error) if is_unique_violation(&error) => {
-                return Ok(CreateAttempt::LiveConflict);
-            }
-            Err(error) => return Err(store_error(error).into()),
-        }
-        // Taken only once the attempt can no longer conflict, so a rerun
-        // after a conflict still has the message.
-        let queued = insert_outgoing(
-            &mut tx,
-            &self.sealer,
-            outgoing.take().unwrap_or(Outgoing::Nothing),
-            challenge.created_at,
-        )
-        .await?;
-        tx.commit().await.map_err(store_error)?;
-        self.queued(queued);
-        Ok(CreateAttempt::Created(user_id))
-    }
-}
-
 #[async_trait]
 impl ChallengeStore for SqlStore {
     async fn replace_live(&self, challenge: NewChallenge, outgoing: Outgoing) -> Result<ChallengeId, StoreError> {
@@ -718,36 +655,7 @@ impl ChallengeStore for SqlStore {
                 Err(error) => return Err(store_error(error)),
             }
         }
-        let mut conflicts = 0;
-        loop {
-            let mut tx = self
-                .db
-                .begin_locked(&live_slot(&challenge))
-                .await
-                .map_err(store_error)?;
-            tx.run()
-                .execute(&supersede_live(&challenge))
-                .await
-                .map_err(store_error)?;
-            match tx.run().fetch_one::<IdRow, _>(&insert_challenge(&challenge)).await {
-                Ok(id) => {
-                    if let Some(row) = &row {
-                        insert_sealed(&mut tx, row).await?;
-                    }
-                    tx.commit().await.map_err(store_error)?;
-                    self.queued(wakes);
-                    return Ok(ChallengeId::new(id.id));
-                }
-                // A concurrent writer for the same purpose and phone slipped
-                // past the slot lock (a single-statement writer, which does
-                // not take it) and the unique index on live challenges caught
-                // it. Run again: the newest request wins.
-                Err(error) if is_unique_violation(&error) && conflicts < MAX_LIVE_CONFLICTS => {
-                    conflicts += 1;
-                }
-                Err(error) => return Err(store_error(error)),
-            }
-        }
+        self.replace_live_locked(&challenge, row.as_ref(), None).await
     }
 
     async fn spend_attempt(&self, lookup_hash: &SecretHash, now: Timestamp) -> Result<AttemptOutcome, StoreError> {

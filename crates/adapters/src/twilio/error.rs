@@ -8,6 +8,12 @@ use serde::Deserialize;
 
 /// Twilio: the `To` number is not a valid phone number.
 const INVALID_TO_NUMBER: u32 = 21211;
+/// Twilio: the `To` number is not a mobile number (cannot receive texts).
+const NOT_A_MOBILE_NUMBER: u32 = 21614;
+/// Twilio: the account may not send to the `To` number's region.
+const REGION_NOT_ENABLED: u32 = 21408;
+/// Twilio: the recipient replied STOP and has opted out of our messages.
+const UNSUBSCRIBED_RECIPIENT: u32 = 21610;
 /// Verify: the `To` number is invalid for the channel.
 const VERIFY_INVALID_PARAMETER: u32 = 60200;
 /// Too many requests for the account.
@@ -93,26 +99,41 @@ impl TwilioError {
         self.status == 404 || self.code == Some(NOT_FOUND)
     }
 
+    /// The status and code alone, without Twilio's text, which may echo the
+    /// recipient's number: what a [`DeliveryError`] carries (and the
+    /// outbox's `last_error` keeps). The text is logged where the error is
+    /// received.
+    pub fn summary(&self) -> String {
+        match self.code {
+            Some(code) => format!("twilio {code} (HTTP {})", self.status),
+            None => format!("twilio (HTTP {})", self.status),
+        }
+    }
+
     /// The domain's view of this error. Codes decide first, the HTTP status
     /// second: a 400 with code 21211 is an invalid number, a bare 429 is a
-    /// rate limit.
+    /// rate limit. Errors that no retry can cure for this message (the
+    /// number, its region or its owner's opt-out) are final.
     pub fn to_delivery_error(&self) -> DeliveryError {
         match self.code {
-            Some(INVALID_TO_NUMBER | VERIFY_INVALID_PARAMETER) => DeliveryError::InvalidNumber,
+            Some(INVALID_TO_NUMBER | NOT_A_MOBILE_NUMBER | VERIFY_INVALID_PARAMETER) => DeliveryError::InvalidNumber,
+            Some(code @ (REGION_NOT_ENABLED | UNSUBSCRIBED_RECIPIENT)) => {
+                DeliveryError::Rejected(format!("twilio {code}"))
+            }
             Some(TOO_MANY_REQUESTS | VERIFY_MAX_SEND_ATTEMPTS | VERIFY_TOO_MANY_CONCURRENT) => {
                 DeliveryError::RateLimited {
                     retry_after: self.retry_after,
                 }
             }
-            Some(AUTHENTICATE) => DeliveryError::Misconfigured(self.to_string()),
+            Some(AUTHENTICATE) => DeliveryError::Misconfigured(self.summary()),
             _ => match self.status {
                 429 => DeliveryError::RateLimited {
                     retry_after: self.retry_after,
                 },
                 // Outside a Verify check (which handles 404 itself), a
                 // missing resource means a wrong account or service SID.
-                401 | 403 | 404 => DeliveryError::Misconfigured(self.to_string()),
-                _ => DeliveryError::Unavailable(self.to_string()),
+                401 | 403 | 404 => DeliveryError::Misconfigured(self.summary()),
+                _ => DeliveryError::Unavailable(self.summary()),
             },
         }
     }

@@ -98,7 +98,16 @@ impl TwilioClient {
                     if !status.is_server_error() {
                         return Err(Failure::Refused(error));
                     }
-                    last_error = error.to_string();
+                    // The outcome keeps the status and code only; Twilio's
+                    // text (which may echo the number) is logged here.
+                    tracing::debug!(
+                        operation = operation.as_str(),
+                        http_status = error.status,
+                        twilio_code = error.code,
+                        twilio_message = error.message.as_str(),
+                        "Twilio answered a server error"
+                    );
+                    last_error = error.summary();
                 }
                 Err(error) if error.is_builder() => {
                     return Err(Failure::Misconfigured(describe(&error)));

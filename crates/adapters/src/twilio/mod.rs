@@ -275,6 +275,13 @@ impl TwilioClient {
                         twilio_message = message,
                         "Twilio rejected the number"
                     ),
+                    DeliveryError::Rejected(_) => tracing::info!(
+                        operation = op,
+                        http_status = status,
+                        twilio_code = code,
+                        twilio_message = message,
+                        "Twilio refused the message for good"
+                    ),
                     DeliveryError::RateLimited { retry_after } => tracing::warn!(
                         operation = op,
                         http_status = status,

@@ -1,9 +1,6 @@
 //! Unit tests of the phone-login use cases over mocks of every port.
 
-use std::{
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
 use pollster::block_on;
 
@@ -16,18 +13,13 @@ use crate::{
 
 const PHONE: &str = "+12063721234";
 
-/// An access-code store over a shared list.
+/// An access-code store over the world's access codes (which the user
+/// store's `consume_verifying` writes).
 fn access_codes(world: &Arc<World>) -> MockAccessCodeStore {
-    let stored: Arc<Mutex<Vec<NewAccessCode>>> = Arc::default();
     let mut store = MockAccessCodeStore::new();
-    let s = stored.clone();
-    store.expect_insert_access_code().returning(move |code| {
-        s.lock().unwrap().push(code);
-        Ok(())
-    });
     let w = world.clone();
     store.expect_find_access_code().returning(move |hash| {
-        Ok(stored
+        Ok(w.access_codes
             .lock()
             .unwrap()
             .iter()
@@ -299,5 +291,93 @@ fn a_test_number_sends_nothing_and_accepts_its_fixed_code() {
             .await
             .unwrap();
         assert_eq!(world.sent_count(), 1);
+    });
+}
+
+/// A user store whose first `consume_verifying` fails as a database would
+/// (the transaction rolls back: the challenge is left as it was), then
+/// behaves like `inner`.
+struct FailsOnce {
+    inner: crate::ports::MockUserStore,
+    failed: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl UserStore for FailsOnce {
+    async fn find_by_phone(&self, phone: &PhoneNumber) -> Result<Option<crate::user::User>, StoreError> {
+        self.inner.find_by_phone(phone).await
+    }
+
+    async fn profile(&self, id: UserId) -> Result<Option<crate::user::UserProfile>, StoreError> {
+        self.inner.profile(id).await
+    }
+
+    async fn store_signup(
+        &self,
+        signup: crate::user::NewUser,
+        challenge: crate::otp::NewChallenge,
+        outgoing: crate::outbox::Outgoing,
+    ) -> Result<crate::otp::ChallengeId, StoreError> {
+        self.inner.store_signup(signup, challenge, outgoing).await
+    }
+
+    async fn consume_verifying(
+        &self,
+        challenge: crate::otp::ChallengeId,
+        verification: PhoneVerification,
+    ) -> Result<Option<(crate::user::User, bool)>, StoreError> {
+        if !self.failed.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return Err(StoreError("the access code insert failed".into()));
+        }
+        self.inner.consume_verifying(challenge, verification).await
+    }
+
+    async fn upsert_verified_phone(
+        &self,
+        phone: &PhoneNumber,
+        now: Timestamp,
+    ) -> Result<(crate::user::User, bool), StoreError> {
+        self.inner.upsert_verified_phone(phone, now).await
+    }
+}
+
+#[test]
+fn a_failed_write_leaves_the_pin_usable_for_a_retry() {
+    block_on(async {
+        let world = World::new();
+        let service = PhoneLogin::new(
+            Arc::new(FailsOnce {
+                inner: support::users(&world),
+                failed: Default::default(),
+            }),
+            Arc::new(access_codes(&world)),
+            support::messenger(&world),
+            support::engine(&world),
+            PhoneLoginSettings {
+                phones: PhonePolicy::new("US", &[], vec![]).unwrap(),
+                policy: support::policy(5, 300),
+                access_code_ttl: Duration::from_secs(30 * 86_400),
+            },
+        );
+        service
+            .phone_login(Some(PHONE), Some("abcde"), None, &Client::default())
+            .await
+            .unwrap();
+        let pin = world.last_code();
+        let error = service
+            .check_pin(Some(PHONE), Some("abcde"), Some(&pin), &Client::default())
+            .await
+            .unwrap_err();
+        assert!(matches!(error, CheckPinError::Store(_)), "{error:?}");
+        assert!(world.access_codes.lock().unwrap().is_empty());
+        let grant = service
+            .check_pin(Some(PHONE), Some("abcde"), Some(&pin), &Client::default())
+            .await
+            .unwrap();
+        let info = service
+            .check_access_code(Some(grant.expose()), Some("abcde"))
+            .await
+            .unwrap();
+        assert_eq!(info.user_id, grant.user_id);
     });
 }

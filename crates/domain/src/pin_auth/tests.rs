@@ -15,8 +15,9 @@ use super::*;
 use crate::abuse::Client;
 use crate::{
     otp::{CodeLength, OtpCode},
+    phone::PhoneNumber,
     ports::{MockChallengeStore, MockDeviceStore, MockSmsSender, MockUserStore},
-    test_support::{self as support, World, hasher, user},
+    test_support::{self as support, World, hasher},
     time::Timestamp,
 };
 
@@ -310,36 +311,14 @@ fn invalid_mobiles_are_refused_before_any_store_call() {
 }
 
 #[test]
-fn signup_of_a_new_mobile_creates_the_user_with_the_challenge() {
+fn signup_of_a_new_mobile_creates_the_user_only_when_its_pin_is_verified() {
     block_on(async {
-        let world = World::new();
-        let mut parts = parts(&world);
-        let mut users = MockUserStore::new();
-        users.expect_find_by_phone().returning(|_| Ok(None));
-        let w = world.clone();
-        users
-            .expect_create_with_challenge()
-            .times(1)
-            .returning(move |new_user, mut challenge, outgoing| {
-                w.record(outgoing);
-                assert_eq!(new_user.phone.as_str(), "+85251224538");
-                assert_eq!(new_user.first_name.as_deref(), Some("Jake"));
-                assert_eq!(new_user.address.as_ref().and_then(|a| a.district_id), Some(1));
-                challenge.user_id = Some(UserId::new(7));
-                w.rows.lock().unwrap().push(support::Row {
-                    id: 1,
-                    challenge,
-                    attempts: 0,
-                    closed: false,
-                });
-                Ok(UserId::new(7))
-            });
-        parts.users = users;
-        let service = pin_auth(&world, parts);
+        let (world, service) = setup();
+        let new_mobile = PhoneNumber::parse_e164("+85251224538").unwrap();
         let key = service
             .signup(
                 SignupRequest {
-                    mobile: "+85251224538".into(),
+                    mobile: new_mobile.as_str().into(),
                     first_name: Some("Jake".into()),
                     last_name: Some("Deamon".into()),
                     address: Some(NewAddress {
@@ -354,16 +333,35 @@ fn signup_of_a_new_mobile_creates_the_user_with_the_challenge() {
             .unwrap();
         assert_eq!(key.expose().len(), 24);
         assert_eq!(world.sent_count(), 1);
+        let has_user = |world: &World| {
+            world
+                .users
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|u| u.phone.as_ref() == Some(&new_mobile))
+        };
+        assert!(!has_user(&world), "no user before the pin is verified");
+        {
+            let signups = world.signups.lock().unwrap();
+            assert_eq!(signups.len(), 1);
+            assert_eq!(signups[0].1.first_name.as_deref(), Some("Jake"));
+            assert_eq!(signups[0].1.address.as_ref().and_then(|a| a.district_id), Some(1));
+        }
+        let session = service
+            .verify(key.expose(), &world.last_code(), &Client::default())
+            .await
+            .unwrap();
+        assert!(has_user(&world));
+        assert_eq!(session.profile.user.first_name.as_deref(), Some("Jake"));
+        assert_eq!(session.profile.user.last_name.as_deref(), Some("Deamon"));
     });
 }
 
 #[test]
 fn signup_of_an_existing_mobile_sends_a_pin_and_ignores_the_rest() {
     block_on(async {
-        let world = World::new();
-        let mut parts = parts(&world);
-        parts.users.expect_create_with_challenge().never();
-        let service = pin_auth(&world, parts);
+        let (world, service) = setup();
         let key = service
             .signup(
                 SignupRequest {
@@ -375,41 +373,34 @@ fn signup_of_an_existing_mobile_sends_a_pin_and_ignores_the_rest() {
             )
             .await
             .unwrap();
-        service
+        assert!(world.signups.lock().unwrap().is_empty(), "nothing kept pending");
+        let session = service
             .verify(key.expose(), &world.last_code(), &Client::default())
             .await
             .unwrap();
+        assert_eq!(session.profile.user.id, UserId::new(1831));
+        assert_eq!(session.profile.user.first_name.as_deref(), Some("Reynold"));
     });
 }
 
 #[test]
-fn signup_that_loses_a_race_for_the_mobile_challenges_the_winner() {
+fn a_superseded_signup_never_names_the_user() {
     block_on(async {
-        let world = World::new();
-        let mut parts = parts(&world);
-        let mut users = MockUserStore::new();
-        let mut seen = 0;
-        users.expect_find_by_phone().returning(move |_| {
-            seen += 1;
-            Ok((seen > 1).then(|| user(99, "+85251224538")))
-        });
-        users
-            .expect_create_with_challenge()
-            .returning(|_, _, _| Err(CreateUserError::PhoneTaken));
-        parts.users = users;
-        let service = pin_auth(&world, parts);
-        service
-            .signup(
-                SignupRequest {
-                    mobile: "+85251224538".into(),
-                    ..SignupRequest::default()
-                },
-                &Client::default(),
-            )
+        let (world, service) = setup();
+        let signup = |name: &str| SignupRequest {
+            mobile: "+85251224538".into(),
+            first_name: Some(name.into()),
+            ..SignupRequest::default()
+        };
+        // Someone who does not hold the number signs it up first; its owner
+        // signs up after, and verifies their own pin.
+        service.signup(signup("Mallory"), &Client::default()).await.unwrap();
+        let key = service.signup(signup("Olivia"), &Client::default()).await.unwrap();
+        let session = service
+            .verify(key.expose(), &world.last_code(), &Client::default())
             .await
             .unwrap();
-        let rows = world.rows.lock().unwrap();
-        assert_eq!(rows[0].challenge.user_id, Some(UserId::new(99)));
+        assert_eq!(session.profile.user.first_name.as_deref(), Some("Olivia"));
     });
 }
 

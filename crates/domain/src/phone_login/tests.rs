@@ -375,7 +375,7 @@ fn a_failed_write_leaves_the_pin_usable_for_a_retry() {
             .await
             .unwrap();
         let info = service
-            .check_access_code(Some(grant.expose()), Some("abcde"))
+            .check_access_code(Some(grant.expose()), Some("abcde"), &Client::default())
             .await
             .unwrap();
         assert_eq!(info.user_id, grant.user_id);

@@ -419,9 +419,24 @@ pub async fn build(settings: &Settings, overrides: Overrides) -> anyhow::Result<
     let limiter_keys = SecretHasher::derived(secret.expose_secret().as_bytes(), "phonegate rate-limit keys v1");
     let guard = SendGuard::new(limiter.clone(), abuse_settings(settings)?, limiter_keys.clone())
         .with_verified_phones(Arc::new(store.clone()));
-    let lockout = PhoneLockout::new(limiter.clone(), lockout::lockout_settings(settings)?, limiter_keys);
+    // The in-memory limiter forgets its least recently used keys when full,
+    // and anyone can fill it (one key per made-up email at sign-in). A lock
+    // is written once and then only read, so in a shared limiter it would
+    // be the first key forgotten: the lockout gets a limiter of its own,
+    // whose keys only wrong codes against real challenges (bounded by the
+    // SMS budgets) create. Redis forgets nothing before its window ends.
+    let lockout_limiter = match settings.rate_limit.redis_url {
+        Some(_) => limiter.clone(),
+        None => rate_limiter(settings).await?,
+    };
+    let lockout = PhoneLockout::new(
+        lockout_limiter,
+        lockout::lockout_settings(settings)?,
+        limiter_keys.clone(),
+    );
     let abuse_counters = guard.counters().clone();
-    let sign_in_guard = SignInGuard::new(limiter, sign_in::limits(settings)?).with_counters(abuse_counters.clone());
+    let sign_in_guard =
+        SignInGuard::new(limiter, sign_in::limits(settings)?, limiter_keys).with_counters(abuse_counters.clone());
     // JWTs are signed with keys of their own, never with the master secret;
     // only tokens signed before the upgrade are verified with it, for a while.
     let hs256_key = secrets::hs256_key(settings, &secret)?;

@@ -1087,3 +1087,97 @@ async fn a_right_code_before_the_cap_starts_the_count_over() {
     assert!(reply.body["otp_auth_key"].is_string());
     assert_eq!(app.messages_to(MOBILE), sent, "a locked number gets no pin");
 }
+
+/// The in-memory limiter forgets its least recently used keys when full,
+/// and strangers can fill it (here: token checks from 1,200 addresses, one
+/// key each, past a bound of 1,000). A number's lock must survive that: it
+/// lives in a limiter of its own, so the right pin is still refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_limiter_keys_does_not_lift_a_lock() {
+    let app = spawn_app_with(TestBackend::Sqlite, |settings| {
+        behind_proxy(settings);
+        settings.rate_limit.max_memory_keys = 1000;
+    })
+    .await;
+    app.store_user(MOBILE).await;
+    let challenge = || async {
+        let sent = app.post_json(SEND_PIN, &json!({"mobile": MOBILE})).await;
+        assert_eq!(sent.status, StatusCode::OK, "{:?}", sent.body);
+        (
+            sent.body["otp_auth_key"].as_str().unwrap().to_owned(),
+            app.last_code_to(MOBILE),
+        )
+    };
+    for _ in 0..2 {
+        let (key, pin) = challenge().await;
+        for _ in 0..5 {
+            let reply = app
+                .post_json(VERIFY, &json!({"otp_auth_key": key, "pin": wrong(&pin)}))
+                .await;
+            assert_eq!(reply.body["errors"], "Invalid pin");
+        }
+    }
+    for n in 0..1200 {
+        let reply = form_from(
+            &app,
+            &fresh_ip(n),
+            "POST",
+            "/api/v1/tokens/introspect.json",
+            "auth_token=guess&token=guess",
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{:?}", reply.body);
+    }
+    // The number is still locked: its sends store decoys and send nothing.
+    let sent = app.messages_to(MOBILE);
+    let reply = app.post_json(SEND_PIN, &json!({"mobile": MOBILE})).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(app.messages_to(MOBILE), sent, "a locked number gets no pin");
+}
+
+/// Sign-ins and token checks from the /64s of one IPv6 /48 share a limit of
+/// 8 times the per-IP one, as sends do, so a site's 65,536 /64s do not each
+/// get the per-IP allowance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_ins_from_one_ipv6_slash_48_share_a_limit() {
+    let app = spawn_app_with_limits(TestBackend::Sqlite, |settings| {
+        sign_in_limits(settings);
+        settings.sign_in.per_ip = 2;
+        settings.sign_in.token_checks_per_ip = 1;
+    })
+    .await;
+    for n in 0..16 {
+        let ip = format!("2001:db8:42:{n:x}::1");
+        let reply = sign_in_from(&app, &ip, &format!("nobody{n}@example.com"), "guess").await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{n}: {:?}", reply.body);
+    }
+    let reply = sign_in_from(&app, "2001:db8:42:ff::1", "nobody@example.com", "guess").await;
+    assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS, "{:?}", reply.body);
+    // Another /48 is unaffected.
+    let reply = sign_in_from(&app, "2001:db8:43::1", "nobody@example.com", "guess").await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{:?}", reply.body);
+    let introspect = |ip: String| {
+        let app = &app;
+        async move {
+            form_from(
+                app,
+                &ip,
+                "POST",
+                "/api/v1/tokens/introspect.json",
+                "auth_token=guess&token=guess",
+            )
+            .await
+            .status
+        }
+    };
+    for n in 0..8 {
+        assert_eq!(
+            introspect(format!("2001:db8:44:{n:x}::1")).await,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        introspect("2001:db8:44:ff::1".to_owned()).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}

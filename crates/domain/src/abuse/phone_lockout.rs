@@ -67,10 +67,8 @@ enum Count {
 }
 
 /// The limiter key of one of `phone`'s counts. Every key of the lockout is
-/// built here, so that how a number appears in a key (today the E.164
-/// text, as the send guard's keys) can change in one place.
-/// The limiter key of one count of one number; the number appears only as
-/// a keyed hash, as in the send limits' keys.
+/// built here; the number appears only as the same keyed hash as in the
+/// send limits' keys, so no number reaches Redis.
 fn phone_key(keys: &SecretHasher, count: Count, phone: &PhoneNumber) -> String {
     let kind = match count {
         Count::Failures => "fail",

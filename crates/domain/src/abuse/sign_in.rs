@@ -16,8 +16,9 @@
 
 use std::{fmt, sync::Arc, sync::atomic::Ordering, time::Duration};
 
-use super::{AbuseCounters, Client, Refusal, ip_key};
+use super::{AbuseCounters, Client, Refusal, batch::ipv6_48_key, hashed_key, ip_key};
 use crate::{
+    otp::SecretHasher,
     rate_limit::{RateDecision, RateLimiter, RateRule},
     time::Timestamp,
 };
@@ -100,6 +101,17 @@ pub struct SignInGuard {
     limiter: Option<Arc<dyn RateLimiter>>,
     limits: Arc<SignInLimits>,
     counters: Arc<AbuseCounters>,
+    /// Hashes email addresses in limiter keys, as the send guard does.
+    keys: SecretHasher,
+}
+
+/// How many times the per-IP limits an IPv6 /48 (one site's network, 65,536
+/// /64s) may use in all, as the send guard's default /48 limits are.
+const IPV6_48_FACTOR: u32 = 8;
+
+/// The limit of a whole IPv6 /48 under a per-IP `rule`.
+fn per_ipv6_48(rule: RateRule) -> RateRule {
+    RateRule::new(rule.limit.saturating_mul(IPV6_48_FACTOR), rule.window)
 }
 
 impl fmt::Debug for SignInGuard {
@@ -125,16 +137,20 @@ impl Default for SignInGuard {
                 fail_open: false,
             }),
             counters: Arc::default(),
+            keys: SecretHasher::new(Vec::new()),
         }
     }
 }
 
 impl SignInGuard {
-    pub fn new(limiter: Arc<dyn RateLimiter>, limits: SignInLimits) -> Self {
+    /// A guard counting in `limiter`, with email addresses in its keys
+    /// hashed under `keys` (the send guard's limiter-key hasher).
+    pub fn new(limiter: Arc<dyn RateLimiter>, limits: SignInLimits, keys: SecretHasher) -> Self {
         Self {
             limiter: Some(limiter),
             limits: Arc::new(limits),
             counters: Arc::default(),
+            keys,
         }
     }
 
@@ -176,17 +192,44 @@ impl SignInGuard {
         }
     }
 
-    /// Decides whether a client may try a password now: the per-IP limit,
-    /// then the per-email one. `email_key` names the address without
-    /// holding it (a keyed hash of the trimmed, lower-cased address), so
-    /// the limiter's keys (Redis) hold no email address.
-    pub async fn admit_sign_in(&self, client: &Client, email_key: &str, now: Timestamp) -> Result<(), Refusal> {
-        if let Some(ip) = client.ip() {
-            let key = format!("signin:ip:{}", ip_key(ip));
-            self.limit(&key, self.limits.per_ip, now, "sign-ins per IP").await?;
+    /// The per-IP limit under `prefix`, and for an IPv6 client its /48's
+    /// too, so that one site's 65,536 /64s do not each get the allowance.
+    async fn limit_ip(
+        &self,
+        prefix: &str,
+        ip: std::net::IpAddr,
+        rule: RateRule,
+        now: Timestamp,
+        what: &'static str,
+    ) -> Result<(), Refusal> {
+        self.limit(&format!("{prefix}:ip:{}", ip_key(ip)), rule, now, what)
+            .await?;
+        match ipv6_48_key(ip) {
+            Some(site) => {
+                self.limit(&format!("{prefix}:ip48:{site}"), per_ipv6_48(rule), now, what)
+                    .await
+            }
+            None => Ok(()),
         }
-        let key = format!("signin:email:{email_key}");
-        self.limit(&key, self.limits.per_email, now, "sign-ins per email").await
+    }
+
+    /// Decides whether a client may try a password for `email` (as typed)
+    /// now: the per-IP limits, then the per-email one. The email enters the
+    /// limiter's keys (and so Redis) only as a keyed hash of the trimmed,
+    /// lower-cased text, so `Ada@X.com ` and `ada@x.com` share a count.
+    pub async fn admit_sign_in(&self, client: &Client, email: &str, now: Timestamp) -> Result<(), Refusal> {
+        if let Some(ip) = client.ip() {
+            self.limit_ip("signin", ip, self.limits.per_ip, now, "sign-ins per IP")
+                .await?;
+        }
+        let email = hashed_key(&self.keys, "phonegate rate-limit email", &email.trim().to_lowercase());
+        self.limit(
+            &format!("signin:email:{email}"),
+            self.limits.per_email,
+            now,
+            "sign-ins per email",
+        )
+        .await
     }
 
     /// Decides whether a client may look a token up now (reset completion,
@@ -194,25 +237,18 @@ impl SignInGuard {
     pub async fn admit_token_check(&self, client: &Client, now: Timestamp) -> Result<(), Refusal> {
         match client.ip() {
             Some(ip) => {
-                let key = format!("tokencheck:ip:{}", ip_key(ip));
-                self.limit(&key, self.limits.token_checks_per_ip, now, "token checks per IP")
-                    .await
+                self.limit_ip(
+                    "tokencheck",
+                    ip,
+                    self.limits.token_checks_per_ip,
+                    now,
+                    "token checks per IP",
+                )
+                .await
             }
             None => Ok(()),
         }
     }
-}
-
-/// The limiter key of an email address as typed: a keyed hash (hex) of the
-/// trimmed, lower-cased text, so `Ada@X.com ` and `ada@x.com` share a count.
-pub fn email_key(hasher: &crate::otp::SecretHasher, email: &str) -> String {
-    let normalised = email.trim().to_lowercase();
-    hasher
-        .token_hash("sign_in_email", normalised.as_bytes())
-        .as_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 #[cfg(test)]

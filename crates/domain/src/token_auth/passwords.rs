@@ -6,7 +6,7 @@ use super::{
     TokenAuth, present,
 };
 use crate::{
-    abuse::{Client, sign_in::email_key},
+    abuse::Client,
     account::{Email, Password, PasswordError},
     ports::HashError,
     user::UserId,
@@ -36,7 +36,7 @@ impl TokenAuth {
             return Err(SignInError::InvalidDeviceToken);
         }
         self.guard
-            .admit_sign_in(client, &email_key(self.otp.hasher(), email), self.now())
+            .admit_sign_in(client, email, self.now())
             .await
             .map_err(SignInError::Refused)?;
         let application = match present(request.app_id) {

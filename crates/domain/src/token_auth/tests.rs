@@ -752,6 +752,7 @@ fn sign_ins_are_limited_per_email_and_per_ip_before_any_work() {
                 lockout: LockoutPolicy::default(),
                 fail_open: false,
             },
+            crate::otp::SecretHasher::new(vec![7; 32]),
         ));
         let ip = |last: u8| Client::new(Some(std::net::IpAddr::from([203, 0, 113, last])));
         let try_as = |email: &'static str, client: Client| {

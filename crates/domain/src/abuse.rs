@@ -40,7 +40,6 @@ use crate::{
     ports::{StoreError, VerifiedPhones},
     rate_limit::{BatchDecision, RateLimiter, RateRule},
     time::Timestamp,
-    user::UserId,
 };
 
 mod batch;
@@ -207,18 +206,6 @@ impl SendGuard {
 
     pub fn counters(&self) -> &Arc<AbuseCounters> {
         &self.counters
-    }
-
-    /// Records that `user` has just verified `phone` with a code, so the
-    /// number counts as returning for the budget reserve. A failure is
-    /// logged, not returned: the sign-in it follows has succeeded, and the
-    /// only loss is the reserve for this number.
-    pub async fn note_verified(&self, user: UserId, phone: &PhoneNumber, now: Timestamp) {
-        if let Some(verified) = &self.verified
-            && let Err(error) = verified.mark_verified(user, phone, now).await
-        {
-            tracing::warn!(%error, user_id = user.get(), "could not record that the phone was verified");
-        }
     }
 
     /// A phone number as it appears in limiter keys: a keyed hash (128 bits

@@ -615,15 +615,6 @@ impl OtpEngine {
         Ok(guard.admit_send(attempt, self.clock.now()).await?)
     }
 
-    /// Records, for the send guard's budget reserve, that the challenge's
-    /// user has just proved they hold its phone (for surfaces whose sign-in
-    /// records nothing else about the phone).
-    pub async fn note_verified(&self, verified: &VerifiedChallenge) {
-        if let (Some(guard), Some(user)) = (&self.guard, verified.user_id) {
-            guard.note_verified(user, &verified.phone, self.clock.now()).await;
-        }
-    }
-
     /// Asks the guard whether an email may be sent to `to` for `client`.
     pub async fn admit_mail(&self, to: &crate::account::Email, client: &Client) -> Result<(), IssueError> {
         match &self.guard {

@@ -571,10 +571,4 @@ pub trait VerifiedPhones: Send + Sync {
     /// once (phone-verify's verify, phone-login's check_pin, the tokens
     /// surface's verify_phone, pin-auth's verify). One indexed lookup.
     async fn has_verified(&self, phone: &PhoneNumber) -> Result<bool, StoreError>;
-
-    /// Records that `user`, who holds `phone`, has just verified it with a
-    /// code, unless that was recorded before (one conditional update; no
-    /// change if the user no longer holds `phone`). For the surfaces whose
-    /// sign-in writes nothing else about the phone (pin-auth).
-    async fn mark_verified(&self, user: UserId, phone: &PhoneNumber, now: Timestamp) -> Result<(), StoreError>;
 }

@@ -2,7 +2,7 @@
 //! budget reserve.
 
 use async_trait::async_trait;
-use phonegate_domain::{StoreError, phone::PhoneNumber, ports::VerifiedPhones, time::Timestamp, user::UserId};
+use phonegate_domain::{StoreError, phone::PhoneNumber, ports::VerifiedPhones};
 use sea_query::{Expr, ExprTrait as _, Query};
 
 use super::{db::store_error, schema::Users, store::SqlStore};
@@ -13,8 +13,8 @@ impl VerifiedPhones for SqlStore {
     /// number and `phone_verified_at` is set. Every surface that checks a
     /// code for a user's phone sets it (phone-verify and phone-login through
     /// `upsert_verified_phone`, the tokens surface through
-    /// `set_verified_phone`, pin-auth through `mark_verified`), and
-    /// nothing clears it.
+    /// `set_verified_phone`, pin-auth in the transaction that consumes its
+    /// pin), and nothing clears it.
     async fn has_verified(&self, phone: &PhoneNumber) -> Result<bool, StoreError> {
         let query = Query::select()
             .column(Users::Id)
@@ -29,18 +29,5 @@ impl VerifiedPhones for SqlStore {
         }
         let found: Option<Found> = self.db().run().fetch_optional(&query).await.map_err(store_error)?;
         Ok(found.is_some())
-    }
-
-    async fn mark_verified(&self, user: UserId, phone: &PhoneNumber, now: Timestamp) -> Result<(), StoreError> {
-        // Profiles do not hold `phone_verified_at`: no cached profile changes.
-        let update = Query::update()
-            .table(Users::Table)
-            .value(Users::PhoneVerifiedAt, now.unix_millis())
-            .and_where(Expr::col(Users::Id).eq(user.get()))
-            .and_where(Expr::col(Users::Phone).eq(phone.as_str()))
-            .and_where(Expr::col(Users::PhoneVerifiedAt).is_null())
-            .to_owned();
-        self.db().run().execute(&update).await.map_err(store_error)?;
-        Ok(())
     }
 }

@@ -198,7 +198,11 @@ async fn fifty_parallel_sends_to_one_phone_deliver_at_most_the_limit() {
     }
     app.deliver_outbox().await;
     assert_eq!((ok, throttled), (5, 45));
-    assert_eq!(app.messages_to("+12063721234"), 5);
+    // Each register supersedes the code before it, and a superseded code's
+    // message is dropped rather than sent if the dispatcher has not sent it
+    // yet: at most the five admitted codes go out, and the live one does.
+    let delivered = app.messages_to("+12063721234");
+    assert!((1..=5).contains(&delivered), "{delivered} messages");
 }
 
 /// 20 sends per IP across numbers, 60 checks per IP; another IP is not

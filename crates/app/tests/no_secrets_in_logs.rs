@@ -249,7 +249,7 @@ async fn a_full_flow_logs_no_pin_key_or_token() {
         "path=/api/v1/auth/verify",
         "path=/v1/auth/check_pin",
         "signed in with email and password",
-        "password reset; sessions revoked",
+        "password reset; sessions and access codes revoked",
     ] {
         assert!(logs.contains(expected), "missing {expected:?} in the captured logs");
     }

@@ -377,13 +377,13 @@ async fn an_unverified_signup_shows_nothing_to_the_owner_and_holds_no_number(bac
         )
         .await;
     assert_eq!(reply.status, StatusCode::OK);
-    app.create_user("owner@beyondvip.com", "password", "Olivia", "Owner")
+    app.create_user("owner@beyondvip.com", "owner-passphrase-7", "Olivia", "Owner")
         .await;
     let reply = app
         .form(
             "POST",
             "/api/v1/tokens.json",
-            "email=owner@beyondvip.com&password=password",
+            "email=owner@beyondvip.com&password=owner-passphrase-7",
         )
         .await;
     let token = reply.body["token"].as_str().unwrap().to_owned();

@@ -237,6 +237,20 @@ impl RedisRateLimiter {
         let sequence = self.sequence.fetch_add(1, Ordering::Relaxed);
         format!("{}-{sequence}", self.instance)
     }
+
+    /// Awaits one Redis call within the limiter's timeout, so an outage
+    /// answers a `StoreError` in bounded time instead of stalling a request.
+    async fn bounded<T>(&self, call: impl Future<Output = redis::RedisResult<T>>) -> Result<T, StoreError> {
+        tokio::time::timeout(self.timeout, call)
+            .await
+            .map_err(|_| {
+                StoreError(format!(
+                    "the Redis rate limiter did not answer within {:?}",
+                    self.timeout
+                ))
+            })?
+            .map_err(|error| store_error("the Redis rate limiter failed", &error))
+    }
 }
 
 /// 128 random bits in hex: unique among instances in practice.
@@ -274,16 +288,7 @@ impl RateLimiter for RedisRateLimiter {
             .arg(window_millis(rule.window))
             .arg(rule.limit)
             .arg(self.unique_member());
-        let (allowed, retry_millis): (i64, i64) =
-            tokio::time::timeout(self.timeout, invocation.invoke_async(&mut connection))
-                .await
-                .map_err(|_| {
-                    StoreError(format!(
-                        "the Redis rate limiter did not answer within {:?}",
-                        self.timeout
-                    ))
-                })?
-                .map_err(|error| store_error("the Redis rate limiter failed", &error))?;
+        let (allowed, retry_millis): (i64, i64) = self.bounded(invocation.invoke_async(&mut connection)).await?;
         Ok(if allowed == 1 {
             RateDecision::Allowed
         } else {
@@ -307,15 +312,7 @@ impl RateLimiter for RedisRateLimiter {
             invocation.arg(window_millis(item.rule.window)).arg(item.rule.limit);
         }
         let (allowed, index, retry_millis): (i64, i64, i64) =
-            tokio::time::timeout(self.timeout, invocation.invoke_async(&mut connection))
-                .await
-                .map_err(|_| {
-                    StoreError(format!(
-                        "the Redis rate limiter did not answer within {:?}",
-                        self.timeout
-                    ))
-                })?
-                .map_err(|error| store_error("the Redis rate limiter failed", &error))?;
+            self.bounded(invocation.invoke_async(&mut connection)).await?;
         if allowed == 1 {
             return Ok(BatchDecision::Allowed);
         }
@@ -338,16 +335,7 @@ impl RateLimiter for RedisRateLimiter {
             .arg(now.unix_millis())
             .arg(window_millis(rule.window))
             .arg(rule.limit);
-        let (allowed, retry_millis): (i64, i64) =
-            tokio::time::timeout(self.timeout, invocation.invoke_async(&mut connection))
-                .await
-                .map_err(|_| {
-                    StoreError(format!(
-                        "the Redis rate limiter did not answer within {:?}",
-                        self.timeout
-                    ))
-                })?
-                .map_err(|error| store_error("the Redis rate limiter failed", &error))?;
+        let (allowed, retry_millis): (i64, i64) = self.bounded(invocation.invoke_async(&mut connection)).await?;
         Ok(if allowed == 1 {
             RateDecision::Allowed
         } else {
@@ -362,15 +350,7 @@ impl RateLimiter for RedisRateLimiter {
         let mut connection = self.connection.clone();
         let mut delete = redis::cmd("DEL");
         delete.arg(format!("{}{key}", self.key_prefix));
-        tokio::time::timeout(self.timeout, delete.query_async::<i64>(&mut connection))
-            .await
-            .map_err(|_| {
-                StoreError(format!(
-                    "the Redis rate limiter did not answer within {:?}",
-                    self.timeout
-                ))
-            })?
-            .map_err(|error| store_error("the Redis rate limiter failed", &error))?;
+        self.bounded(delete.query_async::<i64>(&mut connection)).await?;
         Ok(())
     }
 }

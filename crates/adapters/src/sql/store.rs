@@ -587,27 +587,36 @@ struct AccessCodeRow {
     revoked_at: Option<i64>,
 }
 
+/// The statement that stores an access code, shared by the port method and
+/// the transaction that consumes a PIN (`sql::verified`).
+pub(super) fn access_code_insert(code: &NewAccessCode) -> sea_query::InsertStatement {
+    Query::insert()
+        .into_table(AccessCodes::Table)
+        .columns([
+            AccessCodes::UserId,
+            AccessCodes::CodeHash,
+            AccessCodes::DeviceId,
+            AccessCodes::CreatedAt,
+            AccessCodes::ExpiresAt,
+        ])
+        .values_panic([
+            code.user_id.get().into(),
+            code.code_hash.as_bytes().to_vec().into(),
+            code.device_id.clone().into(),
+            code.created_at.unix_millis().into(),
+            code.expires_at.unix_millis().into(),
+        ])
+        .to_owned()
+}
+
 #[async_trait]
 impl AccessCodeStore for SqlStore {
     async fn insert_access_code(&self, code: NewAccessCode) -> Result<(), StoreError> {
-        let insert = Query::insert()
-            .into_table(AccessCodes::Table)
-            .columns([
-                AccessCodes::UserId,
-                AccessCodes::CodeHash,
-                AccessCodes::DeviceId,
-                AccessCodes::CreatedAt,
-                AccessCodes::ExpiresAt,
-            ])
-            .values_panic([
-                code.user_id.get().into(),
-                code.code_hash.as_bytes().to_vec().into(),
-                code.device_id.into(),
-                code.created_at.unix_millis().into(),
-                code.expires_at.unix_millis().into(),
-            ])
-            .to_owned();
-        self.db.run().execute(&insert).await.map_err(store_error)?;
+        self.db
+            .run()
+            .execute(&access_code_insert(&code))
+            .await
+            .map_err(store_error)?;
         Ok(())
     }
 

@@ -10,7 +10,7 @@
 use phonegate_domain::{
     StoreError,
     otp::{ChallengeId, NewChallenge},
-    phone_login::PendingAccessCode,
+    phone_login::{NewAccessCode, PendingAccessCode},
     user::{NewUser, PhoneVerification, User, UserId},
 };
 use sea_query::{Expr, ExprTrait as _, Query};
@@ -18,8 +18,11 @@ use sea_query::{Expr, ExprTrait as _, Query};
 use super::{
     db::{Tx, is_unique_violation, store_error},
     outbox::{SealedRow, insert_sealed},
-    schema::{AccessCodes, Addresses, OtpChallenges, PendingSignups, Users, state},
-    store::{IdRow, MAX_LIVE_CONFLICTS, SqlStore, insert_challenge, live_slot, supersede_live, upsert_verified_in},
+    schema::{Addresses, OtpChallenges, PendingSignups, Users, state},
+    store::{
+        IdRow, MAX_LIVE_CONFLICTS, SqlStore, access_code_insert, insert_challenge, live_slot, supersede_live,
+        upsert_verified_in,
+    },
 };
 
 /// A pending signup as stored.
@@ -240,23 +243,13 @@ async fn insert_access_code(
     code: &PendingAccessCode,
     now: phonegate_domain::time::Timestamp,
 ) -> Result<(), StoreError> {
-    let insert = Query::insert()
-        .into_table(AccessCodes::Table)
-        .columns([
-            AccessCodes::UserId,
-            AccessCodes::CodeHash,
-            AccessCodes::DeviceId,
-            AccessCodes::CreatedAt,
-            AccessCodes::ExpiresAt,
-        ])
-        .values_panic([
-            user.get().into(),
-            code.code_hash.as_bytes().to_vec().into(),
-            code.device_id.clone().into(),
-            now.unix_millis().into(),
-            code.expires_at.unix_millis().into(),
-        ])
-        .to_owned();
+    let insert = access_code_insert(&NewAccessCode {
+        user_id: user,
+        code_hash: code.code_hash.clone(),
+        device_id: code.device_id.clone(),
+        created_at: now,
+        expires_at: code.expires_at,
+    });
     tx.run().execute(&insert).await.map_err(store_error)?;
     Ok(())
 }

@@ -38,6 +38,7 @@ use tracing::Level;
 
 mod client;
 pub mod console;
+mod failure;
 mod hosts;
 pub mod metrics;
 pub mod openapi;
@@ -192,6 +193,7 @@ fn with_http_layers(router: Router, services: &Services, settings: &HttpSettings
     // Added with `layer`, which wraps each route, so the middleware sees
     // the matched route template.
     let router = router
+        .layer(axum::middleware::from_fn(failure::log_failures))
         .layer(axum::middleware::from_fn_with_state(
             services.metrics.registry.clone(),
             metrics::track,

@@ -1,8 +1,12 @@
 //! Developer workflows: `cargo xtask <task>`.
 //!
 //! - `ci`: everything CI checks, in the order that fails fastest: formatting,
-//!   the dependency-direction rules, clippy with warnings denied, then the
-//!   whole test suite (including the Postgres runs).
+//!   the dependency-direction rules, `tidy`, clippy with warnings denied,
+//!   then the whole test suite (including the Postgres runs).
+//!
+//! - `tidy`: the size budget of source files, `docs/ARCHITECTURE.md` against
+//!   the code, the seeds' client strings in the domain, and `cargo doc`
+//!   without warnings (see `tidy.rs`).
 //!
 //! - `bench`: builds the release binary and the harness, then runs the
 //!   benchmark (`crates/bench`); `bench --smoke` runs every phase for a few
@@ -13,10 +17,19 @@
 // A developer tool: printing to stdout is what it is for.
 #![allow(clippy::print_stdout)]
 
+mod tidy;
+
 use std::{
     env,
+    path::{Path, PathBuf},
     process::{Command, ExitCode},
 };
+
+/// Whether `tidy` fails on the seeds' client strings under
+/// `crates/domain/src`. Off while issue 15 moves the wire texts out of the
+/// domain: until then `tidy` prints what it finds without failing.
+/// `cargo xtask tidy --domain-strings` enforces it regardless.
+const DOMAIN_STRINGS_ENFORCED: bool = false;
 
 /// Crates the domain must never depend on (it does no I/O).
 const DOMAIN_FORBIDDEN: &[&str] = &[
@@ -38,10 +51,11 @@ fn main() -> ExitCode {
     let result = match task.as_str() {
         "ci" => ci(),
         "deps" => check_dependency_direction(),
+        "tidy" => tidy(env::args().skip(2).any(|arg| arg == "--domain-strings")),
         "bench" => bench(&env::args().skip(2).collect::<Vec<_>>()),
         _ => {
             eprintln!(
-                "usage: cargo xtask <task>\n\ntasks:\n  ci     fmt check, dependency rules, clippy -D warnings, all tests, bench smoke\n  deps   only the dependency-direction rules\n  bench  the benchmark (release build); --smoke for a few seconds' check, --sqlite, --no-scale"
+                "usage: cargo xtask <task>\n\ntasks:\n  ci     fmt check, dependency rules, tidy, clippy -D warnings, all tests, bench smoke\n  deps   only the dependency-direction rules\n  tidy   file sizes, docs/ARCHITECTURE.md, client strings in the domain (--domain-strings to enforce), cargo doc\n  bench  the benchmark (release build); --smoke for a few seconds' check, --sqlite, --no-scale"
             );
             Err("unknown task".into())
         }
@@ -71,6 +85,7 @@ fn cargo(args: &[&str]) -> Result<(), String> {
 fn ci() -> Result<(), String> {
     cargo(&["fmt", "--all", "--", "--check"])?;
     check_dependency_direction()?;
+    tidy(false)?;
     cargo(&[
         "clippy",
         "--workspace",
@@ -204,4 +219,67 @@ fn check_dependency_direction() -> Result<(), String> {
         eprintln!("dependency rules: {package} ok");
     }
     Ok(())
+}
+
+/// The repository's root (this crate is `xtask/` in it).
+fn repository_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+/// The checks of `tidy.rs`, then `cargo doc` with warnings denied. Every
+/// check runs and reports before the task fails, so one run lists
+/// everything to fix. `enforce_domain_strings` makes the client strings
+/// fail even while [`DOMAIN_STRINGS_ENFORCED`] is off.
+fn tidy(enforce_domain_strings: bool) -> Result<(), String> {
+    let root = repository_root();
+    let read =
+        |path: &str| std::fs::read_to_string(root.join(path)).map_err(|error| format!("reading {path}: {error}"));
+    let members = tidy::workspace_members(&read("Cargo.toml")?);
+    let mut failed = vec![];
+    let mut report = |check: &str, findings: Vec<tidy::Finding>, enforced: bool| {
+        if findings.is_empty() {
+            eprintln!("tidy: {check} ok");
+            return;
+        }
+        let verdict = if enforced { "FAILED" } else { "not enforced yet" };
+        eprintln!("tidy: {check} {verdict}, {} finding(s):", findings.len());
+        for finding in &findings {
+            eprintln!("  {finding}");
+        }
+        if enforced {
+            failed.push(check.to_owned());
+        }
+    };
+    report(
+        "size budget",
+        tidy::size_budget(&root, tidy::LINE_BUDGET, tidy::OVER_BUDGET),
+        true,
+    );
+    report(
+        "docs/ARCHITECTURE.md",
+        tidy::architecture(&root, &read("docs/ARCHITECTURE.md")?, &members),
+        true,
+    );
+    report(
+        "client strings in the domain",
+        tidy::domain_strings(&root, tidy::CLIENT_STRINGS),
+        DOMAIN_STRINGS_ENFORCED || enforce_domain_strings,
+    );
+    let doc = ["doc", "--no-deps", "--workspace", "--locked"];
+    eprintln!("$ RUSTDOCFLAGS=\"-D warnings\" cargo {}", doc.join(" "));
+    let status = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(doc)
+        .env("RUSTDOCFLAGS", "-D warnings")
+        .status()
+        .map_err(|error| format!("running cargo: {error}"))?;
+    if !status.success() {
+        failed.push("cargo doc".to_owned());
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("tidy failed: {}", failed.join(", ")))
+    }
 }

@@ -4,7 +4,7 @@
 //! every one of them. So every surface mounts its routes through
 //! [`Routes`], which records each (method, path) it mounts: the table is
 //! made by the very calls that mount, and the spec test compares it with
-//! the spec in both directions (`crates/api/tests/openapi_spec.rs`).
+//! the spec in both directions (`crates/api/tests/it/openapi_spec.rs`).
 //! Mount routes only through this type.
 
 use std::convert::Infallible;

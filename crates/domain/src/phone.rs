@@ -402,7 +402,7 @@ mod tests {
 
     #[test]
     fn numbers_of_other_countries_keep_every_digit() {
-        // Found by tests/phone_props.rs: read with the US rules, the `1` of
+        // Found by tests/it/phone_props.rs: read with the US rules, the `1` of
         // these numbers was taken for a national prefix and dropped, which
         // made other valid numbers (a German landline, a Chinese landline).
         let us = PhonePolicy::new("US", &[], vec![]).unwrap();
@@ -442,7 +442,7 @@ mod tests {
 
     #[test]
     fn prefixes_differing_inside_a_character_do_not_panic() {
-        // Found by tests/phone_props.rs: `é` and `ê` share their first UTF-8
+        // Found by tests/it/phone_props.rs: `é` and `ê` share their first UTF-8
         // byte, and the common prefix was cut inside the character.
         let rule = MobileRule::new(vec!["é".into(), "ê".into()], 0);
         assert_eq!(rule.country_prefix(), "");

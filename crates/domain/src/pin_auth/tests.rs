@@ -464,7 +464,7 @@ fn register_device_refuses_unknown_platforms_and_missing_tokens() {
 
 #[test]
 fn register_device_refuses_a_token_of_a_user_that_does_not_exist() {
-    // Found by crates/app/tests/fuzz_routes.rs: the device's foreign key was
+    // Found by crates/app/tests/it/fuzz_routes: the device's foreign key was
     // refused by the database and the client got a 503.
     block_on(async {
         let world = World::new();

@@ -1,16 +1,65 @@
-//! The use cases that check or choose a password: sign-in (with its limits
-//! and the account lockout) and completing a password reset.
+//! Signing in with email and password, and signing out.
 
-use super::{
-    CompleteResetError, MobileOs, NewSession, ResetOutcome, SessionDevice, SignInError, SignInRequest, SignedIn,
-    TokenAuth, present,
-};
+use std::fmt;
+
+use super::{MobileOs, NewSession, OpaqueToken, SessionDevice, TokenAuth, Unauthorized, present};
 use crate::{
-    abuse::Client,
-    account::{Email, Password, PasswordError},
-    ports::HashError,
-    user::UserId,
+    abuse::{Client, Refusal},
+    account::{Email, Password},
+    ports::{HashError, StoreError},
+    user::{User, UserId},
 };
+
+/// A sign-in request as the client sends it. `Debug` hides the password.
+#[derive(Clone, Default)]
+pub struct SignInRequest<'a> {
+    pub email: Option<&'a str>,
+    pub password: Option<&'a str>,
+    pub device_token: Option<&'a str>,
+    pub mobile_os: Option<&'a str>,
+    pub app_id: Option<&'a str>,
+}
+
+impl fmt::Debug for SignInRequest<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SignInRequest")
+            .field("email", &self.email)
+            .field("password", &self.password.map(|_| "[redacted]"))
+            .field("device_token", &self.device_token)
+            .field("mobile_os", &self.mobile_os)
+            .field("app_id", &self.app_id)
+            .finish()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SignInError {
+    #[error("Email and password are required.")]
+    MissingCredentials,
+    #[error("Invalid email or password.")]
+    InvalidCredentials,
+    #[error("Unknown app_id.")]
+    UnknownApplication,
+    #[error("mobile_os must be android or ios.")]
+    InvalidMobileOs,
+    #[error("device_token is too long.")]
+    InvalidDeviceToken,
+    /// The per-IP or per-email sign-in limit refused it.
+    #[error(transparent)]
+    Refused(Refusal),
+    /// Every password-hashing thread is busy and the queue is full.
+    #[error("password hashing is saturated")]
+    HasherBusy,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A successful sign-in.
+#[derive(Debug)]
+pub struct SignedIn {
+    pub token: OpaqueToken,
+    pub user: User,
+}
 
 impl TokenAuth {
     /// `POST /api/v1/tokens`: email + password for a per-device token.
@@ -114,76 +163,25 @@ impl TokenAuth {
         })
     }
 
-    /// `PUT /api/v1/tokens/reset`: sets a new password with a reset token
-    /// (single use, within its lifetime), and revokes every session token
-    /// and phone-login access code of the user.
-    ///
-    /// The token is looked up before the new password is screened and
-    /// hashed, so a guessed token costs a lookup, never a hash.
-    pub async fn complete_password_reset(
+    /// `DELETE /api/v1/tokens/:user_id`: revokes the token at once and removes
+    /// the push token. A token of another user cannot sign this user out.
+    pub async fn sign_out(
         &self,
-        reset_token: Option<&str>,
-        password: Option<&str>,
-        confirmation: Option<&str>,
-        client: &Client,
-    ) -> Result<UserId, CompleteResetError> {
-        let token = present(reset_token).ok_or(CompleteResetError::MissingToken)?;
-        self.guard
-            .admit_token_check(client, self.now())
-            .await
-            .map_err(CompleteResetError::Refused)?;
-        let password =
-            Password::new_password(password.unwrap_or_default()).map_err(CompleteResetError::InvalidPassword)?;
-        if confirmation.is_some_and(|confirmation| confirmation != password.expose()) {
-            return Err(CompleteResetError::ConfirmationMismatch);
+        user_id: &str,
+        auth_token: Option<&str>,
+        apn_token: Option<&str>,
+    ) -> Result<(), Unauthorized> {
+        let session = self.session(auth_token).await?;
+        let user_id: i64 = user_id.trim().parse().map_err(|_| Unauthorized::Token)?;
+        if session.user_id != UserId::new(user_id) {
+            tracing::warn!(user_id, "sign-out refused: the token belongs to another user");
+            return Err(Unauthorized::Token);
         }
-        let token_hash = self.token_hash("password_reset", token);
-        let outcome = match self.ports.accounts.find_password_reset(&token_hash, self.now()).await? {
-            ResetOutcome::Done(_) => {
-                self.screen_new_password(&password, &[])
-                    .map_err(CompleteResetError::InvalidPassword)?;
-                let hash = self
-                    .ports
-                    .passwords
-                    .hash(&password)
-                    .await
-                    .map_err(|error| match error {
-                        HashError::Busy => CompleteResetError::HasherBusy,
-                        HashError::Failed(error) => CompleteResetError::Store(error),
-                    })?;
-                // Checked again, atomically, with the change: the reset may
-                // have been used or superseded meanwhile.
-                self.ports
-                    .accounts
-                    .complete_password_reset(&token_hash, &hash, self.now())
-                    .await?
-            }
-            other => other,
-        };
-        match outcome {
-            ResetOutcome::Done(user) => {
-                tracing::info!(
-                    user_id = user.get(),
-                    "password reset; sessions and access codes revoked"
-                );
-                Ok(user)
-            }
-            ResetOutcome::NotFound | ResetOutcome::AlreadyUsed => Err(CompleteResetError::InvalidToken),
-            ResetOutcome::Expired => Err(CompleteResetError::Expired),
-        }
-    }
-
-    /// Refuses a new password that is among the most common ones (or a
-    /// variant of `context`, e.g. the account's email).
-    pub(super) fn screen_new_password(
-        &self,
-        password: &Password,
-        context: &[Option<&str>],
-    ) -> Result<(), PasswordError> {
-        let context: Vec<&str> = context.iter().flatten().copied().collect();
-        if self.ports.screen.is_common(password, &context) {
-            return Err(PasswordError::TooCommon);
-        }
+        self.ports
+            .sessions
+            .end_session(session.id, present(apn_token).map(str::to_owned), self.now())
+            .await?;
+        tracing::info!(user_id, "signed out");
         Ok(())
     }
 }

@@ -1,0 +1,102 @@
+//! Token introspection (RFC 7662): an application asks what a user's
+//! token is.
+
+use super::{TokenAuth, Unauthorized, present};
+use crate::{
+    abuse::{Client, Refusal},
+    ports::StoreError,
+    time::Timestamp,
+    user::UserId,
+};
+
+/// What a token stands for (RFC 7662).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Introspection {
+    Inactive,
+    Active {
+        user_id: UserId,
+        /// `opaque`, `jwt` or `access_code`.
+        token_type: &'static str,
+        issued_at: Option<Timestamp>,
+        expires_at: Timestamp,
+        /// The app_id the token was issued through, if any.
+        client_id: Option<String>,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IntrospectError {
+    #[error("Invalid or missing application auth_token.")]
+    Unauthorized,
+    #[error("token is required.")]
+    MissingToken,
+    /// The per-IP token-check limit refused it.
+    #[error(transparent)]
+    Refused(Refusal),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl TokenAuth {
+    /// `POST /api/v1/tokens/introspect`: an application asks what a token is.
+    pub async fn introspect(
+        &self,
+        app_token: Option<&str>,
+        token: Option<&str>,
+        client: &Client,
+    ) -> Result<Introspection, IntrospectError> {
+        self.guard
+            .admit_token_check(client, self.now())
+            .await
+            .map_err(IntrospectError::Refused)?;
+        let app_token = present(app_token).ok_or(IntrospectError::Unauthorized)?;
+        self.ports
+            .applications
+            .find_application_by_token(&self.token_hash("application_token", app_token))
+            .await?
+            .ok_or(IntrospectError::Unauthorized)?;
+        let token = present(token).ok_or(IntrospectError::MissingToken)?;
+        let now = self.now();
+        // A JWT has two dots; an access code is 32 hex characters; anything
+        // else can only be a session token.
+        if token.matches('.').count() == 2 {
+            return Ok(match self.ports.tokens.verify(token, now) {
+                Ok(claims) => Introspection::Active {
+                    user_id: claims.user_id,
+                    token_type: "jwt",
+                    issued_at: Some(claims.issued_at),
+                    expires_at: claims.expires_at,
+                    client_id: None,
+                },
+                Err(_) => Introspection::Inactive,
+            });
+        }
+        if token.len() == 32 && token.bytes().all(|b| b.is_ascii_hexdigit()) {
+            let hash = self
+                .otp
+                .hasher()
+                .token_hash("access_code", token.to_ascii_lowercase().as_bytes());
+            return Ok(match self.ports.access_codes.find_access_code(&hash).await? {
+                Some(code) if !code.revoked && now < code.expires_at => Introspection::Active {
+                    user_id: code.user_id,
+                    token_type: "access_code",
+                    issued_at: None,
+                    expires_at: code.expires_at,
+                    client_id: None,
+                },
+                _ => Introspection::Inactive,
+            });
+        }
+        Ok(match self.session(Some(token)).await {
+            Ok(session) => Introspection::Active {
+                user_id: session.user_id,
+                token_type: "opaque",
+                issued_at: Some(session.created_at),
+                expires_at: session.expires_at,
+                client_id: session.application_id,
+            },
+            Err(Unauthorized::Token) => Introspection::Inactive,
+            Err(Unauthorized::Store(error)) => return Err(error.into()),
+        })
+    }
+}

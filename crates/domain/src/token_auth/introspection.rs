@@ -1,9 +1,13 @@
 //! Token introspection (RFC 7662): an application asks what a user's
 //! token is.
 
-use super::{TokenAuth, Unauthorized, present};
+use super::{
+    TokenAuth, Unauthorized,
+    credentials::{ApplicationToken, IntrospectedToken},
+};
 use crate::{
     abuse::{Client, Refusal},
+    application::Application,
     ports::StoreError,
     time::Timestamp,
     user::UserId,
@@ -24,12 +28,29 @@ pub enum Introspection {
     },
 }
 
+/// An application whose `auth_token` was checked just now: what
+/// [`TokenAuth::introspect`] takes. Only
+/// [`TokenAuth::authorize_application`] makes one.
+#[derive(Debug, Clone)]
+pub struct AuthorizedApplication {
+    application: Application,
+}
+
+impl AuthorizedApplication {
+    pub fn app_id(&self) -> &str {
+        &self.application.app_id
+    }
+}
+
+/// Why an application may not introspect.
 #[derive(Debug, thiserror::Error)]
 pub enum IntrospectError {
-    #[error("Invalid or missing application auth_token.")]
-    Unauthorized,
-    #[error("token is required.")]
-    MissingToken,
+    /// No application `auth_token` was given.
+    #[error("no application token was given")]
+    MissingApplicationToken,
+    /// No live application has this `auth_token`.
+    #[error("no application has this token")]
+    UnknownApplicationToken,
     /// The per-IP token-check limit refused it.
     #[error(transparent)]
     Refused(Refusal),
@@ -38,24 +59,40 @@ pub enum IntrospectError {
 }
 
 impl TokenAuth {
-    /// `POST /api/v1/tokens/introspect`: an application asks what a token is.
-    pub async fn introspect(
+    /// `POST /api/v1/tokens/introspect`, first step: the per-IP
+    /// token-check limit, then the application's `auth_token`.
+    ///
+    /// The token is an `Option` on purpose: the limit applies before any
+    /// token is looked at, so a client without one is counted (and
+    /// throttled) like one with a guessed one.
+    pub async fn authorize_application(
         &self,
-        app_token: Option<&str>,
-        token: Option<&str>,
+        app_token: Option<&ApplicationToken>,
         client: &Client,
-    ) -> Result<Introspection, IntrospectError> {
+    ) -> Result<AuthorizedApplication, IntrospectError> {
         self.guard
             .admit_token_check(client, self.now())
             .await
             .map_err(IntrospectError::Refused)?;
-        let app_token = present(app_token).ok_or(IntrospectError::Unauthorized)?;
-        self.ports
+        let app_token = app_token.ok_or(IntrospectError::MissingApplicationToken)?;
+        let application = self
+            .ports
             .applications
-            .find_application_by_token(&self.token_hash("application_token", app_token))
+            .find_application_by_token(&self.token_hash("application_token", app_token.expose()))
             .await?
-            .ok_or(IntrospectError::Unauthorized)?;
-        let token = present(token).ok_or(IntrospectError::MissingToken)?;
+            .ok_or(IntrospectError::UnknownApplicationToken)?;
+        Ok(AuthorizedApplication { application })
+    }
+
+    /// `POST /api/v1/tokens/introspect`: what a user's token stands for,
+    /// asked by an application [`TokenAuth::authorize_application`]
+    /// authorized.
+    pub async fn introspect(
+        &self,
+        _application: &AuthorizedApplication,
+        token: &IntrospectedToken,
+    ) -> Result<Introspection, StoreError> {
+        let token = token.expose();
         let now = self.now();
         // A JWT has two dots; an access code is 32 hex characters; anything
         // else can only be a session token.
@@ -87,7 +124,7 @@ impl TokenAuth {
                 _ => Introspection::Inactive,
             });
         }
-        Ok(match self.session(Some(token)).await {
+        Ok(match self.live_session(token).await {
             Ok(session) => Introspection::Active {
                 user_id: session.user_id,
                 token_type: "opaque",
@@ -95,8 +132,10 @@ impl TokenAuth {
                 expires_at: session.expires_at,
                 client_id: session.application_id,
             },
-            Err(Unauthorized::Token) => Introspection::Inactive,
-            Err(Unauthorized::Store(error)) => return Err(error.into()),
+            Err(Unauthorized::Store(error)) => return Err(error),
+            Err(
+                Unauthorized::UnknownToken | Unauthorized::Revoked | Unauthorized::Expired | Unauthorized::OtherUser,
+            ) => Introspection::Inactive,
         })
     }
 }

@@ -7,7 +7,9 @@
 //! applications; create and find users and revoke their tokens).
 //!
 //! This module holds what they share: the service, its ports and settings,
-//! the record types the stores read and write, and session lookup.
+//! the record types the stores read and write, and session lookup. The
+//! values the use cases take are built by parsing ([`credentials`]); their
+//! errors name causes, and each surface words them for its clients.
 //!
 //! Opaque tokens are 16 random bytes (22 characters of base64url), stored
 //! only as keyed hashes. An unknown email and a wrong password answer the
@@ -21,7 +23,7 @@ use crate::{
     abuse::sign_in::SignInGuard,
     account::{Email, PasswordHash},
     delivery::Messenger,
-    otp::{OtpEngine, OtpPolicy, SecretHash},
+    otp::{CodeLength, OtpEngine, OtpPolicy, SecretHash},
     outbox::OutboxStore,
     phone::{PhoneNumber, PhonePolicy},
     ports::{
@@ -33,15 +35,20 @@ use crate::{
 };
 
 pub mod admin;
+pub mod credentials;
 pub mod introspection;
 pub mod password_reset;
 pub mod phone_confirmation;
 pub mod sign_in;
 
-pub use admin::{AdminError, UserLookup};
-pub use introspection::{IntrospectError, Introspection};
-pub use password_reset::{CompleteResetError, ResetRequestError};
-pub use phone_confirmation::PhoneVerificationError;
+pub use admin::{AdminError, NewUser, TokenAdmin, UserLookup};
+pub use credentials::{
+    AppId, ApplicationName, ApplicationToken, Blank, DeviceToken, DeviceTokenError, IntrospectedToken, PushToken,
+    ResetToken, SessionToken, SignInEmail, SignInPassword, UnknownMobileOs,
+};
+pub use introspection::{AuthorizedApplication, IntrospectError, Introspection};
+pub use password_reset::{CompleteResetError, PasswordReset, ResetRequestError};
+pub use phone_confirmation::{ConfirmPhoneError, SendPhoneCodeError};
 pub use sign_in::{SignInError, SignInRequest, SignedIn};
 
 /// Bytes of randomness in opaque tokens (session, application, reset).
@@ -154,13 +161,33 @@ pub struct TokenAuthSettings {
     pub app_name: String,
 }
 
-/// Why a request that needs a signed-in user was refused.
+/// Why a session token was refused, or could not be checked.
 #[derive(Debug, thiserror::Error)]
 pub enum Unauthorized {
-    #[error("Invalid or missing auth_token.")]
-    Token,
+    #[error("no session has this token")]
+    UnknownToken,
+    #[error("the session was revoked")]
+    Revoked,
+    #[error("the session has expired")]
+    Expired,
+    /// Sign-out named another user than the token's.
+    #[error("the session belongs to another user")]
+    OtherUser,
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// A session whose token was checked just now: what the use cases of a
+/// signed-in user take. Only [`TokenAuth::authenticate`] makes one.
+#[derive(Debug, Clone)]
+pub struct Authenticated {
+    session: SessionRecord,
+}
+
+impl Authenticated {
+    pub fn user_id(&self) -> UserId {
+        self.session.user_id
+    }
 }
 
 /// The ports the tokens surface needs.
@@ -190,7 +217,7 @@ pub struct TokenAuth {
     ports: TokenAuthPorts,
     otp: OtpEngine,
     settings: TokenAuthSettings,
-    /// Sign-in limits and the lockout policy (`passwords` module).
+    /// Sign-in and token-check limits and the lockout policy.
     guard: SignInGuard,
 }
 
@@ -200,10 +227,6 @@ impl fmt::Debug for TokenAuth {
             .field("settings", &self.settings)
             .finish_non_exhaustive()
     }
-}
-
-fn present(value: Option<&str>) -> Option<&str> {
-    value.map(str::trim).filter(|v| !v.is_empty())
 }
 
 impl TokenAuth {
@@ -239,17 +262,37 @@ impl TokenAuth {
         self.otp.hasher().token_hash(kind, text.as_bytes())
     }
 
-    /// The user a session token belongs to, if it is valid now.
-    async fn session(&self, auth_token: Option<&str>) -> Result<SessionRecord, Unauthorized> {
-        let token = present(auth_token).ok_or(Unauthorized::Token)?;
+    /// How the surfaces read phone numbers (`phone.default_region`, the
+    /// allowed prefixes): the edge parses with it before a use case runs.
+    pub fn phones(&self) -> &PhonePolicy {
+        &self.settings.phones
+    }
+
+    /// The length of the codes texted to confirm a phone.
+    pub fn phone_code_length(&self) -> CodeLength {
+        self.settings.phone_policy.length
+    }
+
+    /// Checks a user's session token: the first step of every use case of
+    /// a signed-in user.
+    pub async fn authenticate(&self, token: &SessionToken) -> Result<Authenticated, Unauthorized> {
+        let session = self.live_session(token.expose()).await?;
+        Ok(Authenticated { session })
+    }
+
+    /// The session a token text names, if it is valid now.
+    async fn live_session(&self, token: &str) -> Result<SessionRecord, Unauthorized> {
         let session = self
             .ports
             .sessions
             .find_session(&self.token_hash("session_token", token))
             .await?
-            .ok_or(Unauthorized::Token)?;
-        if session.revoked || self.now() >= session.expires_at {
-            return Err(Unauthorized::Token);
+            .ok_or(Unauthorized::UnknownToken)?;
+        if session.revoked {
+            return Err(Unauthorized::Revoked);
+        }
+        if self.now() >= session.expires_at {
+            return Err(Unauthorized::Expired);
         }
         Ok(session)
     }

@@ -3,20 +3,19 @@
 
 use secrecy::SecretString;
 
-use super::{NewPasswordReset, ResetOutcome, TokenAuth, present};
+use super::{NewPasswordReset, ResetOutcome, TokenAuth, credentials::ResetToken};
 use crate::{
     abuse::{Client, Refusal},
-    account::{Email, EmailError, Password, PasswordError},
+    account::{Email, NewPassword, Password},
     otp::IssueError,
     outbox::{Envelope, OutboxMessage, Outgoing},
     ports::{HashError, OutgoingMail, StoreError},
     user::UserId,
 };
 
+/// Why a reset email was not queued.
 #[derive(Debug, thiserror::Error)]
 pub enum ResetRequestError {
-    #[error(transparent)]
-    InvalidEmail(EmailError),
     /// A per-IP or per-email limit refused it.
     #[error(transparent)]
     Refused(Refusal),
@@ -24,18 +23,24 @@ pub enum ResetRequestError {
     Store(#[from] StoreError),
 }
 
+/// A new password chosen with a reset token.
+#[derive(Debug, Clone)]
+pub struct PasswordReset {
+    pub token: ResetToken,
+    pub password: NewPassword,
+}
+
+/// Why a reset was not completed.
 #[derive(Debug, thiserror::Error)]
 pub enum CompleteResetError {
-    #[error("reset_token is required.")]
-    MissingToken,
-    #[error("Reset token is invalid or has already been used.")]
-    InvalidToken,
-    #[error("Reset token has expired.")]
+    /// No reset has this token, or it was used or superseded.
+    #[error("no unused reset has this token")]
+    UnknownToken,
+    #[error("the reset token has expired")]
     Expired,
-    #[error(transparent)]
-    InvalidPassword(PasswordError),
-    #[error("Password confirmation doesn't match Password.")]
-    ConfirmationMismatch,
+    /// The new password is among the ones attackers try first.
+    #[error("the new password is too common")]
+    CommonPassword,
     /// The per-IP token-check limit refused it.
     #[error(transparent)]
     Refused(Refusal),
@@ -49,14 +54,13 @@ pub enum CompleteResetError {
 impl TokenAuth {
     /// `POST /api/v1/tokens/reset`: emails reset instructions if the email
     /// has an account. The caller answers the same either way.
-    pub async fn request_password_reset(&self, email: Option<&str>, client: &Client) -> Result<(), ResetRequestError> {
-        let email = Email::parse(email.unwrap_or_default()).map_err(ResetRequestError::InvalidEmail)?;
-        self.otp.admit_mail(&email, client).await.map_err(|error| match error {
+    pub async fn request_password_reset(&self, email: &Email, client: &Client) -> Result<(), ResetRequestError> {
+        self.otp.admit_mail(email, client).await.map_err(|error| match error {
             IssueError::Refused(refusal) => ResetRequestError::Refused(refusal),
             IssueError::Store(error) => ResetRequestError::Store(error),
         })?;
         let now = self.now();
-        let account = self.ports.accounts.find_by_email(&email).await?;
+        let account = self.ports.accounts.find_by_email(email).await?;
         // The email is composed either way, so that an unknown email costs
         // the same work (and time) as a known one.
         let (token, token_hash) = self.new_token("password_reset");
@@ -79,7 +83,7 @@ impl TokenAuth {
         );
         let message = OutboxMessage {
             envelope: Envelope::Mail(OutgoingMail {
-                to: email,
+                to: email.clone(),
                 subject: format!("Reset your {app} password"),
                 text_body: SecretString::from(text),
                 html_body: SecretString::from(html),
@@ -108,7 +112,6 @@ impl TokenAuth {
         Ok(())
     }
 
-
     /// `PUT /api/v1/tokens/reset`: sets a new password with a reset token
     /// (single use, within its lifetime), and revokes every session token
     /// and phone-login access code of the user.
@@ -117,35 +120,24 @@ impl TokenAuth {
     /// hashed, so a guessed token costs a lookup, never a hash.
     pub async fn complete_password_reset(
         &self,
-        reset_token: Option<&str>,
-        password: Option<&str>,
-        confirmation: Option<&str>,
+        reset: &PasswordReset,
         client: &Client,
     ) -> Result<UserId, CompleteResetError> {
-        let token = present(reset_token).ok_or(CompleteResetError::MissingToken)?;
         self.guard
             .admit_token_check(client, self.now())
             .await
             .map_err(CompleteResetError::Refused)?;
-        let password =
-            Password::new_password(password.unwrap_or_default()).map_err(CompleteResetError::InvalidPassword)?;
-        if confirmation.is_some_and(|confirmation| confirmation != password.expose()) {
-            return Err(CompleteResetError::ConfirmationMismatch);
-        }
-        let token_hash = self.token_hash("password_reset", token);
+        let password = reset.password.as_password();
+        let token_hash = self.token_hash("password_reset", reset.token.expose());
         let outcome = match self.ports.accounts.find_password_reset(&token_hash, self.now()).await? {
             ResetOutcome::Done(_) => {
-                self.screen_new_password(&password, &[])
-                    .map_err(CompleteResetError::InvalidPassword)?;
-                let hash = self
-                    .ports
-                    .passwords
-                    .hash(&password)
-                    .await
-                    .map_err(|error| match error {
-                        HashError::Busy => CompleteResetError::HasherBusy,
-                        HashError::Failed(error) => CompleteResetError::Store(error),
-                    })?;
+                if self.is_common_password(password, &[]) {
+                    return Err(CompleteResetError::CommonPassword);
+                }
+                let hash = self.ports.passwords.hash(password).await.map_err(|error| match error {
+                    HashError::Busy => CompleteResetError::HasherBusy,
+                    HashError::Failed(error) => CompleteResetError::Store(error),
+                })?;
                 // Checked again, atomically, with the change: the reset may
                 // have been used or superseded meanwhile.
                 self.ports
@@ -163,23 +155,16 @@ impl TokenAuth {
                 );
                 Ok(user)
             }
-            ResetOutcome::NotFound | ResetOutcome::AlreadyUsed => Err(CompleteResetError::InvalidToken),
+            ResetOutcome::NotFound | ResetOutcome::AlreadyUsed => Err(CompleteResetError::UnknownToken),
             ResetOutcome::Expired => Err(CompleteResetError::Expired),
         }
     }
 
-    /// Refuses a new password that is among the most common ones (or a
+    /// Whether a new password is among the most common ones (or a
     /// variant of `context`, e.g. the account's email).
-    pub(super) fn screen_new_password(
-        &self,
-        password: &Password,
-        context: &[Option<&str>],
-    ) -> Result<(), PasswordError> {
+    pub(super) fn is_common_password(&self, password: &Password, context: &[Option<&str>]) -> bool {
         let context: Vec<&str> = context.iter().flatten().copied().collect();
-        if self.ports.screen.is_common(password, &context) {
-            return Err(PasswordError::TooCommon);
-        }
-        Ok(())
+        self.ports.screen.is_common(password, &context)
     }
 }
 

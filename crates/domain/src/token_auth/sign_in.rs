@@ -1,49 +1,39 @@
 //! Signing in with email and password, and signing out.
 
-use std::fmt;
-
-use super::{MobileOs, NewSession, OpaqueToken, SessionDevice, TokenAuth, Unauthorized, present};
+use super::{
+    Authenticated, MobileOs, NewSession, OpaqueToken, SessionDevice, TokenAuth, Unauthorized,
+    credentials::{AppId, DeviceToken, PushToken, SignInEmail, SignInPassword},
+};
 use crate::{
     abuse::{Client, Refusal},
-    account::{Email, Password},
     ports::{HashError, StoreError},
     user::{User, UserId},
 };
 
-/// A sign-in request as the client sends it. `Debug` hides the password.
-#[derive(Clone, Default)]
-pub struct SignInRequest<'a> {
-    pub email: Option<&'a str>,
-    pub password: Option<&'a str>,
-    pub device_token: Option<&'a str>,
-    pub mobile_os: Option<&'a str>,
-    pub app_id: Option<&'a str>,
+/// A sign-in, its values parsed. `Debug` hides the password.
+#[derive(Debug, Clone)]
+pub struct SignInRequest {
+    pub email: SignInEmail,
+    pub password: SignInPassword,
+    /// The device the token is issued to; without one, the token is not
+    /// tied to a device.
+    pub device_token: Option<DeviceToken>,
+    /// Kept only with a device token.
+    pub mobile_os: Option<MobileOs>,
+    /// The application the user signs in through, if any.
+    pub app_id: Option<AppId>,
 }
 
-impl fmt::Debug for SignInRequest<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SignInRequest")
-            .field("email", &self.email)
-            .field("password", &self.password.map(|_| "[redacted]"))
-            .field("device_token", &self.device_token)
-            .field("mobile_os", &self.mobile_os)
-            .field("app_id", &self.app_id)
-            .finish()
-    }
-}
-
+/// Why a sign-in failed.
 #[derive(Debug, thiserror::Error)]
 pub enum SignInError {
-    #[error("Email and password are required.")]
-    MissingCredentials,
-    #[error("Invalid email or password.")]
+    /// No account has this email, the password is wrong, or the account
+    /// is locked: one variant, so that nothing downstream can tell them
+    /// apart (the log line of a locked account is written here).
+    #[error("the email and password match no unlocked account")]
     InvalidCredentials,
-    #[error("Unknown app_id.")]
+    #[error("no application has this app_id")]
     UnknownApplication,
-    #[error("mobile_os must be android or ios.")]
-    InvalidMobileOs,
-    #[error("device_token is too long.")]
-    InvalidDeviceToken,
     /// The per-IP or per-email sign-in limit refused it.
     #[error(transparent)]
     Refused(Refusal),
@@ -70,44 +60,33 @@ impl TokenAuth {
     /// statement that records the outcome on the account. A locked account
     /// refuses even the right password, with the answer and the work of a
     /// wrong one, so neither the lock nor the password shows through it.
-    pub async fn sign_in(&self, request: SignInRequest<'_>, client: &Client) -> Result<SignedIn, SignInError> {
-        let (Some(email), Some(password)) = (present(request.email), request.password.filter(|p| !p.is_empty())) else {
-            return Err(SignInError::MissingCredentials);
-        };
-        let mobile_os = match present(request.mobile_os).map(str::to_ascii_lowercase).as_deref() {
-            None => None,
-            Some("android") => Some(MobileOs::Android),
-            Some("ios") => Some(MobileOs::Ios),
-            Some(_) => return Err(SignInError::InvalidMobileOs),
-        };
-        let device_token = present(request.device_token);
-        if device_token.is_some_and(|token| token.len() > 255) {
-            return Err(SignInError::InvalidDeviceToken);
-        }
+    pub async fn sign_in(&self, request: SignInRequest, client: &Client) -> Result<SignedIn, SignInError> {
         self.guard
-            .admit_sign_in(client, email, self.now())
+            .admit_sign_in(client, request.email.as_str(), self.now())
             .await
             .map_err(SignInError::Refused)?;
-        let application = match present(request.app_id) {
+        let application = match &request.app_id {
             None => None,
             Some(app_id) => Some(
                 self.ports
                     .applications
-                    .find_application(app_id)
+                    .find_application(app_id.as_str())
                     .await?
                     .ok_or(SignInError::UnknownApplication)?,
             ),
         };
         // A malformed email or an over-long password can match no account,
         // but they still take the same path, for the same time.
-        let email = Email::parse(email).ok();
+        let email = match request.email {
+            SignInEmail::Valid(email) => Some(email),
+            SignInEmail::Malformed(_) => None,
+        };
         let account = match &email {
             Some(email) => self.ports.accounts.find_by_email(email).await?,
             None => None,
         };
-        let password = Password::presented(password).ok();
-        let matches = match &password {
-            Some(password) => {
+        let matches = match &request.password {
+            SignInPassword::Valid(password) => {
                 let hash = account.as_ref().and_then(|a| a.password_hash.clone());
                 self.ports
                     .passwords
@@ -118,7 +97,7 @@ impl TokenAuth {
                         HashError::Failed(error) => SignInError::Store(error),
                     })?
             }
-            None => false,
+            SignInPassword::TooLong => false,
         };
         let settled = match &email {
             Some(email) => {
@@ -147,9 +126,9 @@ impl TokenAuth {
             .create_session(NewSession {
                 user_id: account.user.id,
                 application_id: application.as_ref().map(|a| a.id),
-                device: device_token.map(|device_token| SessionDevice {
-                    device_token: device_token.to_owned(),
-                    mobile_os,
+                device: request.device_token.map(|device_token| SessionDevice {
+                    device_token: device_token.into_string(),
+                    mobile_os: request.mobile_os,
                 }),
                 token_hash,
                 created_at: now,
@@ -167,21 +146,22 @@ impl TokenAuth {
     /// the push token. A token of another user cannot sign this user out.
     pub async fn sign_out(
         &self,
-        user_id: &str,
-        auth_token: Option<&str>,
-        apn_token: Option<&str>,
+        session: &Authenticated,
+        user_id: UserId,
+        push_token: Option<PushToken>,
     ) -> Result<(), Unauthorized> {
-        let session = self.session(auth_token).await?;
-        let user_id: i64 = user_id.trim().parse().map_err(|_| Unauthorized::Token)?;
-        if session.user_id != UserId::new(user_id) {
-            tracing::warn!(user_id, "sign-out refused: the token belongs to another user");
-            return Err(Unauthorized::Token);
+        if session.user_id() != user_id {
+            tracing::warn!(
+                user_id = user_id.get(),
+                "sign-out refused: the token belongs to another user"
+            );
+            return Err(Unauthorized::OtherUser);
         }
         self.ports
             .sessions
-            .end_session(session.id, present(apn_token).map(str::to_owned), self.now())
+            .end_session(session.session.id, push_token.map(PushToken::into_string), self.now())
             .await?;
-        tracing::info!(user_id, "signed out");
+        tracing::info!(user_id = user_id.get(), "signed out");
         Ok(())
     }
 }

@@ -1,6 +1,7 @@
 //! The admin use cases.
 
 use super::*;
+use crate::account::{Email, NewPassword};
 
 #[test]
 fn common_passwords_are_refused_wherever_a_password_is_chosen() {
@@ -15,28 +16,25 @@ fn common_passwords_are_refused_wherever_a_password_is_chosen() {
         mocks.accounts.expect_create_account().never();
         let service = mocks.build(&world);
         let error = service
-            .complete_password_reset(Some("tok"), Some("12345678"), None, &Client::default())
+            .complete_password_reset(&reset("tok", "12345678"), &Client::default())
             .await
             .unwrap_err();
-        assert!(matches!(
-            error,
-            CompleteResetError::InvalidPassword(PasswordError::TooCommon)
-        ));
-        assert_eq!(
-            error.to_string(),
-            "Password is too common. Please choose a less common password."
-        );
-        let error = service
-            .create_user("ada@example.com", "password", None, None, None)
-            .await
-            .unwrap_err();
-        assert!(matches!(error, AdminError::InvalidPassword(PasswordError::TooCommon)));
+        assert!(matches!(error, CompleteResetError::CommonPassword));
+        let new_user = |password: &str| NewUser {
+            email: Email::parse("ada@example.com").unwrap(),
+            password: NewPassword::parse(password).unwrap(),
+            first_name: None,
+            last_name: None,
+            phone: None,
+        };
+        let error = service.admin().create_user(new_user("password")).await.unwrap_err();
+        assert!(matches!(error, AdminError::CommonPassword));
         // The account's own email is as guessable as a listed password.
         let error = service
-            .create_user("ada@example.com", "ada@example.com", None, None, None)
+            .admin()
+            .create_user(new_user("ada@example.com"))
             .await
             .unwrap_err();
-        assert!(matches!(error, AdminError::InvalidPassword(PasswordError::TooCommon)));
+        assert!(matches!(error, AdminError::CommonPassword));
     });
 }
-

@@ -3,12 +3,14 @@
 use super::*;
 
 /// Introspects as a request without a socket address would.
-async fn introspect(
-    service: &TokenAuth,
-    app_token: Option<&str>,
-    token: Option<&str>,
-) -> Result<Introspection, IntrospectError> {
-    service.introspect(app_token, token, &Client::default()).await
+async fn introspect(service: &TokenAuth, app_token: &str, token: &str) -> Result<Introspection, IntrospectError> {
+    let app_token = ApplicationToken::parse(app_token).unwrap();
+    let application = service
+        .authorize_application(Some(&app_token), &Client::default())
+        .await?;
+    Ok(service
+        .introspect(&application, &IntrospectedToken::parse(token).unwrap())
+        .await?)
 }
 
 #[test]
@@ -39,8 +41,12 @@ fn introspection_needs_an_application_and_knows_every_token_kind() {
         });
         let service = mocks.build(&world);
         assert!(matches!(
-            introspect(&service, Some("wrong"), Some("opaque-token")).await,
-            Err(IntrospectError::Unauthorized)
+            introspect(&service, "wrong", "opaque-token").await,
+            Err(IntrospectError::UnknownApplicationToken)
+        ));
+        assert!(matches!(
+            service.authorize_application(None, &Client::default()).await,
+            Err(IntrospectError::MissingApplicationToken)
         ));
         let kind = |i: Introspection| match i {
             Introspection::Active {
@@ -48,27 +54,20 @@ fn introspection_needs_an_application_and_knows_every_token_kind() {
             } => format!("{token_type}:{}", user_id.get()),
             Introspection::Inactive => "inactive".into(),
         };
-        let app = Some("app-secret");
+        let app = "app-secret";
         assert_eq!(
-            kind(introspect(&service, app, Some("opaque-token")).await.unwrap()),
+            kind(introspect(&service, app, "opaque-token").await.unwrap()),
             "opaque:7"
         );
         assert_eq!(
-            kind(introspect(&service, app, Some("other-token")).await.unwrap()),
+            kind(introspect(&service, app, "other-token").await.unwrap()),
             "inactive"
         );
         assert_eq!(
-            kind(introspect(&service, app, Some(&"a".repeat(32))).await.unwrap()),
+            kind(introspect(&service, app, &"a".repeat(32)).await.unwrap()),
             "access_code:9"
         );
         // The test token issuer reads "jwt-for-<id>" tokens; a JWT has two dots.
-        assert_eq!(
-            kind(introspect(&service, app, Some("x.y.z")).await.unwrap()),
-            "inactive"
-        );
-        assert!(matches!(
-            introspect(&service, app, None).await,
-            Err(IntrospectError::MissingToken)
-        ));
+        assert_eq!(kind(introspect(&service, app, "x.y.z").await.unwrap()), "inactive");
     });
 }

@@ -9,16 +9,16 @@ use pollster::block_on;
 
 use super::*;
 use crate::{
+    abuse::Client,
+    outbox::{Envelope, MockOutboxStore, OutboxMessage, Outgoing},
+};
+use crate::{
     abuse::Refusal,
-    account::{Password, PasswordError, PasswordHash},
+    account::{Password, PasswordHash},
     application::Application,
     ports::{HashError, StoreError},
     time::Timestamp,
     user::UserId,
-};
-use crate::{
-    abuse::Client,
-    outbox::{Envelope, MockOutboxStore, OutboxMessage, Outgoing},
 };
 use crate::{
     phone::PhonePolicy,
@@ -118,14 +118,27 @@ fn settle_unlocked(accounts: &mut MockAccountStore) {
         .returning(|_, matched, _, _| Ok(matched.then(|| UserId::new(7))));
 }
 
-fn sign_in_request<'a>(email: &'a str, password: &'a str) -> SignInRequest<'a> {
+fn sign_in_request(email: &str, password: &str) -> SignInRequest {
     SignInRequest {
-        email: Some(email),
-        password: Some(password),
-        device_token: Some("324628746283682634"),
-        mobile_os: Some("ios"),
+        email: SignInEmail::parse(email).unwrap(),
+        password: SignInPassword::parse(password).unwrap(),
+        device_token: Some(DeviceToken::parse("324628746283682634").unwrap()),
+        mobile_os: Some(MobileOs::Ios),
         app_id: None,
     }
+}
+
+/// A reset request as the edge builds it.
+fn reset(token: &str, password: &str) -> PasswordReset {
+    PasswordReset {
+        token: ResetToken::parse(token).unwrap(),
+        password: crate::account::NewPassword::parse(password).unwrap(),
+    }
+}
+
+/// A session token as a client would present it.
+fn token(text: &str) -> SessionToken {
+    SessionToken::parse(text).unwrap()
 }
 
 fn session(user: i64, revoked: bool) -> SessionRecord {

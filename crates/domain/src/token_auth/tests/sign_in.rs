@@ -71,20 +71,12 @@ fn an_unknown_app_id_is_refused() {
         mocks.applications.expect_find_application().returning(|_| Ok(None));
         let service = mocks.build(&world);
         let request = SignInRequest {
-            app_id: Some("nope"),
+            app_id: Some(AppId::parse("nope").unwrap()),
             ..sign_in_request("admin@beyondvip.com", "right password")
         };
         assert!(matches!(
             service.sign_in(request, &Client::default()).await,
             Err(SignInError::UnknownApplication)
-        ));
-        let request = SignInRequest {
-            mobile_os: Some("windows"),
-            ..sign_in_request("admin@beyondvip.com", "right password")
-        };
-        assert!(matches!(
-            service.sign_in(request, &Client::default()).await,
-            Err(SignInError::InvalidMobileOs)
         ));
     });
 }
@@ -105,15 +97,15 @@ fn sign_out_revokes_only_the_users_own_token() {
             .times(1)
             .returning(|_, _, _| Ok(()));
         let service = mocks.build(&world);
+        let session = service.authenticate(&token("token")).await.unwrap();
         assert!(matches!(
-            service.sign_out("8", Some("token"), None).await,
-            Err(Unauthorized::Token)
+            service.sign_out(&session, UserId::new(8), None).await,
+            Err(Unauthorized::OtherUser)
         ));
-        assert!(matches!(
-            service.sign_out("7", None, None).await,
-            Err(Unauthorized::Token)
-        ));
-        service.sign_out("7", Some("token"), Some("apn")).await.unwrap();
+        service
+            .sign_out(&session, UserId::new(7), Some(PushToken::parse("apn").unwrap()))
+            .await
+            .unwrap();
     });
 }
 
@@ -129,8 +121,8 @@ fn a_revoked_token_is_unauthorized() {
         mocks.sessions.expect_end_session().never();
         let service = mocks.build(&world);
         assert!(matches!(
-            service.sign_out("7", Some("token"), None).await,
-            Err(Unauthorized::Token)
+            service.authenticate(&token("token")).await,
+            Err(Unauthorized::Revoked)
         ));
     });
 }
@@ -210,7 +202,6 @@ fn a_saturated_hasher_is_its_own_error_and_counts_no_failure() {
     });
 }
 
-
 #[test]
 fn sign_ins_are_limited_per_email_and_per_ip_before_any_work() {
     use crate::{
@@ -277,14 +268,15 @@ fn sign_ins_are_limited_per_email_and_per_ip_before_any_work() {
         assert!(keys.iter().all(|key| !key.contains('@')), "{keys:?}");
         // Token checks share one per-IP limit.
         let client = ip(20);
-        let _ = service.introspect(Some("app"), Some("t"), &client).await;
+        let app = ApplicationToken::parse("app").unwrap();
+        let _ = service.authorize_application(Some(&app), &client).await;
         assert!(matches!(
-            service.introspect(Some("app"), Some("t"), &client).await,
+            service.authorize_application(Some(&app), &client).await,
             Err(IntrospectError::Refused(_))
         ));
         assert!(matches!(
             service
-                .complete_password_reset(Some("tok"), Some("new password!"), None, &client)
+                .complete_password_reset(&reset("tok", "new password!"), &client)
                 .await,
             Err(CompleteResetError::Refused(_))
         ));

@@ -11,6 +11,7 @@ use axum::{
     extract::{FromRequest, Request},
     http::header::CONTENT_TYPE,
 };
+use serde::{Deserialize as _, Deserializer, de::DeserializeOwned};
 use serde_json::{Map, Value};
 
 /// The most a request body may hold. Every surface's requests are tiny.
@@ -208,6 +209,38 @@ impl Params {
     }
 }
 
+impl Params {
+    /// The parameters as a typed request. A request type reads its fields
+    /// with [`text`], so it sees what [`Params::text`] sees.
+    pub fn decode<T: DeserializeOwned>(&self) -> Result<T, ParamsError> {
+        T::deserialize(&Value::Object(self.0.clone())).map_err(|_| ParamsError::MalformedForm)
+    }
+}
+
+#[cfg(test)]
+impl Params {
+    /// Parameters as a JSON body would give them.
+    pub(crate) fn from_json(value: Value) -> Self {
+        match value {
+            Value::Object(object) => Self(object),
+            other => panic!("parameters are an object, not {other}"),
+        }
+    }
+}
+
+/// Reads an optional text field of a typed request as [`Params::text`]
+/// does: numbers and booleans as their text; absent, null, arrays and
+/// objects as `None`. Use with `#[serde(default, deserialize_with =
+/// "crate::params::text")]`.
+pub(crate) fn text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    Ok(match Value::deserialize(deserializer)? {
+        Value::String(text) => Some(text),
+        Value::Number(number) => Some(number.to_string()),
+        Value::Bool(flag) => Some(flag.to_string()),
+        Value::Null | Value::Array(_) | Value::Object(_) => None,
+    })
+}
+
 #[cfg(test)]
 mod props;
 
@@ -279,6 +312,42 @@ mod tests {
     fn nul_characters_are_found_anywhere() {
         assert!(contains_nul(&serde_json::json!({"a": ["x", {"b": "c\u{0}"}]})));
         assert!(!contains_nul(&serde_json::json!({"a": ["x", {"b": "c"}], "n": 1})));
+    }
+
+    #[test]
+    fn typed_requests_read_text_as_params_text_does() {
+        #[derive(serde::Deserialize)]
+        struct Request {
+            #[serde(default, deserialize_with = "text")]
+            a: Option<String>,
+            #[serde(default, deserialize_with = "text")]
+            b: Option<String>,
+            #[serde(default, deserialize_with = "text")]
+            c: Option<String>,
+            #[serde(default, deserialize_with = "text")]
+            d: Option<String>,
+            #[serde(default, deserialize_with = "text")]
+            e: Option<String>,
+            #[serde(default, deserialize_with = "text")]
+            missing: Option<String>,
+        }
+        let params = parse(
+            Some("application/json"),
+            r#"{"a": "x", "b": 5, "c": true, "d": null, "e": [1], "other": {}}"#,
+            "",
+        )
+        .unwrap();
+        let request: Request = params.decode().unwrap();
+        for (key, got) in [
+            ("a", request.a),
+            ("b", request.b),
+            ("c", request.c),
+            ("d", request.d),
+            ("e", request.e),
+            ("missing", request.missing),
+        ] {
+            assert_eq!(got, params.text(key), "{key}");
+        }
     }
 
     #[test]

@@ -12,8 +12,9 @@ use phonegate::{
 use phonegate_adapters::{clock::SystemClock, sql::Backend};
 use phonegate_api::server;
 use phonegate_domain::{
+    account::{Email, NewPassword},
     application::Revocation,
-    token_auth::UserLookup,
+    token_auth::{AdminError, AppId, ApplicationName, NewUser, TokenAuth, UserLookup},
     user::{User, UserId},
 };
 use serde_json::json;
@@ -106,14 +107,16 @@ struct UserArgs {
 }
 
 impl UserArgs {
-    fn lookup(&self) -> UserLookup<'_> {
-        match (self.id, &self.email, &self.phone) {
+    /// Emails and phone numbers are read as the surfaces read them (a
+    /// phone in any human format, in `phone.default_region`).
+    fn lookup(&self, token_auth: &TokenAuth) -> anyhow::Result<UserLookup> {
+        Ok(match (self.id, &self.email, &self.phone) {
             (Some(id), _, _) => UserLookup::Id(UserId::new(id)),
-            (None, Some(email), _) => UserLookup::Email(email),
-            (None, None, Some(phone)) => UserLookup::Phone(phone),
+            (None, Some(email), _) => UserLookup::Email(Email::parse(email).context("--email")?),
+            (None, None, Some(phone)) => UserLookup::Phone(token_auth.phones().parse(phone).context("--phone")?),
             // clap's group makes one of them required.
             (None, None, None) => UserLookup::Id(UserId::new(0)),
-        }
+        })
     }
 }
 
@@ -202,12 +205,14 @@ fn config_check(path: Option<&std::path::Path>, loaded: Result<Settings, config:
 async fn apps(app: &App, command: AppsCommand) -> anyhow::Result<()> {
     match command {
         AppsCommand::Create { name } => {
-            let (application, token) = app.token_auth.create_application(&name).await?;
+            let name = ApplicationName::parse(&name).context("the name can't be blank")?;
+            let (application, token) = app.token_auth.admin().create_application(&name).await?;
             print_json(&json!({"app_id": application.app_id, "auth_token": token.expose()}));
         }
         AppsCommand::List => {
             let listed: Vec<_> = app
                 .token_auth
+                .admin()
                 .list_applications()
                 .await?
                 .into_iter()
@@ -222,7 +227,12 @@ async fn apps(app: &App, command: AppsCommand) -> anyhow::Result<()> {
                 .collect();
             print_json(&json!(listed));
         }
-        AppsCommand::Revoke { app_id } => match app.token_auth.revoke_application(&app_id).await? {
+        AppsCommand::Revoke { app_id } => match app
+            .token_auth
+            .admin()
+            .revoke_application(&AppId::parse(&app_id).context("the app_id can't be blank")?)
+            .await?
+        {
             Revocation::Revoked { session_tokens } => print_json(&json!({
                 "app_id": app_id,
                 "revoked": true,
@@ -249,20 +259,41 @@ async fn users(app: &App, command: UsersCommand) -> anyhow::Result<()> {
             last_name,
             phone,
         } => {
-            let id = app
-                .token_auth
-                .create_user(&email, &password, first_name, last_name, phone.as_deref())
-                .await?;
+            let user = NewUser {
+                email: Email::parse(&email).context("--email")?,
+                password: NewPassword::parse(&password).context("--password")?,
+                first_name,
+                last_name,
+                phone: phone
+                    .map(|phone| app.token_auth.phones().parse(&phone))
+                    .transpose()
+                    .context("--phone")?,
+            };
+            let id = match app.token_auth.admin().create_user(user).await {
+                // The operator gets the words a client of the reset page gets.
+                Err(AdminError::CommonPassword) => {
+                    bail!("Password is too common. Please choose a less common password.")
+                }
+                created => created?,
+            };
             print_json(&json!({"id": id.get()}));
         }
         UsersCommand::Show { user } => {
-            let found = app.token_auth.find_user(user.lookup()).await?.context("no such user")?;
+            let lookup = user.lookup(&app.token_auth)?;
+            let found = app
+                .token_auth
+                .admin()
+                .find_user(&lookup)
+                .await?
+                .context("no such user")?;
             print_json(&user_json(&found));
         }
         UsersCommand::RevokeTokens { user } => {
+            let lookup = user.lookup(&app.token_auth)?;
             let (found, revoked) = app
                 .token_auth
-                .revoke_user_tokens(user.lookup())
+                .admin()
+                .revoke_user_tokens(&lookup)
                 .await?
                 .context("no such user")?;
             print_json(&json!({

@@ -4,7 +4,11 @@
 use std::{sync::Arc, time::Duration, time::Instant};
 
 use phonegate_api::Services;
-use phonegate_domain::{abuse::Client, phone_verify::VerifyRequest, token_auth::SignInRequest};
+use phonegate_domain::{
+    abuse::Client,
+    phone_verify::VerifyRequest,
+    token_auth::{DeviceToken, MobileOs, SignInEmail, SignInPassword, SignInRequest},
+};
 use serde_json::json;
 
 use crate::{client::Conn, tap::Tap};
@@ -306,10 +310,11 @@ pub async fn in_process_iteration(
                 .token_auth
                 .sign_in(
                     SignInRequest {
-                        email: Some(&email),
-                        password: Some(SIGN_IN_PASSWORD),
-                        device_token: Some(&device),
-                        mobile_os: Some("ios"),
+                        email: SignInEmail::parse(&email).map_err(|error| format!("sign in: {error}"))?,
+                        password: SignInPassword::parse(SIGN_IN_PASSWORD)
+                            .map_err(|error| format!("sign in: {error}"))?,
+                        device_token: DeviceToken::parse(&device).ok(),
+                        mobile_os: Some(MobileOs::Ios),
                         app_id: None,
                     },
                     &client,

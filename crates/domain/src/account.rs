@@ -12,9 +12,9 @@ pub struct Email(String);
 /// Why a string is not an email address we accept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum EmailError {
-    #[error("Email can't be blank")]
+    #[error("the email is blank")]
     Blank,
-    #[error("Email is invalid")]
+    #[error("the email is not a valid address")]
     Invalid,
 }
 
@@ -59,17 +59,15 @@ pub struct Password(SecretString);
 pub const PASSWORD_MIN_CHARS: usize = 8;
 pub const PASSWORD_MAX_BYTES: usize = 1024;
 
+/// Why a text is not a password we accept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum PasswordError {
-    #[error("Password can't be blank")]
+    #[error("the password is empty")]
     Blank,
-    #[error("Password is too short (minimum is 8 characters)")]
+    #[error("the password is shorter than {PASSWORD_MIN_CHARS} characters")]
     TooShort,
-    #[error("Password is too long (maximum is 1024 bytes)")]
+    #[error("the password is longer than {PASSWORD_MAX_BYTES} bytes")]
     TooLong,
-    /// Among the passwords attackers try first (see `ports::PasswordScreen`).
-    #[error("Password is too common. Please choose a less common password.")]
-    TooCommon,
 }
 
 impl Password {
@@ -102,6 +100,28 @@ impl Password {
 impl fmt::Debug for Password {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Password([redacted])")
+    }
+}
+
+/// A password chosen as a new password: within the bounds and at least
+/// [`PASSWORD_MIN_CHARS`] characters long. Whether it is too common needs
+/// the password screen, a port, so the use cases check that.
+#[derive(Clone)]
+pub struct NewPassword(Password);
+
+impl NewPassword {
+    pub fn parse(input: &str) -> Result<Self, PasswordError> {
+        Password::new_password(input).map(Self)
+    }
+
+    pub fn as_password(&self) -> &Password {
+        &self.0
+    }
+}
+
+impl fmt::Debug for NewPassword {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("NewPassword([redacted])")
     }
 }
 
@@ -151,6 +171,9 @@ mod tests {
             PasswordError::TooLong
         );
         let password = Password::new_password("correct horse").unwrap();
+        assert!(!format!("{password:?}").contains("horse"));
+        assert_eq!(NewPassword::parse("short").unwrap_err(), PasswordError::TooShort);
+        let password = NewPassword::parse("correct horse").unwrap();
         assert!(!format!("{password:?}").contains("horse"));
     }
 }

@@ -9,7 +9,12 @@ use crate::common;
 use axum::http::StatusCode;
 use common::{TestApp, spawn_app};
 use phonegate_adapters::{on_both_backends, testing::TestBackend};
-use phonegate_domain::{application::Revocation, token_auth::UserLookup, user::UserId};
+use phonegate_domain::{
+    account::Email,
+    application::Revocation,
+    token_auth::{AppId, UserLookup},
+    user::UserId,
+};
 use serde_json::{Value, json};
 
 async fn sign_in(app: &TestApp, query: &str) -> common::Reply {
@@ -33,8 +38,8 @@ async fn introspect(app: &TestApp, app_token: &str, token: &str) -> common::Repl
 async fn revoking_an_application_stops_its_tokens(backend: TestBackend) {
     let app = spawn_app(backend).await;
     app.create_user("admin@example.com", "Admin-Pass-1", "Ad", "Min").await;
-    let (mobile, mobile_token) = app.token_auth.create_application("mobile").await.unwrap();
-    let (_, backend_token) = app.token_auth.create_application("backend").await.unwrap();
+    let (mobile, mobile_token) = app.create_application("mobile").await;
+    let (_, backend_token) = app.create_application("backend").await;
     let (mobile_token, backend_token) = (mobile_token.expose().to_owned(), backend_token.expose().to_owned());
     let reply = sign_in(&app, &format!("&app_id={}", mobile.app_id)).await;
     assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
@@ -43,7 +48,11 @@ async fn revoking_an_application_stops_its_tokens(backend: TestBackend) {
     assert_eq!(reply.body["active"], true);
 
     assert_eq!(
-        app.token_auth.revoke_application(&mobile.app_id).await.unwrap(),
+        app.token_auth
+            .admin()
+            .revoke_application(&app_id(&mobile.app_id))
+            .await
+            .unwrap(),
         Revocation::Revoked { session_tokens: 1 }
     );
     // Its server token no longer authenticates...
@@ -57,18 +66,26 @@ async fn revoking_an_application_stops_its_tokens(backend: TestBackend) {
     assert_ne!(reply.status, StatusCode::OK);
     assert_eq!(reply.body, json!({"error": "Unknown app_id."}));
 
-    let listed = app.token_auth.list_applications().await.unwrap();
+    let listed = app.token_auth.admin().list_applications().await.unwrap();
     let revoked: Vec<(&str, bool)> = listed
         .iter()
         .map(|listing| (listing.application.name.as_str(), listing.revoked_at.is_some()))
         .collect();
     assert_eq!(revoked, vec![("mobile", true), ("backend", false)]);
     assert_eq!(
-        app.token_auth.revoke_application(&mobile.app_id).await.unwrap(),
+        app.token_auth
+            .admin()
+            .revoke_application(&app_id(&mobile.app_id))
+            .await
+            .unwrap(),
         Revocation::AlreadyRevoked
     );
     assert_eq!(
-        app.token_auth.revoke_application("nope").await.unwrap(),
+        app.token_auth
+            .admin()
+            .revoke_application(&app_id("nope"))
+            .await
+            .unwrap(),
         Revocation::NotFound
     );
 }
@@ -76,7 +93,7 @@ async fn revoking_an_application_stops_its_tokens(backend: TestBackend) {
 async fn revoking_a_users_tokens_signs_them_out_everywhere(backend: TestBackend) {
     let app = spawn_app(backend).await;
     let id = app.create_user("admin@example.com", "Admin-Pass-1", "Ad", "Min").await;
-    let (_, app_token) = app.token_auth.create_application("backend").await.unwrap();
+    let (_, app_token) = app.create_application("backend").await;
     let app_token = app_token.expose().to_owned();
     let mut sessions = vec![];
     for device in ["d1", "d2"] {
@@ -88,23 +105,31 @@ async fn revoking_a_users_tokens_signs_them_out_everywhere(backend: TestBackend)
     // Found by id, by email (any case) and by phone (any format).
     let by_email = app
         .token_auth
-        .find_user(UserLookup::Email("Admin@Example.com"))
+        .admin()
+        .find_user(&email("Admin@Example.com"))
         .await
         .unwrap()
         .unwrap();
     assert_eq!(by_email.id.get(), id);
-    let by_id = app.token_auth.find_user(UserLookup::Id(UserId::new(id))).await.unwrap();
+    let by_id = app
+        .token_auth
+        .admin()
+        .find_user(&UserLookup::Id(UserId::new(id)))
+        .await
+        .unwrap();
     assert_eq!(by_id.unwrap().email.as_deref(), Some("admin@example.com"));
     let by_phone = app
         .token_auth
-        .find_user(UserLookup::Phone("+1 (206) 372-1234"))
+        .admin()
+        .find_user(&phone(&app, "+1 (206) 372-1234"))
         .await
         .unwrap()
         .unwrap();
     assert_eq!(by_phone.phone.unwrap().as_str(), "+12063721234");
     assert!(
         app.token_auth
-            .find_user(UserLookup::Email("nobody@example.com"))
+            .admin()
+            .find_user(&email("nobody@example.com"))
             .await
             .unwrap()
             .is_none()
@@ -112,7 +137,8 @@ async fn revoking_a_users_tokens_signs_them_out_everywhere(backend: TestBackend)
 
     let (_, revoked) = app
         .token_auth
-        .revoke_user_tokens(UserLookup::Email("admin@example.com"))
+        .admin()
+        .revoke_user_tokens(&email("admin@example.com"))
         .await
         .unwrap()
         .unwrap();
@@ -134,7 +160,8 @@ async fn revoking_a_users_tokens_signs_them_out_everywhere(backend: TestBackend)
     assert_eq!(check(access_code.clone()).await.status, StatusCode::OK);
     let (_, revoked) = app
         .token_auth
-        .revoke_user_tokens(UserLookup::Phone("(206)372-1234"))
+        .admin()
+        .revoke_user_tokens(&phone(&app, "(206)372-1234"))
         .await
         .unwrap()
         .unwrap();
@@ -143,7 +170,8 @@ async fn revoking_a_users_tokens_signs_them_out_everywhere(backend: TestBackend)
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{:?}", reply.body);
     assert!(
         app.token_auth
-            .revoke_user_tokens(UserLookup::Id(UserId::new(999_999)))
+            .admin()
+            .revoke_user_tokens(&UserLookup::Id(UserId::new(999_999)))
             .await
             .unwrap()
             .is_none()
@@ -155,3 +183,17 @@ on_both_backends!(
     revoking_an_application_stops_its_tokens,
     revoking_a_users_tokens_signs_them_out_everywhere,
 );
+
+fn app_id(text: &str) -> AppId {
+    AppId::parse(text).unwrap()
+}
+
+/// A user named by email, read as the CLI reads `--email`.
+fn email(text: &str) -> UserLookup {
+    UserLookup::Email(Email::parse(text).unwrap())
+}
+
+/// A user named by phone, read as the CLI reads `--phone`.
+fn phone(app: &common::TestApp, text: &str) -> UserLookup {
+    UserLookup::Phone(app.token_auth.phones().parse(text).unwrap())
+}

@@ -122,6 +122,23 @@ fn migrate_apps_and_users() {
     fails(&dir, &["users", "show"]);
     fails(&dir, &["users", "show", "--id", "1", "--email", "ops@example.com"]);
 
+    // A common password is refused in the words the reset page uses.
+    let error = fails(
+        &dir,
+        &[
+            "users",
+            "create",
+            "--email",
+            "eve@example.com",
+            "--password",
+            "iloveyou",
+        ],
+    );
+    assert!(
+        error.contains("Password is too common. Please choose a less common password."),
+        "{error}"
+    );
+
     let revoked = ok(&dir, &["users", "revoke-tokens", "--phone", "(206)372-1234"]);
     assert_eq!(revoked["id"], id);
     assert_eq!(revoked["session_tokens_revoked"], 0);

@@ -146,10 +146,11 @@ async fn full_flow(app: &TestApp, mobile: &str) -> Vec<String> {
     let password = "Hunter2-Log-Canary";
     let user = app
         .token_auth
-        .create_user("logs@example.com", password, Some("Lo".into()), None, None)
+        .admin()
+        .create_user(common::new_user("logs@example.com", password, Some("Lo"), None))
         .await
         .unwrap();
-    let (_, app_token) = app.token_auth.create_application("log test").await.unwrap();
+    let (_, app_token) = app.create_application("log test").await;
     let reply = app
         .form(
             "POST",

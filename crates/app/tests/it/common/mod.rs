@@ -239,10 +239,23 @@ impl TestApp {
     /// Creates an email + password user as `phonegate users create` does.
     pub async fn create_user(&self, email: &str, password: &str, first: &str, last: &str) -> i64 {
         self.token_auth
-            .create_user(email, password, Some(first.into()), Some(last.into()), None)
+            .admin()
+            .create_user(new_user(email, password, Some(first), Some(last)))
             .await
             .unwrap()
             .get()
+    }
+
+    /// Registers an application as `phonegate apps create` does.
+    pub async fn create_application(
+        &self,
+        name: &str,
+    ) -> (
+        phonegate_domain::application::Application,
+        phonegate_domain::token_auth::OpaqueToken,
+    ) {
+        let name = phonegate_domain::token_auth::ApplicationName::parse(name).unwrap();
+        self.token_auth.admin().create_application(&name).await.unwrap()
     }
 
     /// Logs `phone_query` in through phone-login on device `d` and returns
@@ -271,5 +284,21 @@ impl TestApp {
 
     pub fn messages_to(&self, phone: &str) -> usize {
         self.sms.outbox().iter().filter(|m| m.to == phone).count()
+    }
+}
+
+/// A user for the admin use cases, its values parsed as the CLI parses them.
+pub fn new_user(
+    email: &str,
+    password: &str,
+    first: Option<&str>,
+    last: Option<&str>,
+) -> phonegate_domain::token_auth::NewUser {
+    phonegate_domain::token_auth::NewUser {
+        email: phonegate_domain::account::Email::parse(email).unwrap(),
+        password: phonegate_domain::account::NewPassword::parse(password).unwrap(),
+        first_name: first.map(str::to_owned),
+        last_name: last.map(str::to_owned),
+        phone: None,
     }
 }

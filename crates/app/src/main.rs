@@ -152,7 +152,7 @@ async fn run() -> anyhow::Result<()> {
     let settings = loaded.context("loading settings")?;
     telemetry::init(&settings.log);
     match command {
-        Command::Serve => serve(settings).await,
+        Command::Serve => Box::pin(serve(settings)).await,
         Command::Migrate => {
             let (db, applied) = migrate_database(&settings, &SystemClock).await?;
             let database = match db.backend() {

@@ -11,7 +11,7 @@ use phonegate_adapters::jwt::{
 use phonegate_domain::ports::RandomSource;
 use secrecy::SecretString;
 
-use crate::settings::{AuthSettings, JwtAlgorithmSetting, PreviousJwtKeySettings};
+use crate::settings::{AuthSection, JwtAlgorithmSetting, PreviousJwtKeyEntry};
 
 fn algorithm(setting: JwtAlgorithmSetting) -> JwtAlgorithm {
     match setting {
@@ -31,7 +31,35 @@ fn read_pem(setting: &str, path: &Path) -> anyhow::Result<Vec<u8>> {
 /// for a while. `hs256_key` is the HS256 key (`auth.jwt_hs256_key`, or in
 /// development derived from the master secret), never the master secret.
 pub(crate) fn token_issuer(
-    auth: &AuthSettings,
+    auth: &AuthSection,
+    hs256_key: Option<&SecretString>,
+    legacy: Option<LegacyTokens>,
+    random: Arc<dyn RandomSource>,
+) -> anyhow::Result<JwtTokens> {
+    let tokens = tokens(auth, hs256_key, legacy, random)?;
+    let previous_kids: Vec<&str> = auth.jwt_previous_keys.iter().map(|key| key.kid.as_str()).collect();
+    tracing::info!(
+        kid = auth.jwt_key_id.as_str(),
+        algorithm = %algorithm(auth.jwt_algorithm),
+        previous = ?previous_kids,
+        "JWT signing key loaded"
+    );
+    Ok(tokens)
+}
+
+/// Checks the keys as [`token_issuer`] reads them (key files included),
+/// without logging that they were loaded: the service reads them again once
+/// it knows the master secret.
+pub(crate) fn check(
+    auth: &AuthSection,
+    hs256_key: Option<&SecretString>,
+    random: Arc<dyn RandomSource>,
+) -> anyhow::Result<()> {
+    tokens(auth, hs256_key, None, random).map(drop)
+}
+
+fn tokens(
+    auth: &AuthSection,
     hs256_key: Option<&SecretString>,
     legacy: Option<LegacyTokens>,
     random: Arc<dyn RandomSource>,
@@ -43,13 +71,6 @@ pub(crate) fn token_issuer(
         .enumerate()
         .map(|(index, entry)| previous_key(index, entry))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let previous_kids: Vec<String> = previous.iter().map(|key| key.kid().to_owned()).collect();
-    tracing::info!(
-        kid = current.kid(),
-        algorithm = %current.algorithm(),
-        previous = ?previous_kids,
-        "JWT signing key loaded"
-    );
     JwtTokens::new(
         JwtSettings {
             issuer: auth.jwt_issuer.clone(),
@@ -69,7 +90,7 @@ pub(crate) fn token_issuer(
     })
 }
 
-fn current_key(auth: &AuthSettings, hs256_key: Option<&SecretString>) -> anyhow::Result<SigningKey> {
+fn current_key(auth: &AuthSection, hs256_key: Option<&SecretString>) -> anyhow::Result<SigningKey> {
     let kid = auth.jwt_key_id.as_str();
     if kid.trim().is_empty() {
         bail!("auth.jwt_key_id must not be empty");
@@ -100,7 +121,7 @@ fn current_key(auth: &AuthSettings, hs256_key: Option<&SecretString>) -> anyhow:
     }
 }
 
-fn previous_key(index: usize, entry: &PreviousJwtKeySettings) -> anyhow::Result<VerifyingKey> {
+fn previous_key(index: usize, entry: &PreviousJwtKeyEntry) -> anyhow::Result<VerifyingKey> {
     let name = format!("auth.jwt_previous_keys[{index}] (kid {:?})", entry.kid);
     if entry.kid.trim().is_empty() {
         bail!("auth.jwt_previous_keys[{index}].kid must not be empty");

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
 use phonegate::{
-    App, Overrides, build, check_settings, exposure, migrate_database,
+    App, Config, Overrides, build, build_from, check_settings, exposure, migrate_database,
     settings::{ConfigFile, Settings},
     telemetry,
 };
@@ -155,7 +155,7 @@ async fn run() -> anyhow::Result<()> {
     let settings = loaded.context("loading settings")?;
     telemetry::init(&settings.log);
     match command {
-        Command::Serve => serve(settings).await,
+        Command::Serve => Box::pin(serve(settings)).await,
         Command::Migrate => {
             let (db, applied) = migrate_database(&settings, &SystemClock).await?;
             let database = match db.backend() {
@@ -323,15 +323,16 @@ fn print_json(value: &serde_json::Value) {
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
-    // Before anything is opened or bound: a developer console on a public
-    // address, an http reset link or SMTP credentials in the clear are
-    // refused here, as `config check` refuses them.
-    for warning in exposure::check(&settings).context("the settings are unsafe to serve")? {
+    // Before anything is opened or bound, the settings are checked as
+    // `config check` checks them: a developer console on a public address,
+    // an http reset link or SMTP credentials in the clear are refused here.
+    let config = Config::for_serving(&settings).context("the settings are invalid or unsafe to serve")?;
+    for warning in config.exposure_warnings() {
         tracing::warn!("{warning}");
     }
     let overrides = Overrides::default();
     let clock = overrides.clock.clone();
-    let app = build(&settings, overrides).await?;
+    let app = build_from(config, overrides).await?;
     let limits = exposure::server_limits(&settings);
     // The admin listener is bound first, so that once the public one
     // accepts connections both are up.

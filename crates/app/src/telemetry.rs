@@ -8,11 +8,11 @@ use tracing_subscriber::{
     util::SubscriberInitExt as _,
 };
 
-use crate::settings::{LogFormat, LogSettings};
+use crate::settings::{LogFormat, LogSection};
 
 /// Installs the global subscriber: text or JSON lines on stderr, filtered by
 /// `RUST_LOG` if set, else `log.filter`.
-pub fn init(settings: &LogSettings) {
+pub fn init(settings: &LogSection) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&settings.filter))
         .unwrap_or_else(|_| EnvFilter::new("info"));

@@ -20,7 +20,7 @@ use http_body_util::BodyExt as _;
 use jsonwebtoken::{DecodingKey, Validation, jwk::JwkSet};
 use phonegate::{
     App, Overrides, build,
-    settings::{ConfigFile, JwtAlgorithmSetting, PreviousJwtKeySettings, Settings},
+    settings::{ConfigFile, JwtAlgorithmSetting, PreviousJwtKeyEntry, Settings},
 };
 use phonegate_adapters::{on_both_backends, sms::ConsoleEcho, testing::TestBackend};
 use secrecy::SecretString;
@@ -37,8 +37,8 @@ fn fixture(name: &str) -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../adapters/tests/fixtures/jwt")).join(name)
 }
 
-fn previous(kid: &str, algorithm: JwtAlgorithmSetting) -> PreviousJwtKeySettings {
-    PreviousJwtKeySettings {
+fn previous(kid: &str, algorithm: JwtAlgorithmSetting) -> PreviousJwtKeyEntry {
+    PreviousJwtKeyEntry {
         kid: kid.into(),
         algorithm,
         secret: None,
@@ -46,15 +46,15 @@ fn previous(kid: &str, algorithm: JwtAlgorithmSetting) -> PreviousJwtKeySettings
     }
 }
 
-fn hs256_previous(kid: &str, secret: &str) -> PreviousJwtKeySettings {
-    PreviousJwtKeySettings {
+fn hs256_previous(kid: &str, secret: &str) -> PreviousJwtKeyEntry {
+    PreviousJwtKeyEntry {
         secret: Some(SecretString::from(secret)),
         ..previous(kid, JwtAlgorithmSetting::Hs256)
     }
 }
 
-fn public_previous(kid: &str, algorithm: JwtAlgorithmSetting, file: &str) -> PreviousJwtKeySettings {
-    PreviousJwtKeySettings {
+fn public_previous(kid: &str, algorithm: JwtAlgorithmSetting, file: &str) -> PreviousJwtKeyEntry {
+    PreviousJwtKeyEntry {
         public_key_file: Some(fixture(file)),
         ..previous(kid, algorithm)
     }
@@ -624,7 +624,7 @@ async fn settings_of_the_wrong_algorithm_are_refused() {
 
 #[tokio::test]
 async fn bad_previous_keys_are_refused_by_index_and_kid() {
-    let cases: Vec<(PreviousJwtKeySettings, &str)> = vec![
+    let cases: Vec<(PreviousJwtKeyEntry, &str)> = vec![
         (
             previous("k0", JwtAlgorithmSetting::Hs256),
             "auth.jwt_previous_keys[0] (kid \"k0\"): secret is required",
@@ -634,7 +634,7 @@ async fn bad_previous_keys_are_refused_by_index_and_kid() {
             "auth.jwt_previous_keys[0] (kid \"k0\").secret: an HS256 secret must be at least 32",
         ),
         (
-            PreviousJwtKeySettings {
+            PreviousJwtKeyEntry {
                 public_key_file: Some(fixture("rsa-a.pub.pem")),
                 ..hs256_previous("k0", MASTER)
             },

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use common::{TestApp, spawn_app, spawn_app_with};
-use phonegate::settings::{SmsProvider, TestPrefixSettings};
+use phonegate::settings::{SmsProvider, TestPrefixEntry};
 use phonegate_adapters::{on_both_backends, testing::TestBackend};
 use serde_json::{Value, json};
 
@@ -337,7 +337,7 @@ async fn a_pin_auth_user_is_returning_on_phone_login(backend: TestBackend) {
 /// Test numbers: nothing is sent, the fixed code works, uses are counted.
 async fn test_numbers_send_nothing_and_accept_their_code(backend: TestBackend) {
     let app = spawn_app_with(backend, |settings| {
-        settings.otp.test_prefixes = vec![TestPrefixSettings {
+        settings.otp.test_prefixes = vec![TestPrefixEntry {
             prefix: "+1415".into(),
             code: "123456".into(),
         }];
@@ -389,7 +389,7 @@ async fn test_numbers_are_refused_with_a_real_provider() {
         move |settings: &mut phonegate::settings::Settings| {
             settings.sms.provider = SmsProvider::Twilio;
             settings.otp.allow_test_numbers_in_production = allow;
-            settings.otp.test_prefixes = vec![TestPrefixSettings {
+            settings.otp.test_prefixes = vec![TestPrefixEntry {
                 prefix: "+1415".into(),
                 code: "123456".into(),
             }];

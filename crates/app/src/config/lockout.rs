@@ -13,7 +13,7 @@ const NIST_MIN_DIGITS: usize = 6;
 
 /// The phone lockout's settings from `[lockout]`; it shares the send
 /// guard's choice of failing open (`rate_limit.fail_open`).
-pub(crate) fn lockout_settings(settings: &Settings) -> anyhow::Result<LockoutSettings> {
+pub(super) fn lockout_settings(settings: &Settings) -> anyhow::Result<LockoutSettings> {
     let lockout = &settings.lockout;
     if lockout.failed_checks > 0 {
         if lockout.window_seconds == 0 {
@@ -35,7 +35,7 @@ pub(crate) fn lockout_settings(settings: &Settings) -> anyhow::Result<LockoutSet
 /// whose codes are shorter than 6 digits (existing clients may need the
 /// seeds' 4 or 5, so it is not an error), and a lockout turned off. Each
 /// names the key to change.
-pub(crate) fn guessing_warnings(settings: &Settings) -> Vec<String> {
+pub(super) fn guessing_warnings(settings: &Settings) -> Vec<String> {
     let mut warnings = vec![];
     let otp = &settings.otp;
     for (surface, length) in [

@@ -12,7 +12,7 @@ use crate::settings::Settings;
 
 /// `[sign_in]` as the domain's limits, refusing values that would lock
 /// every user out or make no sense, naming the key.
-pub(crate) fn limits(settings: &Settings) -> anyhow::Result<SignInLimits> {
+pub(super) fn limits(settings: &Settings) -> anyhow::Result<SignInLimits> {
     let sign_in = &settings.sign_in;
     for (key, value) in [
         ("per_ip", sign_in.per_ip),

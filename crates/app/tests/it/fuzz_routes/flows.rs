@@ -241,7 +241,7 @@ pub(super) async fn run_flow(app: &TestApp, flow: &Flow) -> Result<(), TestCaseE
         .await,
         "verify_phone",
     )?;
-    let (_, app_token) = app.token_auth.create_application("fuzz").await.unwrap();
+    let (_, app_token) = app.create_application("fuzz").await;
     let body = ok(
         &post(
             app,

@@ -104,7 +104,7 @@ async fn random_requests_never_fail_the_server(backend: TestBackend) {
         false,
     )
     .await;
-    let (_, app_token) = app.token_auth.create_application("fuzz").await.unwrap();
+    let (_, app_token) = app.create_application("fuzz").await;
     let known = Known {
         session_token: signed_in.body.unwrap()["token"].as_str().unwrap().to_owned(),
         app_token: app_token.expose().to_owned(),

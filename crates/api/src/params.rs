@@ -5,6 +5,8 @@
 //! Rails-style nested form keys (`user_auth[mobile]=…`). [`Params`] does the
 //! same: it merges the query string and the body into one JSON object
 //! (body wins), so each handler reads fields without caring how they came.
+//! [`Decoded`] goes one step further and deserializes that object into a
+//! surface's typed request, whose derive is also its OpenAPI schema.
 
 use axum::{
     body::{Bytes, to_bytes},
@@ -49,6 +51,9 @@ pub enum ParamsError {
     /// Postgres cannot store NUL in text, and no parameter needs it.
     #[error("Request parameters must not contain NUL characters")]
     NulCharacter,
+    /// The parameters do not deserialize into the operation's request type.
+    #[error("Request parameters do not have the expected types")]
+    WrongTypes,
 }
 
 /// Handlers take `Result<Params, ParamsError>` and answer in their
@@ -84,6 +89,35 @@ impl<S: Send + Sync> FromRequest<S> for Params {
         }
         Ok(Self(params))
     }
+}
+
+/// A surface's typed request, deserialized from the merged [`Params`].
+/// Handlers take `Result<Decoded<T>, ParamsError>` and answer a rejection
+/// in their own shape.
+#[derive(Debug, Clone)]
+pub(crate) struct Decoded<T>(pub(crate) T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Decoded<T> {
+    type Rejection = ParamsError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let params = Params::from_request(request, state).await?;
+        params.decode().map(Self)
+    }
+}
+
+/// Deserializes a field the way [`Params::text`] reads it: text as it is,
+/// a number or a boolean as its text, and `None` when the field is absent
+/// (with `#[serde(default)]`), null, a list or an object. Surfaces whose
+/// clients send numbers for codes, or junk for anything, keep answering
+/// "missing" or "invalid" in their own words rather than a type error.
+pub(crate) fn text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    Ok(match Value::deserialize(deserializer)? {
+        Value::String(text) => Some(text),
+        Value::Number(number) => Some(number.to_string()),
+        Value::Bool(flag) => Some(flag.to_string()),
+        Value::Null | Value::Array(_) | Value::Object(_) => None,
+    })
 }
 
 fn merge_body(params: &mut Map<String, Value>, content_type: Option<&str>, body: &Bytes) -> Result<(), ParamsError> {
@@ -177,6 +211,11 @@ fn insert_path(map: &mut Map<String, Value>, head: &str, path: &[&str], value: S
 }
 
 impl Params {
+    /// The parameters as the typed request `T`.
+    pub(crate) fn decode<T: DeserializeOwned>(&self) -> Result<T, ParamsError> {
+        T::deserialize(&self.0).map_err(|_| ParamsError::WrongTypes)
+    }
+
     /// A string field; numbers and booleans are accepted as their text.
     /// `None` when absent or null.
     pub fn text(&self, key: &str) -> Option<String> {
@@ -278,6 +317,26 @@ mod tests {
         let address = user_auth.object("address_attributes").unwrap();
         assert_eq!(address.integer("district_id"), Ok(Some(1)));
         assert_eq!(params.0["tags"], serde_json::json!(["a", "b"]));
+    }
+
+    #[test]
+    fn typed_requests_read_fields_as_text_does() {
+        #[derive(serde::Deserialize)]
+        struct Request {
+            #[serde(default, deserialize_with = "super::text")]
+            a: Option<String>,
+            #[serde(default, deserialize_with = "super::text")]
+            b: Option<String>,
+            #[serde(default, deserialize_with = "super::text")]
+            missing: Option<String>,
+        }
+        let params = parse(Some("application/json"), r#"{"a": 711146, "b": ["x"], "c": true}"#, "").unwrap();
+        let request: Request = params.decode().unwrap();
+        assert_eq!(request.a, params.text("a"));
+        assert_eq!(
+            (request.a.as_deref(), request.b, request.missing),
+            (Some("711146"), None, None)
+        );
     }
 
     #[test]

@@ -6,7 +6,10 @@ use std::{sync::Arc, time::Duration, time::Instant};
 use phonegate_api::Services;
 use phonegate_domain::{
     abuse::Client,
-    phone_verify::VerifyRequest,
+    otp::{Channel, OtpCode},
+    phone::{PhoneNumber, PhonePolicy},
+    phone_login::{DeviceId, PinCheck, PinRequest},
+    phone_verify::{SessionToken, SubmittedCode, VerifyRequest},
     token_auth::{DeviceToken, MobileOs, SignInEmail, SignInPassword, SignInRequest},
 };
 use serde_json::json;
@@ -262,17 +265,27 @@ pub async fn in_process_iteration(
             let device = format!("bench-{}", context.index);
             let code = context.tap.expect(&phone);
             let started = Instant::now();
+            let request = PinRequest {
+                phone: parse_phone(services.phone_login.phones(), &phone)?,
+                device: DeviceId::parse(&device).map_err(|error| format!("device id: {error}"))?,
+                channel: Channel::Sms,
+            };
             services
                 .phone_login
-                .phone_login(Some(&phone), Some(&device), None, &client)
+                .phone_login(request, &client)
                 .await
                 .map_err(|error| format!("phone_login: {error}"))?;
             latencies.push(micros(started));
             let pin = code.code(CODE_TIMEOUT).await?;
             let started = Instant::now();
+            let check = PinCheck {
+                phone: parse_phone(services.phone_login.phones(), &phone)?,
+                device: DeviceId::parse(&device).map_err(|error| format!("device id: {error}"))?,
+                pin: OtpCode::parse(&pin, services.phone_login.pin_length()).ok_or("check_pin: a malformed PIN")?,
+            };
             services
                 .phone_login
-                .check_pin(Some(&phone), Some(&device), Some(&pin), &client)
+                .check_pin(check, &client)
                 .await
                 .map_err(|error| format!("check_pin: {error}"))?;
             latencies.push(micros(started));
@@ -280,9 +293,10 @@ pub async fn in_process_iteration(
         Flow::PhoneVerify => {
             let code = context.tap.expect(&phone);
             let started = Instant::now();
+            let number = parse_phone(services.phone_verify.phones(), &phone)?;
             let token = services
                 .phone_verify
-                .register(Some(&phone), &client)
+                .register(&number, &client)
                 .await
                 .map_err(|error| format!("register: {error}"))?;
             latencies.push(micros(started));
@@ -292,9 +306,10 @@ pub async fn in_process_iteration(
                 .phone_verify
                 .verify(
                     VerifyRequest {
-                        phone_number: Some(&phone),
-                        security_code: Some(&pin),
-                        session_token: Some(token.expose()),
+                        phone: parse_phone(services.phone_verify.phones(), &phone)?,
+                        code: SubmittedCode::parse(&pin, services.phone_verify.code_length()),
+                        session_token: SessionToken::parse(token.expose())
+                            .map_err(|error| format!("session token: {error}"))?,
                     },
                     &client,
                 )
@@ -326,4 +341,9 @@ pub async fn in_process_iteration(
         Flow::Healthz | Flow::Profile => return Err(format!("{} has no in-process form", flow.name())),
     }
     Ok(())
+}
+
+/// `phone` read as the surfaces' edge reads it.
+fn parse_phone(phones: &PhonePolicy, phone: &str) -> Result<PhoneNumber, String> {
+    phones.parse(phone).map_err(|error| format!("phone number: {error}"))
 }

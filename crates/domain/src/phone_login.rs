@@ -3,6 +3,10 @@
 //! PIN for an opaque access code; `check_access_code` lets a backend
 //! validate one.
 //!
+//! The use cases take inputs that the edge has already parsed (a
+//! [`PhoneNumber`], a [`DeviceId`], the PIN as an [`OtpCode`], a
+//! [`SubmittedAccessCode`]); a missing parameter is the edge's to answer.
+//!
 //! The PIN lives 5 minutes by default. The access code is 16 random bytes in
 //! hex (32 characters), stored only as a keyed hash. A number with no user
 //! gets one when its first PIN is checked, so a person who signed up on
@@ -14,7 +18,8 @@ use crate::{
     abuse::{Client, Refusal, sign_in::SignInGuard},
     delivery::Messenger,
     otp::{
-        Channel, CheckError, IssueError, IssueRequest, LookupKey, OtpCode, OtpEngine, OtpPolicy, Purpose, SecretHash,
+        Channel, CheckError, CodeLength, IssueError, IssueRequest, LookupKey, OtpCode, OtpEngine, OtpPolicy, Purpose,
+        SecretHash,
     },
     phone::{PhoneNumber, PhonePolicy},
     ports::{AccessCodeStore, DeliveryError, StoreError, UserStore},
@@ -22,10 +27,10 @@ use crate::{
     user::{PhoneVerification, UserId},
 };
 
-/// Bytes of randomness in an access code (hex: 32 characters).
-const ACCESS_CODE_BYTES: usize = 16;
-/// The longest device id accepted.
-const MAX_DEVICE_ID: usize = 255;
+mod inputs;
+
+use inputs::ACCESS_CODE_BYTES;
+pub use inputs::{AccessCode, DeviceId, DeviceIdError, MAX_DEVICE_ID_BYTES, RequiredDevice, SubmittedAccessCode};
 
 #[derive(Debug, Clone)]
 pub struct PhoneLoginSettings {
@@ -42,24 +47,29 @@ pub enum LoginStatus {
     ReturningPhone,
 }
 
-/// The request errors this API reports with its own codes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum ParameterError {
-    #[error("missing parameter {0}")]
-    Missing(&'static str),
-    #[error("invalid parameter {0}")]
-    Invalid(&'static str),
-    #[error("the phone number is not valid")]
-    InvalidPhone,
+/// A PIN request: where to send it, for which device, and how.
+#[derive(Debug, Clone)]
+pub struct PinRequest {
+    pub phone: PhoneNumber,
+    pub device: DeviceId,
+    /// [`Channel::Call`] reads the PIN aloud.
+    pub channel: Channel,
+}
+
+/// A PIN to exchange for an access code.
+#[derive(Debug, Clone)]
+pub struct PinCheck {
+    pub phone: PhoneNumber,
+    /// It must be the device of the PIN request.
+    pub device: DeviceId,
+    pub pin: OtpCode,
 }
 
 /// Why a PIN could not be sent.
 #[derive(Debug, thiserror::Error)]
 pub enum PhoneLoginError {
-    #[error(transparent)]
-    Parameter(#[from] ParameterError),
     /// A rate limit, the SMS budget or the destination rules refused it.
-    #[error(transparent)]
+    #[error("the send was refused: {0}")]
     Refused(Refusal),
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -74,19 +84,25 @@ impl From<IssueError> for PhoneLoginError {
     }
 }
 
-/// Why a PIN was not accepted.
+/// Why a PIN was not accepted. Clients learn less than this: the surface
+/// answers the causes a guesser could use alike.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckPinError {
-    #[error(transparent)]
-    Parameter(#[from] ParameterError),
-    /// Wrong PIN, another device, no PIN requested, or already used.
-    #[error("invalid PIN")]
-    InvalidPin,
-    /// Expired, or every attempt spent: either way a new PIN is needed.
+    /// A wrong PIN, or the right one from another device.
+    #[error("the PIN does not match for this device")]
+    WrongPin,
+    /// No PIN was requested, it was used, or a newer one replaced it.
+    #[error("no live PIN for this phone number")]
+    NoLivePin,
+    /// The number had too many wrong PINs: the PIN was not compared.
+    #[error("the phone number is locked after too many wrong PINs")]
+    Locked,
     #[error("the PIN has expired")]
     PinExpired,
+    #[error("every attempt at the PIN was used")]
+    AttemptsExhausted,
     /// The client checked too many PINs (per-IP limit).
-    #[error(transparent)]
+    #[error("the check was refused: {0}")]
     Refused(Refusal),
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -94,17 +110,22 @@ pub enum CheckPinError {
     Provider(DeliveryError),
 }
 
-/// Why an access code is not valid.
+/// Why an access code is not valid. Clients learn less than this: every
+/// cause but expiry is answered alike.
 #[derive(Debug, thiserror::Error)]
 pub enum AccessCodeError {
-    #[error(transparent)]
-    Parameter(#[from] ParameterError),
-    #[error("invalid access code")]
-    Invalid,
-    #[error("expired access code")]
+    #[error("the access code is not 32 hex digits")]
+    Malformed,
+    #[error("no access code has this hash")]
+    Unknown,
+    #[error("the access code was revoked")]
+    Revoked,
+    #[error("the access code was issued to another device")]
+    OtherDevice,
+    #[error("the access code has expired")]
     Expired,
     /// The per-IP token-check limit refused it.
-    #[error(transparent)]
+    #[error("the check was refused: {0}")]
     Refused(Refusal),
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -112,7 +133,7 @@ pub enum AccessCodeError {
 
 /// A fresh access code. Redacted in `Debug`.
 pub struct AccessGrant {
-    access_code: String,
+    access_code: AccessCode,
     pub user_id: UserId,
     pub expires_at: Timestamp,
 }
@@ -120,7 +141,7 @@ pub struct AccessGrant {
 impl AccessGrant {
     /// The access code, for the response body and nothing else.
     pub fn expose(&self) -> &str {
-        &self.access_code
+        self.access_code.expose()
     }
 }
 
@@ -189,21 +210,6 @@ impl fmt::Debug for PhoneLogin {
     }
 }
 
-fn required<'a>(value: Option<&'a str>, name: &'static str) -> Result<&'a str, ParameterError> {
-    value
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .ok_or(ParameterError::Missing(name))
-}
-
-fn device_id(value: Option<&str>) -> Result<&str, ParameterError> {
-    let device = required(value, "device_id")?;
-    if device.len() > MAX_DEVICE_ID || device.chars().any(char::is_control) {
-        return Err(ParameterError::Invalid("device_id"));
-    }
-    Ok(device)
-}
-
 impl PhoneLogin {
     pub fn new(
         users: Arc<dyn UserStore>,
@@ -229,34 +235,25 @@ impl PhoneLogin {
         self
     }
 
-    fn phone(&self, value: Option<&str>) -> Result<PhoneNumber, ParameterError> {
-        let input = required(value, "phone_number")?;
-        self.settings
-            .phones
-            .parse(input)
-            .map_err(|_| ParameterError::InvalidPhone)
+    /// How this surface reads phone numbers, for the edge to build a
+    /// [`PhoneNumber`] with.
+    pub fn phones(&self) -> &PhonePolicy {
+        &self.settings.phones
     }
 
-    fn access_code_hash(&self, code: &str) -> SecretHash {
-        self.otp.hasher().token_hash("access_code", code.as_bytes())
+    /// How many digits a PIN has, for the edge to read one with
+    /// [`OtpCode::parse`].
+    pub fn pin_length(&self) -> CodeLength {
+        self.settings.policy.length
     }
 
-    /// `phone_login`: sends a PIN for `device_id` by SMS, or by a call when
-    /// `call_verify` is `T`.
-    pub async fn phone_login(
-        &self,
-        phone_number: Option<&str>,
-        device: Option<&str>,
-        call_verify: Option<&str>,
-        client: &Client,
-    ) -> Result<LoginStatus, PhoneLoginError> {
-        let phone = self.phone(phone_number)?;
-        let device = device_id(device)?;
-        let channel = match call_verify.map(str::trim) {
-            None | Some("" | "F") => Channel::Sms,
-            Some("T") => Channel::Call,
-            Some(_) => return Err(ParameterError::Invalid("call_verify").into()),
-        };
+    fn access_code_hash(&self, code: &AccessCode) -> SecretHash {
+        self.otp.hasher().token_hash("access_code", code.expose().as_bytes())
+    }
+
+    /// `phone_login`: sends a PIN for the request's device by its channel.
+    pub async fn phone_login(&self, request: PinRequest, client: &Client) -> Result<LoginStatus, PhoneLoginError> {
+        let PinRequest { phone, device, channel } = request;
         let user = self.users.find_by_phone(&phone).await?;
         // The phone is the lookup key: one live PIN per number, and a new
         // request replaces the old PIN whichever device asked.
@@ -268,7 +265,7 @@ impl PhoneLogin {
                     phone: &phone,
                     user_id: user.as_ref().map(|u| u.id),
                     channel,
-                    device_binding: Some(device.to_owned()),
+                    device_binding: Some(device.as_str().to_owned()),
                     lookup: &lookup,
                     policy: &self.settings.policy,
                     client,
@@ -286,32 +283,18 @@ impl PhoneLogin {
 
     /// `check_pin`: the PIN must match, for the same phone and device, within
     /// its lifetime.
-    pub async fn check_pin(
-        &self,
-        phone_number: Option<&str>,
-        device: Option<&str>,
-        verify_pin: Option<&str>,
-        client: &Client,
-    ) -> Result<AccessGrant, CheckPinError> {
-        let phone = self.phone(phone_number)?;
-        let device = device_id(device)?;
-        let pin = required(verify_pin, "verify_pin")?;
-        let pin = OtpCode::parse(pin, self.settings.policy.length).ok_or(CheckPinError::InvalidPin)?;
+    pub async fn check_pin(&self, check: PinCheck, client: &Client) -> Result<AccessGrant, CheckPinError> {
+        let PinCheck { phone, device, pin } = check;
         let lookup = LookupKey::from_bytes(phone.as_str().as_bytes().to_vec());
         let now = self.otp.clock().now();
-        let access_code: String = self
-            .otp
-            .random_bytes(ACCESS_CODE_BYTES)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let access_code = AccessCode::from_bytes(&self.otp.random_bytes(ACCESS_CODE_BYTES));
         let expires_at = now.plus(self.settings.access_code_ttl);
         let verification = PhoneVerification {
-            phone: phone.clone(),
+            phone,
             verified_at: now,
             access_code: Some(PendingAccessCode {
                 code_hash: self.access_code_hash(&access_code),
-                device_id: device.to_owned(),
+                device_id: device.as_str().to_owned(),
                 expires_at,
             }),
             requires_signup: false,
@@ -321,22 +304,25 @@ impl PhoneLogin {
         let users = &self.users;
         let checked = self
             .otp
-            .check_then(Purpose::PhoneLogin, &lookup, &pin, Some(device), client, |challenge| {
-                users.consume_verifying(challenge.id, verification)
-            })
+            .check_then(
+                Purpose::PhoneLogin,
+                &lookup,
+                &pin,
+                Some(device.as_str()),
+                client,
+                |challenge| users.consume_verifying(challenge.id, verification),
+            )
             .await;
-        let (user, created) = match checked {
-            Ok(verified) => verified,
-            Err(CheckError::Refused(refusal)) => return Err(CheckPinError::Refused(refusal)),
-            Err(CheckError::Expired | CheckError::Exhausted) => {
-                return Err(CheckPinError::PinExpired);
-            }
-            Err(CheckError::Store(error)) => return Err(error.into()),
-            Err(CheckError::Provider(error)) => return Err(CheckPinError::Provider(error)),
-            Err(CheckError::NotFound | CheckError::WrongCode { .. } | CheckError::Closed | CheckError::Locked) => {
-                return Err(CheckPinError::InvalidPin);
-            }
-        };
+        let (user, created) = checked.map_err(|error| match error {
+            CheckError::Refused(refusal) => CheckPinError::Refused(refusal),
+            CheckError::Expired => CheckPinError::PinExpired,
+            CheckError::Exhausted => CheckPinError::AttemptsExhausted,
+            CheckError::Store(error) => error.into(),
+            CheckError::Provider(error) => CheckPinError::Provider(error),
+            CheckError::WrongCode { .. } => CheckPinError::WrongPin,
+            CheckError::NotFound | CheckError::Closed => CheckPinError::NoLivePin,
+            CheckError::Locked => CheckPinError::Locked,
+        })?;
         tracing::info!(user_id = user.id.get(), created, "PIN checked; access code issued");
         Ok(AccessGrant {
             access_code,
@@ -345,30 +331,32 @@ impl PhoneLogin {
         })
     }
 
-    /// `check_access_code`: whether `access_code` is valid now (and, when
-    /// `device_id` is given, was issued to that device).
+    /// `check_access_code`: whether `code` is valid now and was issued to
+    /// `device`. Every check counts against the per-IP limit first, a
+    /// malformed code included.
     pub async fn check_access_code(
         &self,
-        access_code: Option<&str>,
-        device: Option<&str>,
+        code: SubmittedAccessCode,
+        device: &RequiredDevice,
         client: &Client,
     ) -> Result<AccessCodeInfo, AccessCodeError> {
-        let code = required(access_code, "access_code")?;
         self.guard
             .admit_token_check(client, self.otp.clock().now())
             .await
             .map_err(AccessCodeError::Refused)?;
-        if code.len() != ACCESS_CODE_BYTES * 2 || !code.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(AccessCodeError::Invalid);
-        }
+        let SubmittedAccessCode::WellFormed(code) = code else {
+            return Err(AccessCodeError::Malformed);
+        };
         let record = self
             .access_codes
-            .find_access_code(&self.access_code_hash(&code.to_ascii_lowercase()))
+            .find_access_code(&self.access_code_hash(&code))
             .await?
-            .ok_or(AccessCodeError::Invalid)?;
-        let device = device.map(str::trim).filter(|d| !d.is_empty());
-        if record.revoked || device.is_some_and(|device| device != record.device_id) {
-            return Err(AccessCodeError::Invalid);
+            .ok_or(AccessCodeError::Unknown)?;
+        if record.revoked {
+            return Err(AccessCodeError::Revoked);
+        }
+        if !device.admits(&record.device_id) {
+            return Err(AccessCodeError::OtherDevice);
         }
         if self.otp.clock().now() >= record.expires_at {
             return Err(AccessCodeError::Expired);

@@ -1,6 +1,10 @@
 //! The phone-verify use cases: `register` sends a security code and returns
 //! a session token; `verify` checks phone + code + token together.
 //!
+//! The use cases take inputs that the edge has already parsed: a
+//! [`PhoneNumber`], a [`SessionToken`] and a [`SubmittedCode`]. A missing
+//! field is the edge's to answer.
+//!
 //! The session token is a signed JWT naming the E.164 phone and a random
 //! nonce that finds the challenge; it never carries the code and expires
 //! with the challenge. A verified phone is a user: the first verification of
@@ -14,12 +18,16 @@ use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use crate::{
     abuse::{Client, Refusal},
     delivery::Messenger,
-    otp::{Channel, CheckError, IssueError, IssueRequest, LookupKey, OtpCode, OtpEngine, OtpPolicy, Purpose},
-    phone::{PhoneInputError, PhonePolicy},
+    otp::{Channel, CheckError, CodeLength, IssueError, IssueRequest, LookupKey, OtpEngine, OtpPolicy, Purpose},
+    phone::{PhoneNumber, PhonePolicy},
     ports::{DeliveryError, StoreError, TokenIssuer, UserStore},
     token::{IssuedToken, TokenError},
     user::{PhoneVerification, UserId},
 };
+
+mod inputs;
+
+pub use inputs::{SessionToken, SessionTokenError, SubmittedCode};
 
 /// Bytes of randomness in a session's nonce.
 const NONCE_BYTES: usize = 16;
@@ -33,17 +41,13 @@ pub struct PhoneVerifySettings {
 /// Why a code could not be sent.
 #[derive(Debug, thiserror::Error)]
 pub enum RegisterError {
-    #[error("phone_number is required")]
-    MissingPhone,
-    #[error(transparent)]
-    InvalidPhone(PhoneInputError),
     /// A rate limit, the SMS budget or the destination rules refused it.
-    #[error(transparent)]
+    #[error("the send was refused: {0}")]
     Refused(Refusal),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error(transparent)]
-    Token(TokenError),
+    #[error("the session token could not be signed: {0}")]
+    SessionToken(TokenError),
 }
 
 impl From<IssueError> for RegisterError {
@@ -55,43 +59,42 @@ impl From<IssueError> for RegisterError {
     }
 }
 
-/// The three fields a verification needs; `None` when not sent. `Debug`
-/// hides the code and the token.
-#[derive(Clone, Copy, Default)]
-pub struct VerifyRequest<'a> {
-    pub phone_number: Option<&'a str>,
-    pub security_code: Option<&'a str>,
-    pub session_token: Option<&'a str>,
+/// What a verification checks, each part validated at the edge.
+#[derive(Debug, Clone)]
+pub struct VerifyRequest {
+    /// The number the client says the code was sent to.
+    pub phone: PhoneNumber,
+    pub code: SubmittedCode,
+    pub session_token: SessionToken,
 }
 
-impl fmt::Debug for VerifyRequest<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("VerifyRequest")
-            .field("phone_number", &self.phone_number)
-            .field("security_code", &self.security_code.map(|_| "[redacted]"))
-            .field("session_token", &self.session_token.map(|_| "[redacted]"))
-            .finish()
-    }
-}
-
-/// Why a verification failed.
+/// Why a verification failed. Clients learn less than this: the surface
+/// answers every cause that a guesser could use (the token, the phone, the
+/// code, the challenge's state) alike.
 #[derive(Debug, thiserror::Error)]
-pub enum PhoneVerifyError {
-    /// The named fields are missing or blank.
-    #[error("missing fields: {0:?}")]
-    MissingFields(Vec<&'static str>),
-    #[error(transparent)]
-    InvalidPhone(PhoneInputError),
-    /// Wrong code, or a token that does not match the phone or any live
-    /// challenge: one answer for all.
-    #[error("Security code is not valid")]
-    InvalidCode,
-    #[error("Security code has expired")]
-    Expired,
-    #[error("Too many failed verification attempts. Please request a new code.")]
-    TooManyAttempts,
+pub enum VerifyError {
+    #[error("the session token does not verify as a phone-verify session")]
+    SessionRefused,
+    #[error("the session token has expired")]
+    SessionExpired,
+    #[error("the session token names another phone number")]
+    SessionForAnotherPhone,
+    #[error("the code does not have the configured number of digits")]
+    MalformedCode,
+    #[error("the code is wrong")]
+    WrongCode,
+    /// The challenge was used, or a newer code replaced it.
+    #[error("no live challenge matches the session")]
+    NoLiveChallenge,
+    /// The number had too many wrong codes: the code was not compared.
+    #[error("the phone number is locked after too many wrong codes")]
+    Locked,
+    #[error("the code has expired")]
+    CodeExpired,
+    #[error("every attempt at the code was used")]
+    AttemptsExhausted,
     /// The client checked too many codes (per-IP limit).
-    #[error(transparent)]
+    #[error("the check was refused: {0}")]
     Refused(Refusal),
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -140,14 +143,22 @@ impl PhoneVerify {
         }
     }
 
+    /// How this surface reads phone numbers, for the edge to build a
+    /// [`PhoneNumber`] with.
+    pub fn phones(&self) -> &PhonePolicy {
+        &self.settings.phones
+    }
+
+    /// How many digits a security code has, for the edge to read one with
+    /// [`SubmittedCode::parse`].
+    pub fn code_length(&self) -> CodeLength {
+        self.settings.policy.length
+    }
+
     /// `register`: sends a fresh code (replacing any earlier one) and
     /// returns the session token to verify it with.
-    pub async fn register(&self, phone_number: Option<&str>, client: &Client) -> Result<IssuedToken, RegisterError> {
-        let input = phone_number
-            .filter(|p| !p.trim().is_empty())
-            .ok_or(RegisterError::MissingPhone)?;
-        let phone = self.settings.phones.parse(input).map_err(RegisterError::InvalidPhone)?;
-        let user = self.users.find_by_phone(&phone).await?;
+    pub async fn register(&self, phone: &PhoneNumber, client: &Client) -> Result<IssuedToken, RegisterError> {
+        let user = self.users.find_by_phone(phone).await?;
         let nonce = self.otp.random_bytes(NONCE_BYTES);
         let lookup = LookupKey::from_bytes(nonce.clone());
         let issued = self
@@ -155,7 +166,7 @@ impl PhoneVerify {
             .issue(
                 IssueRequest {
                     purpose: Purpose::PhoneVerify,
-                    phone: &phone,
+                    phone,
                     user_id: user.map(|u| u.id),
                     channel: Channel::Sms,
                     device_binding: None,
@@ -169,57 +180,39 @@ impl PhoneVerify {
         let token = self
             .tokens
             .issue_phone_session(
-                &phone,
+                phone,
                 &URL_SAFE_NO_PAD.encode(&nonce),
                 self.otp.clock().now(),
                 issued.expires_at,
             )
-            .map_err(RegisterError::Token)?;
+            .map_err(RegisterError::SessionToken)?;
         tracing::info!("security code queued");
         Ok(token)
     }
 
     /// `verify`: the code must match the challenge the token names, for the
-    /// phone the token names.
-    pub async fn verify(&self, request: VerifyRequest<'_>, client: &Client) -> Result<VerifiedPhone, PhoneVerifyError> {
-        fn present(value: Option<&str>) -> Option<&str> {
-            value.filter(|v| !v.trim().is_empty())
-        }
-        let (phone_number, code, token) = match (
-            present(request.phone_number),
-            present(request.security_code),
-            present(request.session_token),
-        ) {
-            (Some(phone), Some(code), Some(token)) => (phone, code, token),
-            (phone, code, token) => {
-                let missing = [
-                    ("phone_number", phone.is_none()),
-                    ("security_code", code.is_none()),
-                    ("session_token", token.is_none()),
-                ];
-                return Err(PhoneVerifyError::MissingFields(
-                    missing.iter().filter(|(_, m)| *m).map(|(name, _)| *name).collect(),
-                ));
-            }
-        };
-        let phone = self
-            .settings
-            .phones
-            .parse(phone_number)
-            .map_err(PhoneVerifyError::InvalidPhone)?;
+    /// phone the token names. The token is judged before the code.
+    pub async fn verify(&self, request: VerifyRequest, client: &Client) -> Result<VerifiedPhone, VerifyError> {
+        let VerifyRequest {
+            phone,
+            code,
+            session_token,
+        } = request;
         let now = self.otp.clock().now();
-        let session = match self.tokens.verify_phone_session(token, now) {
+        let session = match self.tokens.verify_phone_session(session_token.expose(), now) {
             Ok(session) => session,
-            Err(TokenError::Expired) => return Err(PhoneVerifyError::Expired),
-            Err(_) => return Err(PhoneVerifyError::InvalidCode),
+            Err(TokenError::Expired) => return Err(VerifyError::SessionExpired),
+            Err(_) => return Err(VerifyError::SessionRefused),
         };
         if session.phone != phone.as_str() {
-            return Err(PhoneVerifyError::InvalidCode);
+            return Err(VerifyError::SessionForAnotherPhone);
         }
         let nonce = URL_SAFE_NO_PAD
             .decode(&session.nonce)
-            .map_err(|_| PhoneVerifyError::InvalidCode)?;
-        let code = OtpCode::parse(code, self.settings.policy.length).ok_or(PhoneVerifyError::InvalidCode)?;
+            .map_err(|_| VerifyError::SessionRefused)?;
+        let SubmittedCode::WellFormed(code) = code else {
+            return Err(VerifyError::MalformedCode);
+        };
         // The code is consumed in the transaction that writes the user: a
         // failed write leaves the code usable for a retry.
         let verification = PhoneVerification {
@@ -240,17 +233,16 @@ impl PhoneVerify {
                 |challenge| users.consume_verifying(challenge.id, verification),
             )
             .await;
-        let (user, created) = match checked {
-            Ok(verified) => verified,
-            Err(CheckError::Refused(refusal)) => return Err(PhoneVerifyError::Refused(refusal)),
-            Err(CheckError::Expired) => return Err(PhoneVerifyError::Expired),
-            Err(CheckError::Exhausted) => return Err(PhoneVerifyError::TooManyAttempts),
-            Err(CheckError::Store(error)) => return Err(error.into()),
-            Err(CheckError::Provider(error)) => return Err(PhoneVerifyError::Provider(error)),
-            Err(CheckError::NotFound | CheckError::WrongCode { .. } | CheckError::Closed | CheckError::Locked) => {
-                return Err(PhoneVerifyError::InvalidCode);
-            }
-        };
+        let (user, created) = checked.map_err(|error| match error {
+            CheckError::Refused(refusal) => VerifyError::Refused(refusal),
+            CheckError::Expired => VerifyError::CodeExpired,
+            CheckError::Exhausted => VerifyError::AttemptsExhausted,
+            CheckError::Store(error) => error.into(),
+            CheckError::Provider(error) => VerifyError::Provider(error),
+            CheckError::WrongCode { .. } => VerifyError::WrongCode,
+            CheckError::NotFound | CheckError::Closed => VerifyError::NoLiveChallenge,
+            CheckError::Locked => VerifyError::Locked,
+        })?;
         tracing::info!(user_id = user.id.get(), created, "phone verified");
         Ok(VerifiedPhone {
             user_id: user.id,

@@ -280,6 +280,56 @@ async fn access_codes_can_be_validated(backend: TestBackend) {
     assert_eq!(reply.body["res_info"], res_info(-3, "EXPIRED_ACCESS_CODE"));
 }
 
+/// A PIN of the wrong length is INVALID_PIN without spending an attempt;
+/// an access code or device id that cannot match is INVALID_ACCESS_CODE;
+/// a device id longer than 255 bytes is INVALID_PARAMETER when asking for
+/// a PIN.
+async fn malformed_pins_and_codes_are_refused_like_wrong_ones(backend: TestBackend) {
+    let app = spawn_app(backend).await;
+    login(&app, "phone_number=(206)372-1234&device_id=abcde").await;
+    let pin = app.last_code_to(PHONE);
+    for _ in 0..6 {
+        let reply = check_seed_pin(&app, "1234").await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            reply.body,
+            json!({"res_info": {"code": 4, "code_info": "INVALID_PIN"}, "res_content": "invalid PIN"})
+        );
+    }
+    let reply = check_seed_pin(&app, &pin).await;
+    assert_eq!(
+        reply.body["res_info"],
+        res_info(22, "NEW_ACCESS_CODE"),
+        "no attempt was spent"
+    );
+    let code = reply.body["res_content"]["access_code"].as_str().unwrap().to_owned();
+    let long_device = "d".repeat(256);
+    for query in [
+        "access_code=not-hex".to_owned(),
+        format!("access_code={code}&device_id={long_device}"),
+    ] {
+        let reply = app.post_query(&format!("/v1/auth/check_access_code?{query}")).await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{query}");
+        assert_eq!(
+            reply.body,
+            json!({"res_info": {"code": -2, "code_info": "INVALID_ACCESS_CODE"}, "res_content": "invalid access code"})
+        );
+    }
+    let reply = app
+        .post_query(&format!(
+            "/v1/auth/check_access_code?access_code={}",
+            code.to_ascii_uppercase()
+        ))
+        .await;
+    assert_eq!(reply.body["res_info"], res_info(40, "VALID_ACCESS_CODE"));
+    let reply = login(&app, &format!("phone_number=(206)372-1234&device_id={long_device}")).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        reply.body,
+        json!({"res_info": {"code": -6, "code_info": "INVALID_PARAMETER"}, "res_content": "device_id is not valid"})
+    );
+}
+
 /// One person, three formats, two surfaces: one user.
 async fn the_same_number_in_three_formats_is_one_user(backend: TestBackend) {
     let app = spawn_app(backend).await;
@@ -377,6 +427,7 @@ on_both_backends!(
     parameter_errors_use_the_code_table,
     form_and_json_bodies_work,
     access_codes_can_be_validated,
+    malformed_pins_and_codes_are_refused_like_wrong_ones,
     the_same_number_in_three_formats_is_one_user,
     a_pin_auth_user_is_returning_on_phone_login,
     test_numbers_send_nothing_and_accept_their_code,

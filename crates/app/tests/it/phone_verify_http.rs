@@ -201,6 +201,53 @@ async fn form_bodies_work(backend: TestBackend) {
     assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
 }
 
+/// A security code of the wrong shape or a session token that is not a
+/// JWT is answered as a wrong code; the session is judged first, so with an
+/// expired session the answer is "expired" whatever the code. A code sent
+/// as a JSON number is read as its digits.
+async fn malformed_codes_and_tokens_are_answered_as_wrong_codes(backend: TestBackend) {
+    let app = spawn_app(backend).await;
+    let token = register(&app, PHONE).await;
+    let not_valid = json!({"non_field_errors": ["Security code is not valid"]});
+    for (code, token) in [
+        ("12345", token.as_str()),
+        ("1234567", token.as_str()),
+        ("123456", "not-a-jwt"),
+    ] {
+        let reply = app
+            .post_json(
+                VERIFY,
+                &json!({"phone_number": PHONE, "security_code": code, "session_token": token}),
+            )
+            .await;
+        assert_eq!(
+            (reply.status, &reply.body),
+            (StatusCode::BAD_REQUEST, &not_valid),
+            "{code} {token}"
+        );
+    }
+    let code = app.last_code_to(PHONE);
+    // A number loses leading zeros; such a code goes as text.
+    let code = match code.parse::<u64>() {
+        Ok(number) if !code.starts_with('0') => json!(number),
+        _ => json!(code),
+    };
+    let verify = json!({"phone_number": PHONE, "security_code": code, "session_token": token});
+    let reply = app.post_json(VERIFY, &verify).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+
+    let token = register(&app, PHONE).await;
+    app.clock.advance(Duration::from_secs(601));
+    let reply = app
+        .post_json(
+            VERIFY,
+            &json!({"phone_number": PHONE, "security_code": "12", "session_token": token}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(reply.body, json!({"non_field_errors": ["Security code has expired"]}));
+}
+
 /// The HS256 key of the app in [`tokens_of_one_kind_are_refused_where_the_other_is_expected`].
 const HS256_KEY: &str = "phone-verify-test-hs256-key-0123456789";
 
@@ -309,6 +356,7 @@ on_both_backends!(
     missing_fields_are_required,
     invalid_numbers_are_field_errors,
     form_bodies_work,
+    malformed_codes_and_tokens_are_answered_as_wrong_codes,
 );
 
 /// A client's `x-request-id` is kept (and echoed) when it is at most 64

@@ -6,7 +6,7 @@ use pollster::block_on;
 
 use super::*;
 use crate::{
-    otp::TestNumbers,
+    otp::{Channel, TestNumbers},
     ports::MockAccessCodeStore,
     test_support::{self as support, World},
 };
@@ -59,13 +59,42 @@ fn service(world: &Arc<World>) -> PhoneLogin {
     service_with(world, support::engine(world))
 }
 
+/// A PIN request as the edge builds it.
+fn pin_request(service: &PhoneLogin, phone: &str, device: &str, channel: Channel) -> PinRequest {
+    PinRequest {
+        phone: service.phones().parse(phone).unwrap(),
+        device: DeviceId::parse(device).unwrap(),
+        channel,
+    }
+}
+
+/// A PIN check as the edge builds it.
+fn pin_check(service: &PhoneLogin, phone: &str, device: &str, pin: &str) -> PinCheck {
+    PinCheck {
+        phone: service.phones().parse(phone).unwrap(),
+        device: DeviceId::parse(device).unwrap(),
+        pin: OtpCode::parse(pin, service.pin_length()).unwrap(),
+    }
+}
+
+fn access_code(code: &str) -> SubmittedAccessCode {
+    SubmittedAccessCode::parse(code)
+}
+
+fn device(device: Option<&str>) -> RequiredDevice {
+    RequiredDevice::parse(device)
+}
+
 #[test]
 fn a_new_phone_gets_a_five_digit_pin_by_sms() {
     block_on(async {
         let world = World::new();
         let service = service(&world);
         let status = service
-            .phone_login(Some("(206)372-1234"), Some("abcde"), None, &Client::default())
+            .phone_login(
+                pin_request(&service, "(206)372-1234", "abcde", Channel::Sms),
+                &Client::default(),
+            )
             .await
             .unwrap();
         assert_eq!(status, LoginStatus::NewPhone);
@@ -82,7 +111,7 @@ fn a_known_phone_is_returning() {
         world.add_user(1, PHONE);
         let service = service(&world);
         let status = service
-            .phone_login(Some(PHONE), Some("abcde"), Some("F"), &Client::default())
+            .phone_login(pin_request(&service, PHONE, "abcde", Channel::Sms), &Client::default())
             .await
             .unwrap();
         assert_eq!(status, LoginStatus::ReturningPhone);
@@ -95,7 +124,7 @@ fn call_verify_reads_the_pin_aloud_digit_by_digit_twice() {
         let world = World::new();
         let service = service(&world);
         service
-            .phone_login(Some(PHONE), Some("abcde"), Some("T"), &Client::default())
+            .phone_login(pin_request(&service, PHONE, "abcde", Channel::Call), &Client::default())
             .await
             .unwrap();
         let sent = world.sent.lock().unwrap().clone();
@@ -114,7 +143,7 @@ fn call_verify_reads_the_pin_aloud_digit_by_digit_twice() {
         );
         let pin: String = digits.concat();
         let grant = service
-            .check_pin(Some(PHONE), Some("abcde"), Some(&pin), &Client::default())
+            .check_pin(pin_check(&service, PHONE, "abcde", &pin), &Client::default())
             .await
             .unwrap();
         assert_eq!(grant.expose().len(), 32);
@@ -127,14 +156,12 @@ fn check_pin_issues_an_access_code_that_a_backend_can_validate() {
         let world = World::new();
         let service = service(&world);
         service
-            .phone_login(Some(PHONE), Some("abcde"), None, &Client::default())
+            .phone_login(pin_request(&service, PHONE, "abcde", Channel::Sms), &Client::default())
             .await
             .unwrap();
         let grant = service
             .check_pin(
-                Some("206-372-1234"),
-                Some("abcde"),
-                Some(&world.last_code()),
+                pin_check(&service, "206-372-1234", "abcde", &world.last_code()),
                 &Client::default(),
             )
             .await
@@ -142,33 +169,33 @@ fn check_pin_issues_an_access_code_that_a_backend_can_validate() {
         assert_eq!(grant.expose().len(), 32);
         assert!(grant.expose().bytes().all(|b| b.is_ascii_hexdigit()));
         let info = service
-            .check_access_code(Some(grant.expose()), None, &Client::default())
+            .check_access_code(access_code(grant.expose()), &device(None), &Client::default())
             .await
             .unwrap();
         assert_eq!(info.user_id, grant.user_id);
         assert_eq!(info.phone.as_ref().map(PhoneNumber::as_str), Some(PHONE));
         assert!(
             service
-                .check_access_code(Some(grant.expose()), Some("abcde"), &Client::default())
+                .check_access_code(access_code(grant.expose()), &device(Some("abcde")), &Client::default())
                 .await
                 .is_ok()
         );
         assert!(matches!(
             service
-                .check_access_code(Some(grant.expose()), Some("other"), &Client::default())
+                .check_access_code(access_code(grant.expose()), &device(Some("other")), &Client::default())
                 .await,
-            Err(AccessCodeError::Invalid)
+            Err(AccessCodeError::OtherDevice)
         ));
         assert!(matches!(
             service
-                .check_access_code(Some(&"0".repeat(32)), None, &Client::default())
+                .check_access_code(access_code(&"0".repeat(32)), &device(None), &Client::default())
                 .await,
-            Err(AccessCodeError::Invalid)
+            Err(AccessCodeError::Unknown)
         ));
         world.advance(Duration::from_secs(30 * 86_400));
         assert!(matches!(
             service
-                .check_access_code(Some(grant.expose()), None, &Client::default())
+                .check_access_code(access_code(grant.expose()), &device(None), &Client::default())
                 .await,
             Err(AccessCodeError::Expired)
         ));
@@ -181,18 +208,18 @@ fn the_pin_is_bound_to_the_device() {
         let world = World::new();
         let service = service(&world);
         service
-            .phone_login(Some(PHONE), Some("abcde"), None, &Client::default())
+            .phone_login(pin_request(&service, PHONE, "abcde", Channel::Sms), &Client::default())
             .await
             .unwrap();
         let pin = world.last_code();
         let error = service
-            .check_pin(Some(PHONE), Some("other"), Some(&pin), &Client::default())
+            .check_pin(pin_check(&service, PHONE, "other", &pin), &Client::default())
             .await
             .unwrap_err();
-        assert!(matches!(error, CheckPinError::InvalidPin), "{error:?}");
+        assert!(matches!(error, CheckPinError::WrongPin), "{error:?}");
         // The wrong device spent an attempt but the right one still works.
         service
-            .check_pin(Some(PHONE), Some("abcde"), Some(&pin), &Client::default())
+            .check_pin(pin_check(&service, PHONE, "abcde", &pin), &Client::default())
             .await
             .unwrap();
     });
@@ -204,12 +231,15 @@ fn an_expired_pin_is_pin_expired() {
         let world = World::new();
         let service = service(&world);
         service
-            .phone_login(Some(PHONE), Some("abcde"), None, &Client::default())
+            .phone_login(pin_request(&service, PHONE, "abcde", Channel::Sms), &Client::default())
             .await
             .unwrap();
         world.advance(Duration::from_secs(300));
         let error = service
-            .check_pin(Some(PHONE), Some("abcde"), Some(&world.last_code()), &Client::default())
+            .check_pin(
+                pin_check(&service, PHONE, "abcde", &world.last_code()),
+                &Client::default(),
+            )
             .await
             .unwrap_err();
         assert!(matches!(error, CheckPinError::PinExpired), "{error:?}");
@@ -217,53 +247,45 @@ fn an_expired_pin_is_pin_expired() {
 }
 
 #[test]
-fn parameters_are_checked() {
+fn access_codes_are_refused_by_cause() {
     block_on(async {
         let world = World::new();
         let service = service(&world);
-        let param = |r: Result<LoginStatus, PhoneLoginError>| match r {
-            Err(PhoneLoginError::Parameter(p)) => p,
-            other => panic!("{other:?}"),
-        };
-        assert_eq!(
-            param(service.phone_login(None, Some("d"), None, &Client::default()).await),
-            ParameterError::Missing("phone_number")
-        );
-        assert_eq!(
-            param(service.phone_login(Some(PHONE), None, None, &Client::default()).await),
-            ParameterError::Missing("device_id")
-        );
-        assert_eq!(
-            param(
-                service
-                    .phone_login(Some(PHONE), Some("d"), Some("yes"), &Client::default())
-                    .await
-            ),
-            ParameterError::Invalid("call_verify")
-        );
-        assert_eq!(
-            param(
-                service
-                    .phone_login(Some("12"), Some("d"), None, &Client::default())
-                    .await
-            ),
-            ParameterError::InvalidPhone
-        );
-        assert_eq!(
-            param(
-                service
-                    .phone_login(Some(PHONE), Some(&"d".repeat(300)), None, &Client::default())
-                    .await
-            ),
-            ParameterError::Invalid("device_id")
-        );
-        assert!(matches!(
-            service
-                .check_pin(Some(PHONE), Some("d"), None, &Client::default())
-                .await,
-            Err(CheckPinError::Parameter(ParameterError::Missing("verify_pin")))
-        ));
-        assert_eq!(world.sent_count(), 0);
+        service
+            .phone_login(pin_request(&service, PHONE, "abcde", Channel::Sms), &Client::default())
+            .await
+            .unwrap();
+        let grant = service
+            .check_pin(
+                pin_check(&service, PHONE, "abcde", &world.last_code()),
+                &Client::default(),
+            )
+            .await
+            .unwrap();
+        let error = service
+            .check_access_code(access_code("not hex"), &device(None), &Client::default())
+            .await
+            .unwrap_err();
+        assert!(matches!(error, AccessCodeError::Malformed), "{error:?}");
+        // A device id no code can have: refused as another device's.
+        let error = service
+            .check_access_code(
+                access_code(grant.expose()),
+                &device(Some(&"d".repeat(300))),
+                &Client::default(),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(error, AccessCodeError::OtherDevice), "{error:?}");
+        // Upper case is the same code.
+        service
+            .check_access_code(
+                access_code(&grant.expose().to_ascii_uppercase()),
+                &device(Some(" abcde ")),
+                &Client::default(),
+            )
+            .await
+            .unwrap();
     });
 }
 
@@ -275,19 +297,22 @@ fn a_test_number_sends_nothing_and_accepts_its_fixed_code() {
         let numbers = Arc::new(numbers);
         let service = service_with(&world, support::engine(&world).with_test_numbers(numbers.clone()));
         service
-            .phone_login(Some("+1 415 555 0100"), Some("d"), Some("T"), &Client::default())
+            .phone_login(
+                pin_request(&service, "+1 415 555 0100", "d", Channel::Call),
+                &Client::default(),
+            )
             .await
             .unwrap();
         assert_eq!(world.sent_count(), 0);
         assert_eq!(numbers.uses(), 1);
         // Cut to this surface's 5 digits.
         service
-            .check_pin(Some("+14155550100"), Some("d"), Some("12345"), &Client::default())
+            .check_pin(pin_check(&service, "+14155550100", "d", "12345"), &Client::default())
             .await
             .unwrap();
         // Other numbers are not affected.
         service
-            .phone_login(Some(PHONE), Some("d"), None, &Client::default())
+            .phone_login(pin_request(&service, PHONE, "d", Channel::Sms), &Client::default())
             .await
             .unwrap();
         assert_eq!(world.sent_count(), 1);
@@ -360,22 +385,22 @@ fn a_failed_write_leaves_the_pin_usable_for_a_retry() {
             },
         );
         service
-            .phone_login(Some(PHONE), Some("abcde"), None, &Client::default())
+            .phone_login(pin_request(&service, PHONE, "abcde", Channel::Sms), &Client::default())
             .await
             .unwrap();
         let pin = world.last_code();
         let error = service
-            .check_pin(Some(PHONE), Some("abcde"), Some(&pin), &Client::default())
+            .check_pin(pin_check(&service, PHONE, "abcde", &pin), &Client::default())
             .await
             .unwrap_err();
         assert!(matches!(error, CheckPinError::Store(_)), "{error:?}");
         assert!(world.access_codes.lock().unwrap().is_empty());
         let grant = service
-            .check_pin(Some(PHONE), Some("abcde"), Some(&pin), &Client::default())
+            .check_pin(pin_check(&service, PHONE, "abcde", &pin), &Client::default())
             .await
             .unwrap();
         let info = service
-            .check_access_code(Some(grant.expose()), Some("abcde"), &Client::default())
+            .check_access_code(access_code(grant.expose()), &device(Some("abcde")), &Client::default())
             .await
             .unwrap();
         assert_eq!(info.user_id, grant.user_id);

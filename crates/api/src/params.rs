@@ -248,14 +248,6 @@ impl Params {
     }
 }
 
-impl Params {
-    /// The parameters as a typed request. A request type reads its fields
-    /// with [`text`], so it sees what [`Params::text`] sees.
-    pub fn decode<T: DeserializeOwned>(&self) -> Result<T, ParamsError> {
-        T::deserialize(&Value::Object(self.0.clone())).map_err(|_| ParamsError::MalformedForm)
-    }
-}
-
 #[cfg(test)]
 impl Params {
     /// Parameters as a JSON body would give them.
@@ -265,19 +257,6 @@ impl Params {
             other => panic!("parameters are an object, not {other}"),
         }
     }
-}
-
-/// Reads an optional text field of a typed request as [`Params::text`]
-/// does: numbers and booleans as their text; absent, null, arrays and
-/// objects as `None`. Use with `#[serde(default, deserialize_with =
-/// "crate::params::text")]`.
-pub(crate) fn text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
-    Ok(match Value::deserialize(deserializer)? {
-        Value::String(text) => Some(text),
-        Value::Number(number) => Some(number.to_string()),
-        Value::Bool(flag) => Some(flag.to_string()),
-        Value::Null | Value::Array(_) | Value::Object(_) => None,
-    })
 }
 
 #[cfg(test)]

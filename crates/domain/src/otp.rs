@@ -34,6 +34,8 @@ use crate::{
     user::UserId,
 };
 
+pub use crate::ports::challenges::{AttemptOutcome, ChallengeAttempt, NewChallenge};
+
 /// A one-time code: ASCII digits only. Its `Debug` output is redacted.
 #[derive(Clone, PartialEq, Eq)]
 pub struct OtpCode(String);
@@ -252,54 +254,6 @@ impl fmt::Debug for LookupKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("LookupKey([redacted])")
     }
-}
-
-/// A challenge to be stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewChallenge {
-    pub purpose: Purpose,
-    pub phone: PhoneNumber,
-    /// The user the code signs in; `None` for a decoy challenge (see
-    /// [`OtpEngine::issue_decoy`]) or a number with no user yet.
-    pub user_id: Option<UserId>,
-    pub channel: Channel,
-    /// A device the code is bound to (phone-login's `device_id`).
-    pub device_binding: Option<String>,
-    pub lookup_hash: SecretHash,
-    pub code_hash: SecretHash,
-    pub max_attempts: u32,
-    pub created_at: Timestamp,
-    pub expires_at: Timestamp,
-}
-
-/// A live challenge on which one attempt has just been spent.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChallengeAttempt {
-    pub id: ChallengeId,
-    pub phone: PhoneNumber,
-    pub user_id: Option<UserId>,
-    pub device_binding: Option<String>,
-    pub code_hash: SecretHash,
-    /// Attempts spent so far, this one included.
-    pub attempts: u32,
-    pub max_attempts: u32,
-    pub expires_at: Timestamp,
-}
-
-/// The outcome of trying to spend an attempt on a challenge.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AttemptOutcome {
-    /// An attempt was spent; compare the code now.
-    Spent(ChallengeAttempt),
-    /// No challenge has this lookup hash.
-    NotFound,
-    /// The challenge expired.
-    Expired,
-    /// Every attempt was already spent.
-    Exhausted,
-    /// The challenge was consumed by a correct code, or superseded by a
-    /// newer one.
-    Closed,
 }
 
 /// A challenge whose code matched and which this check consumed.

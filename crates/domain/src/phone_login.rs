@@ -22,6 +22,11 @@ use crate::{
     user::{PhoneVerification, UserId},
 };
 
+pub use crate::{
+    ports::access_codes::{AccessCodeRecord, NewAccessCode},
+    user::PendingAccessCode,
+};
+
 /// Bytes of randomness in an access code (hex: 32 characters).
 const ACCESS_CODE_BYTES: usize = 16;
 /// The longest device id accepted.
@@ -132,35 +137,6 @@ impl fmt::Debug for AccessGrant {
             .field("expires_at", &self.expires_at)
             .finish()
     }
-}
-
-/// An access code to store.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewAccessCode {
-    pub user_id: UserId,
-    pub code_hash: SecretHash,
-    pub device_id: String,
-    pub created_at: Timestamp,
-    pub expires_at: Timestamp,
-}
-
-/// An access code to store for whichever user the verified phone has,
-/// which the store learns in the same transaction.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PendingAccessCode {
-    pub code_hash: SecretHash,
-    pub device_id: String,
-    pub expires_at: Timestamp,
-}
-
-/// A stored access code.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AccessCodeRecord {
-    pub user_id: UserId,
-    pub phone: Option<PhoneNumber>,
-    pub device_id: String,
-    pub expires_at: Timestamp,
-    pub revoked: bool,
 }
 
 /// What a valid access code stands for.

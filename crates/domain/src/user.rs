@@ -84,7 +84,7 @@ pub struct NewUser {
 /// by [`crate::ports::UserStore::consume_verifying`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PendingAccessCode {
-    pub code_hash: crate::otp::SecretHash,
+    pub code_hash: crate::otp::secret::SecretHash,
     pub device_id: String,
     pub expires_at: crate::time::Timestamp,
 }

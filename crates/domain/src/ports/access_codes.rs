@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 
 use super::StoreError;
-use crate::{otp::SecretHash, phone::PhoneNumber, time::Timestamp, user::UserId};
+use crate::{otp::secret::SecretHash, phone::PhoneNumber, time::Timestamp, user::UserId};
 
 /// An access code to store.
 #[derive(Debug, Clone, PartialEq, Eq)]

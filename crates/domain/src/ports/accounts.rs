@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use super::{StoreError, outbox::Outgoing};
 use crate::{
     account::{Email, PasswordHash},
-    otp::SecretHash,
+    otp::secret::SecretHash,
     phone::PhoneNumber,
     time::Timestamp,
     user::{User, UserId},

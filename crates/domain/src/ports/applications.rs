@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use super::StoreError;
 use crate::{
     application::{Application, ApplicationListing, NewApplication, Revocation},
-    otp::SecretHash,
+    otp::secret::SecretHash,
     time::Timestamp,
 };
 

@@ -4,7 +4,10 @@ use async_trait::async_trait;
 
 use super::{StoreError, outbox::Outgoing};
 use crate::{
-    otp::{ChallengeId, Channel, Purpose, SecretHash},
+    otp::{
+        code::{ChallengeId, Channel, Purpose},
+        secret::SecretHash,
+    },
     phone::PhoneNumber,
     time::Timestamp,
     user::UserId,
@@ -16,7 +19,7 @@ pub struct NewChallenge {
     pub purpose: Purpose,
     pub phone: PhoneNumber,
     /// The user the code signs in; `None` for a decoy challenge (see
-    /// [`OtpEngine::issue_decoy`]) or a number with no user yet.
+    /// [`crate::otp::OtpEngine::issue_decoy`]) or a number with no user yet.
     pub user_id: Option<UserId>,
     pub channel: Channel,
     /// A device the code is bound to (phone-login's `device_id`).

@@ -6,7 +6,7 @@ use secrecy::SecretString;
 
 use crate::{
     account::Email,
-    otp::{Channel, OtpCode},
+    otp::code::{Channel, OtpCode},
     phone::PhoneNumber,
 };
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::{OutgoingCall, OutgoingMail, OutgoingSms, StoreError};
-use crate::{otp::Channel, phone::PhoneNumber, time::Timestamp};
+use crate::{otp::code::Channel, phone::PhoneNumber, time::Timestamp};
 
 /// What to hand to which provider.
 #[derive(Debug)]

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 
 use super::StoreError;
-use crate::{otp::SecretHash, time::Timestamp, user::UserId};
+use crate::{otp::secret::SecretHash, time::Timestamp, user::UserId};
 
 /// The device a session token is issued to.
 #[derive(Debug, Clone, PartialEq, Eq)]

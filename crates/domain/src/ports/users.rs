@@ -5,7 +5,7 @@ use async_trait::async_trait;
 
 use super::{StoreError, challenges::NewChallenge, outbox::Outgoing};
 use crate::{
-    otp::ChallengeId,
+    otp::code::ChallengeId,
     phone::PhoneNumber,
     time::Timestamp,
     user::{NewUser, PhoneVerification, User, UserId, UserProfile},

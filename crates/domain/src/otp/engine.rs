@@ -1,260 +1,27 @@
-//! One-time codes and the challenges that carry them.
-//!
-//! Every surface sends codes through the same [`OtpEngine`]: a challenge is
-//! stored with a keyed hash of its code and of its lookup key (never the code
-//! or key themselves), a new challenge for the same purpose and phone
-//! supersedes the old one, each check spends one of a bounded number of
-//! attempts *before* the code is compared, and a correct code is consumed by
-//! a conditional write, so that of two concurrent checks exactly one wins.
+//! The engine that issues and checks codes for every surface.
 
 use std::{
     fmt,
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
-    time::Duration,
+    sync::{Arc, atomic::Ordering},
 };
 
-use hmac::{Hmac, Mac};
-use secrecy::{ExposeSecret, SecretBox};
-use sha2::Sha256;
-use subtle::ConstantTimeEq;
-
+use super::{
+    code::{Channel, ChallengeId, CodeLength, OtpCode, OtpPolicy, Purpose},
+    secret::{LookupKey, SecretHash, SecretHasher},
+    test_numbers::TestNumbers,
+};
 use crate::{
     abuse::{Client, Refusal, SendAttempt, SendGuard, phone_lockout::PhoneLockout},
     delivery::Messenger,
     outbox::Outgoing,
     phone::PhoneNumber,
     ports::{
-        ChallengeStore, Clock, DeliveryError, HostedCheck, HostedVerification, Metrics, NoMetrics, RandomSource,
-        StoreError,
+        AttemptOutcome, ChallengeStore, Clock, DeliveryError, HostedCheck, HostedVerification, Metrics, NewChallenge,
+        NoMetrics, RandomSource, StoreError,
     },
     time::Timestamp,
     user::UserId,
 };
-
-pub use crate::ports::challenges::{AttemptOutcome, ChallengeAttempt, NewChallenge};
-
-/// A one-time code: ASCII digits only. Its `Debug` output is redacted.
-#[derive(Clone, PartialEq, Eq)]
-pub struct OtpCode(String);
-
-impl OtpCode {
-    /// Accepts a code of exactly `length` ASCII digits (white space around it
-    /// is ignored, as users paste codes with spaces).
-    pub fn parse(input: &str, length: CodeLength) -> Option<Self> {
-        let input = input.trim();
-        (input.len() == length.get() && input.bytes().all(|b| b.is_ascii_digit())).then(|| Self(input.to_owned()))
-    }
-
-    /// The digits, to be put into a message for the user and nowhere else.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for OtpCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("OtpCode([redacted])")
-    }
-}
-
-/// How many digits a code has: 4 to 10.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CodeLength(usize);
-
-impl CodeLength {
-    pub const fn new(length: usize) -> Option<Self> {
-        if length >= 4 && length <= 10 {
-            Some(Self(length))
-        } else {
-            None
-        }
-    }
-
-    pub const fn get(self) -> usize {
-        self.0
-    }
-}
-
-/// The code policy of one surface.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OtpPolicy {
-    pub length: CodeLength,
-    /// How long a code stays valid after it is issued.
-    pub ttl: Duration,
-    /// How many checks a challenge allows, right or wrong, before it is dead.
-    pub max_attempts: u32,
-}
-
-/// What a challenge is for. Part of every lookup hash, so a key issued for
-/// one purpose can never find a challenge of another.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Purpose {
-    /// pin-auth `send_pin` / `signup`, checked by `verify`.
-    PinAuth,
-    /// phone-verify `register`, checked by `verify`.
-    PhoneVerify,
-    /// phone-login `phone_login`, checked by `check_pin`.
-    PhoneLogin,
-    /// tokens `send_phone_verification`, checked by `verify_phone`.
-    PhoneConfirm,
-}
-
-impl Purpose {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::PinAuth => "pin_auth",
-            Self::PhoneVerify => "phone_verify",
-            Self::PhoneLogin => "phone_login",
-            Self::PhoneConfirm => "phone_confirm",
-        }
-    }
-}
-
-/// How the code reaches the user.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Channel {
-    Sms,
-    Call,
-}
-
-impl Channel {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Sms => "sms",
-            Self::Call => "call",
-        }
-    }
-}
-
-/// Id of a stored challenge.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ChallengeId(i64);
-
-impl ChallengeId {
-    pub const fn new(id: i64) -> Self {
-        Self(id)
-    }
-
-    pub const fn get(self) -> i64 {
-        self.0
-    }
-}
-
-/// A keyed hash (HMAC-SHA-256) of a code or lookup key. This is all that is
-/// ever stored of either.
-#[derive(Clone, PartialEq, Eq)]
-pub struct SecretHash(Vec<u8>);
-
-impl SecretHash {
-    pub fn from_bytes(bytes: Vec<u8>) -> Self {
-        Self(bytes)
-    }
-
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.0
-    }
-
-    /// Compares two hashes in time independent of where they differ.
-    pub fn ct_eq(&self, other: &SecretHash) -> bool {
-        self.0.ct_eq(&other.0).into()
-    }
-}
-
-impl fmt::Debug for SecretHash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SecretHash(..)")
-    }
-}
-
-/// Computes the keyed hashes of codes and lookup keys with a server secret,
-/// so a copy of the database alone does not let anyone test codes offline.
-#[derive(Clone)]
-pub struct SecretHasher {
-    key: Arc<SecretBox<Vec<u8>>>,
-}
-
-impl fmt::Debug for SecretHasher {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SecretHasher([redacted])")
-    }
-}
-
-impl SecretHasher {
-    pub fn new(key: Vec<u8>) -> Self {
-        Self {
-            key: Arc::new(SecretBox::new(Box::new(key))),
-        }
-    }
-
-    /// A hasher whose key is derived from `master` for one `purpose`, so one
-    /// configured secret can key several independent uses.
-    pub fn derived(master: &[u8], purpose: &str) -> Self {
-        Self::new(Self::new(master.to_vec()).mac("derive", &[purpose.as_bytes()]).0)
-    }
-
-    /// A 256-bit key derived from `master` for one `purpose` (e.g. the key
-    /// that seals outbox payloads), for adapters that need raw key bytes.
-    pub fn derive_key(master: &[u8], purpose: &str) -> SecretBox<[u8; 32]> {
-        let derived = Self::new(master.to_vec()).mac("derive-key", &[purpose.as_bytes()]);
-        let mut key = [0u8; 32];
-        key.copy_from_slice(&derived.0[..32]);
-        SecretBox::new(Box::new(key))
-    }
-
-    /// HMAC over length-prefixed parts, so that no two different part lists
-    /// hash the same input.
-    fn mac(&self, domain: &str, parts: &[&[u8]]) -> SecretHash {
-        #[expect(clippy::expect_used, reason = "HMAC accepts keys of any length, so this cannot fail")]
-        let mut mac =
-            <Hmac<Sha256> as Mac>::new_from_slice(self.key.expose_secret()).expect("HMAC takes any key length");
-        for part in std::iter::once(domain.as_bytes()).chain(parts.iter().copied()) {
-            mac.update(&(part.len() as u64).to_be_bytes());
-            mac.update(part);
-        }
-        SecretHash(mac.finalize().into_bytes().to_vec())
-    }
-
-    /// The stored form of a code, salted with the challenge's lookup hash so
-    /// equal codes of different challenges hash differently.
-    pub fn code_hash(&self, lookup: &SecretHash, code: &OtpCode) -> SecretHash {
-        self.mac("code", &[lookup.as_bytes(), code.expose().as_bytes()])
-    }
-
-    /// The stored form of a lookup key for a purpose.
-    pub fn lookup_hash(&self, purpose: Purpose, key: &LookupKey) -> SecretHash {
-        self.mac("lookup", &[purpose.as_str().as_bytes(), key.as_bytes()])
-    }
-
-    /// The stored form of an opaque token (access codes, reset tokens).
-    pub fn token_hash(&self, kind: &str, token: &[u8]) -> SecretHash {
-        self.mac(kind, &[token])
-    }
-}
-
-/// What finds a challenge again: a random key handed to the client
-/// (pin-auth's `otp_auth_key`) or something the client sends back anyway
-/// (a phone number). Redacted in `Debug`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct LookupKey(Vec<u8>);
-
-impl LookupKey {
-    pub fn from_bytes(bytes: Vec<u8>) -> Self {
-        Self(bytes)
-    }
-
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.0
-    }
-}
-
-impl fmt::Debug for LookupKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("LookupKey([redacted])")
-    }
-}
 
 /// A challenge whose code matched and which this check consumed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -304,68 +71,6 @@ pub struct IssuedCode {
     pub test_number: bool,
     /// Finds the stored challenge again (to close it if delivery fails).
     pub lookup_hash: SecretHash,
-}
-
-/// Configured test numbers: they never receive anything and accept a fixed
-/// code. Exact numbers serve app-store review accounts; prefixes serve load
-/// tests (every number starting `+1415` accepts `123456`). A fixed code is
-/// cut or repeated to each surface's code length (`123456` is `1234` for a
-/// 4-digit surface).
-#[derive(Debug, Default)]
-pub struct TestNumbers {
-    exact: Vec<(PhoneNumber, String)>,
-    prefixes: Vec<(String, String)>,
-    uses: AtomicU64,
-}
-
-impl TestNumbers {
-    /// `exact` numbers and `prefixes`, each with its fixed code (digits).
-    pub fn new(exact: Vec<(PhoneNumber, String)>, prefixes: Vec<(String, String)>) -> Result<Self, String> {
-        let codes = exact
-            .iter()
-            .map(|(_, code)| code)
-            .chain(prefixes.iter().map(|(_, code)| code));
-        for code in codes {
-            if code.is_empty() || !code.bytes().all(|b| b.is_ascii_digit()) {
-                return Err("a test number's code must be digits".to_owned());
-            }
-        }
-        Ok(Self {
-            exact,
-            prefixes,
-            uses: AtomicU64::new(0),
-        })
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.exact.is_empty() && self.prefixes.is_empty()
-    }
-
-    /// Whether `phone` is a test number.
-    pub fn contains(&self, phone: &PhoneNumber) -> bool {
-        self.code_for(phone, CodeLength(4)).is_some()
-    }
-
-    /// How many codes were issued to test numbers since start.
-    pub fn uses(&self) -> u64 {
-        self.uses.load(Ordering::Relaxed)
-    }
-
-    /// The fixed code of `phone` at `length`, if it is a test number.
-    fn code_for(&self, phone: &PhoneNumber, length: CodeLength) -> Option<OtpCode> {
-        let fixed = self
-            .exact
-            .iter()
-            .find(|(number, _)| number == phone)
-            .map(|(_, code)| code)
-            .or_else(|| {
-                self.prefixes
-                    .iter()
-                    .find(|(prefix, _)| phone.as_str().starts_with(prefix.as_str()))
-                    .map(|(_, code)| code)
-            })?;
-        Some(OtpCode(fixed.chars().cycle().take(length.get()).collect()))
-    }
 }
 
 /// The request to issue a code.

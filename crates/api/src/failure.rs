@@ -223,7 +223,7 @@ mod tests {
         });
         assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(Failure::from(Refusal::NotMobile).status(), StatusCode::UNPROCESSABLE_ENTITY);
-        let down = Failure::from(Refusal::Store(StoreError("limiter down".into())));
+        let down = Failure::from(Refusal::Store(StoreError::new("acquire", "limiter down")));
         assert_eq!(down.status(), StatusCode::SERVICE_UNAVAILABLE);
     }
 }

@@ -161,7 +161,7 @@ impl Dispatcher {
                         continue;
                     }
                     Err(error) => {
-                        tracing::warn!(id, %error, "could not extend an outbox lease; the message waits for its lease to end");
+                        tracing::warn!(id, error = %error.report(), "could not extend an outbox lease; the message waits for its lease to end");
                         continue;
                     }
                 }
@@ -190,7 +190,7 @@ impl Dispatcher {
             // A failed record leaves the message to be retried when its lease
             // ends; the rest of the batch goes on.
             if let Err(error) = self.outbox.finish(id, lease, outcome, self.clock.now()).await {
-                tracing::warn!(id, %error, "could not record a delivery outcome; the message will be retried");
+                tracing::warn!(id, error = %error.report(), "could not record a delivery outcome; the message will be retried");
             }
         }
         Ok(report)

@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use phonegate_domain::{
-    StoreError,
+    StoreError, StoreResult as _,
     abuse::sign_in::LockoutPolicy,
     account::{Email, PasswordHash},
     application::{Application, ApplicationListing, NewApplication, Revocation},
@@ -18,7 +18,7 @@ use phonegate_domain::{
 use sea_query::{Expr, ExprTrait as _, Query};
 
 use super::{
-    db::{is_unique_violation, store_error},
+    db::is_unique_violation,
     outbox::insert_outgoing,
     schema::{AccessCodes, Applications, PasswordResets, SessionTokens, SignInDevices, Users},
     store::{IdRow, SqlStore, USER_COLUMNS, UserRow},
@@ -84,13 +84,14 @@ fn violates(error: &sqlx::Error, column: &str) -> bool {
     })
 }
 
-fn account_error(error: sqlx::Error) -> AccountError {
+/// A failed account write: a taken email or phone, or the failure of `op`.
+fn account_error(op: &'static str, error: sqlx::Error) -> AccountError {
     if violates(&error, "email") {
         AccountError::EmailTaken
     } else if violates(&error, "phone") {
         AccountError::PhoneTaken
     } else {
-        AccountError::Store(store_error(error))
+        AccountError::Store(StoreError::new(op, error))
     }
 }
 
@@ -103,7 +104,7 @@ impl AccountStore for SqlStore {
             .from(Users::Table)
             .and_where(Expr::col(Users::Email).eq(email.as_str()))
             .to_owned();
-        let row: Option<AccountRow> = self.db().run().fetch_optional(&query).await.map_err(store_error)?;
+        let row: Option<AccountRow> = self.db().run().fetch_optional(&query).await.op("find_by_email")?;
         Ok(row.map(|row| Account {
             user: row.user.into_user(),
             password_hash: row.password_hash.map(PasswordHash::new),
@@ -131,7 +132,7 @@ impl AccountStore for SqlStore {
             ])
             .returning_col(Users::Id)
             .to_owned();
-        let row: IdRow = self.db().run().fetch_one(&insert).await.map_err(account_error)?;
+        let row: IdRow = self.db().run().fetch_one(&insert).await.map_err(|error| account_error("create_account", error))?;
         Ok(UserId::new(row.id))
     }
 
@@ -143,7 +144,7 @@ impl AccountStore for SqlStore {
             .and_where(Expr::col(Users::Id).eq(user.get()))
             .to_owned();
         // The unique index on users.phone refuses a phone of another user.
-        self.db().run().execute(&update).await.map_err(account_error)?;
+        self.db().run().execute(&update).await.map_err(|error| account_error("set_verified_phone", error))?;
         self.profile_changed(user);
         Ok(())
     }
@@ -172,11 +173,11 @@ impl AccountStore for SqlStore {
             .and_where(Expr::col(PasswordResets::UserId).eq(reset.user_id.get()))
             .and_where(Expr::col(PasswordResets::UsedAt).is_null())
             .to_owned();
-        let mut tx = self.db().begin().await.map_err(store_error)?;
-        tx.run().execute(&supersede).await.map_err(store_error)?;
-        tx.run().execute(&insert).await.map_err(store_error)?;
+        let mut tx = self.db().begin().await.op("create_password_reset")?;
+        tx.run().execute(&supersede).await.op("create_password_reset")?;
+        tx.run().execute(&insert).await.op("create_password_reset")?;
         let queued = insert_outgoing(&mut tx, self.sealer(), mail, reset.created_at).await?;
-        tx.commit().await.map_err(store_error)?;
+        tx.commit().await.op("create_password_reset")?;
         self.queued(queued);
         Ok(())
     }
@@ -187,7 +188,7 @@ impl AccountStore for SqlStore {
         new_password: &PasswordHash,
         now: Timestamp,
     ) -> Result<ResetOutcome, StoreError> {
-        let mut tx = self.db().begin().await.map_err(store_error)?;
+        let mut tx = self.db().begin().await.op("complete_password_reset")?;
         let find = Query::select()
             .columns([
                 PasswordResets::Id,
@@ -202,7 +203,7 @@ impl AccountStore for SqlStore {
             .run()
             .fetch_optional::<ResetRow, _>(&find)
             .await
-            .map_err(store_error)?
+            .op("complete_password_reset")?
         else {
             return Ok(ResetOutcome::NotFound);
         };
@@ -219,7 +220,7 @@ impl AccountStore for SqlStore {
             .and_where(Expr::col(PasswordResets::Id).eq(reset.id))
             .and_where(Expr::col(PasswordResets::UsedAt).is_null())
             .to_owned();
-        if tx.run().execute(&mark_used).await.map_err(store_error)? != 1 {
+        if tx.run().execute(&mark_used).await.op("complete_password_reset")? != 1 {
             return Ok(ResetOutcome::AlreadyUsed);
         }
         let set_password = Query::update()
@@ -229,7 +230,7 @@ impl AccountStore for SqlStore {
             .value(Users::LockedUntil, Option::<i64>::None)
             .and_where(Expr::col(Users::Id).eq(reset.user_id))
             .to_owned();
-        tx.run().execute(&set_password).await.map_err(store_error)?;
+        tx.run().execute(&set_password).await.op("complete_password_reset")?;
         // Whoever knew the old password may hold a phone-login access code
         // of the account too; a reset ends those with the sessions.
         let revoke_codes = Query::update()
@@ -238,15 +239,15 @@ impl AccountStore for SqlStore {
             .and_where(Expr::col(AccessCodes::UserId).eq(reset.user_id))
             .and_where(Expr::col(AccessCodes::RevokedAt).is_null())
             .to_owned();
-        tx.run().execute(&revoke_codes).await.map_err(store_error)?;
+        tx.run().execute(&revoke_codes).await.op("complete_password_reset")?;
         let revoke_sessions = Query::update()
             .table(SessionTokens::Table)
             .value(SessionTokens::RevokedAt, now.unix_millis())
             .and_where(Expr::col(SessionTokens::UserId).eq(reset.user_id))
             .and_where(Expr::col(SessionTokens::RevokedAt).is_null())
             .to_owned();
-        tx.run().execute(&revoke_sessions).await.map_err(store_error)?;
-        tx.commit().await.map_err(store_error)?;
+        tx.run().execute(&revoke_sessions).await.op("complete_password_reset")?;
+        tx.commit().await.op("complete_password_reset")?;
         Ok(ResetOutcome::Done(UserId::new(reset.user_id)))
     }
 
@@ -284,7 +285,7 @@ impl ApplicationStore for SqlStore {
             ])
             .returning_col(Applications::Id)
             .to_owned();
-        let row: IdRow = self.db().run().fetch_one(&insert).await.map_err(store_error)?;
+        let row: IdRow = self.db().run().fetch_one(&insert).await.op("create_application")?;
         Ok(Application {
             id: row.id,
             app_id: application.app_id,
@@ -299,7 +300,7 @@ impl ApplicationStore for SqlStore {
             .and_where(Expr::col(Applications::AppId).eq(app_id))
             .and_where(Expr::col(Applications::RevokedAt).is_null())
             .to_owned();
-        let row: Option<ApplicationRow> = self.db().run().fetch_optional(&query).await.map_err(store_error)?;
+        let row: Option<ApplicationRow> = self.db().run().fetch_optional(&query).await.op("find_application")?;
         Ok(row.map(Application::from))
     }
 
@@ -310,7 +311,7 @@ impl ApplicationStore for SqlStore {
             .and_where(Expr::col(Applications::AuthTokenHash).eq(token_hash.as_bytes().to_vec()))
             .and_where(Expr::col(Applications::RevokedAt).is_null())
             .to_owned();
-        let row: Option<ApplicationRow> = self.db().run().fetch_optional(&query).await.map_err(store_error)?;
+        let row: Option<ApplicationRow> = self.db().run().fetch_optional(&query).await.op("find_application_by_token")?;
         Ok(row.map(Application::from))
     }
 
@@ -326,7 +327,7 @@ impl ApplicationStore for SqlStore {
             .from(Applications::Table)
             .order_by(Applications::Id, sea_query::Order::Asc)
             .to_owned();
-        let rows: Vec<ApplicationListingRow> = self.db().run().fetch_all(&query).await.map_err(store_error)?;
+        let rows: Vec<ApplicationListingRow> = self.db().run().fetch_all(&query).await.op("list_applications")?;
         Ok(rows
             .into_iter()
             .map(|row| ApplicationListing {
@@ -342,7 +343,7 @@ impl ApplicationStore for SqlStore {
     }
 
     async fn revoke_application(&self, app_id: &str, now: Timestamp) -> Result<Revocation, StoreError> {
-        let mut tx = self.db().begin().await.map_err(store_error)?;
+        let mut tx = self.db().begin().await.op("revoke_application")?;
         // Conditional, so two concurrent revocations report one revocation.
         let revoke = Query::update()
             .table(Applications::Table)
@@ -355,14 +356,14 @@ impl ApplicationStore for SqlStore {
             .run()
             .fetch_optional::<IdRow, _>(&revoke)
             .await
-            .map_err(store_error)?
+            .op("revoke_application")?
         else {
             let exists = Query::select()
                 .column(Applications::Id)
                 .from(Applications::Table)
                 .and_where(Expr::col(Applications::AppId).eq(app_id))
                 .to_owned();
-            let found: Option<IdRow> = tx.run().fetch_optional(&exists).await.map_err(store_error)?;
+            let found: Option<IdRow> = tx.run().fetch_optional(&exists).await.op("revoke_application")?;
             return Ok(if found.is_some() {
                 Revocation::AlreadyRevoked
             } else {
@@ -375,8 +376,8 @@ impl ApplicationStore for SqlStore {
             .and_where(Expr::col(SessionTokens::ApplicationId).eq(revoked.id))
             .and_where(Expr::col(SessionTokens::RevokedAt).is_null())
             .to_owned();
-        let session_tokens = tx.run().execute(&sessions).await.map_err(store_error)?;
-        tx.commit().await.map_err(store_error)?;
+        let session_tokens = tx.run().execute(&sessions).await.op("revoke_application")?;
+        tx.commit().await.op("revoke_application")?;
         Ok(Revocation::Revoked { session_tokens })
     }
 }
@@ -385,7 +386,7 @@ impl ApplicationStore for SqlStore {
 impl SessionStore for SqlStore {
     async fn create_session(&self, session: NewSession) -> Result<(), StoreError> {
         let now = session.created_at.unix_millis();
-        let mut tx = self.db().begin().await.map_err(store_error)?;
+        let mut tx = self.db().begin().await.op("create_session")?;
         let device_id = match &session.device {
             None => None,
             Some(device) => {
@@ -402,7 +403,7 @@ impl SessionStore for SqlStore {
                     Some(app) => find.and_where(Expr::col(SignInDevices::ApplicationId).eq(app)),
                     None => find.and_where(Expr::col(SignInDevices::ApplicationId).is_null()),
                 };
-                let existing: Option<IdRow> = tx.run().fetch_optional(&find).await.map_err(store_error)?;
+                let existing: Option<IdRow> = tx.run().fetch_optional(&find).await.op("create_session")?;
                 let mobile_os = device.mobile_os.map(|os| os.as_str());
                 let id = match existing {
                     Some(row) => {
@@ -412,14 +413,14 @@ impl SessionStore for SqlStore {
                             .value(SignInDevices::UpdatedAt, now)
                             .and_where(Expr::col(SignInDevices::Id).eq(row.id))
                             .to_owned();
-                        tx.run().execute(&update).await.map_err(store_error)?;
+                        tx.run().execute(&update).await.op("create_session")?;
                         let revoke = Query::update()
                             .table(SessionTokens::Table)
                             .value(SessionTokens::RevokedAt, now)
                             .and_where(Expr::col(SessionTokens::DeviceId).eq(row.id))
                             .and_where(Expr::col(SessionTokens::RevokedAt).is_null())
                             .to_owned();
-                        tx.run().execute(&revoke).await.map_err(store_error)?;
+                        tx.run().execute(&revoke).await.op("create_session")?;
                         row.id
                     }
                     None => {
@@ -443,7 +444,7 @@ impl SessionStore for SqlStore {
                             ])
                             .returning_col(SignInDevices::Id)
                             .to_owned();
-                        let row: IdRow = tx.run().fetch_one(&insert).await.map_err(store_error)?;
+                        let row: IdRow = tx.run().fetch_one(&insert).await.op("create_session")?;
                         row.id
                     }
                 };
@@ -471,12 +472,12 @@ impl SessionStore for SqlStore {
             .to_owned();
         tx.run().execute(&insert).await.map_err(|error| {
             if is_unique_violation(&error) {
-                StoreError("session token hash collision".into())
+                StoreError::new("create_session", "session token hash collision")
             } else {
-                store_error(error)
+                StoreError::new("create_session", error)
             }
         })?;
-        tx.commit().await.map_err(store_error)
+        tx.commit().await.op("create_session")
     }
 
     async fn find_session(&self, token_hash: &SecretHash) -> Result<Option<SessionRecord>, StoreError> {
@@ -495,7 +496,7 @@ impl SessionStore for SqlStore {
             )
             .and_where(Expr::col((SessionTokens::Table, SessionTokens::TokenHash)).eq(token_hash.as_bytes().to_vec()))
             .to_owned();
-        let row: Option<SessionRow> = self.db().run().fetch_optional(&query).await.map_err(store_error)?;
+        let row: Option<SessionRow> = self.db().run().fetch_optional(&query).await.op("find_session")?;
         Ok(row.map(|row| SessionRecord {
             id: row.id,
             user_id: UserId::new(row.user_id),
@@ -507,7 +508,7 @@ impl SessionStore for SqlStore {
     }
 
     async fn end_session(&self, id: i64, push_token: Option<String>, now: Timestamp) -> Result<(), StoreError> {
-        let mut tx = self.db().begin().await.map_err(store_error)?;
+        let mut tx = self.db().begin().await.op("end_session")?;
         let revoke = Query::update()
             .table(SessionTokens::Table)
             .value(SessionTokens::RevokedAt, now.unix_millis())
@@ -519,31 +520,31 @@ impl SessionStore for SqlStore {
         struct Revoked {
             user_id: i64,
         }
-        let revoked: Option<Revoked> = tx.run().fetch_optional(&revoke).await.map_err(store_error)?;
+        let revoked: Option<Revoked> = tx.run().fetch_optional(&revoke).await.op("end_session")?;
         if let (Some(revoked), Some(push_token)) = (revoked, push_token) {
             self.remove_push_handle(&mut tx, UserId::new(revoked.user_id), &push_token)
                 .await?;
         }
-        tx.commit().await.map_err(store_error)
+        tx.commit().await.op("end_session")
     }
 
     async fn revoke_user_tokens(&self, user: UserId, now: Timestamp) -> Result<RevokedTokens, StoreError> {
-        let mut tx = self.db().begin().await.map_err(store_error)?;
+        let mut tx = self.db().begin().await.op("revoke_user_tokens")?;
         let sessions = Query::update()
             .table(SessionTokens::Table)
             .value(SessionTokens::RevokedAt, now.unix_millis())
             .and_where(Expr::col(SessionTokens::UserId).eq(user.get()))
             .and_where(Expr::col(SessionTokens::RevokedAt).is_null())
             .to_owned();
-        let session_tokens = tx.run().execute(&sessions).await.map_err(store_error)?;
+        let session_tokens = tx.run().execute(&sessions).await.op("revoke_user_tokens")?;
         let codes = Query::update()
             .table(AccessCodes::Table)
             .value(AccessCodes::RevokedAt, now.unix_millis())
             .and_where(Expr::col(AccessCodes::UserId).eq(user.get()))
             .and_where(Expr::col(AccessCodes::RevokedAt).is_null())
             .to_owned();
-        let access_codes = tx.run().execute(&codes).await.map_err(store_error)?;
-        tx.commit().await.map_err(store_error)?;
+        let access_codes = tx.run().execute(&codes).await.op("revoke_user_tokens")?;
+        tx.commit().await.op("revoke_user_tokens")?;
         Ok(RevokedTokens {
             session_tokens,
             access_codes,

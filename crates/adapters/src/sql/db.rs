@@ -306,13 +306,6 @@ impl Tx {
     }
 }
 
-/// Translates a database error into the domain's store error. Database
-/// messages name constraints and SQL, never bound values, so the text is
-/// safe for logs.
-pub fn store_error(error: sqlx::Error) -> StoreError {
-    StoreError(error.to_string())
-}
-
 /// Whether `error` is a unique-constraint violation.
 pub fn is_unique_violation(error: &sqlx::Error) -> bool {
     error.as_database_error().is_some_and(|db| db.is_unique_violation())

@@ -7,7 +7,7 @@
 
 use async_trait::async_trait;
 use phonegate_domain::{
-    StoreError,
+    StoreError, StoreResult as _,
     device::{PushHandle, PushPlatform},
     otp::{AttemptOutcome, ChallengeAttempt, ChallengeId, NewChallenge, SecretHash},
     outbox::Outgoing,
@@ -23,7 +23,7 @@ use sea_query::{
 };
 
 use super::{
-    db::{Backend, Db, Tx, is_unique_violation, store_error},
+    db::{Backend, Db, Tx, is_unique_violation},
     outbox::{OUTBOX_COLUMNS, OutboxSignal, SealedRow, Sealer},
     profile_cache::ProfileCache,
     schema::{AccessCodes, Addresses, Devices, OtpChallenges, Outbox, Permissions, ServerSecrets, Users, state},
@@ -96,7 +96,7 @@ impl SqlStore {
         // One round trip for the user, their addresses and their permissions:
         // every authenticated read (current_user_profile, pin-auth's verify)
         // needs all three.
-        let parts: Vec<ProfilePart> = self.db.run().fetch_all(&profile_query(id)).await.map_err(store_error)?;
+        let parts: Vec<ProfilePart> = self.db.run().fetch_all(&profile_query(id)).await.op("read_profile")?;
         let mut user = None;
         let (mut addresses, mut permissions) = (Vec::new(), Vec::new());
         for part in parts {
@@ -149,13 +149,13 @@ impl SqlStore {
             .values_panic([name.into(), fresh.into(), now.unix_millis().into()])
             .on_conflict(OnConflict::column(ServerSecrets::Name).do_nothing().to_owned())
             .to_owned();
-        self.db.run().execute(&insert).await.map_err(store_error)?;
+        self.db.run().execute(&insert).await.op("secret_or_insert")?;
         let select = Query::select()
             .column(ServerSecrets::Value)
             .from(ServerSecrets::Table)
             .and_where(Expr::col(ServerSecrets::Name).eq(name))
             .to_owned();
-        let row: SecretRow = self.db.run().fetch_one(&select).await.map_err(store_error)?;
+        let row: SecretRow = self.db.run().fetch_one(&select).await.op("secret_or_insert")?;
         Ok(row.value)
     }
 }
@@ -404,7 +404,7 @@ fn replace_live_statement(challenge: &NewChallenge, outbox: Option<&SealedRow>) 
             .table_name(Alias::new(name))
             .to_owned()
     };
-    let malformed = |_| StoreError("could not build the challenge statement".into());
+    let malformed = |_| StoreError::new("replace_live", "could not build the challenge statement");
     let superseded = supersede_live(challenge).returning_col(OtpChallenges::Id).to_owned();
     let after_superseding = Query::select()
         .expr(Expr::cust("COUNT(*)"))
@@ -456,7 +456,7 @@ impl UserStore for SqlStore {
             .from(Users::Table)
             .and_where(Expr::col(Users::Phone).eq(phone.as_str()))
             .to_owned();
-        let row: Option<UserRow> = self.db.run().fetch_optional(&query).await.map_err(store_error)?;
+        let row: Option<UserRow> = self.db.run().fetch_optional(&query).await.op("find_by_phone")?;
         Ok(row.map(UserRow::into_user))
     }
 
@@ -498,12 +498,12 @@ impl UserStore for SqlStore {
                 .run()
                 .fetch_one(&upsert_verified_statement(phone, now))
                 .await
-                .map_err(store_error)?;
+                .op("upsert_verified_phone")?;
             return Ok((row.user.into_user(), row.created));
         }
-        let mut tx = self.db.begin().await.map_err(store_error)?;
+        let mut tx = self.db.begin().await.op("upsert_verified_phone")?;
         let (user, created) = upsert_verified_in(&mut tx, phone, now).await?;
-        tx.commit().await.map_err(store_error)?;
+        tx.commit().await.op("upsert_verified_phone")?;
         Ok((user, created))
     }
 }
@@ -546,13 +546,13 @@ pub(super) async fn upsert_verified_in(
             .run()
             .fetch_one(&upsert_verified_statement(phone, now))
             .await
-            .map_err(store_error)?;
+            .op("upsert_verified_in")?;
         return Ok((row.user.into_user(), row.created));
     }
     let insert = insert_verified_phone(phone, now)
         .on_conflict(OnConflict::column(Users::Phone).do_nothing().to_owned())
         .to_owned();
-    let created = tx.run().execute(&insert).await.map_err(store_error)? == 1;
+    let created = tx.run().execute(&insert).await.op("upsert_verified_in")? == 1;
     if !created {
         let verify = Query::update()
             .table(Users::Table)
@@ -560,14 +560,14 @@ pub(super) async fn upsert_verified_in(
             .and_where(Expr::col(Users::Phone).eq(phone.as_str()))
             .and_where(Expr::col(Users::PhoneVerifiedAt).is_null())
             .to_owned();
-        tx.run().execute(&verify).await.map_err(store_error)?;
+        tx.run().execute(&verify).await.op("upsert_verified_in")?;
     }
     let select = Query::select()
         .columns(USER_COLUMNS)
         .from(Users::Table)
         .and_where(Expr::col(Users::Phone).eq(phone.as_str()))
         .to_owned();
-    let row: UserRow = tx.run().fetch_one(&select).await.map_err(store_error)?;
+    let row: UserRow = tx.run().fetch_one(&select).await.op("upsert_verified_in")?;
     Ok((row.into_user(), created))
 }
 
@@ -616,7 +616,7 @@ impl AccessCodeStore for SqlStore {
             .run()
             .execute(&access_code_insert(&code))
             .await
-            .map_err(store_error)?;
+            .op("insert_access_code")?;
         Ok(())
     }
 
@@ -634,7 +634,7 @@ impl AccessCodeStore for SqlStore {
             )
             .and_where(Expr::col((AccessCodes::Table, AccessCodes::CodeHash)).eq(code_hash.as_bytes().to_vec()))
             .to_owned();
-        let row: Option<AccessCodeRow> = self.db.run().fetch_optional(&query).await.map_err(store_error)?;
+        let row: Option<AccessCodeRow> = self.db.run().fetch_optional(&query).await.op("find_access_code")?;
         Ok(row.map(|row| AccessCodeRecord {
             user_id: UserId::new(row.user_id),
             phone: row.phone.and_then(|phone| PhoneNumber::parse_e164(&phone).ok()),
@@ -661,7 +661,7 @@ impl ChallengeStore for SqlStore {
                 // `replace_live_statement`); nothing was written, and the
                 // locked transaction below serialises with the others.
                 Err(error) if is_unique_violation(&error) => {}
-                Err(error) => return Err(store_error(error)),
+                Err(error) => return Err(StoreError::new("replace_live", error)),
             }
         }
         self.replace_live_locked(&challenge, row.as_ref(), None).await
@@ -694,10 +694,10 @@ impl ChallengeStore for SqlStore {
             .run()
             .fetch_optional::<AttemptRow, _>(&spend)
             .await
-            .map_err(store_error)?
+            .op("spend_attempt")?
         {
             let phone = PhoneNumber::parse_e164(&row.phone)
-                .map_err(|_| StoreError(format!("challenge {} has a malformed phone", row.id)))?;
+                .map_err(|_| StoreError::new("spend_attempt", format!("challenge {} has a malformed phone", row.id)))?;
             return Ok(AttemptOutcome::Spent(ChallengeAttempt {
                 id: ChallengeId::new(row.id),
                 phone,
@@ -718,7 +718,7 @@ impl ChallengeStore for SqlStore {
             .order_by(OtpChallenges::Id, Order::Desc)
             .limit(1)
             .to_owned();
-        let row: Option<ChallengeStateRow> = self.db.run().fetch_optional(&why).await.map_err(store_error)?;
+        let row: Option<ChallengeStateRow> = self.db.run().fetch_optional(&why).await.op("spend_attempt")?;
         Ok(match row {
             None => AttemptOutcome::NotFound,
             Some(row) if row.state != state::LIVE => AttemptOutcome::Closed,
@@ -735,7 +735,7 @@ impl ChallengeStore for SqlStore {
             .and_where(Expr::col(OtpChallenges::Id).eq(id.get()))
             .and_where(Expr::col(OtpChallenges::State).eq(state::LIVE))
             .to_owned();
-        let affected = self.db.run().execute(&consume).await.map_err(store_error)?;
+        let affected = self.db.run().execute(&consume).await.op("consume")?;
         Ok(affected == 1)
     }
 }
@@ -771,7 +771,7 @@ impl DeviceStore for SqlStore {
                     .to_owned(),
             )
             .to_owned();
-        self.db.run().execute(&upsert).await.map_err(store_error)?;
+        self.db.run().execute(&upsert).await.op("register_push")?;
         Ok(())
     }
 }
@@ -779,7 +779,7 @@ impl DeviceStore for SqlStore {
 #[async_trait]
 impl Readiness for SqlStore {
     async fn check(&self) -> Result<(), StoreError> {
-        self.db.ping().await.map_err(store_error)
+        self.db.ping().await.op("check")
     }
 }
 
@@ -796,7 +796,7 @@ impl SqlStore {
             .and_where(Expr::col(Devices::UserId).eq(user.get()))
             .and_where(Expr::col(Devices::PushHandle).eq(handle))
             .to_owned();
-        tx.run().execute(&delete).await.map_err(store_error)?;
+        tx.run().execute(&delete).await.op("remove_push_handle")?;
         Ok(())
     }
 }
@@ -816,7 +816,7 @@ impl SqlStore {
             .and_where(Expr::col(Devices::UserId).eq(user.get()))
             .order_by(Devices::Id, Order::Asc)
             .to_owned();
-        let rows: Vec<Row> = self.db.run().fetch_all(&query).await.map_err(store_error)?;
+        let rows: Vec<Row> = self.db.run().fetch_all(&query).await.op("push_registrations")?;
         Ok(rows.into_iter().map(|r| (r.platform, r.push_handle)).collect())
     }
 
@@ -832,7 +832,7 @@ impl SqlStore {
                     .to_owned(),
             )
             .to_owned();
-        self.db.run().execute(&insert).await.map_err(store_error)?;
+        self.db.run().execute(&insert).await.op("grant_permission")?;
         self.profile_changed(user);
         Ok(())
     }

@@ -120,7 +120,7 @@ impl SignInGuard {
         let decision = match limiter.acquire(key, rule, now).await {
             Ok(decision) => decision,
             Err(error) if self.limits.fail_open => {
-                tracing::error!(%error, "rate limiter unavailable; allowing the request (rate_limit.fail_open)");
+                tracing::error!(error = %error.report(), "rate limiter unavailable; allowing the request (rate_limit.fail_open)");
                 RateDecision::Allowed
             }
             Err(error) => return Err(Refusal::Store(error)),

@@ -112,7 +112,7 @@ pub trait RateLimiter: Send + Sync {
     /// does not implement it.
     async fn peek(&self, key: &str, rule: RateRule, now: Timestamp) -> Result<RateDecision, StoreError> {
         let _ = (key, rule, now);
-        Err(StoreError("this rate limiter cannot peek".to_owned()))
+        Err(StoreError::new("peek", "this rate limiter cannot peek"))
     }
 
     /// Forgets every event recorded for `key`, as if it had never been
@@ -123,6 +123,6 @@ pub trait RateLimiter: Send + Sync {
     /// Every adapter overrides it; the default answers a [`StoreError`].
     async fn reset(&self, key: &str) -> Result<(), StoreError> {
         let _ = key;
-        Err(StoreError("this rate limiter cannot reset a key".to_owned()))
+        Err(StoreError::new("reset", "this rate limiter cannot reset a key"))
     }
 }

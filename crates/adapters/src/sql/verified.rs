@@ -19,10 +19,10 @@ use super::{
     db::{Tx, is_unique_violation},
     outbox::{SealedRow, insert_sealed},
     schema::{Addresses, OtpChallenges, PendingSignups, Users, state},
-    store::{
-        IdRow, MAX_LIVE_CONFLICTS, SqlStore, access_code_insert, insert_challenge, live_slot, supersede_live,
-        upsert_verified_in,
-    },
+    access_codes::access_code_insert,
+    challenges::{insert_challenge, live_slot, supersede_live},
+    store::{IdRow, MAX_LIVE_CONFLICTS, SqlStore},
+    users::upsert_verified_in,
 };
 
 /// A pending signup as stored.

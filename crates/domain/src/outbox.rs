@@ -16,14 +16,9 @@
 
 use std::{fmt, sync::Arc, time::Duration};
 
-use async_trait::async_trait;
-
 use crate::{
     delivery::Messenger,
-    otp::Channel,
-    phone::PhoneNumber,
-    ports::{Clock, DeliveryError, Mailer, Metrics, NoMetrics, OutgoingCall, OutgoingMail, OutgoingSms, StoreError},
-    time::Timestamp,
+    ports::{Clock, DeliveryError, Mailer, Metrics, NoMetrics, StoreError},
 };
 
 pub use crate::ports::outbox::{Backlog, ClaimedMessage, DeliveryOutcome, Envelope, OutboxMessage, OutboxStore, Outgoing};
@@ -271,6 +266,7 @@ mod tests {
     use secrecy::SecretString;
 
     use super::*;
+    use crate::{phone::PhoneNumber, ports::OutgoingSms, time::Timestamp};
     use crate::{
         ports::{Metrics, MockMailer, MockSmsSender, MockVoiceCaller},
         test_support::{World, clock},

@@ -15,14 +15,14 @@ use secrecy::SecretString;
 
 use crate::{
     abuse::{Client, Refusal, sign_in::SignInGuard},
-    account::{Email, EmailError, Password, PasswordError, PasswordHash},
+    account::{Email, EmailError, Password, PasswordError},
     application::{Application, ApplicationListing, NewApplication, Revocation},
     delivery::Messenger,
     otp::{
         Channel, CheckError, IssueError, IssueRequest, LookupKey, OtpCode, OtpEngine, OtpPolicy, Purpose, SecretHash,
     },
     outbox::{Envelope, OutboxMessage, OutboxStore, Outgoing},
-    phone::{PhoneInputError, PhoneNumber, PhonePolicy},
+    phone::{PhoneInputError, PhonePolicy},
     ports::{
         AccessCodeStore, AccountError, AccountStore, ApplicationStore, DeliveryError, HashError, OutgoingMail,
         PasswordHasher, PasswordScreen, RevokedTokens, SessionStore, StoreError, TokenIssuer, UserStore,

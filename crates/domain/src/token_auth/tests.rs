@@ -9,6 +9,7 @@ use pollster::block_on;
 use super::*;
 use crate::{
     abuse::Client,
+    account::PasswordHash,
     outbox::{Envelope, MockOutboxStore, OutboxMessage, Outgoing},
 };
 use crate::{

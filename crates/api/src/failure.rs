@@ -15,13 +15,8 @@
 
 use std::{error::Error, fmt, sync::Arc, time::Duration};
 
-use axum::{
-    extract::Request,
-    http::StatusCode,
-    middleware::Next,
-    response::Response,
-};
-use phonegate_domain::{abuse::Refusal, ports::DeliveryError, StoreError};
+use axum::{extract::Request, http::StatusCode, middleware::Next, response::Response};
+use phonegate_domain::{StoreError, abuse::Refusal, ports::DeliveryError};
 
 /// A boxed error with its source chain, for the log line only.
 pub(crate) type Source = Box<dyn Error + Send + Sync + 'static>;
@@ -41,7 +36,10 @@ pub(crate) enum Failure {
     UndeliverableNumber,
     /// A dependency (database, rate limiter, provider, password hashing)
     /// failed or is saturated (503, with `Retry-After` when known).
-    Unavailable { source: Source, retry_after: Option<Duration> },
+    Unavailable {
+        source: Source,
+        retry_after: Option<Duration>,
+    },
     /// A state that should not happen (500).
     Internal(Source),
 }
@@ -222,7 +220,10 @@ mod tests {
             retry_after: Duration::from_secs(3),
         });
         assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
-        assert_eq!(Failure::from(Refusal::NotMobile).status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(
+            Failure::from(Refusal::NotMobile).status(),
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
         let down = Failure::from(Refusal::Store(StoreError::new("acquire", "limiter down")));
         assert_eq!(down.status(), StatusCode::SERVICE_UNAVAILABLE);
     }

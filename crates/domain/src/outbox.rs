@@ -21,9 +21,11 @@ use crate::{
     ports::{Clock, DeliveryError, Mailer, Metrics, NoMetrics, StoreError},
 };
 
-pub use crate::ports::outbox::{Backlog, ClaimedMessage, DeliveryOutcome, Envelope, OutboxMessage, OutboxStore, Outgoing};
 #[cfg(any(test, feature = "mocks"))]
 pub use crate::ports::outbox::MockOutboxStore;
+pub use crate::ports::outbox::{
+    Backlog, ClaimedMessage, DeliveryOutcome, Envelope, OutboxMessage, OutboxStore, Outgoing,
+};
 
 /// How the dispatcher works.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -243,7 +243,8 @@ impl RedisRateLimiter {
     async fn bounded<T>(
         &self,
         op: &'static str,
-        call: impl Future<Output = redis::RedisResult<T>>) -> Result<T, StoreError> {
+        call: impl Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, StoreError> {
         tokio::time::timeout(self.timeout, call)
             .await
             .map_err(|_| {
@@ -291,7 +292,9 @@ impl RateLimiter for RedisRateLimiter {
             .arg(window_millis(rule.window))
             .arg(rule.limit)
             .arg(self.unique_member());
-        let (allowed, retry_millis): (i64, i64) = self.bounded("acquire", invocation.invoke_async(&mut connection)).await?;
+        let (allowed, retry_millis): (i64, i64) = self
+            .bounded("acquire", invocation.invoke_async(&mut connection))
+            .await?;
         Ok(if allowed == 1 {
             RateDecision::Allowed
         } else {
@@ -314,15 +317,21 @@ impl RateLimiter for RedisRateLimiter {
         for item in batch {
             invocation.arg(window_millis(item.rule.window)).arg(item.rule.limit);
         }
-        let (allowed, index, retry_millis): (i64, i64, i64) =
-            self.bounded("acquire_all", invocation.invoke_async(&mut connection)).await?;
+        let (allowed, index, retry_millis): (i64, i64, i64) = self
+            .bounded("acquire_all", invocation.invoke_async(&mut connection))
+            .await?;
         if allowed == 1 {
             return Ok(BatchDecision::Allowed);
         }
         let index = usize::try_from(index)
             .ok()
             .filter(|&index| index < batch.len())
-            .ok_or_else(|| StoreError::new("acquire_all", "the Redis rate limiter answered an index outside the batch"))?;
+            .ok_or_else(|| {
+                StoreError::new(
+                    "acquire_all",
+                    "the Redis rate limiter answered an index outside the batch",
+                )
+            })?;
         Ok(BatchDecision::Limited {
             index,
             retry_after: retry_after(retry_millis),
@@ -338,7 +347,8 @@ impl RateLimiter for RedisRateLimiter {
             .arg(now.unix_millis())
             .arg(window_millis(rule.window))
             .arg(rule.limit);
-        let (allowed, retry_millis): (i64, i64) = self.bounded("peek", invocation.invoke_async(&mut connection)).await?;
+        let (allowed, retry_millis): (i64, i64) =
+            self.bounded("peek", invocation.invoke_async(&mut connection)).await?;
         Ok(if allowed == 1 {
             RateDecision::Allowed
         } else {
@@ -353,7 +363,8 @@ impl RateLimiter for RedisRateLimiter {
         let mut connection = self.connection.clone();
         let mut delete = redis::cmd("DEL");
         delete.arg(format!("{}{key}", self.key_prefix));
-        self.bounded("reset", delete.query_async::<i64>(&mut connection)).await?;
+        self.bounded("reset", delete.query_async::<i64>(&mut connection))
+            .await?;
         Ok(())
     }
 }

@@ -7,21 +7,19 @@ use phonegate_domain::{
     StoreError, StoreResult as _,
     abuse::sign_in::LockoutPolicy,
     account::{Email, PasswordHash},
-    application::{Application, ApplicationListing, NewApplication, Revocation},
     otp::SecretHash,
     outbox::Outgoing,
     phone::PhoneNumber,
-    ports::{AccountError, AccountStore, ApplicationStore, RevokedTokens, SessionStore},
+    ports::{AccountError, AccountStore},
     time::Timestamp,
-    token_auth::{Account, NewAccount, NewPasswordReset, NewSession, ResetOutcome, SessionRecord},
+    token_auth::{Account, NewAccount, NewPasswordReset, ResetOutcome},
     user::UserId,
 };
 use sea_query::{Expr, ExprTrait as _, Query};
 
 use super::{
-    db::is_unique_violation,
     outbox::insert_outgoing,
-    schema::{AccessCodes, Applications, PasswordResets, SessionTokens, SignInDevices, Users},
+    schema::{AccessCodes, PasswordResets, SessionTokens, Users},
     store::{IdRow, SqlStore, USER_COLUMNS, UserRow},
 };
 
@@ -97,7 +95,12 @@ impl AccountStore for SqlStore {
             ])
             .returning_col(Users::Id)
             .to_owned();
-        let row: IdRow = self.db().run().fetch_one(&insert).await.map_err(|error| account_error("create_account", error))?;
+        let row: IdRow = self
+            .db()
+            .run()
+            .fetch_one(&insert)
+            .await
+            .map_err(|error| account_error("create_account", error))?;
         Ok(UserId::new(row.id))
     }
 
@@ -109,7 +112,11 @@ impl AccountStore for SqlStore {
             .and_where(Expr::col(Users::Id).eq(user.get()))
             .to_owned();
         // The unique index on users.phone refuses a phone of another user.
-        self.db().run().execute(&update).await.map_err(|error| account_error("set_verified_phone", error))?;
+        self.db()
+            .run()
+            .execute(&update)
+            .await
+            .map_err(|error| account_error("set_verified_phone", error))?;
         self.profile_changed(user);
         Ok(())
     }

@@ -87,7 +87,12 @@ impl ApplicationStore for SqlStore {
             .and_where(Expr::col(Applications::AuthTokenHash).eq(token_hash.as_bytes().to_vec()))
             .and_where(Expr::col(Applications::RevokedAt).is_null())
             .to_owned();
-        let row: Option<ApplicationRow> = self.db().run().fetch_optional(&query).await.op("find_application_by_token")?;
+        let row: Option<ApplicationRow> = self
+            .db()
+            .run()
+            .fetch_optional(&query)
+            .await
+            .op("find_application_by_token")?;
         Ok(row.map(Application::from))
     }
 

@@ -6,7 +6,6 @@
 
 use std::{str::FromStr, time::Duration};
 
-use phonegate_domain::StoreError;
 use sea_query::{PostgresQueryBuilder, SqliteQueryBuilder};
 use sea_query_sqlx::SqlxBinder;
 use sqlx::{

@@ -50,12 +50,7 @@ impl DeviceStore for SqlStore {
 
 impl SqlStore {
     /// Removes `user`'s push registration `handle` (any platform), inside `tx`.
-    pub(super) async fn remove_push_handle(
-        &self,
-        tx: &mut Tx,
-        user: UserId,
-        handle: &str,
-    ) -> Result<(), StoreError> {
+    pub(super) async fn remove_push_handle(&self, tx: &mut Tx, user: UserId, handle: &str) -> Result<(), StoreError> {
         let delete = Query::delete()
             .from_table(Devices::Table)
             .and_where(Expr::col(Devices::UserId).eq(user.get()))

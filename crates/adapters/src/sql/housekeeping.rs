@@ -9,7 +9,6 @@ use phonegate_domain::{
 use sea_query::{Cond, Expr, ExprTrait as _, Iden, IntoIden, Query, SimpleExpr};
 
 use super::{
-    
     outbox::state as outbox_state,
     schema::{AccessCodes, OtpChallenges, Outbox, PasswordResets, SessionTokens},
     store::SqlStore,

@@ -31,11 +31,7 @@ use secrecy::{ExposeSecret as _, SecretBox, SecretString};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
-use super::{
-    db::{Tx},
-    schema::Outbox,
-    store::SqlStore,
-};
+use super::{db::Tx, schema::Outbox, store::SqlStore};
 use crate::random::OsRandom;
 
 /// The Postgres `LISTEN` channel on which new messages are announced.
@@ -110,7 +106,12 @@ impl Sealer {
                     aad: kind.as_bytes(),
                 },
             )
-            .map_err(|_| StoreError::new("open_outbox_payload", "an outbox payload does not open with this server's key"))
+            .map_err(|_| {
+                StoreError::new(
+                    "open_outbox_payload",
+                    "an outbox payload does not open with this server's key",
+                )
+            })
     }
 }
 
@@ -166,7 +167,8 @@ impl StoredEnvelope {
 
     fn into_envelope(self) -> Result<Envelope, StoreError> {
         let phone = |to: &str| {
-            PhoneNumber::parse_e164(to).map_err(|_| StoreError::new("read_outbox_row", "an outbox row has an invalid phone number"))
+            PhoneNumber::parse_e164(to)
+                .map_err(|_| StoreError::new("read_outbox_row", "an outbox row has an invalid phone number"))
         };
         Ok(match self {
             Self::Sms { to, body } => Envelope::Sms(OutgoingSms {
@@ -188,7 +190,8 @@ impl StoredEnvelope {
                 text,
                 html,
             } => Envelope::Mail(OutgoingMail {
-                to: Email::parse(&to).map_err(|_| StoreError::new("read_outbox_row", "an outbox row has an invalid email"))?,
+                to: Email::parse(&to)
+                    .map_err(|_| StoreError::new("read_outbox_row", "an outbox row has an invalid email"))?,
                 subject,
                 text_body: SecretString::from(text),
                 html_body: SecretString::from(html),

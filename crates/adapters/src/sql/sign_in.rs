@@ -9,7 +9,6 @@ use phonegate_domain::{
 use sea_query::{Expr, ExprTrait as _, Query};
 
 use super::{
-    
     schema::{PasswordResets, Users},
     store::{IdRow, SqlStore},
 };

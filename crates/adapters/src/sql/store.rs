@@ -90,7 +90,6 @@ impl SqlStore {
         }
     }
 
-
     /// The secret named `name`, created from `fresh` if there is none yet.
     /// Concurrent callers all end up with the same value.
     pub async fn secret_or_insert(&self, name: &str, fresh: Vec<u8>, now: Timestamp) -> Result<Vec<u8>, StoreError> {

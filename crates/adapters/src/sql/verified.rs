@@ -16,11 +16,11 @@ use phonegate_domain::{
 use sea_query::{Expr, ExprTrait as _, Query};
 
 use super::{
+    access_codes::access_code_insert,
+    challenges::{insert_challenge, live_slot, supersede_live},
     db::{Tx, is_unique_violation},
     outbox::{SealedRow, insert_sealed},
     schema::{Addresses, OtpChallenges, PendingSignups, Users, state},
-    access_codes::access_code_insert,
-    challenges::{insert_challenge, live_slot, supersede_live},
     store::{IdRow, MAX_LIVE_CONFLICTS, SqlStore},
     users::upsert_verified_in,
 };
@@ -102,7 +102,12 @@ impl SqlStore {
             .and_where(Expr::col(OtpChallenges::Id).eq(challenge.get()))
             .and_where(Expr::col(OtpChallenges::State).eq(state::LIVE))
             .to_owned();
-        if tx.run().execute(&consume).await.op("consume_verifying_in_one_transaction")? != 1
+        if tx
+            .run()
+            .execute(&consume)
+            .await
+            .op("consume_verifying_in_one_transaction")?
+            != 1
             || (verification.requires_signup && !has_pending_signup(&mut tx, challenge).await?)
         {
             // Dropping the transaction rolls it back; nothing was written.

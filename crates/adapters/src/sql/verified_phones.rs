@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use phonegate_domain::{StoreError, StoreResult as _, phone::PhoneNumber, ports::VerifiedPhones};
 use sea_query::{Expr, ExprTrait as _, Query};
 
-use super::{ schema::Users, store::SqlStore};
+use super::{schema::Users, store::SqlStore};
 
 #[async_trait]
 impl VerifiedPhones for SqlStore {

@@ -6,7 +6,7 @@ use std::{
 };
 
 use super::{
-    code::{Channel, ChallengeId, CodeLength, OtpCode, OtpPolicy, Purpose},
+    code::{ChallengeId, Channel, CodeLength, OtpCode, OtpPolicy, Purpose},
     secret::{LookupKey, SecretHash, SecretHasher},
     test_numbers::TestNumbers,
 };

@@ -15,7 +15,6 @@ pub struct NewAccessCode {
     pub expires_at: Timestamp,
 }
 
-
 /// A stored access code.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccessCodeRecord {
@@ -25,7 +24,6 @@ pub struct AccessCodeRecord {
     pub expires_at: Timestamp,
     pub revoked: bool,
 }
-
 
 /// Keeps phone-login's access codes, stored only as keyed hashes.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]

@@ -50,7 +50,6 @@ pub enum ResetOutcome {
     AlreadyUsed,
 }
 
-
 /// When an account locks, and for how long. After `after_failures`
 /// consecutive failed sign-ins the account is locked for `base`; each
 /// further failure once a lock has ended doubles the lock, up to `max`. A
@@ -105,7 +104,6 @@ impl LockoutPolicy {
         steps
     }
 }
-
 
 /// Why an account could not be created or changed.
 #[derive(Debug, thiserror::Error)]

@@ -61,7 +61,6 @@ pub enum AttemptOutcome {
     Closed,
 }
 
-
 /// Keeps OTP challenges. The contract that makes codes safe lives here:
 /// attempts are spent and codes consumed by conditional writes, so two
 /// concurrent callers can never both succeed.

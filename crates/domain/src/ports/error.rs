@@ -101,7 +101,10 @@ mod tests {
         let error = StoreError::new("find_by_phone", "connection refused");
         assert_eq!(error.to_string(), "store operation find_by_phone failed");
         assert_eq!(error.op(), "find_by_phone");
-        assert_eq!(error.source().map(ToString::to_string).as_deref(), Some("connection refused"));
+        assert_eq!(
+            error.source().map(ToString::to_string).as_deref(),
+            Some("connection refused")
+        );
         assert_eq!(
             error.report().to_string(),
             "store operation find_by_phone failed: connection refused"

@@ -303,11 +303,11 @@ impl HashPool {
         let sent = self.jobs.lock().map(|jobs| jobs.send(job).is_ok()).unwrap_or(false);
         if !sent {
             self.queued.fetch_sub(1, Ordering::AcqRel);
-            return Err(StoreError("password hashing is shut down".into()).into());
+            return Err(StoreError::new("password_hashing", "password hashing is shut down").into());
         }
         result
             .await
-            .map_err(|_| StoreError("password hashing thread failed".into()).into())
+            .map_err(|_| StoreError::new("password_hashing", "password hashing thread failed").into())
     }
 }
 
@@ -357,7 +357,7 @@ impl PasswordHasher for Argon2Passwords {
             })
             .await?
             .map(PasswordHash::new)
-            .map_err(|error| StoreError(error).into())
+            .map_err(|error| StoreError::new("hash_password", error).into())
     }
 
     async fn verify(&self, password: &Password, hash: Option<PasswordHash>) -> Result<bool, HashError> {

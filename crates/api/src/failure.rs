@@ -226,7 +226,7 @@ mod tests {
             Failure::from(Refusal::NotMobile).status(),
             StatusCode::UNPROCESSABLE_ENTITY
         );
-        let down = Failure::from(Refusal::Store(StoreError("limiter down".into())));
+        let down = Failure::from(Refusal::Store(StoreError::new("acquire", "limiter down")));
         assert_eq!(down.status(), StatusCode::SERVICE_UNAVAILABLE);
     }
 }

@@ -130,7 +130,7 @@ async fn metrics_text(State(metrics): State<MetricSources>) -> Response {
                 backlog.pending
             );
         }
-        Err(error) => tracing::warn!(%error, "metrics: the outbox backlog is unavailable"),
+        Err(error) => tracing::warn!(error = %error.report(), "metrics: the outbox backlog is unavailable"),
     }
     metrics.registry.render(&mut text);
     let mut response = text.into_response();
@@ -172,7 +172,7 @@ async fn readyz(State(readiness): State<Arc<dyn Readiness>>) -> (StatusCode, Jso
     match readiness.check().await {
         Ok(()) => (StatusCode::OK, Json(json!({"status": "ready"}))),
         Err(error) => {
-            tracing::warn!(%error, "not ready: database unavailable");
+            tracing::warn!(error = %error.report(), "not ready: database unavailable");
             (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "unavailable"})))
         }
     }

@@ -147,7 +147,9 @@ async fn dispatch_loop(
             // More may be due: go on without waiting.
             Ok(report) if report.claimed > 0 => continue,
             Ok(_) => {}
-            Err(error) => tracing::warn!(worker, %error, "outbox unavailable; dispatch will be retried"),
+            Err(error) => {
+                tracing::warn!(worker, error = %error.report(), "outbox unavailable; dispatch will be retried")
+            }
         }
         // One worker reports a backlog (a provider outage, say) while it lasts.
         if worker == 0 && last_backlog_check.elapsed() >= BACKLOG_ALERT_AGE {
@@ -197,7 +199,7 @@ async fn housekeeping_loop(
                 "housekeeping purged expired rows"
             ),
             Ok(_) => {}
-            Err(error) => tracing::warn!(%error, "housekeeping failed; will retry"),
+            Err(error) => tracing::warn!(error = %error.report(), "housekeeping failed; will retry"),
         }
     }
 }

@@ -190,7 +190,7 @@ impl Config {
         let rate_limit = match &settings.rate_limit.redis_url {
             Some(url) => {
                 RedisRateLimiter::check_url(url.expose_secret())
-                    .map_err(|error| anyhow::anyhow!("rate_limit.redis_url: {error}"))?;
+                    .map_err(|error| anyhow::anyhow!("rate_limit.redis_url: {}", error.report()))?;
                 "redis"
             }
             None => "memory",

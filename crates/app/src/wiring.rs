@@ -366,7 +366,7 @@ async fn rate_limiter(settings: &Settings) -> anyhow::Result<Arc<dyn RateLimiter
         Some(url) => Arc::new(
             RedisRateLimiter::connect(url.expose_secret(), &limits.redis_key_prefix)
                 .await
-                .map_err(|error| anyhow::anyhow!("rate_limit.redis_url: {error}"))?,
+                .map_err(|error| anyhow::anyhow!("rate_limit.redis_url: {}", error.report()))?,
         ),
         None => Arc::new(InMemoryRateLimiter::with_max_keys(limits.max_memory_keys)),
     })

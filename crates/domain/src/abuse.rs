@@ -225,7 +225,7 @@ impl SendGuard {
         match self.limiter.acquire_all(&batch.keys, now).await {
             Ok(decision) => Ok(decision),
             Err(error) if self.settings.fail_open => {
-                tracing::error!(%error, "rate limiter unavailable; allowing the request (rate_limit.fail_open)");
+                tracing::error!(error = %error.report(), "rate limiter unavailable; allowing the request (rate_limit.fail_open)");
                 Ok(BatchDecision::Allowed)
             }
             Err(error) => Err(Refusal::Store(error)),

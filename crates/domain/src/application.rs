@@ -15,7 +15,7 @@ pub struct Application {
 pub struct NewApplication {
     pub app_id: String,
     pub name: String,
-    pub auth_token_hash: crate::otp::SecretHash,
+    pub auth_token_hash: crate::otp::secret::SecretHash,
     pub created_at: crate::time::Timestamp,
 }
 

@@ -28,7 +28,7 @@ pub mod token;
 pub mod token_auth;
 pub mod user;
 
-pub use ports::StoreError;
+pub use ports::{StoreError, StoreResult};
 
 #[cfg(test)]
 mod test_support;

@@ -32,6 +32,11 @@ mod inputs;
 use inputs::ACCESS_CODE_BYTES;
 pub use inputs::{AccessCode, DeviceId, DeviceIdError, MAX_DEVICE_ID_BYTES, RequiredDevice, SubmittedAccessCode};
 
+pub use crate::{
+    ports::access_codes::{AccessCodeRecord, NewAccessCode},
+    user::PendingAccessCode,
+};
+
 #[derive(Debug, Clone)]
 pub struct PhoneLoginSettings {
     pub phones: PhonePolicy,
@@ -153,35 +158,6 @@ impl fmt::Debug for AccessGrant {
             .field("expires_at", &self.expires_at)
             .finish()
     }
-}
-
-/// An access code to store.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewAccessCode {
-    pub user_id: UserId,
-    pub code_hash: SecretHash,
-    pub device_id: String,
-    pub created_at: Timestamp,
-    pub expires_at: Timestamp,
-}
-
-/// An access code to store for whichever user the verified phone has,
-/// which the store learns in the same transaction.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PendingAccessCode {
-    pub code_hash: SecretHash,
-    pub device_id: String,
-    pub expires_at: Timestamp,
-}
-
-/// A stored access code.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AccessCodeRecord {
-    pub user_id: UserId,
-    pub phone: Option<PhoneNumber>,
-    pub device_id: String,
-    pub expires_at: Timestamp,
-    pub revoked: bool,
 }
 
 /// What a valid access code stands for.

@@ -79,6 +79,16 @@ pub struct NewUser {
     pub address: Option<NewAddress>,
 }
 
+/// An access code to store for whichever user the verified phone has,
+/// which the store learns in the same transaction (phone-login's, written
+/// by [`crate::ports::UserStore::consume_verifying`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingAccessCode {
+    pub code_hash: crate::otp::secret::SecretHash,
+    pub device_id: String,
+    pub expires_at: crate::time::Timestamp,
+}
+
 /// What a correct code writes together with consuming its challenge (see
 /// [`crate::ports::UserStore::consume_verifying`]): the phone's user marked
 /// verified (created if there is none) and, for phone-login, an access code
@@ -87,7 +97,7 @@ pub struct NewUser {
 pub struct PhoneVerification {
     pub phone: PhoneNumber,
     pub verified_at: crate::time::Timestamp,
-    pub access_code: Option<crate::phone_login::PendingAccessCode>,
+    pub access_code: Option<PendingAccessCode>,
     /// The challenge must carry a pending signup (pin-auth's challenges for
     /// a number with no user): one that has none is a decoy, and is
     /// refused as no longer live, with nothing written.

@@ -174,7 +174,7 @@ impl RedisRateLimiter {
     pub fn check_url(url: &str) -> Result<(), StoreError> {
         Client::open(url)
             .map(drop)
-            .map_err(|error| store_error("the Redis URL is invalid", &error))
+            .map_err(|error| store_error("check_url", "the Redis URL is invalid", &error))
     }
 
     /// Connects to the Redis at `url` (`redis://[user:password@]host:port/db`,
@@ -191,7 +191,7 @@ impl RedisRateLimiter {
     /// [`connect`](Self::connect), with `timeout` bounding each call and the
     /// connection itself.
     pub async fn connect_with_timeout(url: &str, key_prefix: &str, timeout: Duration) -> Result<Self, StoreError> {
-        let client = Client::open(url).map_err(|error| store_error("the Redis URL is invalid", &error))?;
+        let client = Client::open(url).map_err(|error| store_error("connect", "the Redis URL is invalid", &error))?;
         let endpoint = client.get_connection_info().addr().to_string();
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout))
@@ -205,7 +205,7 @@ impl RedisRateLimiter {
         let connecting = async {
             let mut connection = ConnectionManager::new_with_config(client, config)
                 .await
-                .map_err(|error| store_error("connecting to Redis", &error))?;
+                .map_err(|error| store_error("connect", "connecting to Redis", &error))?;
             // Loading the script now proves that the server takes commands
             // and scripts from us (credentials, ACLs) before the first request.
             for script in [&script, &batch_script] {
@@ -213,13 +213,13 @@ impl RedisRateLimiter {
                     .prepare_invoke()
                     .load_async(&mut connection)
                     .await
-                    .map_err(|error| store_error("loading the rate-limit scripts into Redis", &error))?;
+                    .map_err(|error| store_error("connect", "loading the rate-limit scripts into Redis", &error))?;
             }
             Ok::<_, StoreError>(connection)
         };
         let connection = tokio::time::timeout(timeout, connecting)
             .await
-            .map_err(|_| StoreError(format!("connecting to Redis timed out after {timeout:?}")))??;
+            .map_err(|_| StoreError::new("connect", format!("connecting to Redis timed out after {timeout:?}")))??;
         Ok(Self {
             connection,
             script,
@@ -240,16 +240,20 @@ impl RedisRateLimiter {
 
     /// Awaits one Redis call within the limiter's timeout, so an outage
     /// answers a `StoreError` in bounded time instead of stalling a request.
-    async fn bounded<T>(&self, call: impl Future<Output = redis::RedisResult<T>>) -> Result<T, StoreError> {
+    async fn bounded<T>(
+        &self,
+        op: &'static str,
+        call: impl Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, StoreError> {
         tokio::time::timeout(self.timeout, call)
             .await
             .map_err(|_| {
-                StoreError(format!(
-                    "the Redis rate limiter did not answer within {:?}",
-                    self.timeout
-                ))
+                StoreError::new(
+                    op,
+                    format!("the Redis rate limiter did not answer within {:?}", self.timeout),
+                )
             })?
-            .map_err(|error| store_error("the Redis rate limiter failed", &error))
+            .map_err(|error| store_error(op, "the Redis rate limiter failed", &error))
     }
 }
 
@@ -263,7 +267,7 @@ fn instance_id() -> String {
 /// A Redis failure as a [`StoreError`]. Only the error's category, the
 /// server's error code and the kind of I/O failure are kept: the error's
 /// detail text may quote the URL or a command's arguments (the key).
-fn store_error(doing: &str, error: &RedisError) -> StoreError {
+fn store_error(op: &'static str, doing: &str, error: &RedisError) -> StoreError {
     let mut message = format!("{doing}: {}", error.category());
     if let Some(code) = error.code() {
         message.push_str(&format!(" ({code})"));
@@ -275,7 +279,7 @@ fn store_error(doing: &str, error: &RedisError) -> StoreError {
     } else if error.is_connection_dropped() {
         message.push_str(", connection lost");
     }
-    StoreError(message)
+    StoreError::new(op, message)
 }
 
 #[async_trait]
@@ -288,7 +292,9 @@ impl RateLimiter for RedisRateLimiter {
             .arg(window_millis(rule.window))
             .arg(rule.limit)
             .arg(self.unique_member());
-        let (allowed, retry_millis): (i64, i64) = self.bounded(invocation.invoke_async(&mut connection)).await?;
+        let (allowed, retry_millis): (i64, i64) = self
+            .bounded("acquire", invocation.invoke_async(&mut connection))
+            .await?;
         Ok(if allowed == 1 {
             RateDecision::Allowed
         } else {
@@ -311,15 +317,21 @@ impl RateLimiter for RedisRateLimiter {
         for item in batch {
             invocation.arg(window_millis(item.rule.window)).arg(item.rule.limit);
         }
-        let (allowed, index, retry_millis): (i64, i64, i64) =
-            self.bounded(invocation.invoke_async(&mut connection)).await?;
+        let (allowed, index, retry_millis): (i64, i64, i64) = self
+            .bounded("acquire_all", invocation.invoke_async(&mut connection))
+            .await?;
         if allowed == 1 {
             return Ok(BatchDecision::Allowed);
         }
         let index = usize::try_from(index)
             .ok()
             .filter(|&index| index < batch.len())
-            .ok_or_else(|| StoreError("the Redis rate limiter answered an index outside the batch".into()))?;
+            .ok_or_else(|| {
+                StoreError::new(
+                    "acquire_all",
+                    "the Redis rate limiter answered an index outside the batch",
+                )
+            })?;
         Ok(BatchDecision::Limited {
             index,
             retry_after: retry_after(retry_millis),
@@ -335,7 +347,8 @@ impl RateLimiter for RedisRateLimiter {
             .arg(now.unix_millis())
             .arg(window_millis(rule.window))
             .arg(rule.limit);
-        let (allowed, retry_millis): (i64, i64) = self.bounded(invocation.invoke_async(&mut connection)).await?;
+        let (allowed, retry_millis): (i64, i64) =
+            self.bounded("peek", invocation.invoke_async(&mut connection)).await?;
         Ok(if allowed == 1 {
             RateDecision::Allowed
         } else {
@@ -350,7 +363,8 @@ impl RateLimiter for RedisRateLimiter {
         let mut connection = self.connection.clone();
         let mut delete = redis::cmd("DEL");
         delete.arg(format!("{}{key}", self.key_prefix));
-        self.bounded(delete.query_async::<i64>(&mut connection)).await?;
+        self.bounded("reset", delete.query_async::<i64>(&mut connection))
+            .await?;
         Ok(())
     }
 }

@@ -1,26 +1,25 @@
-//! The tokens surface's stores on [`SqlStore`]: accounts and passwords,
-//! password resets, applications, and session tokens with their devices.
+//! [`AccountStore`] on [`SqlStore`]: the tokens surface's accounts and
+//! passwords, sign-in lockout and password resets. Applications and session
+//! tokens have their own files.
 
 use async_trait::async_trait;
 use phonegate_domain::{
-    StoreError,
+    StoreError, StoreResult as _,
     abuse::sign_in::LockoutPolicy,
     account::{Email, PasswordHash},
-    application::{Application, ApplicationListing, NewApplication, Revocation},
     otp::SecretHash,
     outbox::Outgoing,
     phone::PhoneNumber,
-    ports::{AccountError, AccountStore, ApplicationStore, RevokedTokens, SessionStore},
+    ports::{AccountError, AccountStore},
     time::Timestamp,
-    token_auth::{Account, NewAccount, NewPasswordReset, NewSession, ResetOutcome, SessionRecord},
+    token_auth::{Account, NewAccount, NewPasswordReset, ResetOutcome},
     user::UserId,
 };
 use sea_query::{Expr, ExprTrait as _, Query};
 
 use super::{
-    db::{is_unique_violation, store_error},
     outbox::insert_outgoing,
-    schema::{AccessCodes, Applications, PasswordResets, SessionTokens, SignInDevices, Users},
+    schema::{AccessCodes, PasswordResets, SessionTokens, Users},
     store::{IdRow, SqlStore, USER_COLUMNS, UserRow},
 };
 
@@ -29,42 +28,6 @@ struct AccountRow {
     #[sqlx(flatten)]
     user: UserRow,
     password_hash: Option<String>,
-}
-
-#[derive(sqlx::FromRow)]
-struct ApplicationRow {
-    id: i64,
-    app_id: String,
-    name: String,
-}
-
-impl From<ApplicationRow> for Application {
-    fn from(row: ApplicationRow) -> Self {
-        Self {
-            id: row.id,
-            app_id: row.app_id,
-            name: row.name,
-        }
-    }
-}
-
-#[derive(sqlx::FromRow)]
-struct ApplicationListingRow {
-    id: i64,
-    app_id: String,
-    name: String,
-    created_at: i64,
-    revoked_at: Option<i64>,
-}
-
-#[derive(sqlx::FromRow)]
-struct SessionRow {
-    id: i64,
-    user_id: i64,
-    app_id: Option<String>,
-    created_at: i64,
-    expires_at: i64,
-    revoked_at: Option<i64>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -84,13 +47,14 @@ fn violates(error: &sqlx::Error, column: &str) -> bool {
     })
 }
 
-fn account_error(error: sqlx::Error) -> AccountError {
+/// A failed account write: a taken email or phone, or the failure of `op`.
+fn account_error(op: &'static str, error: sqlx::Error) -> AccountError {
     if violates(&error, "email") {
         AccountError::EmailTaken
     } else if violates(&error, "phone") {
         AccountError::PhoneTaken
     } else {
-        AccountError::Store(store_error(error))
+        AccountError::Store(StoreError::new(op, error))
     }
 }
 
@@ -103,7 +67,7 @@ impl AccountStore for SqlStore {
             .from(Users::Table)
             .and_where(Expr::col(Users::Email).eq(email.as_str()))
             .to_owned();
-        let row: Option<AccountRow> = self.db().run().fetch_optional(&query).await.map_err(store_error)?;
+        let row: Option<AccountRow> = self.db().run().fetch_optional(&query).await.op("find_by_email")?;
         Ok(row.map(|row| Account {
             user: row.user.into_user(),
             password_hash: row.password_hash.map(PasswordHash::new),
@@ -131,7 +95,12 @@ impl AccountStore for SqlStore {
             ])
             .returning_col(Users::Id)
             .to_owned();
-        let row: IdRow = self.db().run().fetch_one(&insert).await.map_err(account_error)?;
+        let row: IdRow = self
+            .db()
+            .run()
+            .fetch_one(&insert)
+            .await
+            .map_err(|error| account_error("create_account", error))?;
         Ok(UserId::new(row.id))
     }
 
@@ -143,7 +112,11 @@ impl AccountStore for SqlStore {
             .and_where(Expr::col(Users::Id).eq(user.get()))
             .to_owned();
         // The unique index on users.phone refuses a phone of another user.
-        self.db().run().execute(&update).await.map_err(account_error)?;
+        self.db()
+            .run()
+            .execute(&update)
+            .await
+            .map_err(|error| account_error("set_verified_phone", error))?;
         self.profile_changed(user);
         Ok(())
     }
@@ -172,11 +145,11 @@ impl AccountStore for SqlStore {
             .and_where(Expr::col(PasswordResets::UserId).eq(reset.user_id.get()))
             .and_where(Expr::col(PasswordResets::UsedAt).is_null())
             .to_owned();
-        let mut tx = self.db().begin().await.map_err(store_error)?;
-        tx.run().execute(&supersede).await.map_err(store_error)?;
-        tx.run().execute(&insert).await.map_err(store_error)?;
+        let mut tx = self.db().begin().await.op("create_password_reset")?;
+        tx.run().execute(&supersede).await.op("create_password_reset")?;
+        tx.run().execute(&insert).await.op("create_password_reset")?;
         let queued = insert_outgoing(&mut tx, self.sealer(), mail, reset.created_at).await?;
-        tx.commit().await.map_err(store_error)?;
+        tx.commit().await.op("create_password_reset")?;
         self.queued(queued);
         Ok(())
     }
@@ -187,7 +160,7 @@ impl AccountStore for SqlStore {
         new_password: &PasswordHash,
         now: Timestamp,
     ) -> Result<ResetOutcome, StoreError> {
-        let mut tx = self.db().begin().await.map_err(store_error)?;
+        let mut tx = self.db().begin().await.op("complete_password_reset")?;
         let find = Query::select()
             .columns([
                 PasswordResets::Id,
@@ -202,7 +175,7 @@ impl AccountStore for SqlStore {
             .run()
             .fetch_optional::<ResetRow, _>(&find)
             .await
-            .map_err(store_error)?
+            .op("complete_password_reset")?
         else {
             return Ok(ResetOutcome::NotFound);
         };
@@ -219,7 +192,7 @@ impl AccountStore for SqlStore {
             .and_where(Expr::col(PasswordResets::Id).eq(reset.id))
             .and_where(Expr::col(PasswordResets::UsedAt).is_null())
             .to_owned();
-        if tx.run().execute(&mark_used).await.map_err(store_error)? != 1 {
+        if tx.run().execute(&mark_used).await.op("complete_password_reset")? != 1 {
             return Ok(ResetOutcome::AlreadyUsed);
         }
         let set_password = Query::update()
@@ -229,7 +202,7 @@ impl AccountStore for SqlStore {
             .value(Users::LockedUntil, Option::<i64>::None)
             .and_where(Expr::col(Users::Id).eq(reset.user_id))
             .to_owned();
-        tx.run().execute(&set_password).await.map_err(store_error)?;
+        tx.run().execute(&set_password).await.op("complete_password_reset")?;
         // Whoever knew the old password may hold a phone-login access code
         // of the account too; a reset ends those with the sessions.
         let revoke_codes = Query::update()
@@ -238,15 +211,15 @@ impl AccountStore for SqlStore {
             .and_where(Expr::col(AccessCodes::UserId).eq(reset.user_id))
             .and_where(Expr::col(AccessCodes::RevokedAt).is_null())
             .to_owned();
-        tx.run().execute(&revoke_codes).await.map_err(store_error)?;
+        tx.run().execute(&revoke_codes).await.op("complete_password_reset")?;
         let revoke_sessions = Query::update()
             .table(SessionTokens::Table)
             .value(SessionTokens::RevokedAt, now.unix_millis())
             .and_where(Expr::col(SessionTokens::UserId).eq(reset.user_id))
             .and_where(Expr::col(SessionTokens::RevokedAt).is_null())
             .to_owned();
-        tx.run().execute(&revoke_sessions).await.map_err(store_error)?;
-        tx.commit().await.map_err(store_error)?;
+        tx.run().execute(&revoke_sessions).await.op("complete_password_reset")?;
+        tx.commit().await.op("complete_password_reset")?;
         Ok(ResetOutcome::Done(UserId::new(reset.user_id)))
     }
 
@@ -262,291 +235,5 @@ impl AccountStore for SqlStore {
         lockout: &LockoutPolicy,
     ) -> Result<Option<UserId>, StoreError> {
         self.settle_sign_in_row(email, password_matched, now, lockout).await
-    }
-}
-
-#[async_trait]
-impl ApplicationStore for SqlStore {
-    async fn create_application(&self, application: NewApplication) -> Result<Application, StoreError> {
-        let insert = Query::insert()
-            .into_table(Applications::Table)
-            .columns([
-                Applications::AppId,
-                Applications::Name,
-                Applications::AuthTokenHash,
-                Applications::CreatedAt,
-            ])
-            .values_panic([
-                application.app_id.clone().into(),
-                application.name.clone().into(),
-                application.auth_token_hash.as_bytes().to_vec().into(),
-                application.created_at.unix_millis().into(),
-            ])
-            .returning_col(Applications::Id)
-            .to_owned();
-        let row: IdRow = self.db().run().fetch_one(&insert).await.map_err(store_error)?;
-        Ok(Application {
-            id: row.id,
-            app_id: application.app_id,
-            name: application.name,
-        })
-    }
-
-    async fn find_application(&self, app_id: &str) -> Result<Option<Application>, StoreError> {
-        let query = Query::select()
-            .columns([Applications::Id, Applications::AppId, Applications::Name])
-            .from(Applications::Table)
-            .and_where(Expr::col(Applications::AppId).eq(app_id))
-            .and_where(Expr::col(Applications::RevokedAt).is_null())
-            .to_owned();
-        let row: Option<ApplicationRow> = self.db().run().fetch_optional(&query).await.map_err(store_error)?;
-        Ok(row.map(Application::from))
-    }
-
-    async fn find_application_by_token(&self, token_hash: &SecretHash) -> Result<Option<Application>, StoreError> {
-        let query = Query::select()
-            .columns([Applications::Id, Applications::AppId, Applications::Name])
-            .from(Applications::Table)
-            .and_where(Expr::col(Applications::AuthTokenHash).eq(token_hash.as_bytes().to_vec()))
-            .and_where(Expr::col(Applications::RevokedAt).is_null())
-            .to_owned();
-        let row: Option<ApplicationRow> = self.db().run().fetch_optional(&query).await.map_err(store_error)?;
-        Ok(row.map(Application::from))
-    }
-
-    async fn list_applications(&self) -> Result<Vec<ApplicationListing>, StoreError> {
-        let query = Query::select()
-            .columns([
-                Applications::Id,
-                Applications::AppId,
-                Applications::Name,
-                Applications::CreatedAt,
-                Applications::RevokedAt,
-            ])
-            .from(Applications::Table)
-            .order_by(Applications::Id, sea_query::Order::Asc)
-            .to_owned();
-        let rows: Vec<ApplicationListingRow> = self.db().run().fetch_all(&query).await.map_err(store_error)?;
-        Ok(rows
-            .into_iter()
-            .map(|row| ApplicationListing {
-                application: Application {
-                    id: row.id,
-                    app_id: row.app_id,
-                    name: row.name,
-                },
-                created_at: Timestamp::from_unix_millis(row.created_at),
-                revoked_at: row.revoked_at.map(Timestamp::from_unix_millis),
-            })
-            .collect())
-    }
-
-    async fn revoke_application(&self, app_id: &str, now: Timestamp) -> Result<Revocation, StoreError> {
-        let mut tx = self.db().begin().await.map_err(store_error)?;
-        // Conditional, so two concurrent revocations report one revocation.
-        let revoke = Query::update()
-            .table(Applications::Table)
-            .value(Applications::RevokedAt, now.unix_millis())
-            .and_where(Expr::col(Applications::AppId).eq(app_id))
-            .and_where(Expr::col(Applications::RevokedAt).is_null())
-            .returning_col(Applications::Id)
-            .to_owned();
-        let Some(revoked) = tx
-            .run()
-            .fetch_optional::<IdRow, _>(&revoke)
-            .await
-            .map_err(store_error)?
-        else {
-            let exists = Query::select()
-                .column(Applications::Id)
-                .from(Applications::Table)
-                .and_where(Expr::col(Applications::AppId).eq(app_id))
-                .to_owned();
-            let found: Option<IdRow> = tx.run().fetch_optional(&exists).await.map_err(store_error)?;
-            return Ok(if found.is_some() {
-                Revocation::AlreadyRevoked
-            } else {
-                Revocation::NotFound
-            });
-        };
-        let sessions = Query::update()
-            .table(SessionTokens::Table)
-            .value(SessionTokens::RevokedAt, now.unix_millis())
-            .and_where(Expr::col(SessionTokens::ApplicationId).eq(revoked.id))
-            .and_where(Expr::col(SessionTokens::RevokedAt).is_null())
-            .to_owned();
-        let session_tokens = tx.run().execute(&sessions).await.map_err(store_error)?;
-        tx.commit().await.map_err(store_error)?;
-        Ok(Revocation::Revoked { session_tokens })
-    }
-}
-
-#[async_trait]
-impl SessionStore for SqlStore {
-    async fn create_session(&self, session: NewSession) -> Result<(), StoreError> {
-        let now = session.created_at.unix_millis();
-        let mut tx = self.db().begin().await.map_err(store_error)?;
-        let device_id = match &session.device {
-            None => None,
-            Some(device) => {
-                // A device is the user's own: another user naming the same
-                // device_token (device ids are not secret) gets a device row
-                // of their own and cannot revoke this user's token.
-                let mut find = Query::select()
-                    .column(SignInDevices::Id)
-                    .from(SignInDevices::Table)
-                    .and_where(Expr::col(SignInDevices::UserId).eq(session.user_id.get()))
-                    .and_where(Expr::col(SignInDevices::DeviceToken).eq(device.device_token.as_str()))
-                    .to_owned();
-                match session.application_id {
-                    Some(app) => find.and_where(Expr::col(SignInDevices::ApplicationId).eq(app)),
-                    None => find.and_where(Expr::col(SignInDevices::ApplicationId).is_null()),
-                };
-                let existing: Option<IdRow> = tx.run().fetch_optional(&find).await.map_err(store_error)?;
-                let mobile_os = device.mobile_os.map(|os| os.as_str());
-                let id = match existing {
-                    Some(row) => {
-                        let update = Query::update()
-                            .table(SignInDevices::Table)
-                            .value(SignInDevices::MobileOs, mobile_os)
-                            .value(SignInDevices::UpdatedAt, now)
-                            .and_where(Expr::col(SignInDevices::Id).eq(row.id))
-                            .to_owned();
-                        tx.run().execute(&update).await.map_err(store_error)?;
-                        let revoke = Query::update()
-                            .table(SessionTokens::Table)
-                            .value(SessionTokens::RevokedAt, now)
-                            .and_where(Expr::col(SessionTokens::DeviceId).eq(row.id))
-                            .and_where(Expr::col(SessionTokens::RevokedAt).is_null())
-                            .to_owned();
-                        tx.run().execute(&revoke).await.map_err(store_error)?;
-                        row.id
-                    }
-                    None => {
-                        let insert = Query::insert()
-                            .into_table(SignInDevices::Table)
-                            .columns([
-                                SignInDevices::UserId,
-                                SignInDevices::ApplicationId,
-                                SignInDevices::DeviceToken,
-                                SignInDevices::MobileOs,
-                                SignInDevices::CreatedAt,
-                                SignInDevices::UpdatedAt,
-                            ])
-                            .values_panic([
-                                session.user_id.get().into(),
-                                session.application_id.into(),
-                                device.device_token.as_str().into(),
-                                mobile_os.into(),
-                                now.into(),
-                                now.into(),
-                            ])
-                            .returning_col(SignInDevices::Id)
-                            .to_owned();
-                        let row: IdRow = tx.run().fetch_one(&insert).await.map_err(store_error)?;
-                        row.id
-                    }
-                };
-                Some(id)
-            }
-        };
-        let insert = Query::insert()
-            .into_table(SessionTokens::Table)
-            .columns([
-                SessionTokens::UserId,
-                SessionTokens::DeviceId,
-                SessionTokens::ApplicationId,
-                SessionTokens::TokenHash,
-                SessionTokens::CreatedAt,
-                SessionTokens::ExpiresAt,
-            ])
-            .values_panic([
-                session.user_id.get().into(),
-                device_id.into(),
-                session.application_id.into(),
-                session.token_hash.as_bytes().to_vec().into(),
-                now.into(),
-                session.expires_at.unix_millis().into(),
-            ])
-            .to_owned();
-        tx.run().execute(&insert).await.map_err(|error| {
-            if is_unique_violation(&error) {
-                StoreError("session token hash collision".into())
-            } else {
-                store_error(error)
-            }
-        })?;
-        tx.commit().await.map_err(store_error)
-    }
-
-    async fn find_session(&self, token_hash: &SecretHash) -> Result<Option<SessionRecord>, StoreError> {
-        let query = Query::select()
-            .column((SessionTokens::Table, SessionTokens::Id))
-            .column((SessionTokens::Table, SessionTokens::UserId))
-            .expr_as(Expr::col((Applications::Table, Applications::AppId)), "app_id")
-            .column((SessionTokens::Table, SessionTokens::CreatedAt))
-            .column((SessionTokens::Table, SessionTokens::ExpiresAt))
-            .column((SessionTokens::Table, SessionTokens::RevokedAt))
-            .from(SessionTokens::Table)
-            .left_join(
-                Applications::Table,
-                Expr::col((Applications::Table, Applications::Id))
-                    .equals((SessionTokens::Table, SessionTokens::ApplicationId)),
-            )
-            .and_where(Expr::col((SessionTokens::Table, SessionTokens::TokenHash)).eq(token_hash.as_bytes().to_vec()))
-            .to_owned();
-        let row: Option<SessionRow> = self.db().run().fetch_optional(&query).await.map_err(store_error)?;
-        Ok(row.map(|row| SessionRecord {
-            id: row.id,
-            user_id: UserId::new(row.user_id),
-            application_id: row.app_id,
-            created_at: Timestamp::from_unix_millis(row.created_at),
-            expires_at: Timestamp::from_unix_millis(row.expires_at),
-            revoked: row.revoked_at.is_some(),
-        }))
-    }
-
-    async fn end_session(&self, id: i64, push_token: Option<String>, now: Timestamp) -> Result<(), StoreError> {
-        let mut tx = self.db().begin().await.map_err(store_error)?;
-        let revoke = Query::update()
-            .table(SessionTokens::Table)
-            .value(SessionTokens::RevokedAt, now.unix_millis())
-            .and_where(Expr::col(SessionTokens::Id).eq(id))
-            .and_where(Expr::col(SessionTokens::RevokedAt).is_null())
-            .returning_col(SessionTokens::UserId)
-            .to_owned();
-        #[derive(sqlx::FromRow)]
-        struct Revoked {
-            user_id: i64,
-        }
-        let revoked: Option<Revoked> = tx.run().fetch_optional(&revoke).await.map_err(store_error)?;
-        if let (Some(revoked), Some(push_token)) = (revoked, push_token) {
-            self.remove_push_handle(&mut tx, UserId::new(revoked.user_id), &push_token)
-                .await?;
-        }
-        tx.commit().await.map_err(store_error)
-    }
-
-    async fn revoke_user_tokens(&self, user: UserId, now: Timestamp) -> Result<RevokedTokens, StoreError> {
-        let mut tx = self.db().begin().await.map_err(store_error)?;
-        let sessions = Query::update()
-            .table(SessionTokens::Table)
-            .value(SessionTokens::RevokedAt, now.unix_millis())
-            .and_where(Expr::col(SessionTokens::UserId).eq(user.get()))
-            .and_where(Expr::col(SessionTokens::RevokedAt).is_null())
-            .to_owned();
-        let session_tokens = tx.run().execute(&sessions).await.map_err(store_error)?;
-        let codes = Query::update()
-            .table(AccessCodes::Table)
-            .value(AccessCodes::RevokedAt, now.unix_millis())
-            .and_where(Expr::col(AccessCodes::UserId).eq(user.get()))
-            .and_where(Expr::col(AccessCodes::RevokedAt).is_null())
-            .to_owned();
-        let access_codes = tx.run().execute(&codes).await.map_err(store_error)?;
-        tx.commit().await.map_err(store_error)?;
-        Ok(RevokedTokens {
-            session_tokens,
-            access_codes,
-        })
     }
 }

@@ -6,7 +6,6 @@
 
 use std::{str::FromStr, time::Duration};
 
-use phonegate_domain::StoreError;
 use sea_query::{PostgresQueryBuilder, SqliteQueryBuilder};
 use sea_query_sqlx::SqlxBinder;
 use sqlx::{
@@ -304,13 +303,6 @@ impl Tx {
     pub fn run(&mut self) -> Target<'_> {
         Target::Tx(self)
     }
-}
-
-/// Translates a database error into the domain's store error. Database
-/// messages name constraints and SQL, never bound values, so the text is
-/// safe for logs.
-pub fn store_error(error: sqlx::Error) -> StoreError {
-    StoreError(error.to_string())
 }
 
 /// Whether `error` is a unique-constraint violation.

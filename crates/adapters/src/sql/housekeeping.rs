@@ -2,14 +2,13 @@
 
 use async_trait::async_trait;
 use phonegate_domain::{
-    StoreError,
+    StoreError, StoreResult as _,
     ports::{Housekeeping, PurgeReport},
     time::Timestamp,
 };
 use sea_query::{Cond, Expr, ExprTrait as _, Iden, IntoIden, Query, SimpleExpr};
 
 use super::{
-    db::store_error,
     outbox::state as outbox_state,
     schema::{AccessCodes, OtpChallenges, Outbox, PasswordResets, SessionTokens},
     store::SqlStore,
@@ -36,7 +35,7 @@ impl SqlStore {
                 .from_table(table.into_iden())
                 .and_where(Expr::col(id).in_subquery(batch))
                 .to_owned();
-            let deleted = self.db().run().execute(&delete).await.map_err(store_error)?;
+            let deleted = self.db().run().execute(&delete).await.op("purge_table")?;
             total += deleted;
             if deleted < BATCH {
                 break;

@@ -1,14 +1,20 @@
 //! SQL storage for SQLite and Postgres, written once with sea-query.
 
+mod access_codes;
 mod accounts;
+mod applications;
+mod challenges;
 pub mod db;
+mod devices;
 mod housekeeping;
 mod migrate;
 mod outbox;
 mod profile_cache;
 mod schema;
+mod sessions;
 mod sign_in;
 mod store;
+mod users;
 mod verified;
 mod verified_phones;
 

@@ -18,7 +18,7 @@ use chacha20poly1305::{
     aead::{Aead as _, Payload},
 };
 use phonegate_domain::{
-    StoreError,
+    StoreError, StoreResult as _,
     account::Email,
     otp::{ChallengeId, Channel},
     outbox::{Backlog, ClaimedMessage, DeliveryOutcome, Envelope, OutboxMessage, OutboxStore, Outgoing},
@@ -31,11 +31,7 @@ use secrecy::{ExposeSecret as _, SecretBox, SecretString};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
-use super::{
-    db::{Tx, store_error},
-    schema::Outbox,
-    store::SqlStore,
-};
+use super::{db::Tx, schema::Outbox, store::SqlStore};
 use crate::random::OsRandom;
 
 /// The Postgres `LISTEN` channel on which new messages are announced.
@@ -94,12 +90,12 @@ impl Sealer {
                     aad: kind.as_bytes(),
                 },
             )
-            .map_err(|_| StoreError("could not seal an outbox payload".into()))?;
+            .map_err(|_| StoreError::new("seal_outbox_payload", "could not seal an outbox payload"))?;
         Ok([nonce.as_slice(), &sealed].concat())
     }
 
     fn open(&self, kind: &str, sealed: &[u8]) -> Result<Vec<u8>, StoreError> {
-        let truncated = || StoreError("an outbox payload is truncated".into());
+        let truncated = || StoreError::new("open_outbox_payload", "an outbox payload is truncated");
         let (nonce, body) = sealed.split_at_checked(12).ok_or_else(truncated)?;
         let nonce: [u8; 12] = nonce.try_into().map_err(|_| truncated())?;
         self.cipher()
@@ -110,7 +106,12 @@ impl Sealer {
                     aad: kind.as_bytes(),
                 },
             )
-            .map_err(|_| StoreError("an outbox payload does not open with this server's key".into()))
+            .map_err(|_| {
+                StoreError::new(
+                    "open_outbox_payload",
+                    "an outbox payload does not open with this server's key",
+                )
+            })
     }
 }
 
@@ -166,7 +167,8 @@ impl StoredEnvelope {
 
     fn into_envelope(self) -> Result<Envelope, StoreError> {
         let phone = |to: &str| {
-            PhoneNumber::parse_e164(to).map_err(|_| StoreError("an outbox row has an invalid phone number".into()))
+            PhoneNumber::parse_e164(to)
+                .map_err(|_| StoreError::new("read_outbox_row", "an outbox row has an invalid phone number"))
         };
         Ok(match self {
             Self::Sms { to, body } => Envelope::Sms(OutgoingSms {
@@ -188,7 +190,8 @@ impl StoredEnvelope {
                 text,
                 html,
             } => Envelope::Mail(OutgoingMail {
-                to: Email::parse(&to).map_err(|_| StoreError("an outbox row has an invalid email".into()))?,
+                to: Email::parse(&to)
+                    .map_err(|_| StoreError::new("read_outbox_row", "an outbox row has an invalid email"))?,
                 subject,
                 text_body: SecretString::from(text),
                 html_body: SecretString::from(html),
@@ -225,7 +228,7 @@ pub(super) async fn insert_sealed(
         .columns(OUTBOX_COLUMNS)
         .values_panic(row.values_with_challenge(challenge.map(ChallengeId::get).into()))
         .to_owned();
-    tx.run().execute(&insert).await.map_err(store_error)?;
+    tx.run().execute(&insert).await.op("insert_sealed")?;
     // On Postgres, a trigger on the outbox notifies the listeners of every
     // instance when (and only if) the transaction commits (migration 0005):
     // no extra round trip. Decoys notify too; a spurious wake is harmless.
@@ -271,7 +274,7 @@ impl SealedRow {
         let decoy = state == state::DECOY;
         let kind = if decoy { "decoy" } else { message.envelope.kind() };
         let plain = serde_json::to_vec(&StoredEnvelope::from_envelope(&message.envelope))
-            .map_err(|_| StoreError("could not encode an outbox payload".into()))?;
+            .map_err(|_| StoreError::new("seal_outbox_payload", "could not encode an outbox payload"))?;
         Ok(Self {
             kind,
             purpose: message.purpose,
@@ -383,10 +386,10 @@ impl OutboxStore for SqlStore {
         // It stands in for a password reset, which writes two rows (the
         // reset and its email) in one transaction: so does this.
         let row = SealedRow::seal(self.sealer(), &decoy, state::DECOY, now)?;
-        let mut tx = self.db().begin().await.map_err(store_error)?;
+        let mut tx = self.db().begin().await.op("enqueue_decoy")?;
         insert_sealed(&mut tx, &row, None).await?;
         insert_sealed(&mut tx, &row, None).await?;
-        tx.commit().await.map_err(store_error)
+        tx.commit().await.op("enqueue_decoy")
     }
 
     async fn claim_due(&self, now: Timestamp, lease: Duration, limit: u32) -> Result<Vec<ClaimedMessage>, StoreError> {
@@ -438,7 +441,7 @@ impl OutboxStore for SqlStore {
                 Outbox::CreatedAt,
             ]))
             .to_owned();
-        let mut rows: Vec<ClaimedRow> = self.db().run().fetch_all(&claim).await.map_err(store_error)?;
+        let mut rows: Vec<ClaimedRow> = self.db().run().fetch_all(&claim).await.op("claim_due")?;
         rows.sort_by_key(|row| row.id);
         let mut claimed = Vec::with_capacity(rows.len());
         for row in rows {
@@ -454,11 +457,11 @@ impl OutboxStore for SqlStore {
             let envelope = row
                 .payload
                 .as_deref()
-                .ok_or_else(|| StoreError("an outbox row has no payload".into()))
+                .ok_or_else(|| StoreError::new("claim_due", "an outbox row has no payload"))
                 .and_then(|sealed| self.sealer().open(&row.kind, sealed))
                 .and_then(|plain| {
                     serde_json::from_slice::<StoredEnvelope>(&plain)
-                        .map_err(|_| StoreError("an outbox payload does not decode".into()))
+                        .map_err(|_| StoreError::new("claim_due", "an outbox payload does not decode"))
                 })
                 .and_then(StoredEnvelope::into_envelope);
             let envelope = match envelope {
@@ -502,7 +505,7 @@ impl OutboxStore for SqlStore {
             .and_where(Expr::col(Outbox::LeaseToken).eq(lease))
             .and_where(Expr::col(Outbox::State).eq(state::PENDING))
             .to_owned();
-        Ok(self.db().run().execute(&extend).await.map_err(store_error)? == 1)
+        Ok(self.db().run().execute(&extend).await.op("extend_lease")? == 1)
     }
 
     async fn finish(&self, id: i64, lease: i64, outcome: DeliveryOutcome, now: Timestamp) -> Result<(), StoreError> {
@@ -535,7 +538,7 @@ impl OutboxStore for SqlStore {
                     .value(Outbox::LastError, error);
             }
         }
-        let changed = self.db().run().execute(&update).await.map_err(store_error)?;
+        let changed = self.db().run().execute(&update).await.op("finish")?;
         if changed == 0 {
             tracing::warn!(id, "outbox lease lost before the outcome was recorded");
         }
@@ -549,7 +552,7 @@ impl OutboxStore for SqlStore {
             .from(Outbox::Table)
             .and_where(Expr::col(Outbox::State).eq(state::PENDING))
             .to_owned();
-        let row: BacklogRow = self.db().run().fetch_one(&query).await.map_err(store_error)?;
+        let row: BacklogRow = self.db().run().fetch_one(&query).await.op("backlog")?;
         Ok(Backlog {
             pending: u64::try_from(row.pending).unwrap_or(0),
             oldest_age: row.oldest.map(|oldest| now.since(Timestamp::from_unix_millis(oldest))),

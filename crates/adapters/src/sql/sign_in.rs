@@ -3,13 +3,12 @@
 //! methods in `accounts` call these).
 
 use phonegate_domain::{
-    StoreError, abuse::sign_in::LockoutPolicy, account::Email, otp::SecretHash, time::Timestamp,
+    StoreError, StoreResult as _, abuse::sign_in::LockoutPolicy, account::Email, otp::SecretHash, time::Timestamp,
     token_auth::ResetOutcome, user::UserId,
 };
 use sea_query::{Expr, ExprTrait as _, Query};
 
 use super::{
-    db::store_error,
     schema::{PasswordResets, Users},
     store::{IdRow, SqlStore},
 };
@@ -81,7 +80,7 @@ impl SqlStore {
                     .or(Expr::col(Users::LockedUntil).lte(now_ms)),
             )
             .returning_col(Users::Id);
-        let row: Option<IdRow> = self.db().run().fetch_optional(&update).await.map_err(store_error)?;
+        let row: Option<IdRow> = self.db().run().fetch_optional(&update).await.op("settle_sign_in_row")?;
         Ok(row.map(|row| UserId::new(row.id)))
     }
 
@@ -100,7 +99,7 @@ impl SqlStore {
             .from(PasswordResets::Table)
             .and_where(Expr::col(PasswordResets::TokenHash).eq(token_hash.as_bytes().to_vec()))
             .to_owned();
-        let row: Option<ResetStateRow> = self.db().run().fetch_optional(&find).await.map_err(store_error)?;
+        let row: Option<ResetStateRow> = self.db().run().fetch_optional(&find).await.op("peek_password_reset")?;
         Ok(match row {
             None => ResetOutcome::NotFound,
             Some(row) if row.used_at.is_some() => ResetOutcome::AlreadyUsed,

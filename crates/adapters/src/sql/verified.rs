@@ -8,7 +8,7 @@
 //! the challenge is still live for a retry.
 
 use phonegate_domain::{
-    StoreError,
+    StoreError, StoreResult as _,
     otp::{ChallengeId, NewChallenge},
     phone_login::{NewAccessCode, PendingAccessCode},
     user::{NewUser, PhoneVerification, User, UserId},
@@ -16,13 +16,13 @@ use phonegate_domain::{
 use sea_query::{Expr, ExprTrait as _, Query};
 
 use super::{
-    db::{Tx, is_unique_violation, store_error},
+    access_codes::access_code_insert,
+    challenges::{insert_challenge, live_slot, supersede_live},
+    db::{Tx, is_unique_violation},
     outbox::{SealedRow, insert_sealed},
     schema::{Addresses, OtpChallenges, PendingSignups, Users, state},
-    store::{
-        IdRow, MAX_LIVE_CONFLICTS, SqlStore, access_code_insert, insert_challenge, live_slot, supersede_live,
-        upsert_verified_in,
-    },
+    store::{IdRow, MAX_LIVE_CONFLICTS, SqlStore},
+    users::upsert_verified_in,
 };
 
 /// A pending signup as stored.
@@ -55,11 +55,11 @@ impl SqlStore {
                 .db()
                 .begin_locked(&live_slot(challenge))
                 .await
-                .map_err(store_error)?;
+                .op("replace_live_locked")?;
             tx.run()
                 .execute(&supersede_live(challenge))
                 .await
-                .map_err(store_error)?;
+                .op("replace_live_locked")?;
             match tx.run().fetch_one::<IdRow, _>(&insert_challenge(challenge)).await {
                 Ok(id) => {
                     let id = ChallengeId::new(id.id);
@@ -69,7 +69,7 @@ impl SqlStore {
                     if let Some(row) = row {
                         insert_sealed(&mut tx, row, Some(id)).await?;
                     }
-                    tx.commit().await.map_err(store_error)?;
+                    tx.commit().await.op("replace_live_locked")?;
                     self.queued(wakes);
                     return Ok(id);
                 }
@@ -80,7 +80,7 @@ impl SqlStore {
                 Err(error) if is_unique_violation(&error) && conflicts < MAX_LIVE_CONFLICTS => {
                     conflicts += 1;
                 }
-                Err(error) => return Err(store_error(error)),
+                Err(error) => return Err(StoreError::new("replace_live_locked", error)),
             }
         }
     }
@@ -94,7 +94,7 @@ impl SqlStore {
         verification: PhoneVerification,
     ) -> Result<Option<(User, bool)>, StoreError> {
         let now = verification.verified_at;
-        let mut tx = self.db().begin().await.map_err(store_error)?;
+        let mut tx = self.db().begin().await.op("consume_verifying_in_one_transaction")?;
         let consume = Query::update()
             .table(OtpChallenges::Table)
             .value(OtpChallenges::State, state::CONSUMED)
@@ -102,7 +102,12 @@ impl SqlStore {
             .and_where(Expr::col(OtpChallenges::Id).eq(challenge.get()))
             .and_where(Expr::col(OtpChallenges::State).eq(state::LIVE))
             .to_owned();
-        if tx.run().execute(&consume).await.map_err(store_error)? != 1
+        if tx
+            .run()
+            .execute(&consume)
+            .await
+            .op("consume_verifying_in_one_transaction")?
+            != 1
             || (verification.requires_signup && !has_pending_signup(&mut tx, challenge).await?)
         {
             // Dropping the transaction rolls it back; nothing was written.
@@ -118,7 +123,7 @@ impl SqlStore {
         if let Some(code) = &verification.access_code {
             insert_access_code(&mut tx, user.id, code, now).await?;
         }
-        tx.commit().await.map_err(store_error)?;
+        tx.commit().await.op("consume_verifying_in_one_transaction")?;
         self.profile_changed(user.id);
         Ok(Some((user, created)))
     }
@@ -130,7 +135,7 @@ async fn has_pending_signup(tx: &mut Tx, challenge: ChallengeId) -> Result<bool,
         .from(PendingSignups::Table)
         .and_where(Expr::col(PendingSignups::ChallengeId).eq(challenge.get()))
         .to_owned();
-    let row: Option<ChallengeIdRow> = tx.run().fetch_optional(&select).await.map_err(store_error)?;
+    let row: Option<ChallengeIdRow> = tx.run().fetch_optional(&select).await.op("has_pending_signup")?;
     Ok(row.is_some())
 }
 
@@ -167,7 +172,7 @@ async fn insert_pending_signup(tx: &mut Tx, challenge: ChallengeId, signup: &New
             address.address_type.into(),
         ])
         .to_owned();
-    tx.run().execute(&insert).await.map_err(store_error)?;
+    tx.run().execute(&insert).await.op("insert_pending_signup")?;
     Ok(())
 }
 
@@ -197,7 +202,7 @@ async fn apply_pending_signup(
         .run()
         .fetch_optional::<PendingRow, _>(&select)
         .await
-        .map_err(store_error)?
+        .op("apply_pending_signup")?
     else {
         return Ok(());
     };
@@ -207,7 +212,7 @@ async fn apply_pending_signup(
         .value(Users::LastName, pending.last_name.clone())
         .and_where(Expr::col(Users::Id).eq(user.id.get()))
         .to_owned();
-    tx.run().execute(&names).await.map_err(store_error)?;
+    tx.run().execute(&names).await.op("apply_pending_signup")?;
     user.first_name = pending.first_name;
     user.last_name = pending.last_name;
     if pending.has_address {
@@ -232,7 +237,7 @@ async fn apply_pending_signup(
                 now.unix_millis().into(),
             ])
             .to_owned();
-        tx.run().execute(&insert_address).await.map_err(store_error)?;
+        tx.run().execute(&insert_address).await.op("apply_pending_signup")?;
     }
     Ok(())
 }
@@ -250,6 +255,6 @@ async fn insert_access_code(
         created_at: now,
         expires_at: code.expires_at,
     });
-    tx.run().execute(&insert).await.map_err(store_error)?;
+    tx.run().execute(&insert).await.op("insert_access_code")?;
     Ok(())
 }

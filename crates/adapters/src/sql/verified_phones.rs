@@ -2,10 +2,10 @@
 //! budget reserve.
 
 use async_trait::async_trait;
-use phonegate_domain::{StoreError, phone::PhoneNumber, ports::VerifiedPhones};
+use phonegate_domain::{StoreError, StoreResult as _, phone::PhoneNumber, ports::VerifiedPhones};
 use sea_query::{Expr, ExprTrait as _, Query};
 
-use super::{db::store_error, schema::Users, store::SqlStore};
+use super::{schema::Users, store::SqlStore};
 
 #[async_trait]
 impl VerifiedPhones for SqlStore {
@@ -27,7 +27,7 @@ impl VerifiedPhones for SqlStore {
             #[expect(dead_code, reason = "only whether a row exists matters")]
             id: i64,
         }
-        let found: Option<Found> = self.db().run().fetch_optional(&query).await.map_err(store_error)?;
+        let found: Option<Found> = self.db().run().fetch_optional(&query).await.op("has_verified")?;
         Ok(found.is_some())
     }
 }

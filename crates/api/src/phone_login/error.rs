@@ -272,7 +272,7 @@ mod tests {
                 envelope(12, "INVALID_PHONE", "phone_number is not a valid phone number"),
             ),
             (
-                StoreError("down".into()).into(),
+                StoreError::new("test", "down").into(),
                 StatusCode::SERVICE_UNAVAILABLE,
                 envelope(-500, "SERVICE_UNAVAILABLE", "service unavailable, try again later"),
             ),

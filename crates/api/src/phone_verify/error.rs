@@ -220,7 +220,7 @@ mod tests {
             )
         );
         assert_eq!(
-            body(ApiError::from(StoreError("down".into()))).await,
+            body(ApiError::from(StoreError::new("test", "down"))).await,
             (
                 StatusCode::SERVICE_UNAVAILABLE,
                 json!({"detail": "Service temporarily unavailable, try again later."}),

@@ -115,7 +115,7 @@ impl PhoneLockout {
         {
             Ok(decision) => Ok(matches!(decision, RateDecision::Limited { .. })),
             Err(error) if self.settings.fail_open => {
-                tracing::error!(%error, "rate limiter unavailable; not enforcing the phone lockout (rate_limit.fail_open)");
+                tracing::error!(error = %error.report(), "rate limiter unavailable; not enforcing the phone lockout (rate_limit.fail_open)");
                 Ok(false)
             }
             Err(error) => Err(error),
@@ -136,7 +136,7 @@ impl PhoneLockout {
             Ok(RateDecision::Allowed) => false,
             Ok(RateDecision::Limited { .. }) => self.lock(purpose, phone, &failures, now).await,
             Err(error) => {
-                tracing::error!(%error, "could not count a wrong code for the phone lockout");
+                tracing::error!(error = %error.report(), "could not count a wrong code for the phone lockout");
                 false
             }
         }
@@ -155,12 +155,12 @@ impl PhoneLockout {
             Ok(RateDecision::Limited { .. }) => return false,
             Ok(RateDecision::Allowed) => true,
             Err(error) => {
-                tracing::error!(%error, "could not lock a phone number after too many wrong codes");
+                tracing::error!(error = %error.report(), "could not lock a phone number after too many wrong codes");
                 return false;
             }
         };
         if let Err(error) = self.limiter.reset(failures).await {
-            tracing::error!(%error, "could not clear a locked phone number's count of wrong codes");
+            tracing::error!(error = %error.report(), "could not clear a locked phone number's count of wrong codes");
         }
         // The alert names the surface and the country, never the number:
         // phone numbers are personal data that logs need not hold.
@@ -192,7 +192,7 @@ impl PhoneLockout {
     /// locking sooner.
     pub async fn record_success(&self, phone: &PhoneNumber) {
         if let Err(error) = self.limiter.reset(&phone_key(&self.keys, Count::Failures, phone)).await {
-            tracing::error!(%error, "could not clear a phone number's count of wrong codes");
+            tracing::error!(error = %error.report(), "could not clear a phone number's count of wrong codes");
         }
     }
 }

@@ -23,60 +23,7 @@ use crate::{
     time::Timestamp,
 };
 
-/// When an account locks, and for how long. After `after_failures`
-/// consecutive failed sign-ins the account is locked for `base`; each
-/// further failure once a lock has ended doubles the lock, up to `max`. A
-/// successful sign-in (or a completed password reset) starts over.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LockoutPolicy {
-    /// Consecutive failures that lock the account; 0 never locks.
-    pub after_failures: u32,
-    pub base: Duration,
-    pub max: Duration,
-}
-
-impl Default for LockoutPolicy {
-    /// 5 failures lock for a minute, then 2, 4, … minutes, at most an hour.
-    fn default() -> Self {
-        Self {
-            after_failures: 5,
-            base: Duration::from_secs(60),
-            max: Duration::from_secs(3600),
-        }
-    }
-}
-
-impl LockoutPolicy {
-    /// How long the account locks once it has `failures` consecutive
-    /// failures (`None`: not yet).
-    pub fn lock_for(&self, failures: u32) -> Option<Duration> {
-        if self.after_failures == 0 || failures < self.after_failures {
-            return None;
-        }
-        let doublings = (failures - self.after_failures).min(31);
-        let lock = self.base.saturating_mul(1u32 << doublings);
-        Some(lock.min(self.max))
-    }
-
-    /// The lock of each failure count from the first that locks up to the
-    /// first whose lock is `max`: past the last entry every lock is `max`.
-    /// Adapters turn it into one conditional update.
-    pub fn steps(&self) -> Vec<(u32, Duration)> {
-        let mut steps = Vec::new();
-        if self.after_failures == 0 {
-            return steps;
-        }
-        let mut failures = self.after_failures;
-        while let Some(lock) = self.lock_for(failures) {
-            steps.push((failures, lock));
-            if lock >= self.max || steps.len() >= 32 {
-                break;
-            }
-            failures += 1;
-        }
-        steps
-    }
-}
+pub use crate::ports::accounts::LockoutPolicy;
 
 /// The sign-in limits, all configurable (`[sign_in]`).
 #[derive(Debug, Clone)]
@@ -173,7 +120,7 @@ impl SignInGuard {
         let decision = match limiter.acquire(key, rule, now).await {
             Ok(decision) => decision,
             Err(error) if self.limits.fail_open => {
-                tracing::error!(%error, "rate limiter unavailable; allowing the request (rate_limit.fail_open)");
+                tracing::error!(error = %error.report(), "rate limiter unavailable; allowing the request (rate_limit.fail_open)");
                 RateDecision::Allowed
             }
             Err(error) => return Err(Refusal::Store(error)),

@@ -68,11 +68,11 @@ struct Down;
 #[async_trait]
 impl RateLimiter for Down {
     async fn acquire(&self, _: &str, _: RateRule, _: Timestamp) -> Result<RateDecision, StoreError> {
-        Err(StoreError("redis down".into()))
+        Err(StoreError::new("acquire", "redis down"))
     }
 
     async fn acquire_all(&self, _: &[RateKey], _: Timestamp) -> Result<BatchDecision, StoreError> {
-        Err(StoreError("redis down".into()))
+        Err(StoreError::new("acquire_all", "redis down"))
     }
 }
 

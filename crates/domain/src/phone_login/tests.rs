@@ -352,7 +352,7 @@ impl UserStore for FailsOnce {
         verification: PhoneVerification,
     ) -> Result<Option<(crate::user::User, bool)>, StoreError> {
         if !self.failed.swap(true, std::sync::atomic::Ordering::SeqCst) {
-            return Err(StoreError("the access code insert failed".into()));
+            return Err(StoreError::new("insert_access_code", "the access code insert failed"));
         }
         self.inner.consume_verifying(challenge, verification).await
     }

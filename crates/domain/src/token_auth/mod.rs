@@ -21,17 +21,16 @@ use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 
 use crate::{
     abuse::sign_in::SignInGuard,
-    account::{Email, PasswordHash},
     delivery::Messenger,
     otp::{CodeLength, OtpEngine, OtpPolicy, SecretHash},
     outbox::OutboxStore,
-    phone::{PhoneNumber, PhonePolicy},
+    phone::PhonePolicy,
     ports::{
         AccessCodeStore, AccountStore, ApplicationStore, PasswordHasher, PasswordScreen, SessionStore, StoreError,
         TokenIssuer, UserStore,
     },
     time::Timestamp,
-    user::{User, UserId},
+    user::UserId,
 };
 
 pub mod admin;
@@ -54,85 +53,10 @@ pub use sign_in::{SignInError, SignInRequest, SignedIn};
 /// Bytes of randomness in opaque tokens (session, application, reset).
 const TOKEN_BYTES: usize = 16;
 
-/// A user with what signing in by password needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Account {
-    pub user: User,
-    pub password_hash: Option<PasswordHash>,
-}
-
-/// An account to create.
-#[derive(Debug, Clone)]
-pub struct NewAccount {
-    pub email: Email,
-    pub password_hash: PasswordHash,
-    pub first_name: Option<String>,
-    pub last_name: Option<String>,
-    pub phone: Option<PhoneNumber>,
-    pub created_at: Timestamp,
-}
-
-/// The device a session token is issued to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SessionDevice {
-    pub device_token: String,
-    pub mobile_os: Option<MobileOs>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MobileOs {
-    Android,
-    Ios,
-}
-
-impl MobileOs {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Android => "android",
-            Self::Ios => "ios",
-        }
-    }
-}
-
-/// A session token to store.
-#[derive(Debug, Clone)]
-pub struct NewSession {
-    pub user_id: UserId,
-    pub application_id: Option<i64>,
-    pub device: Option<SessionDevice>,
-    pub token_hash: SecretHash,
-    pub created_at: Timestamp,
-    pub expires_at: Timestamp,
-}
-
-/// A stored session token.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SessionRecord {
-    pub id: i64,
-    pub user_id: UserId,
-    pub application_id: Option<String>,
-    pub created_at: Timestamp,
-    pub expires_at: Timestamp,
-    pub revoked: bool,
-}
-
-/// A password reset to store.
-#[derive(Debug, Clone)]
-pub struct NewPasswordReset {
-    pub user_id: UserId,
-    pub token_hash: SecretHash,
-    pub created_at: Timestamp,
-    pub expires_at: Timestamp,
-}
-
-/// How completing a reset went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ResetOutcome {
-    Done(UserId),
-    NotFound,
-    Expired,
-    AlreadyUsed,
-}
+pub use crate::ports::{
+    accounts::{Account, NewAccount, NewPasswordReset, ResetOutcome},
+    sessions::{MobileOs, NewSession, SessionDevice, SessionRecord},
+};
 
 /// An opaque token text (session, application or reset). Redacted in `Debug`.
 pub struct OpaqueToken(String);

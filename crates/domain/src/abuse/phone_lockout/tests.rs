@@ -92,7 +92,7 @@ struct Flaky {
 impl Flaky {
     fn check(&self) -> Result<(), StoreError> {
         if self.down.load(std::sync::atomic::Ordering::Relaxed) {
-            return Err(StoreError("redis down".into()));
+            return Err(StoreError::new("acquire", "redis down"));
         }
         Ok(())
     }

@@ -1,0 +1,130 @@
+//! Providers that deliver messages: text, voice, email, and hosted
+//! verification (a provider that makes and checks codes itself).
+
+use async_trait::async_trait;
+use secrecy::SecretString;
+
+use crate::{
+    account::Email,
+    otp::code::{Channel, OtpCode},
+    phone::PhoneNumber,
+};
+
+/// An email to send. The bodies may contain a secret link, so they are secret.
+#[derive(Debug)]
+pub struct OutgoingMail {
+    pub to: Email,
+    pub subject: String,
+    pub text_body: SecretString,
+    pub html_body: SecretString,
+}
+
+/// Sends email.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait Mailer: Send + Sync {
+    /// Hands `mail` to the mail server. Implementations must not log bodies.
+    async fn send(&self, mail: &OutgoingMail) -> Result<(), DeliveryError>;
+}
+
+/// A text message to send. The body contains a code, so it is a secret.
+#[derive(Debug)]
+pub struct OutgoingSms {
+    pub to: PhoneNumber,
+    pub body: SecretString,
+}
+
+/// Why a message could not be delivered to the provider. Messages are for
+/// logs and the outbox's `last_error`: they never contain a code, a token,
+/// a credential, the recipient or the message's text, and adapters put in
+/// them only a provider's code and status, never its free text (which may
+/// echo the recipient).
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    /// The provider says the number cannot receive messages (Twilio 21211,
+    /// 21614, 60200).
+    #[error("the provider rejected the number")]
+    InvalidNumber,
+    /// The provider refused this message for good for another reason: the
+    /// recipient opted out (Twilio 21610), the account may not send to the
+    /// number's region (21408), or the mail server answered a permanent
+    /// (5xx) error. No retry can succeed, so the message fails at once.
+    /// The text names the provider and its code only (`twilio 21610`,
+    /// `smtp 550`).
+    #[error("the provider refused the message for good ({0})")]
+    Rejected(String),
+    /// The provider is rate-limiting us or this number (Twilio 20429, 60203,
+    /// 60212); try again after `retry_after` if known.
+    #[error("the provider is rate-limiting requests")]
+    RateLimited { retry_after: Option<std::time::Duration> },
+    /// Credentials or settings are wrong (Twilio 20003): no retry helps.
+    #[error("the provider refused our credentials or settings: {0}")]
+    Misconfigured(String),
+    /// The provider is unreachable, failing or timing out, after retries.
+    #[error("the provider is unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl DeliveryError {
+    /// A short, fixed name for metrics: `invalid_number`, `rejected`,
+    /// `rate_limited`, `misconfigured` or `unavailable`.
+    pub const fn kind(&self) -> &'static str {
+        match self {
+            Self::InvalidNumber => "invalid_number",
+            Self::Rejected(_) => "rejected",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::Misconfigured(_) => "misconfigured",
+            Self::Unavailable(_) => "unavailable",
+        }
+    }
+}
+
+/// What a provider that checks codes itself says of a code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostedCheck {
+    /// The code is right (Twilio Verify status `approved`).
+    Approved,
+    /// The code is wrong (status `pending`).
+    Rejected,
+    /// No verification is pending for the number: expired, used up or
+    /// never started (Twilio 404 / 20404).
+    NotFound,
+}
+
+/// A provider that generates, delivers and checks codes itself (Twilio
+/// Verify). phonegate still records each challenge (attempts, expiry, single
+/// use); only the code lives at the provider.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait HostedVerification: Send + Sync {
+    /// Asks the provider to send a new code to `to` by `channel`, in `locale`
+    /// (e.g. `en`).
+    async fn start(&self, to: &PhoneNumber, channel: Channel, locale: &str) -> Result<(), DeliveryError>;
+
+    /// Asks the provider whether `code` is the code it sent to `to`.
+    async fn check(&self, to: &PhoneNumber, code: &OtpCode) -> Result<HostedCheck, DeliveryError>;
+}
+
+/// Sends text messages.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait SmsSender: Send + Sync {
+    /// Hands `message` to the provider. Implementations must not log the body.
+    async fn send_sms(&self, message: &OutgoingSms) -> Result<(), DeliveryError>;
+}
+
+/// A voice call that reads a code aloud. The text contains the code.
+#[derive(Debug)]
+pub struct OutgoingCall {
+    pub to: PhoneNumber,
+    pub spoken_text: SecretString,
+}
+
+/// Places voice calls that read a code aloud.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait VoiceCaller: Send + Sync {
+    /// Asks the provider to call `call.to` and speak the text. Implementations
+    /// must not log the text.
+    async fn call(&self, call: &OutgoingCall) -> Result<(), DeliveryError>;
+}

@@ -1,0 +1,57 @@
+//! Counters for `/metrics`.
+
+/// Counts what the use cases, the dispatcher and the provider clients do,
+/// for `/metrics`. Every label is a fixed name chosen by the caller (a
+/// purpose, a channel, an outcome, a provider's numeric error code), never
+/// user input or a secret, so the number of series stays bounded. Calls are
+/// cheap, synchronous and cannot fail.
+pub trait Metrics: Send + Sync + std::fmt::Debug {
+    /// One delivery attempt of an outbox message ended. `purpose` is the
+    /// message's (`pin_auth`, `password_reset`, …), `kind` its envelope's
+    /// ([`super::outbox::Envelope::kind`]) and `outcome` the
+    /// [`super::outbox::DeliveryOutcome::state`]-like `sent`, `retry`,
+    /// `failed` or `dropped`.
+    fn delivery(&self, purpose: &'static str, kind: &'static str, outcome: &'static str);
+
+    /// A code check ended: `outcome` is `verified`, `wrong_code`,
+    /// `not_found`, `expired`, `exhausted`, `closed`, `refused`, `locked`
+    /// (the number is locked out: the code was not compared) or `error`.
+    fn code_check(&self, purpose: &'static str, outcome: &'static str);
+
+    /// A call to a provider (`operation` is `send_sms`, `call`,
+    /// `verify_start`, `verify_check` or `send_mail`) took `elapsed` and
+    /// ended with `outcome`: `ok` or a [`super::DeliveryError::kind`].
+    fn provider_call(
+        &self,
+        provider: &'static str,
+        operation: &'static str,
+        elapsed: std::time::Duration,
+        outcome: &'static str,
+    );
+
+    /// A provider answered an error with its own code (Twilio's `21211`,
+    /// `20003`, …, or `none` when its answer had none).
+    fn provider_error_code(&self, provider: &'static str, operation: &'static str, code: &str);
+
+    /// A phone number was locked out of code checks and sends after too
+    /// many wrong codes; `purpose` is the surface of the check that locked
+    /// it. Components that do not report it need not implement it.
+    fn phone_locked(&self, purpose: &'static str) {
+        let _ = purpose;
+    }
+}
+
+/// Metrics that go nowhere: the default of every component that counts, so
+/// unit tests and tools need not wire a registry.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoMetrics;
+
+impl Metrics for NoMetrics {
+    fn delivery(&self, _: &'static str, _: &'static str, _: &'static str) {}
+
+    fn code_check(&self, _: &'static str, _: &'static str) {}
+
+    fn provider_call(&self, _: &'static str, _: &'static str, _: std::time::Duration, _: &'static str) {}
+
+    fn provider_error_code(&self, _: &'static str, _: &'static str, _: &str) {}
+}

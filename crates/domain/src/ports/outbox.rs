@@ -1,0 +1,147 @@
+//! The outbox: every text, call and email is written here in the same
+//! transaction as the challenge or reset it belongs to, and delivered from
+//! here by the dispatcher.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::{OutgoingCall, OutgoingMail, OutgoingSms, StoreError};
+use crate::{otp::code::Channel, phone::PhoneNumber, time::Timestamp};
+
+/// What to hand to which provider.
+#[derive(Debug)]
+pub enum Envelope {
+    /// A text message with our own code in it.
+    Sms(OutgoingSms),
+    /// A call reading our own code aloud.
+    Call(OutgoingCall),
+    /// Ask a provider that makes its own codes (Twilio Verify) to send one.
+    Hosted {
+        to: PhoneNumber,
+        channel: Channel,
+        locale: String,
+    },
+    /// An email (password reset instructions).
+    Mail(OutgoingMail),
+}
+
+impl Envelope {
+    /// A short name for logs and metrics: `sms`, `call`, `hosted_sms`,
+    /// `hosted_call` or `mail`.
+    pub const fn kind(&self) -> &'static str {
+        match self {
+            Self::Sms(_) => "sms",
+            Self::Call(_) => "call",
+            Self::Hosted {
+                channel: Channel::Sms, ..
+            } => "hosted_sms",
+            Self::Hosted {
+                channel: Channel::Call, ..
+            } => "hosted_call",
+            Self::Mail(_) => "mail",
+        }
+    }
+}
+
+/// A message to write to the outbox.
+#[derive(Debug)]
+pub struct OutboxMessage {
+    pub envelope: Envelope,
+    /// What the message is for (`pin_auth`, `password_reset`, …), for logs.
+    pub purpose: &'static str,
+    pub created_at: Timestamp,
+    /// After this the message is useless (its code or link has expired) and
+    /// is dropped instead of delivered.
+    pub not_after: Timestamp,
+}
+
+/// What a write that may send something puts into the outbox.
+#[derive(Debug)]
+pub enum Outgoing {
+    /// A message to deliver.
+    Message(OutboxMessage),
+    /// A message composed and written like a real one but never delivered,
+    /// for a request about an unknown number or email, so that it does
+    /// exactly the same work as one about a known number and cannot be told
+    /// apart by its timing. Its code or link works nowhere.
+    Decoy(OutboxMessage),
+    /// Nothing at all (test numbers receive nothing).
+    Nothing,
+}
+
+/// A message claimed for delivery. The claim is a lease: until it ends no
+/// other dispatcher takes the message, and only the holder of `lease` can
+/// record how delivery went.
+#[derive(Debug)]
+pub struct ClaimedMessage {
+    pub id: i64,
+    pub lease: i64,
+    /// Delivery attempts so far, this one included.
+    pub attempts: u32,
+    pub message: OutboxMessage,
+}
+
+/// How a delivery attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryOutcome {
+    /// The provider accepted the message.
+    Sent,
+    /// Try again at `at`; `error` says what went wrong (no secret in it).
+    Retry { at: Timestamp, error: String },
+    /// The provider refused the message for good (e.g. the number cannot
+    /// receive texts).
+    Failed { error: String },
+    /// The message expired before it could be delivered.
+    Dropped { error: String },
+}
+
+impl DeliveryOutcome {
+    pub const fn state(&self) -> &'static str {
+        match self {
+            Self::Sent => "sent",
+            Self::Retry { .. } => "pending",
+            Self::Failed { .. } => "failed",
+            Self::Dropped { .. } => "dropped",
+        }
+    }
+}
+
+/// How much is waiting in the outbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Backlog {
+    /// Messages not yet delivered, failed or dropped.
+    pub pending: u64,
+    /// How long the oldest of them has waited.
+    pub oldest_age: Option<Duration>,
+}
+
+/// The outbox as the dispatcher sees it. Messages are written by the stores
+/// that write challenges and resets, in the same transaction.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait OutboxStore: Send + Sync {
+    /// Writes `decoy` (never delivered) and a stand-in row in one
+    /// transaction: as much store work as a password reset with its email,
+    /// for a reset requested for an unknown email.
+    async fn enqueue_decoy(&self, decoy: OutboxMessage, now: Timestamp) -> Result<(), StoreError>;
+
+    /// Claims up to `limit` pending messages that are due at `now` and not
+    /// leased by anyone (or whose lease ended), oldest first, leasing them
+    /// until `now + lease` and counting one attempt on each. Concurrent
+    /// callers, in this or other processes, never claim the same message
+    /// while its lease runs.
+    async fn claim_due(&self, now: Timestamp, lease: Duration, limit: u32) -> Result<Vec<ClaimedMessage>, StoreError>;
+
+    /// Extends the claim on `id` under `lease` to `until`, right before an
+    /// attempt. Returns `false` if the lease was lost (it ended and someone
+    /// else claimed the message): the caller must then not send it.
+    async fn extend_lease(&self, id: i64, lease: i64, until: Timestamp) -> Result<bool, StoreError>;
+
+    /// Records how the attempt on `id` under `lease` ended. Does nothing if
+    /// the lease was lost (it ended and someone else claimed the message).
+    async fn finish(&self, id: i64, lease: i64, outcome: DeliveryOutcome, now: Timestamp) -> Result<(), StoreError>;
+
+    /// How many messages wait, and for how long the oldest has.
+    async fn backlog(&self, now: Timestamp) -> Result<Backlog, StoreError>;
+}

@@ -1,6 +1,7 @@
 //! Requesting and completing a password reset.
 
 use super::*;
+use crate::account::Email;
 
 #[test]
 fn a_reset_for_an_unknown_email_sends_nothing() {

@@ -176,6 +176,11 @@ fn insert_path(map: &mut Map<String, Value>, head: &str, path: &[&str], value: S
 }
 
 impl Params {
+    /// Decodes the parameters into a surface's typed request.
+    pub fn decode<T: serde::de::DeserializeOwned>(self) -> Result<T, serde_json::Error> {
+        serde_json::from_value(Value::Object(self.0))
+    }
+
     /// A string field; numbers and booleans are accepted as their text.
     /// `None` when absent or null.
     pub fn text(&self, key: &str) -> Option<String> {

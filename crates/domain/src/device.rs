@@ -109,7 +109,10 @@ mod tests {
 
     #[test]
     fn handles_are_trimmed_and_bounded_in_bytes() {
-        assert_eq!(PushHandle::parse(" reg-id ").map(|h| h.as_str().to_owned()), Ok("reg-id".to_owned()));
+        assert_eq!(
+            PushHandle::parse(" reg-id ").map(|h| h.as_str().to_owned()),
+            Ok("reg-id".to_owned())
+        );
         assert_eq!(PushHandle::parse(" \t").err(), Some(PushHandleError::Blank));
         assert!(PushHandle::parse(&"a".repeat(MAX_HANDLE_BYTES)).is_ok());
         assert_eq!(

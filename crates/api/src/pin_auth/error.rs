@@ -257,7 +257,10 @@ mod tests {
                 MobileError::WrongPrefix(hong_kong),
                 "Mobile must begin with +8525, +8526, or +8529",
             ),
-            (MobileError::WrongPrefix(vec!["é".into(), "ê".into()]), "Mobile must begin with é or ê"),
+            (
+                MobileError::WrongPrefix(vec!["é".into(), "ê".into()]),
+                "Mobile must begin with é or ê",
+            ),
             (MobileError::WrongLength(7), "Mobile must contain a further 7 digits"),
             (MobileError::Malformed, "Mobile is invalid"),
         ] {
@@ -276,7 +279,10 @@ mod tests {
             message(RequestError::Platform(PushPlatformError::Blank)),
             bad("Platform can't be blank")
         );
-        assert_eq!(message(RequestError::Handle(PushHandleError::Blank)), bad("Handle can't be blank"));
+        assert_eq!(
+            message(RequestError::Handle(PushHandleError::Blank)),
+            bad("Handle can't be blank")
+        );
         assert_eq!(
             message(RequestError::Handle(PushHandleError::TooLong)),
             bad("Handle is too long (maximum is 4096 characters)")
@@ -293,7 +299,10 @@ mod tests {
             message(VerifyError::AttemptsExhausted),
             unprocessable("Too many failed attempts. Please request a new pin.")
         );
-        assert_eq!(message(RequestError::BlankKey), unprocessable("Otp auth key can't be blank"));
+        assert_eq!(
+            message(RequestError::BlankKey),
+            unprocessable("Otp auth key can't be blank")
+        );
         assert_eq!(message(RequestError::BlankPin), unprocessable("Pin can't be blank"));
         assert_eq!(
             message(RequestError::TooLong(Field::FirstName)),
@@ -312,10 +321,7 @@ mod tests {
         let response = ApiError::from(StoreError("database down".into())).into_response();
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert!(
-            response
-                .extensions()
-                .get::<crate::failure::FailureReport>()
-                .is_some(),
+            response.extensions().get::<crate::failure::FailureReport>().is_some(),
             "the middleware logs the source"
         );
         let response = ApiError::from(AuthError::UnknownUser).into_response();

@@ -281,10 +281,7 @@ mod tests {
     fn the_spec_states_what_the_edge_enforces() {
         let settings = settings();
         let long = "a".repeat(256);
-        let send_pin = [
-            (json!({"mobile": "+85261677528"}), true),
-            (json!({}), false),
-        ];
+        let send_pin = [(json!({"mobile": "+85261677528"}), true), (json!({}), false)];
         for (request, valid) in send_pin {
             assert_eq!(spec_accepts("PinAuthSendPinRequest", &request), valid, "{request}");
             let edge = decode::<SendPinRequest>(&request).into_mobile(&settings.mobile_rule);
@@ -296,12 +293,21 @@ mod tests {
                     "address_attributes": {"district_id": "1", "address_type": "Profile"}}}),
                 true,
             ),
-            (json!({"user_auth": {"mobile": "+85251224538", "address_attributes": {"district_id": 3}}}), true),
+            (
+                json!({"user_auth": {"mobile": "+85251224538", "address_attributes": {"district_id": 3}}}),
+                true,
+            ),
             (json!({}), false),
             (json!({"user_auth": {"mobile": "+85251224538"}}), false),
             (json!({"user_auth": {"address_attributes": {}}}), false),
-            (json!({"user_auth": {"mobile": "+85251224538", "first_name": long, "address_attributes": {}}}), false),
-            (json!({"user_auth": {"mobile": "+85251224538", "address_attributes": {"street": long}}}), false),
+            (
+                json!({"user_auth": {"mobile": "+85251224538", "first_name": long, "address_attributes": {}}}),
+                false,
+            ),
+            (
+                json!({"user_auth": {"mobile": "+85251224538", "address_attributes": {"street": long}}}),
+                false,
+            ),
             (
                 json!({"user_auth": {"mobile": "+85251224538", "address_attributes": {"district_id": "north"}}}),
                 false,
@@ -322,7 +328,10 @@ mod tests {
             (json!({"otp_auth_key": "", "pin": "1234"}), false),
             (json!({"otp_auth_key": "garbage", "pin": "1234"}), false),
             // The last character before the padding carries 2 unused bits.
-            (json!({"otp_auth_key": "/JqONEgEjrZefDV3ZIQsNB==", "pin": "1234"}), false),
+            (
+                json!({"otp_auth_key": "/JqONEgEjrZefDV3ZIQsNB==", "pin": "1234"}),
+                false,
+            ),
             (json!({"otp_auth_key": key, "pin": "12a4"}), false),
             (json!({"otp_auth_key": key, "pin": 12}), false),
         ];
@@ -341,7 +350,11 @@ mod tests {
             (json!({"handle": "h".repeat(4097), "platform": "gcm"}), false),
         ];
         for (request, valid) in register {
-            assert_eq!(spec_accepts("PinAuthRegisterDeviceRequest", &request), valid, "{request}");
+            assert_eq!(
+                spec_accepts("PinAuthRegisterDeviceRequest", &request),
+                valid,
+                "{request}"
+            );
             let edge = decode::<RegisterDeviceRequest>(&request).into_registration();
             assert_eq!(edge.is_ok(), valid, "{request}");
         }

@@ -17,7 +17,9 @@ use phonegate_domain::{
     device::{PushHandle, PushHandleError, PushPlatform, PushPlatformError},
     otp::OtpCode,
     phone::{MobileError, MobileRule, PhoneNumber},
-    pin_auth::{BearerToken, OtpAuthKey, OtpAuthKeyError, PinAuthSettings, PinError, ProfileText, Signup, SignupAddress},
+    pin_auth::{
+        BearerToken, OtpAuthKey, OtpAuthKeyError, PinAuthSettings, PinError, ProfileText, Signup, SignupAddress,
+    },
 };
 use serde::{Deserialize, Deserializer, de::DeserializeOwned};
 use serde_json::Value;
@@ -243,9 +245,7 @@ pub(super) fn bearer(headers: &HeaderMap) -> Result<BearerToken, RequestError> {
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.trim().split_once(' '))
         .and_then(|(scheme, token)| scheme.eq_ignore_ascii_case("bearer").then_some(token));
-    token
-        .and_then(BearerToken::parse)
-        .ok_or(RequestError::NoBearerToken)
+    token.and_then(BearerToken::parse).ok_or(RequestError::NoBearerToken)
 }
 
 /// A text parameter: a string, or a number or boolean as its text; any
@@ -437,7 +437,10 @@ mod tests {
             verify(json!({"otp_auth_key": "/JqONEgEjrZefDV3ZIQsNA==", "pin": "12"})),
             Some(RequestError::MalformedKeyOrPin)
         );
-        assert_eq!(verify(json!({"otp_auth_key": "/JqONEgEjrZefDV3ZIQsNA==", "pin": 1234})), None);
+        assert_eq!(
+            verify(json!({"otp_auth_key": "/JqONEgEjrZefDV3ZIQsNA==", "pin": 1234})),
+            None
+        );
     }
 
     #[test]
@@ -450,7 +453,11 @@ mod tests {
         assert!(bearer(&headers("Bearer abc")).is_ok());
         assert!(bearer(&headers("bearer  abc ")).is_ok());
         for refused in ["Basic abc", "Bearer", "Bearer   ", "abc"] {
-            assert_eq!(bearer(&headers(refused)).err(), Some(RequestError::NoBearerToken), "{refused}");
+            assert_eq!(
+                bearer(&headers(refused)).err(),
+                Some(RequestError::NoBearerToken),
+                "{refused}"
+            );
         }
         assert_eq!(bearer(&HeaderMap::new()).err(), Some(RequestError::NoBearerToken));
     }

@@ -104,7 +104,10 @@ fn current_user_profile_needs_a_valid_bearer_token() {
         assert_eq!(profile.user.id, UserId::new(1831));
         assert!(BearerToken::parse(" ").is_none(), "a blank token is no token");
         let error = service.authenticate(&bearer("forged")).unwrap_err();
-        assert!(matches!(error, AuthError::TokenRefused(TokenError::Invalid)), "{error:?}");
+        assert!(
+            matches!(error, AuthError::TokenRefused(TokenError::Invalid)),
+            "{error:?}"
+        );
         let signed_in = service.authenticate(&bearer("jwt-for-5")).unwrap();
         let error = service.current_user_profile(signed_in).await.unwrap_err();
         assert!(matches!(error, AuthError::UnknownUser), "{error:?}");

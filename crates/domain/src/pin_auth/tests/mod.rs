@@ -139,7 +139,10 @@ fn unknown_mobile_gets_a_random_key_of_the_same_shape_and_no_sms() {
 fn invalid_mobiles_are_refused_by_the_rule() {
     let rule = &settings().mobile_rule;
     assert_eq!(rule.parse(""), Err(MobileError::Blank));
-    assert_eq!(rule.parse("+9101234567"), Err(MobileError::WrongCountry("+852".to_owned())));
+    assert_eq!(
+        rule.parse("+9101234567"),
+        Err(MobileError::WrongCountry("+852".to_owned()))
+    );
 }
 
 #[test]
@@ -179,7 +182,10 @@ fn a_pin_is_queued_with_its_challenge_and_an_unknown_mobile_gets_a_decoy_row() {
         service.send_pin(&mobile(KNOWN), &Client::default()).await.unwrap();
         assert_eq!(world.sent_count(), 1);
         assert_eq!(*world.decoys.lock().unwrap(), 0);
-        service.send_pin(&mobile("+85291234567"), &Client::default()).await.unwrap();
+        service
+            .send_pin(&mobile("+85291234567"), &Client::default())
+            .await
+            .unwrap();
         assert_eq!(world.sent_count(), 1, "nothing is queued for an unknown mobile");
         assert_eq!(*world.decoys.lock().unwrap(), 1, "but a decoy row is written");
     });

@@ -23,10 +23,7 @@ fn wrong_pin_is_refused() {
         let (world, service) = setup();
         let key = service.send_pin(&mobile(KNOWN), &Client::default()).await.unwrap();
         let wrong = if world.last_code() == "0000" { "1111" } else { "0000" };
-        let error = service
-            .verify(&key, &pin(wrong), &Client::default())
-            .await
-            .unwrap_err();
+        let error = service.verify(&key, &pin(wrong), &Client::default()).await.unwrap_err();
         assert!(matches!(error, VerifyError::WrongPin), "{error:?}");
     });
 }
@@ -66,16 +63,10 @@ fn five_wrong_pins_kill_the_challenge_and_the_sixth_is_refused_even_when_correct
         let code = world.last_code();
         let wrong = if code == "0000" { "1111" } else { "0000" };
         for _ in 0..5 {
-            let error = service
-                .verify(&key, &pin(wrong), &Client::default())
-                .await
-                .unwrap_err();
+            let error = service.verify(&key, &pin(wrong), &Client::default()).await.unwrap_err();
             assert!(matches!(error, VerifyError::WrongPin), "{error:?}");
         }
-        let error = service
-            .verify(&key, &pin(&code), &Client::default())
-            .await
-            .unwrap_err();
+        let error = service.verify(&key, &pin(&code), &Client::default()).await.unwrap_err();
         assert!(matches!(error, VerifyError::AttemptsExhausted), "{error:?}");
     });
 }
@@ -88,10 +79,7 @@ fn the_fifth_attempt_may_still_be_the_right_one() {
         let code = world.last_code();
         let wrong = if code == "0000" { "1111" } else { "0000" };
         for _ in 0..4 {
-            service
-                .verify(&key, &pin(wrong), &Client::default())
-                .await
-                .unwrap_err();
+            service.verify(&key, &pin(wrong), &Client::default()).await.unwrap_err();
         }
         service.verify(&key, &pin(&code), &Client::default()).await.unwrap();
     });
@@ -143,10 +131,7 @@ fn a_consumed_pin_cannot_be_used_again() {
         let key = service.send_pin(&mobile(KNOWN), &Client::default()).await.unwrap();
         let code = world.last_code();
         service.verify(&key, &pin(&code), &Client::default()).await.unwrap();
-        let error = service
-            .verify(&key, &pin(&code), &Client::default())
-            .await
-            .unwrap_err();
+        let error = service.verify(&key, &pin(&code), &Client::default()).await.unwrap_err();
         assert!(matches!(error, VerifyError::WrongPin), "{error:?}");
     });
 }
@@ -165,7 +150,10 @@ fn malformed_keys_and_pins_are_refused_by_parsing() {
         assert_eq!(settings.parse_pin(malformed), Err(PinError::Malformed), "{malformed}");
     }
     assert_eq!(settings.parse_pin(" "), Err(PinError::Blank));
-    assert_eq!(settings.parse_pin(" 1234 ").map(|pin| pin.expose().to_owned()), Ok("1234".to_owned()));
+    assert_eq!(
+        settings.parse_pin(" 1234 ").map(|pin| pin.expose().to_owned()),
+        Ok("1234".to_owned())
+    );
 }
 
 #[test]

@@ -75,27 +75,6 @@ pub fn mounted_routes() -> Vec<MountedRoute> {
     .concat()
 }
 
-/// How a refused send or check maps onto a surface's answer.
-enum RefusalAnswer {
-    /// 429 with `Retry-After`.
-    TooMany(Option<Duration>),
-    /// The number is one we do not send to: the surface's "invalid number".
-    BadNumber,
-    /// The limiter could not be read: 503.
-    Unavailable(phonegate_domain::StoreError),
-}
-
-fn refusal_answer(refusal: phonegate_domain::abuse::Refusal) -> RefusalAnswer {
-    use phonegate_domain::abuse::Refusal;
-    match refusal {
-        Refusal::RateLimited { retry_after } | Refusal::BudgetExhausted { retry_after } => {
-            RefusalAnswer::TooMany(Some(retry_after))
-        }
-        Refusal::DestinationNotAllowed | Refusal::NotMobile => RefusalAnswer::BadNumber,
-        Refusal::Store(error) => RefusalAnswer::Unavailable(error),
-    }
-}
-
 /// Adds `Retry-After` (whole seconds, at least 1) to a 429 response.
 fn with_retry_after(mut response: axum::response::Response, retry_after: Option<Duration>) -> axum::response::Response {
     if let Some(wait) = retry_after {

@@ -20,7 +20,7 @@ use axum::{
 use utoipa::{
     Modify, OpenApi,
     openapi::{
-        Object, OneOfBuilder, PathItem, Schema, Type,
+        PathItem,
         path::Operation,
         security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
     },
@@ -164,16 +164,6 @@ fn operations_mut(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
     ]
     .into_iter()
     .flatten()
-}
-
-/// A parameter that may be given as a number or as text (`"1234"` or `1234`).
-pub(crate) fn integer_or_text() -> Schema {
-    Schema::OneOf(
-        OneOfBuilder::new()
-            .item(Object::with_type(Type::String))
-            .item(Object::with_type(Type::Integer))
-            .build(),
-    )
 }
 
 fn routes() -> Routes<Bytes> {

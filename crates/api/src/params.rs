@@ -217,7 +217,9 @@ impl Params {
     }
 
     /// A string field; numbers and booleans are accepted as their text.
-    /// `None` when absent or null.
+    /// `None` when absent or null. The surfaces read fields through typed
+    /// requests and [`text`]; the tests check that both read alike.
+    #[cfg(test)]
     pub fn text(&self, key: &str) -> Option<String> {
         match self.0.get(key)? {
             Value::String(text) => Some(text.clone()),
@@ -227,7 +229,10 @@ impl Params {
         }
     }
 
-    /// A nested object field; `None` when absent or not an object.
+    /// A nested object field; `None` when absent or not an object. The
+    /// surfaces read nested objects through typed requests now; the tests
+    /// of the extractor still read them this way.
+    #[cfg(test)]
     pub fn object(&self, key: &str) -> Option<Params> {
         match self.0.get(key)? {
             Value::Object(object) => Some(Params(object.clone())),
@@ -237,6 +242,7 @@ impl Params {
 
     /// An integer field, given as a JSON number or numeric text.
     /// `Ok(None)` when absent, null or empty; `Err(())` when not an integer.
+    #[cfg(test)]
     pub fn integer(&self, key: &str) -> Result<Option<i64>, ()> {
         match self.0.get(key) {
             None | Some(Value::Null) => Ok(None),

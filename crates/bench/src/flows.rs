@@ -245,18 +245,24 @@ pub async fn in_process_iteration(
     match flow {
         Flow::PinAuth => {
             let code = context.tap.expect(&phone);
+            let settings = services.pin_auth.settings();
+            let mobile = settings
+                .mobile_rule
+                .parse(&phone)
+                .map_err(|error| format!("send_pin: {error}"))?;
             let started = Instant::now();
             let key = services
                 .pin_auth
-                .send_pin(&phone, &client)
+                .send_pin(&mobile, &client)
                 .await
                 .map_err(|error| format!("send_pin: {error}"))?;
             latencies.push(micros(started));
             let pin = code.code(CODE_TIMEOUT).await?;
             let started = Instant::now();
+            let pin = settings.parse_pin(&pin).map_err(|error| format!("verify: {error}"))?;
             services
                 .pin_auth
-                .verify(key.expose(), &pin, &client)
+                .verify(&key, &pin, &client)
                 .await
                 .map_err(|error| format!("verify: {error}"))?;
             latencies.push(micros(started));

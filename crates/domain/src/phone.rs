@@ -227,25 +227,33 @@ impl PhonePolicy {
 pub struct MobileRule {
     prefixes: Vec<String>,
     digits_after_prefix: usize,
-    /// The longest prefix all allowed prefixes share (`+852`), which is what
-    /// the seed's error message names ("Mobile must begin with +852").
+    /// The longest prefix all allowed prefixes share (`+852`): a number
+    /// without it is from another country, which the surface reports apart
+    /// from a wrong prefix inside the right country.
     common_prefix: String,
 }
 
-/// Why a mobile number breaks the pin-auth rule. The `Display` text is the
-/// exact message the surface's existing clients show.
+/// Why a mobile number breaks the pin-auth rule. `Display` is for logs and
+/// never names the number; the surface words each cause for its clients.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MobileError {
-    #[error("Mobile can't be blank")]
+    #[error("the mobile number is blank")]
     Blank,
-    #[error("Mobile must begin with {0}")]
+    /// The number lacks the prefix every allowed prefix shares (carried
+    /// here): it is from another country.
+    #[error("the mobile number does not start with the country prefix {0}")]
     WrongCountry(String),
-    #[error("Mobile must begin with {0}")]
-    WrongPrefix(String),
-    #[error("Mobile must contain a further {0} digits")]
+    /// The number is from the right country but starts with none of the
+    /// allowed prefixes (all carried here, in configuration order).
+    #[error("the mobile number starts with none of the allowed prefixes {0:?}")]
+    WrongPrefix(Vec<String>),
+    /// The number has the wrong count of digits after its prefix (the
+    /// count required is carried here).
+    #[error("the mobile number does not have exactly {0} digits after its prefix")]
     WrongLength(usize),
-    #[error("Mobile is invalid")]
-    Invalid,
+    /// Characters other than digits after the prefix, or no E.164 number.
+    #[error("the mobile number is not an E.164 number")]
+    Malformed,
 }
 
 impl MobileRule {
@@ -277,7 +285,7 @@ impl MobileRule {
             return Err(MobileError::Blank);
         }
         if self.prefixes.is_empty() {
-            return PhoneNumber::parse_e164(input).map_err(|_| MobileError::Invalid);
+            return PhoneNumber::parse_e164(input).map_err(|_| MobileError::Malformed);
         }
         if !input.starts_with(&self.common_prefix) {
             return Err(MobileError::WrongCountry(self.common_prefix.clone()));
@@ -287,15 +295,15 @@ impl MobileRule {
             .iter()
             .find_map(|prefix| input.strip_prefix(prefix.as_str()))
         else {
-            return Err(MobileError::WrongPrefix(join_alternatives(&self.prefixes)));
+            return Err(MobileError::WrongPrefix(self.prefixes.clone()));
         };
         if !rest.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(MobileError::Invalid);
+            return Err(MobileError::Malformed);
         }
         if rest.len() != self.digits_after_prefix {
             return Err(MobileError::WrongLength(self.digits_after_prefix));
         }
-        PhoneNumber::parse_e164(input).map_err(|_| MobileError::Invalid)
+        PhoneNumber::parse_e164(input).map_err(|_| MobileError::Malformed)
     }
 
     /// The number as the pin-auth clients display it: without the shared
@@ -330,16 +338,6 @@ fn longest_common_prefix(items: &[String]) -> String {
     first[..len].to_owned()
 }
 
-/// `a, b, or c` as in the seed's "must begin with +8525, +8526, or +8529".
-fn join_alternatives(items: &[String]) -> String {
-    match items {
-        [] => String::new(),
-        [one] => one.clone(),
-        [a, b] => format!("{a} or {b}"),
-        [init @ .., last] => format!("{}, or {last}", init.join(", ")),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -364,21 +362,20 @@ mod tests {
             assert!(rule.parse(ok).is_ok(), "{ok}");
         }
         assert_eq!(rule.parse(""), Err(MobileError::Blank));
+        let other_country = Err(MobileError::WrongCountry("+852".to_owned()));
+        assert_eq!(rule.parse("+9101234567"), other_country);
+        assert_eq!(rule.parse("+11112345678"), other_country);
         assert_eq!(
-            rule.parse("+9101234567").map_err(|e| e.to_string()),
-            Err("Mobile must begin with +852".to_owned())
-        );
-        assert_eq!(
-            rule.parse("+11112345678").map_err(|e| e.to_string()),
-            Err("Mobile must begin with +852".to_owned())
-        );
-        assert_eq!(
-            rule.parse("+85212345678").map_err(|e| e.to_string()),
-            Err("Mobile must begin with +8525, +8526, or +8529".to_owned())
+            rule.parse("+85212345678"),
+            Err(MobileError::WrongPrefix(vec![
+                "+8525".to_owned(),
+                "+8526".to_owned(),
+                "+8529".to_owned()
+            ]))
         );
         assert_eq!(rule.parse("+8525234567"), Err(MobileError::WrongLength(7)));
         assert_eq!(rule.parse("+852523456789"), Err(MobileError::WrongLength(7)));
-        assert_eq!(rule.parse("+8525123456x"), Err(MobileError::Invalid));
+        assert_eq!(rule.parse("+8525123456x"), Err(MobileError::Malformed));
     }
 
     #[test]
@@ -448,7 +445,7 @@ mod tests {
         assert_eq!(rule.country_prefix(), "");
         assert_eq!(
             rule.parse("+85261234567"),
-            Err(MobileError::WrongPrefix("é or ê".to_owned()))
+            Err(MobileError::WrongPrefix(vec!["é".to_owned(), "ê".to_owned()]))
         );
         assert_eq!(
             MobileRule::new(vec!["+1é".into(), "+1è".into()], 0).country_prefix(),

@@ -11,138 +11,25 @@
 use std::{fmt, sync::Arc};
 
 use crate::{
-    abuse::{Client, Refusal},
+    abuse::Client,
     delivery::Messenger,
-    device::{PushHandle, PushHandleError, PushPlatform, PushPlatformError},
-    otp::{Channel, CheckError, IssueError, IssueRequest, LookupKey, OtpCode, OtpEngine, OtpPolicy, Purpose},
-    phone::{MobileError, MobileRule, PhoneNumber},
-    ports::{DeliveryError, DeviceStore, StoreError, TokenIssuer, UserStore},
-    token::{IssuedToken, TokenError},
-    user::{NewAddress, NewUser, PhoneVerification, UserId, UserProfile},
+    device::{PushHandle, PushPlatform},
+    otp::{Channel, CheckError, IssueRequest, LookupKey, OtpCode, OtpEngine, Purpose},
+    phone::PhoneNumber,
+    ports::{DeviceStore, TokenIssuer, UserStore},
+    token::IssuedToken,
+    user::{PhoneVerification, UserId, UserProfile},
 };
-use base64::{Engine as _, engine::general_purpose::STANDARD};
 
-/// The longest name or address field accepted at signup, in characters.
-pub const MAX_TEXT_CHARS: usize = 255;
+mod error;
+mod input;
 
-/// Bytes of randomness in an `otp_auth_key` (base64: 24 characters).
-const AUTH_KEY_BYTES: usize = 16;
-
-/// The key a client sends back with the pin. It cycles with every new pin.
-#[derive(Clone, PartialEq, Eq)]
-pub struct OtpAuthKey(String);
-
-impl OtpAuthKey {
-    fn encode(bytes: &[u8]) -> Self {
-        Self(STANDARD.encode(bytes))
-    }
-
-    /// Decodes a key a client sent; `None` if it cannot be one of ours.
-    fn decode(input: &str) -> Option<LookupKey> {
-        let bytes = STANDARD.decode(input.trim()).ok()?;
-        (bytes.len() == AUTH_KEY_BYTES).then(|| LookupKey::from_bytes(bytes))
-    }
-
-    /// The key text, for the response body and nothing else.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for OtpAuthKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("OtpAuthKey([redacted])")
-    }
-}
-
-/// The settings of the pin-auth surface.
-#[derive(Debug, Clone)]
-pub struct PinAuthSettings {
-    pub mobile_rule: MobileRule,
-    pub policy: OtpPolicy,
-}
-
-/// A signup as the client sends it.
-#[derive(Debug, Clone, Default)]
-pub struct SignupRequest {
-    pub mobile: String,
-    pub first_name: Option<String>,
-    pub last_name: Option<String>,
-    pub address: Option<NewAddress>,
-}
-
-/// Why a pin could not be sent.
-#[derive(Debug, thiserror::Error)]
-pub enum SendPinError {
-    #[error(transparent)]
-    InvalidMobile(#[from] MobileError),
-    /// A free-text field over [`MAX_TEXT_CHARS`]; the name is the client's
-    /// ("First name").
-    #[error("{0} is too long (maximum is 255 characters)")]
-    TooLong(&'static str),
-    /// A rate limit, the SMS budget or the destination rules refused it.
-    #[error(transparent)]
-    Refused(Refusal),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-impl From<IssueError> for SendPinError {
-    fn from(error: IssueError) -> Self {
-        match error {
-            IssueError::Refused(refusal) => Self::Refused(refusal),
-            IssueError::Store(error) => Self::Store(error),
-        }
-    }
-}
-
-/// Why a pin was not accepted.
-#[derive(Debug, thiserror::Error)]
-pub enum VerifyError {
-    #[error("Otp auth key can't be blank")]
-    MissingKey,
-    #[error("Pin can't be blank")]
-    MissingPin,
-    /// Wrong pin, unknown or superseded key, or a pin already used: one
-    /// answer for all, so a guesser learns nothing.
-    #[error("Invalid pin")]
-    InvalidPin,
-    #[error("Pin has expired")]
-    Expired,
-    #[error("Too many failed attempts. Please request a new pin.")]
-    TooManyAttempts,
-    /// The client checked too many pins (per-IP limit).
-    #[error(transparent)]
-    Refused(Refusal),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error(transparent)]
-    Token(TokenError),
-    #[error("the verification provider failed: {0}")]
-    Provider(DeliveryError),
-}
-
-/// Why a bearer token was not accepted, or the user not found.
-#[derive(Debug, thiserror::Error)]
-pub enum AuthError {
-    #[error("unauthorized: {0}")]
-    Unauthorized(&'static str),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-/// Why a device could not be registered.
-#[derive(Debug, thiserror::Error)]
-pub enum RegisterDeviceError {
-    #[error(transparent)]
-    Auth(#[from] AuthError),
-    #[error(transparent)]
-    InvalidHandle(#[from] PushHandleError),
-    #[error(transparent)]
-    InvalidPlatform(#[from] PushPlatformError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
+pub use error::{AuthError, RegisterDeviceError, SendPinError, VerifyError};
+use input::AUTH_KEY_BYTES;
+pub use input::{
+    BearerToken, MAX_TEXT_CHARS, OtpAuthKey, OtpAuthKeyError, PinAuthSettings, PinError, ProfileText, SignedIn, Signup,
+    SignupAddress, TooLong,
+};
 
 /// A successful verify: the token and the user it was issued for.
 #[derive(Debug)]
@@ -193,8 +80,9 @@ impl PinAuth {
     }
 
     fn new_key(&self) -> (OtpAuthKey, LookupKey) {
-        let bytes = self.otp.random_bytes(AUTH_KEY_BYTES);
-        (OtpAuthKey::encode(&bytes), LookupKey::from_bytes(bytes))
+        let key = OtpAuthKey::encode(self.otp.random_bytes(AUTH_KEY_BYTES));
+        let lookup = key.lookup();
+        (key, lookup)
     }
 
     fn issue_request<'a>(
@@ -232,14 +120,13 @@ impl PinAuth {
     }
 
     /// `send_pin`: a pin for a known mobile, a decoy for an unknown one.
-    pub async fn send_pin(&self, mobile: &str, client: &Client) -> Result<OtpAuthKey, SendPinError> {
-        let phone = self.settings.mobile_rule.parse(mobile)?;
-        match self.users.find_by_phone(&phone).await? {
-            Some(user) => self.challenge_user(&phone, user.id, client).await,
+    pub async fn send_pin(&self, phone: &PhoneNumber, client: &Client) -> Result<OtpAuthKey, SendPinError> {
+        match self.users.find_by_phone(phone).await? {
+            Some(user) => self.challenge_user(phone, user.id, client).await,
             None => {
                 let (key, lookup) = self.new_key();
                 self.otp
-                    .issue_decoy(self.issue_request(&phone, None, &lookup, client), &self.messenger)
+                    .issue_decoy(self.issue_request(phone, None, &lookup, client), &self.messenger)
                     .await?;
                 tracing::info!("pin requested for a number with no user; nothing sent");
                 Ok(key)
@@ -252,26 +139,12 @@ impl PinAuth {
     /// challenge and the user is created with them only when that pin is
     /// verified: a signup by someone who does not hold the number never
     /// shows its names to the number's owner, and holds the number nowhere.
-    pub async fn signup(&self, request: SignupRequest, client: &Client) -> Result<OtpAuthKey, SendPinError> {
-        let phone = self.settings.mobile_rule.parse(&request.mobile)?;
-        // Checked before the lookup, for known and unknown mobiles alike:
-        // refusing only new users' long names would tell an attacker which
-        // mobiles have accounts.
-        let address = request.address.as_ref();
-        let fields = [
-            ("First name", request.first_name.as_deref()),
-            ("Last name", request.last_name.as_deref()),
-            ("Street", address.and_then(|a| a.street.as_deref())),
-            ("Flat", address.and_then(|a| a.flat.as_deref())),
-            ("Building", address.and_then(|a| a.building.as_deref())),
-            ("Address type", address.and_then(|a| a.address_type.as_deref())),
-        ];
-        if let Some((name, _)) = fields
-            .iter()
-            .find(|(_, value)| value.is_some_and(|v| v.chars().count() > MAX_TEXT_CHARS))
-        {
-            return Err(SendPinError::TooLong(name));
-        }
+    ///
+    /// The fields were bounded when the signup was parsed, for known and
+    /// unknown mobiles alike: refusing only new users' long names would
+    /// tell an attacker which mobiles have accounts.
+    pub async fn signup(&self, signup: Signup, client: &Client) -> Result<OtpAuthKey, SendPinError> {
+        let phone = signup.phone.clone();
         if let Some(user) = self.users.find_by_phone(&phone).await? {
             return self.challenge_user(&phone, user.id, client).await;
         }
@@ -280,28 +153,20 @@ impl PinAuth {
             .otp
             .issue_unstored(self.issue_request(&phone, None, &lookup, client), &self.messenger)
             .await?;
-        let signup = NewUser {
-            phone: phone.clone(),
-            first_name: request.first_name,
-            last_name: request.last_name,
-            address: request.address,
-        };
-        self.users.store_signup(signup, challenge, outgoing).await?;
+        self.users
+            .store_signup(signup.into_new_user(), challenge, outgoing)
+            .await?;
         tracing::info!("signup pending until its pin is verified; pin queued");
         Ok(key)
     }
 
     /// `verify`: exchanges a key and pin for a JWT and the user's profile.
-    pub async fn verify(&self, otp_auth_key: &str, pin: &str, client: &Client) -> Result<Session, VerifyError> {
-        if otp_auth_key.trim().is_empty() {
-            return Err(VerifyError::MissingKey);
-        }
-        if pin.trim().is_empty() {
-            return Err(VerifyError::MissingPin);
-        }
-        // Malformed input cannot match any challenge; it spends no attempt.
-        let lookup = OtpAuthKey::decode(otp_auth_key).ok_or(VerifyError::InvalidPin)?;
-        let code = OtpCode::parse(pin, self.settings.policy.length).ok_or(VerifyError::InvalidPin)?;
+    ///
+    /// Both were parsed at the edge: a key that is not 16 bytes of base64 or
+    /// a pin of the wrong shape cannot match any challenge, and is refused
+    /// there without spending an attempt.
+    pub async fn verify(&self, key: &OtpAuthKey, pin: &OtpCode, client: &Client) -> Result<Session, VerifyError> {
+        let lookup = key.lookup();
         // The pin proves the client holds the challenge's number: in the
         // transaction that consumes it, the number's user is marked verified,
         // or created with the signup's pending fields (a decoy has no code
@@ -310,7 +175,7 @@ impl PinAuth {
         let users = &self.users;
         let checked = self
             .otp
-            .check_then(Purpose::PinAuth, &lookup, &code, None, client, |challenge| {
+            .check_then(Purpose::PinAuth, &lookup, pin, None, client, |challenge| {
                 users.consume_verifying(
                     challenge.id,
                     PhoneVerification {
@@ -329,62 +194,53 @@ impl PinAuth {
             Ok(verified) => verified,
             Err(CheckError::Refused(refusal)) => return Err(VerifyError::Refused(refusal)),
             Err(CheckError::Expired) => return Err(VerifyError::Expired),
-            Err(CheckError::Exhausted) => return Err(VerifyError::TooManyAttempts),
+            Err(CheckError::Exhausted) => return Err(VerifyError::AttemptsExhausted),
             Err(CheckError::Store(error)) => return Err(error.into()),
             Err(CheckError::Provider(error)) => return Err(VerifyError::Provider(error)),
             Err(CheckError::NotFound | CheckError::WrongCode { .. } | CheckError::Closed | CheckError::Locked) => {
-                return Err(VerifyError::InvalidPin);
+                return Err(VerifyError::WrongPin);
             }
         };
         let user_id = user.id;
-        let profile = self.users.profile(user_id).await?.ok_or(VerifyError::InvalidPin)?;
+        let profile = self.users.profile(user_id).await?.ok_or(VerifyError::WrongPin)?;
         let token = self.tokens.issue(user_id, now).map_err(VerifyError::Token)?;
         tracing::info!(user_id = user_id.get(), created, "pin verified; token issued");
         Ok(Session { token, profile })
     }
 
-    /// Verifies a bearer token and returns whom it was issued to.
-    fn authenticate(&self, bearer: Option<&str>) -> Result<UserId, AuthError> {
-        let token = bearer
-            .map(str::trim)
-            .filter(|token| !token.is_empty())
-            .ok_or(AuthError::Unauthorized("no bearer token"))?;
-        match self.tokens.verify(token, self.otp.clock().now()) {
-            Ok(claims) => Ok(claims.user_id),
-            Err(TokenError::Expired) => Err(AuthError::Unauthorized("token expired")),
-            Err(TokenError::NotYetValid) => Err(AuthError::Unauthorized("token not yet valid")),
-            Err(_) => Err(AuthError::Unauthorized("token invalid")),
-        }
+    /// Verifies a bearer token and says whom it was issued to. The user may
+    /// no longer exist; the use cases that take [`SignedIn`] check.
+    pub fn authenticate(&self, bearer: &BearerToken) -> Result<SignedIn, AuthError> {
+        self.tokens
+            .verify(bearer.expose(), self.otp.clock().now())
+            .map(|claims| SignedIn(claims.user_id))
+            .map_err(AuthError::TokenRefused)
     }
 
-    /// `current_user_profile` for the holder of `bearer`.
-    pub async fn current_user_profile(&self, bearer: Option<&str>) -> Result<UserProfile, AuthError> {
-        let user_id = self.authenticate(bearer)?;
+    /// `current_user_profile` for the holder of a verified token.
+    pub async fn current_user_profile(&self, signed_in: SignedIn) -> Result<UserProfile, AuthError> {
         self.users
-            .profile(user_id)
+            .profile(signed_in.user_id())
             .await?
-            .ok_or(AuthError::Unauthorized("user no longer exists"))
+            .ok_or(AuthError::UnknownUser)
     }
 
     /// `register_device`: records a push registration for the token's user.
     pub async fn register_device(
         &self,
-        bearer: Option<&str>,
-        handle: &str,
-        platform: &str,
+        signed_in: SignedIn,
+        handle: &PushHandle,
+        platform: PushPlatform,
     ) -> Result<(), RegisterDeviceError> {
-        let user_id = self.authenticate(bearer)?;
-        let handle = PushHandle::parse(handle)?;
-        let platform = PushPlatform::parse(platform)?;
+        let user_id = signed_in.user_id();
         // A correctly signed token can name a user this database does not
-        // have (a database restored from an older backup, or reset under the
-        // same secret). That is a refused token, as for the profile, not a
-        // store failure when the device row's foreign key is refused.
+        // have. That is a refused token, as for the profile, not a store
+        // failure when the device row's foreign key is refused.
         if self.users.profile(user_id).await?.is_none() {
-            return Err(AuthError::Unauthorized("user no longer exists").into());
+            return Err(AuthError::UnknownUser.into());
         }
         self.devices
-            .register_push(user_id, platform, &handle, self.otp.clock().now())
+            .register_push(user_id, platform, handle, self.otp.clock().now())
             .await?;
         tracing::info!(user_id = user_id.get(), platform = %platform, "push registration recorded");
         Ok(())

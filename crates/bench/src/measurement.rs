@@ -264,4 +264,3 @@ impl CpuTimes {
         self.steal.saturating_sub(start.steal) as f64 / total as f64
     }
 }
-

@@ -178,7 +178,10 @@ mod tests {
 
     #[test]
     fn flows_select_what_runs_and_later_flags_win() {
-        let options = parse(&args("--smoke --flows profile --clients 32,64 --no-scale --seconds 1.5")).unwrap();
+        let options = parse(&args(
+            "--smoke --flows profile --clients 32,64 --no-scale --seconds 1.5",
+        ))
+        .unwrap();
         assert!(options.runs(Flow::Profile));
         assert!(!options.runs(Flow::PinAuth));
         assert_eq!(options.clients, [32, 64]);
@@ -192,7 +195,10 @@ mod tests {
     #[test]
     fn bad_arguments_are_refused_with_the_usage() {
         let unknown = parse(&args("--fast")).unwrap_err().to_string();
-        assert!(unknown.contains("unknown argument \"--fast\"") && unknown.contains("usage:"), "{unknown}");
+        assert!(
+            unknown.contains("unknown argument \"--fast\"") && unknown.contains("usage:"),
+            "{unknown}"
+        );
         assert!(parse(&args("--clients 0")).is_err());
         assert!(parse(&args("--clients 129")).is_err());
         let missing = parse(&args("--server")).unwrap_err().to_string();

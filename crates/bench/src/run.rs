@@ -86,12 +86,26 @@ struct Live<'a> {
 
 impl Live<'_> {
     async fn http(&self, flow: Flow, clients: usize) -> Measured {
-        measure_http(flow, clients, self.server.addr, self.contexts, Window::new(self.options)).await
+        measure_http(
+            flow,
+            clients,
+            self.server.addr,
+            self.contexts,
+            Window::new(self.options),
+        )
+        .await
     }
 
     /// Half a measurement, for the A-B-B-A pairs.
     async fn http_half(&self, flow: Flow, clients: usize) -> Measured {
-        measure_http(flow, clients, self.server.addr, self.contexts, Window::half(self.options)).await
+        measure_http(
+            flow,
+            clients,
+            self.server.addr,
+            self.contexts,
+            Window::half(self.options),
+        )
+        .await
     }
 
     /// healthz is profile's ceiling, so it runs whenever profile does, in
@@ -109,7 +123,11 @@ impl Live<'_> {
                 rows.push(report_http(Flow::Healthz, clients, healthz));
                 rows.push(report_http(Flow::Profile, clients, profile));
             } else if self.options.runs(Flow::Healthz) {
-                rows.push(report_http(Flow::Healthz, clients, self.http(Flow::Healthz, clients).await));
+                rows.push(report_http(
+                    Flow::Healthz,
+                    clients,
+                    self.http(Flow::Healthz, clients).await,
+                ));
             }
         }
         rows
@@ -136,15 +154,8 @@ impl Live<'_> {
                     &app.dispatcher,
                     Arc::new(phonegate_adapters::clock::SystemClock),
                 );
-                let in_process = || {
-                    measure_in_process(
-                        flow,
-                        clients,
-                        &app.services,
-                        self.contexts,
-                        Window::half(self.options),
-                    )
-                };
+                let in_process =
+                    || measure_in_process(flow, clients, &app.services, self.contexts, Window::half(self.options));
                 let measured = in_process().await.merge(in_process().await);
                 background.shutdown(Duration::from_secs(10)).await;
                 self.server.resume()?;
@@ -166,7 +177,11 @@ impl Live<'_> {
         let mut rows = Vec::new();
         if self.options.runs(Flow::SignIn) {
             for &clients in &self.options.clients {
-                rows.push(report_http(Flow::SignIn, clients, self.http(Flow::SignIn, clients).await));
+                rows.push(report_http(
+                    Flow::SignIn,
+                    clients,
+                    self.http(Flow::SignIn, clients).await,
+                ));
             }
         }
         rows
@@ -290,7 +305,13 @@ mod tests {
         let order: Vec<(&str, usize)> = rows.iter().map(|row| (row.flow.as_str(), row.clients)).collect();
         assert_eq!(
             order,
-            [("healthz", 1), ("healthz", 8), ("pin-auth", 1), ("pin-auth", 8), ("profile", 1)]
+            [
+                ("healthz", 1),
+                ("healthz", 8),
+                ("pin-auth", 1),
+                ("pin-auth", 8),
+                ("profile", 1)
+            ]
         );
     }
 }

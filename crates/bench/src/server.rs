@@ -283,4 +283,3 @@ pub async fn obtain_jwts(addr: SocketAddr, tap: &Arc<Tap>, clients: usize) -> an
     }
     Ok(contexts)
 }
-

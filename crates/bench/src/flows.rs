@@ -45,6 +45,9 @@ pub enum Flow {
     Profile,
 }
 
+/// The OTP flows, each measured beside its in-process twin.
+pub const OTP_FLOWS: [Flow; 3] = [Flow::PinAuth, Flow::PhoneLogin, Flow::PhoneVerify];
+
 impl Flow {
     pub const fn name(self) -> &'static str {
         match self {

@@ -25,12 +25,6 @@ use std::{
     process::{Command, ExitCode},
 };
 
-/// Whether `tidy` fails on the seeds' client strings under
-/// `crates/domain/src`. Off while issue 15 moves the wire texts out of the
-/// domain: until then `tidy` prints what it finds without failing.
-/// `cargo xtask tidy --domain-strings` enforces it regardless.
-const DOMAIN_STRINGS_ENFORCED: bool = false;
-
 /// Crates the domain must never depend on (it does no I/O).
 const DOMAIN_FORBIDDEN: &[&str] = &[
     "sqlx",
@@ -51,11 +45,11 @@ fn main() -> ExitCode {
     let result = match task.as_str() {
         "ci" => ci(),
         "deps" => check_dependency_direction(),
-        "tidy" => tidy(env::args().skip(2).any(|arg| arg == "--domain-strings")),
+        "tidy" => tidy(),
         "bench" => bench(&env::args().skip(2).collect::<Vec<_>>()),
         _ => {
             eprintln!(
-                "usage: cargo xtask <task>\n\ntasks:\n  ci     fmt check, dependency rules, tidy, clippy -D warnings, all tests, bench smoke\n  deps   only the dependency-direction rules\n  tidy   file sizes, docs/ARCHITECTURE.md, client strings in the domain (--domain-strings to enforce), cargo doc\n  bench  the benchmark (release build); --smoke for a few seconds' check, --sqlite, --no-scale"
+                "usage: cargo xtask <task>\n\ntasks:\n  ci     fmt check, dependency rules, tidy, clippy -D warnings, all tests, bench smoke\n  deps   only the dependency-direction rules\n  tidy   file sizes, docs/ARCHITECTURE.md, client strings in the domain, cargo doc\n  bench  the benchmark (release build); --smoke for a few seconds' check, --sqlite, --no-scale"
             );
             Err("unknown task".into())
         }
@@ -85,7 +79,7 @@ fn cargo(args: &[&str]) -> Result<(), String> {
 fn ci() -> Result<(), String> {
     cargo(&["fmt", "--all", "--", "--check"])?;
     check_dependency_direction()?;
-    tidy(false)?;
+    tidy()?;
     cargo(&[
         "clippy",
         "--workspace",
@@ -230,42 +224,39 @@ fn repository_root() -> PathBuf {
 
 /// The checks of `tidy.rs`, then `cargo doc` with warnings denied. Every
 /// check runs and reports before the task fails, so one run lists
-/// everything to fix. `enforce_domain_strings` makes the client strings
-/// fail even while [`DOMAIN_STRINGS_ENFORCED`] is off.
-fn tidy(enforce_domain_strings: bool) -> Result<(), String> {
+/// everything to fix.
+fn tidy() -> Result<(), String> {
     let root = repository_root();
     let read =
         |path: &str| std::fs::read_to_string(root.join(path)).map_err(|error| format!("reading {path}: {error}"));
     let members = tidy::workspace_members(&read("Cargo.toml")?);
     let mut failed = vec![];
-    let mut report = |check: &str, findings: Vec<tidy::Finding>, enforced: bool| {
+    let mut report = |check: &str, findings: Vec<tidy::Finding>| {
         if findings.is_empty() {
             eprintln!("tidy: {check} ok");
             return;
         }
-        let verdict = if enforced { "FAILED" } else { "not enforced yet" };
-        eprintln!("tidy: {check} {verdict}, {} finding(s):", findings.len());
+        eprintln!("tidy: {check} FAILED, {} finding(s):", findings.len());
         for finding in &findings {
             eprintln!("  {finding}");
         }
-        if enforced {
-            failed.push(check.to_owned());
-        }
+        failed.push(check.to_owned());
     };
     report(
         "size budget",
         tidy::size_budget(&root, tidy::LINE_BUDGET, tidy::OVER_BUDGET),
-        true,
     );
     report(
         "docs/ARCHITECTURE.md",
         tidy::architecture(&root, &read("docs/ARCHITECTURE.md")?, &members),
-        true,
     );
     report(
         "client strings in the domain",
         tidy::domain_strings(&root, tidy::CLIENT_STRINGS),
-        DOMAIN_STRINGS_ENFORCED || enforce_domain_strings,
+    );
+    report(
+        "ports import only value modules",
+        tidy::port_imports(&root, tidy::PORT_IMPORTS),
     );
     let doc = ["doc", "--no-deps", "--workspace", "--locked"];
     eprintln!("$ RUSTDOCFLAGS=\"-D warnings\" cargo {}", doc.join(" "));

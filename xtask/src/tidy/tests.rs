@@ -156,3 +156,24 @@ fn stale_names_and_missing_sections_are_found() {
         ]
     );
 }
+
+#[test]
+fn ports_may_import_values_but_not_use_cases() {
+    let text = "//! `crate::pin_auth` in a comment is fine.\n\
+                use crate::{otp::secret::SecretHash, time::Timestamp, user::{User, UserId}};\n\
+                use crate::{otp::engine::OtpEngine, token_auth::Account};\n\
+                use super::StoreError;\n\
+                fn f(_: crate::abuse::Client, _: &crate::phone::PhoneNumber) {}\n";
+    let found: Vec<String> = port_imports_in("ports/x.rs", text, PORT_IMPORTS)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        found,
+        [
+            "ports/x.rs: a port imports `crate::otp::engine::OtpEngine`, which is not a value module",
+            "ports/x.rs: a port imports `crate::token_auth::Account`, which is not a value module",
+            "ports/x.rs: a port imports `crate::abuse::Client`, which is not a value module",
+        ]
+    );
+}

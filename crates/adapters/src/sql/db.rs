@@ -76,7 +76,7 @@ impl Backend {
 
 impl Db {
     /// Opens a pool for `url` (`sqlite://…` or `postgres://…`). Does not
-    /// migrate; call [`Db::migrate`].
+    /// migrate; call [`migrate`](super::migrate::migrate).
     pub async fn connect(url: &str, options: &DbOptions) -> Result<Self, DbError> {
         match Backend::of_url(url).ok_or(DbError::UnsupportedUrl)? {
             Backend::Sqlite => {

@@ -41,7 +41,6 @@ pub(crate) enum Failure {
         retry_after: Option<Duration>,
     },
     /// A state that should not happen (500).
-    #[allow(dead_code, reason = "no surface has a 500 of its own yet")]
     Internal(Source),
 }
 
@@ -54,7 +53,6 @@ impl Failure {
         }
     }
 
-    #[allow(dead_code, reason = "no surface has a 500 of its own yet")]
     pub(crate) fn internal(source: impl Into<Source>) -> Self {
         Self::Internal(source.into())
     }
@@ -174,7 +172,7 @@ pub(crate) async fn log_failures(request: Request, next: Next) -> Response {
         Some(FailureReport::Source(source)) => {
             tracing::error!(status = status.as_u16(), error = %Chain(source.as_ref()), "internal error");
         }
-        Some(FailureReport::Refused { reason }) => tracing::info!(reason, "token refused"),
+        Some(FailureReport::Refused { reason }) => tracing::info!(reason, "request unauthorized"),
         None if status.is_server_error() => {
             tracing::error!(status = status.as_u16(), "request failed without an error report");
         }

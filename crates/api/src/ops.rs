@@ -168,13 +168,13 @@ async fn healthz() -> Json<serde_json::Value> {
             example = json!({"status": "unavailable"})),
     )
 )]
-async fn readyz(State(readiness): State<Arc<dyn Readiness>>) -> (StatusCode, Json<serde_json::Value>) {
+async fn readyz(State(readiness): State<Arc<dyn Readiness>>) -> axum::response::Response {
+    use axum::response::IntoResponse;
     match readiness.check().await {
-        Ok(()) => (StatusCode::OK, Json(json!({"status": "ready"}))),
-        Err(error) => {
-            tracing::warn!(error = %error.report(), "not ready: database unavailable");
-            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "unavailable"})))
-        }
+        Ok(()) => (StatusCode::OK, Json(json!({"status": "ready"}))).into_response(),
+        // The failure middleware logs the cause with the request id.
+        Err(error) => crate::failure::Failure::unavailable(error)
+            .finish((StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "unavailable"}))).into_response()),
     }
 }
 

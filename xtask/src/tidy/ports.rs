@@ -111,7 +111,7 @@ fn expand_use_tree(tree: &str) -> Vec<String> {
     items
         .into_iter()
         .filter(|item| !item.is_empty())
-        .flat_map(|item| expand_use_tree(item))
+        .flat_map(expand_use_tree)
         .map(|path| format!("{prefix}{path}"))
         .collect()
 }

@@ -469,7 +469,7 @@ impl OutboxStore for SqlStore {
                 Err(error) => {
                     // A row no instance can read (sealed under another
                     // secret): fail it rather than retry it forever.
-                    tracing::error!(id = row.id, %error, "unreadable outbox row; marked failed");
+                    tracing::error!(id = row.id, error = %error.report(), "unreadable outbox row; marked failed");
                     self.finish(
                         row.id,
                         lease_token,

@@ -71,7 +71,7 @@ impl PhoneLoginRequest {
 }
 
 /// `check_pin`'s parameters.
-#[derive(Debug, Deserialize, IntoParams)]
+#[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(super) struct CheckPinRequest {
     /// The number the PIN was sent to, in any format.
@@ -89,6 +89,18 @@ pub(super) struct CheckPinRequest {
     verify_pin: Option<String>,
 }
 
+/// Shows the code and token fields only as present or absent: they are
+/// secrets, and `Debug` output may reach a log line.
+impl std::fmt::Debug for CheckPinRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CheckPinRequest")
+            .field("phone_number", &self.phone_number)
+            .field("device_id", &self.device_id)
+            .field("verify_pin", &self.verify_pin.as_ref().map(|_| "[redacted]"))
+            .finish()
+    }
+}
+
 impl CheckPinRequest {
     pub(super) fn into_domain(self, phones: &PhonePolicy, pin_length: CodeLength) -> Result<PinCheck, InvalidRequest> {
         let phone = phone(self.phone_number.as_deref(), phones)?;
@@ -100,7 +112,7 @@ impl CheckPinRequest {
 }
 
 /// `check_access_code`'s parameters.
-#[derive(Debug, Deserialize, IntoParams)]
+#[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(super) struct CheckAccessCodeRequest {
     /// The access code from `check_pin`: 32 hex digits.
@@ -111,6 +123,17 @@ pub(super) struct CheckAccessCodeRequest {
     #[serde(default, deserialize_with = "crate::params::text")]
     #[param(value_type = Option<String>)]
     device_id: Option<String>,
+}
+
+/// Shows the code and token fields only as present or absent: they are
+/// secrets, and `Debug` output may reach a log line.
+impl std::fmt::Debug for CheckAccessCodeRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CheckAccessCodeRequest")
+            .field("device_id", &self.device_id)
+            .field("access_code", &self.access_code.as_ref().map(|_| "[redacted]"))
+            .finish()
+    }
 }
 
 impl CheckAccessCodeRequest {

@@ -52,7 +52,7 @@ impl RegisterRequest {
 }
 
 /// `verify`'s parameters.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[schema(as = PhoneVerifyVerifyRequest, example = json!({
     "phone_number": "+12063721234",
     "security_code": "711146",
@@ -76,6 +76,18 @@ pub(super) struct VerifyRequest {
         pattern = r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$"
     )]
     session_token: Option<String>,
+}
+
+/// Shows the code and token fields only as present or absent: they are
+/// secrets, and `Debug` output may reach a log line.
+impl std::fmt::Debug for VerifyRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifyRequest")
+            .field("phone_number", &self.phone_number)
+            .field("security_code", &self.security_code.as_ref().map(|_| "[redacted]"))
+            .field("session_token", &self.session_token.as_ref().map(|_| "[redacted]"))
+            .finish()
+    }
 }
 
 impl VerifyRequest {

@@ -86,7 +86,7 @@ pub(super) struct SendPinRequest {
     /// The mobile with its country code, e.g. `+85262345678`. It must match
     /// the deployment's mobile rule (by default `+852`, then 5, 6 or 9, then
     /// 7 digits); a blank or missing one is answered 422.
-    #[serde(default, deserialize_with = "text")]
+    #[serde(default, deserialize_with = "crate::params::text")]
     #[schema(required = true, nullable = false)]
     mobile: Option<String>,
 }
@@ -115,15 +115,15 @@ pub(super) struct SignupRequest {
 #[schema(as = PinAuthSignupUser)]
 struct SignupUser {
     /// The mobile with its country code, e.g. `+85212345678`, as for `send_pin`.
-    #[serde(default, deserialize_with = "text")]
+    #[serde(default, deserialize_with = "crate::params::text")]
     #[schema(required = true, nullable = false)]
     mobile: Option<String>,
     /// Given name.
-    #[serde(default, deserialize_with = "text")]
+    #[serde(default, deserialize_with = "crate::params::text")]
     #[schema(max_length = 255)]
     first_name: Option<String>,
     /// Family name.
-    #[serde(default, deserialize_with = "text")]
+    #[serde(default, deserialize_with = "crate::params::text")]
     #[schema(max_length = 255)]
     last_name: Option<String>,
     #[serde(default, deserialize_with = "object")]
@@ -139,16 +139,16 @@ struct SignupAddressParams {
     #[schema(schema_with = district_schema)]
     district_id: District,
     /// e.g. `Profile` or `Collection`.
-    #[serde(default, deserialize_with = "text")]
+    #[serde(default, deserialize_with = "crate::params::text")]
     #[schema(max_length = 255)]
     address_type: Option<String>,
-    #[serde(default, deserialize_with = "text")]
+    #[serde(default, deserialize_with = "crate::params::text")]
     #[schema(max_length = 255)]
     street: Option<String>,
-    #[serde(default, deserialize_with = "text")]
+    #[serde(default, deserialize_with = "crate::params::text")]
     #[schema(max_length = 255)]
     flat: Option<String>,
-    #[serde(default, deserialize_with = "text")]
+    #[serde(default, deserialize_with = "crate::params::text")]
     #[schema(max_length = 255)]
     building: Option<String>,
 }
@@ -190,12 +190,12 @@ impl SignupRequest {
 #[schema(as = PinAuthVerifyRequest, example = json!({"otp_auth_key": "/JqONEgEjrZefDV3ZIQsNA==", "pin": "1234"}))]
 pub(super) struct VerifyRequest {
     /// The newest key from `send_pin` or `signup`: 16 bytes in base64.
-    #[serde(default, deserialize_with = "text")]
+    #[serde(default, deserialize_with = "crate::params::text")]
     #[schema(required = true, nullable = false, pattern = "^[A-Za-z0-9+/]{21}[AQgw]==$")]
     otp_auth_key: Option<String>,
     /// The pin from the SMS: as many digits as the deployment's pins have
     /// (`otp.pin_auth.length`, 4 by default), as text or a number.
-    #[serde(default, deserialize_with = "text")]
+    #[serde(default, deserialize_with = "crate::params::text")]
     #[schema(required = true, schema_with = pin_schema)]
     pin: Option<String>,
 }
@@ -220,11 +220,11 @@ impl VerifyRequest {
 #[schema(as = PinAuthRegisterDeviceRequest, example = json!({"handle": "fcm-registration-id", "platform": "fcm"}))]
 pub(super) struct RegisterDeviceRequest {
     /// The push service's registration id: not blank, at most 4096 bytes.
-    #[serde(default, deserialize_with = "text")]
+    #[serde(default, deserialize_with = "crate::params::text")]
     #[schema(required = true, nullable = false, pattern = "\\S", max_length = 4096)]
     handle: Option<String>,
     /// The push platform.
-    #[serde(default, deserialize_with = "text")]
+    #[serde(default, deserialize_with = "crate::params::text")]
     #[schema(required = true, schema_with = platform_schema)]
     platform: Option<String>,
 }
@@ -246,17 +246,6 @@ pub(super) fn bearer(headers: &HeaderMap) -> Result<BearerToken, RequestError> {
         .and_then(|value| value.trim().split_once(' '))
         .and_then(|(scheme, token)| scheme.eq_ignore_ascii_case("bearer").then_some(token));
     token.and_then(BearerToken::parse).ok_or(RequestError::NoBearerToken)
-}
-
-/// A text parameter: a string, or a number or boolean as its text; any
-/// other value counts as absent.
-fn text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
-    Ok(match Value::deserialize(deserializer)? {
-        Value::String(text) => Some(text),
-        Value::Number(number) => Some(number.to_string()),
-        Value::Bool(flag) => Some(flag.to_string()),
-        Value::Null | Value::Array(_) | Value::Object(_) => None,
-    })
 }
 
 /// A nested object parameter; any other value counts as absent.

@@ -1,26 +1,34 @@
 //! The metrics registry behind `/metrics`: labelled counters and latency
-//! histograms in memory, rendered in Prometheus' text format.
+//! histograms kept by the Prometheus project's own Rust client
+//! (`prometheus-client`), which also writes the exposition.
 //!
-//! Hand-written rather than a metrics stack: a handful of families, each a
-//! mutex-guarded map from label values to a count or a histogram. Every
-//! label value is a fixed name (a route template, a purpose, an outcome, a
-//! provider's numeric error code), never a raw path or user input, so the
-//! number of series stays small and no secret can end up in a label.
+//! `prometheus-client` rather than the `metrics` facade with its exporter:
+//! the facade keeps one global recorder per process, while phonegate builds
+//! one registry per application (the tests run dozens side by side, and
+//! each asserts its own counts). The client's registry is an ordinary
+//! value, and it brings no HTTP server of its own.
+//!
+//! Every label value is a fixed name (a route template, a purpose, an
+//! outcome, a provider's error code), never a raw path or user input, so
+//! the number of series stays small and no secret can end up in a label.
+//! The one value a provider chooses, its error code, is escaped on the way
+//! out all the same, because the client writes label values verbatim.
 
-use std::{
-    collections::BTreeMap,
-    fmt::Write as _,
-    sync::{Arc, Mutex},
-    time::{Duration, Instant},
-};
+use std::{fmt::Write as _, time::Duration};
 
-use axum::{
-    extract::{MatchedPath, Request, State},
-    http::Method,
-    middleware::Next,
-    response::Response,
-};
 use phonegate_domain::ports::Metrics;
+use prometheus_client::{
+    encoding::{EncodeLabelValue, LabelValueEncoder, text},
+    metrics::{counter::Counter, family::Family, histogram::Histogram},
+    registry::{Metric, Registry as Families},
+};
+
+mod exposition;
+mod http;
+
+pub use exposition::{Exposition, Scrape};
+pub(crate) use http::track;
+use http::{Answered, LatencyLabels, RequestLabels};
 
 /// Upper bounds (seconds) of the latency histograms' buckets: from a fast
 /// database answer to a provider call that times out.
@@ -36,247 +44,182 @@ pub struct DeliveryProviders {
     pub mail: &'static str,
 }
 
-/// A family of series with the same label names: one value per set of
-/// label values.
-#[derive(Debug)]
-struct Family<V> {
-    name: &'static str,
-    help: &'static str,
-    labels: &'static [&'static str],
-    values: Mutex<BTreeMap<Vec<String>, V>>,
+/// A label value, escaped as the text formats require when written.
+#[derive(Debug, Clone, Hash, PartialEq, Eq)]
+struct Value(String);
+
+impl From<&str> for Value {
+    fn from(value: &str) -> Self {
+        Self(value.to_owned())
+    }
 }
 
-/// Counters with the same label names.
-type Counters = Family<u64>;
-/// Latency histograms with the same label names.
-type Histograms = Family<Histogram>;
+impl EncodeLabelValue for Value {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        escape(&self.0, encoder)
+    }
+}
 
-impl<V: Default> Family<V> {
-    const fn new(name: &'static str, help: &'static str, labels: &'static [&'static str]) -> Self {
-        Self {
-            name,
-            help,
-            labels,
-            values: Mutex::new(BTreeMap::new()),
+/// Writes `value` with the escapes the text formats require (`\\`, `\"`,
+/// `\n`): the client writes label values verbatim.
+fn escape(value: &str, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+    for character in value.chars() {
+        match character {
+            '\\' => encoder.write_str("\\\\")?,
+            '"' => encoder.write_str("\\\"")?,
+            '\n' => encoder.write_str("\\n")?,
+            other => encoder.write_char(other)?,
         }
     }
-
-    /// Applies `change` to the value of `labels`, created at its default.
-    fn update(&self, labels: &[&str], change: impl FnOnce(&mut V)) {
-        debug_assert_eq!(labels.len(), self.labels.len(), "{}", self.name);
-        if let Ok(mut values) = self.values.lock() {
-            change(
-                values
-                    .entry(labels.iter().map(|&value| value.to_owned()).collect())
-                    .or_default(),
-            );
-        }
-    }
-
-    /// Reads the value of `labels` with `read`, if there is one.
-    fn read<R>(&self, labels: &[&str], read: impl FnOnce(&V) -> R) -> Option<R> {
-        let key: Vec<String> = labels.iter().map(|&value| value.to_owned()).collect();
-        self.values.lock().ok()?.get(&key).map(read)
-    }
+    Ok(())
 }
 
-impl Counters {
-    fn inc(&self, labels: &[&str]) {
-        self.update(labels, |value| *value += 1);
-    }
+/// The label set of a family with `N` labels: each name with its value.
+type Labels<const N: usize> = [(&'static str, Value); N];
 
-    fn get(&self, labels: &[&str]) -> u64 {
-        self.read(labels, |value| *value).unwrap_or(0)
-    }
-
-    fn render(&self, out: &mut String) {
-        let _ = write!(
-            out,
-            "# HELP {} {}\n# TYPE {} counter\n",
-            self.name, self.help, self.name
-        );
-        if let Ok(values) = self.values.lock() {
-            for (key, value) in values.iter() {
-                let _ = writeln!(out, "{}{} {value}", self.name, label_set(self.labels, key, None));
-            }
-        }
-    }
+/// Builds a label set from names and values given side by side.
+fn labels<const N: usize>(names: [&'static str; N], values: [&str; N]) -> Labels<N> {
+    let mut values = values.into_iter();
+    names.map(|name| (name, Value::from(values.next().unwrap_or_default())))
 }
 
-/// One latency histogram: per-bucket counts (not cumulative), the sum and
-/// the count.
-#[derive(Debug, Default, Clone)]
-struct Histogram {
-    buckets: [u64; BUCKETS.len()],
-    sum: f64,
-    count: u64,
-}
+/// Counters with `N` labels.
+type Counters<const N: usize> = Family<Labels<N>, Counter>;
 
-impl Histograms {
-    fn observe(&self, labels: &[&str], elapsed: Duration) {
-        let seconds = elapsed.as_secs_f64();
-        self.update(labels, |histogram| {
-            if let Some(bucket) = BUCKETS.iter().position(|&bound| seconds <= bound) {
-                histogram.buckets[bucket] += 1;
-            }
-            histogram.sum += seconds;
-            histogram.count += 1;
-        });
-    }
+/// Latency histograms with `N` labels, all with [`BUCKETS`].
+type Histograms<const N: usize> = Family<Labels<N>, Histogram, fn() -> Histogram>;
 
-    fn count(&self, labels: &[&str]) -> u64 {
-        self.read(labels, |histogram| histogram.count).unwrap_or(0)
-    }
-
-    fn render(&self, out: &mut String) {
-        let name = self.name;
-        let _ = write!(out, "# HELP {name} {}\n# TYPE {name} histogram\n", self.help);
-        let Ok(values) = self.values.lock() else {
-            return;
-        };
-        for (key, histogram) in values.iter() {
-            let mut cumulative = 0;
-            for (bound, count) in BUCKETS.iter().zip(histogram.buckets) {
-                cumulative += count;
-                let le = bound.to_string();
-                let _ = writeln!(
-                    out,
-                    "{name}_bucket{} {cumulative}",
-                    label_set(self.labels, key, Some(&le))
-                );
-            }
-            let all = label_set(self.labels, key, Some("+Inf"));
-            let plain = label_set(self.labels, key, None);
-            let _ = writeln!(out, "{name}_bucket{all} {}", histogram.count);
-            let _ = writeln!(out, "{name}_sum{plain} {}", histogram.sum);
-            let _ = writeln!(out, "{name}_count{plain} {}", histogram.count);
-        }
-    }
-}
-
-/// `{a="x",b="y"}` (with `le` last for histogram buckets), values escaped
-/// as the text format requires; empty when there are no labels.
-fn label_set(names: &[&str], values: &[String], le: Option<&str>) -> String {
-    let mut pairs: Vec<String> = names
-        .iter()
-        .zip(values)
-        .map(|(name, value)| format!("{name}=\"{}\"", escape(value)))
-        .collect();
-    if let Some(le) = le {
-        pairs.push(format!("le=\"{le}\""));
-    }
-    if pairs.is_empty() {
-        String::new()
-    } else {
-        format!("{{{}}}", pairs.join(","))
-    }
-}
-
-fn escape(value: &str) -> String {
-    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+fn histograms<const N: usize>() -> Histograms<N> {
+    Histograms::new_with_constructor(|| Histogram::new(BUCKETS))
 }
 
 /// Every counter and histogram phonegate keeps, besides the abuse counters
-/// and the outbox backlog that `/metrics` reads from their owners.
+/// and the outbox backlog that `/metrics` reads from their owners at each
+/// scrape (see [`Exposition`]).
 #[derive(Debug)]
 pub struct Registry {
     providers: DeliveryProviders,
-    messages_sent: Counters,
-    delivery_failures: Counters,
-    verifications: Counters,
-    provider_latency: Histograms,
-    provider_errors: Counters,
-    provider_error_codes: Counters,
-    http_requests: Counters,
-    http_latency: Histograms,
-    phone_locks: Counters,
+    families: Families,
+    messages_sent: Counters<3>,
+    delivery_failures: Counters<4>,
+    verifications: Counters<2>,
+    provider_latency: Histograms<2>,
+    provider_errors: Counters<3>,
+    provider_error_codes: Counters<3>,
+    http_requests: Family<RequestLabels, Counter>,
+    http_latency: Family<LatencyLabels, Histogram, fn() -> Histogram>,
+    phone_locks: Counters<1>,
+}
+
+/// Registers `metric` under `help`, a sentence. prometheus-client ends
+/// every help text with a full stop of its own, so the sentence's is
+/// dropped here rather than doubled on the page.
+fn register(families: &mut Families, name: &str, help: &str, metric: impl Metric) {
+    families.register(name, help.strip_suffix('.').unwrap_or(help), metric);
 }
 
 impl Registry {
     pub fn new(providers: DeliveryProviders) -> Self {
+        // Counters are registered without `_total`: the client adds it to
+        // the samples, so the series are named as they always were.
+        let mut families = Families::with_prefix("phonegate");
+        let messages_sent = Counters::default();
+        register(
+            &mut families,
+            "messages_sent",
+            "Codes (texts, calls) and reset emails a provider accepted, by surface, channel and provider.",
+            messages_sent.clone(),
+        );
+        let delivery_failures = Counters::default();
+        register(
+            &mut families,
+            "delivery_failures",
+            "Delivery attempts that did not send: retry (will be tried again), failed (refused for good), \
+             dropped (expired first).",
+            delivery_failures.clone(),
+        );
+        let verifications = Counters::default();
+        register(
+            &mut families,
+            "verifications",
+            "Code checks by surface and outcome (verified, wrong_code, not_found, expired, exhausted, closed, \
+             refused, locked, error).",
+            verifications.clone(),
+        );
+        let provider_latency = histograms();
+        register(
+            &mut families,
+            "provider_request_duration_seconds",
+            "How long calls to the SMS, voice, verification and mail providers took, retries included.",
+            provider_latency.clone(),
+        );
+        let provider_errors = Counters::default();
+        register(
+            &mut families,
+            "provider_errors",
+            "Provider calls that failed, by error (invalid_number, rejected, rate_limited, misconfigured, \
+             unavailable).",
+            provider_errors.clone(),
+        );
+        let provider_error_codes = Counters::default();
+        register(
+            &mut families,
+            "provider_error_codes",
+            "Errors a provider answered, by its own error code (Twilio's 21211, 20003, ...; http_<status> \
+             without one).",
+            provider_error_codes.clone(),
+        );
+        let http_requests = Family::default();
+        register(
+            &mut families,
+            "http_requests",
+            "HTTP requests by route template, method and status.",
+            http_requests.clone(),
+        );
+        let http_latency: Family<LatencyLabels, Histogram, fn() -> Histogram> =
+            Family::new_with_constructor(|| Histogram::new(BUCKETS));
+        register(
+            &mut families,
+            "http_request_duration_seconds",
+            "How long HTTP requests took to answer, by route template.",
+            http_latency.clone(),
+        );
+        let phone_locks = Counters::default();
+        register(
+            &mut families,
+            "phone_locks",
+            "Phone numbers locked out of code checks and sends after too many wrong codes, by the surface of \
+             the check that locked them.",
+            phone_locks.clone(),
+        );
         Self {
             providers,
-            messages_sent: Counters::new(
-                "phonegate_messages_sent_total",
-                "Codes (texts, calls) and reset emails a provider accepted, by surface, channel and provider.",
-                &["surface", "channel", "provider"],
-            ),
-            delivery_failures: Counters::new(
-                "phonegate_delivery_failures_total",
-                "Delivery attempts that did not send: retry (will be tried again), failed (refused for good), dropped (expired first).",
-                &["surface", "channel", "provider", "outcome"],
-            ),
-            verifications: Counters::new(
-                "phonegate_verifications_total",
-                "Code checks by surface and outcome (verified, wrong_code, not_found, expired, exhausted, closed, refused, locked, error).",
-                &["surface", "outcome"],
-            ),
-            provider_latency: Histograms::new(
-                "phonegate_provider_request_duration_seconds",
-                "How long calls to the SMS, voice, verification and mail providers took, retries included.",
-                &["provider", "operation"],
-            ),
-            provider_errors: Counters::new(
-                "phonegate_provider_errors_total",
-                "Provider calls that failed, by error (invalid_number, rejected, rate_limited, misconfigured, unavailable).",
-                &["provider", "operation", "error"],
-            ),
-            provider_error_codes: Counters::new(
-                "phonegate_provider_error_codes_total",
-                "Errors a provider answered, by its own error code (Twilio's 21211, 20003, ...; http_<status> without one).",
-                &["provider", "operation", "code"],
-            ),
-            http_requests: Counters::new(
-                "phonegate_http_requests_total",
-                "HTTP requests by route template, method and status.",
-                &["route", "method", "status"],
-            ),
-            http_latency: Histograms::new(
-                "phonegate_http_request_duration_seconds",
-                "How long HTTP requests took to answer, by route template.",
-                &["route"],
-            ),
-            phone_locks: Counters::new(
-                "phonegate_phone_locks_total",
-                "Phone numbers locked out of code checks and sends after too many wrong codes, by the surface of the check that locked them.",
-                &["surface"],
-            ),
+            families,
+            messages_sent,
+            delivery_failures,
+            verifications,
+            provider_latency,
+            provider_errors,
+            provider_error_codes,
+            http_requests,
+            http_latency,
+            phone_locks,
         }
     }
 
-    /// Records one answered HTTP request. `route` is the matched route
-    /// template (`/api/v1/tokens/{id}`), never the request's own path.
-    pub fn http_request(&self, route: &str, method: &str, status: u16, elapsed: Duration) {
-        self.http_requests.inc(&[route, method, &status.to_string()]);
-        self.http_latency.observe(&[route], elapsed);
+    /// Records one answered HTTP request, by its matched route template
+    /// (`/api/v1/tokens/{id}`), never the request's own path.
+    fn http_request(&self, answered: Answered) {
+        self.http_requests.get_or_create(&answered.requests).inc();
+        self.http_latency
+            .get_or_create(&answered.latency)
+            .observe(answered.seconds);
     }
 
-    /// Appends every family in Prometheus' text format to `out`.
-    pub fn render(&self, out: &mut String) {
-        self.messages_sent.render(out);
-        self.delivery_failures.render(out);
-        self.verifications.render(out);
-        self.provider_latency.render(out);
-        self.provider_errors.render(out);
-        self.provider_error_codes.render(out);
-        self.http_requests.render(out);
-        self.http_latency.render(out);
-        self.phone_locks.render(out);
-    }
-
-    /// Messages sent on `surface` by `channel` through `provider`.
-    pub fn messages_sent(&self, surface: &str, channel: &str, provider: &str) -> u64 {
-        self.messages_sent.get(&[surface, channel, provider])
-    }
-
-    /// Code checks on `surface` that ended with `outcome`.
-    pub fn verifications(&self, surface: &str, outcome: &str) -> u64 {
-        self.verifications.get(&[surface, outcome])
-    }
-
-    /// Provider calls timed for `provider` and `operation`.
-    pub fn provider_calls(&self, provider: &str, operation: &str) -> u64 {
-        self.provider_latency.count(&[provider, operation])
+    /// Appends every family of this registry to `out` in OpenMetrics' text
+    /// format, without the closing `# EOF` (see [`Exposition`]).
+    fn encode(&self, out: &mut String) -> std::fmt::Result {
+        text::encode_registry(out, &self.families)
     }
 
     /// The channel and provider of an outbox envelope kind.
@@ -294,60 +237,51 @@ impl Metrics for Registry {
     fn delivery(&self, purpose: &'static str, kind: &'static str, outcome: &'static str) {
         let (channel, provider) = self.channel_of(kind);
         if outcome == "sent" {
-            self.messages_sent.inc(&[purpose, channel, provider]);
+            self.messages_sent
+                .get_or_create(&labels(
+                    ["surface", "channel", "provider"],
+                    [purpose, channel, provider],
+                ))
+                .inc();
         } else {
-            self.delivery_failures.inc(&[purpose, channel, provider, outcome]);
+            self.delivery_failures
+                .get_or_create(&labels(
+                    ["surface", "channel", "provider", "outcome"],
+                    [purpose, channel, provider, outcome],
+                ))
+                .inc();
         }
     }
 
     fn code_check(&self, purpose: &'static str, outcome: &'static str) {
-        self.verifications.inc(&[purpose, outcome]);
+        self.verifications
+            .get_or_create(&labels(["surface", "outcome"], [purpose, outcome]))
+            .inc();
     }
 
     fn provider_call(&self, provider: &'static str, operation: &'static str, elapsed: Duration, outcome: &'static str) {
-        self.provider_latency.observe(&[provider, operation], elapsed);
+        self.provider_latency
+            .get_or_create(&labels(["provider", "operation"], [provider, operation]))
+            .observe(elapsed.as_secs_f64());
         if outcome != "ok" {
-            self.provider_errors.inc(&[provider, operation, outcome]);
+            self.provider_errors
+                .get_or_create(&labels(
+                    ["provider", "operation", "error"],
+                    [provider, operation, outcome],
+                ))
+                .inc();
         }
     }
 
     fn provider_error_code(&self, provider: &'static str, operation: &'static str, code: &str) {
-        self.provider_error_codes.inc(&[provider, operation, code]);
+        self.provider_error_codes
+            .get_or_create(&labels(["provider", "operation", "code"], [provider, operation, code]))
+            .inc();
     }
 
     fn phone_locked(&self, purpose: &'static str) {
-        self.phone_locks.inc(&[purpose]);
+        self.phone_locks.get_or_create(&labels(["surface"], [purpose])).inc();
     }
-}
-
-/// The method as a label: the standard ones by name, anything else as
-/// `other`, so that made-up methods cannot add series.
-fn method_label(method: &Method) -> &'static str {
-    match *method {
-        Method::GET => "GET",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::PATCH => "PATCH",
-        Method::DELETE => "DELETE",
-        Method::HEAD => "HEAD",
-        Method::OPTIONS => "OPTIONS",
-        _ => "other",
-    }
-}
-
-/// Middleware counting every request by its matched route template (or
-/// `unmatched`), method and status, and timing it. It must be added with
-/// `Router::layer`, which wraps each route, so that the route is known.
-pub(crate) async fn track(State(registry): State<Arc<Registry>>, request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
-    let method = method_label(request.method());
-    let started = Instant::now();
-    let response = next.run(request).await;
-    registry.http_request(&route, method, response.status().as_u16(), started.elapsed());
-    response
 }
 
 #[cfg(test)]
@@ -361,6 +295,10 @@ mod tests {
         })
     }
 
+    fn open_metrics(registry: &Registry) -> String {
+        Exposition::open_metrics(registry, Scrape::default()).into_body()
+    }
+
     #[test]
     fn deliveries_are_counted_by_surface_channel_and_provider() {
         let registry = registry();
@@ -369,17 +307,15 @@ mod tests {
         registry.delivery("phone_login", "call", "sent");
         registry.delivery("password_reset", "mail", "sent");
         registry.delivery("pin_auth", "sms", "retry");
-        assert_eq!(registry.messages_sent("pin_auth", "sms", "twilio"), 2);
-        assert_eq!(registry.messages_sent("phone_login", "call", "twilio"), 1);
-        assert_eq!(registry.messages_sent("password_reset", "mail", "smtp"), 1);
-        let mut text = String::new();
-        registry.render(&mut text);
-        assert!(
-            text.contains(
-                "phonegate_delivery_failures_total{surface=\"pin_auth\",channel=\"sms\",provider=\"twilio\",outcome=\"retry\"} 1"
-            ),
-            "{text}"
-        );
+        let text = open_metrics(&registry);
+        for line in [
+            "phonegate_messages_sent_total{surface=\"pin_auth\",channel=\"sms\",provider=\"twilio\"} 2",
+            "phonegate_messages_sent_total{surface=\"phone_login\",channel=\"call\",provider=\"twilio\"} 1",
+            "phonegate_messages_sent_total{surface=\"password_reset\",channel=\"mail\",provider=\"smtp\"} 1",
+            "phonegate_delivery_failures_total{surface=\"pin_auth\",channel=\"sms\",provider=\"twilio\",outcome=\"retry\"} 1",
+        ] {
+            assert!(text.lines().any(|sample| sample == line), "{line} in\n{text}");
+        }
     }
 
     #[test]
@@ -388,14 +324,19 @@ mod tests {
         registry.provider_call("twilio", "send_sms", Duration::from_millis(30), "ok");
         registry.provider_call("twilio", "send_sms", Duration::from_millis(700), "unavailable");
         registry.provider_call("twilio", "send_sms", Duration::from_secs(60), "unavailable");
-        let mut text = String::new();
-        registry.render(&mut text);
-        let series = "phonegate_provider_request_duration_seconds_bucket{provider=\"twilio\",operation=\"send_sms\"";
-        assert!(text.contains(&format!("{series},le=\"0.025\"}} 0")), "{text}");
-        assert!(text.contains(&format!("{series},le=\"0.05\"}} 1")), "{text}");
-        assert!(text.contains(&format!("{series},le=\"1\"}} 2")), "{text}");
-        assert!(text.contains(&format!("{series},le=\"30\"}} 2")), "{text}");
-        assert!(text.contains(&format!("{series},le=\"+Inf\"}} 3")), "{text}");
+        let text = open_metrics(&registry);
+        let bucket = |le: &str| {
+            sample(
+                &text,
+                "phonegate_provider_request_duration_seconds_bucket",
+                &[("provider", "twilio"), ("operation", "send_sms"), ("le", le)],
+            )
+        };
+        assert_eq!(bucket("0.025"), Some("0"), "{text}");
+        assert_eq!(bucket("0.05"), Some("1"), "{text}");
+        assert_eq!(bucket("1"), Some("2"), "{text}");
+        assert_eq!(bucket("30"), Some("2"), "{text}");
+        assert_eq!(bucket("+Inf"), Some("3"), "{text}");
         assert!(
             text.contains(
                 "phonegate_provider_request_duration_seconds_count{provider=\"twilio\",operation=\"send_sms\"} 3"
@@ -410,12 +351,31 @@ mod tests {
         );
     }
 
+    /// The value of the sample `name{labels}` in `text`, in whatever order
+    /// its labels are written: the format gives the order no meaning, and
+    /// the client writes a bucket's `le` first.
+    fn sample<'t>(text: &'t str, name: &str, labels: &[(&str, &str)]) -> Option<&'t str> {
+        let mut wanted: Vec<String> = labels.iter().map(|(key, value)| format!("{key}=\"{value}\"")).collect();
+        wanted.sort();
+        text.lines().find_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let (sample_name, rest) = series.split_once('{')?;
+            let mut found: Vec<&str> = rest.strip_suffix('}')?.split(',').collect();
+            found.sort_unstable();
+            (sample_name == name && found == wanted).then_some(value)
+        })
+    }
+
     #[test]
     fn label_values_are_escaped() {
-        assert_eq!(
-            label_set(&["a"], &["x\"y\\z\n".to_owned()], None),
-            "{a=\"x\\\"y\\\\z\\n\"}"
+        let registry = registry();
+        registry.provider_error_code("twilio", "send_sms", "x\"y\\z\n");
+        let text = open_metrics(&registry);
+        assert!(
+            text.contains(
+                "phonegate_provider_error_codes_total{provider=\"twilio\",operation=\"send_sms\",code=\"x\\\"y\\\\z\\n\"} 1"
+            ),
+            "{text}"
         );
-        assert_eq!(label_set(&[], &[], None), "");
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::{
     Json, Router,
     extract::State,
-    http::{HeaderValue, StatusCode, header},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use phonegate_domain::{
@@ -20,7 +20,10 @@ use serde::Serialize;
 use serde_json::json;
 use utoipa::{OpenApi, ToSchema};
 
-use crate::routes::{MountedRoute, Routes};
+use crate::{
+    metrics::{Exposition, Scrape},
+    routes::{MountedRoute, Routes},
+};
 
 /// How long clients may cache the key set. Short enough that a rotated-in
 /// key is picked up well before tokens signed with it are common, as long
@@ -85,60 +88,52 @@ pub fn metrics_router(metrics: MetricSources) -> Router {
     tag = TAG,
     summary = "Prometheus metrics",
     description = "Codes sent, verifications, provider calls and errors, rate-limit refusals, the outbox backlog \
-        and HTTP requests by route, in Prometheus' text format.",
-    responses((status = 200, description = "The metrics", body = String,
-        content_type = "text/plain; version=0.0.4; charset=utf-8"))
+        and HTTP requests by route: in OpenMetrics 1.0 when the `Accept` header asks for it (as Prometheus \
+        does), in Prometheus' text format 0.0.4 otherwise.",
+    responses((status = 200, description = "The metrics", content(
+        (String = "text/plain; version=0.0.4; charset=utf-8"),
+        (String = "application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    )))
 )]
-async fn metrics_text(State(metrics): State<MetricSources>) -> Response {
-    use std::{fmt::Write as _, sync::atomic::Ordering::Relaxed};
+async fn metrics_text(State(metrics): State<MetricSources>, headers: HeaderMap) -> Exposition {
+    use std::sync::atomic::Ordering::Relaxed;
     let abuse = &metrics.abuse;
-    let mut text = String::new();
-    let counters = [
-        (
-            "phonegate_rate_limited_total",
-            "Sends and checks refused by a per-phone or per-IP limit or a cooldown.",
-            abuse.rate_limited.load(Relaxed),
-        ),
-        (
-            "phonegate_sms_budget_exhausted_total",
-            "Sends refused because an hourly SMS budget was spent (alert on any increase).",
-            abuse.budget_exhausted.load(Relaxed),
-        ),
-        (
-            "phonegate_destination_refused_total",
-            "Sends refused because the destination country or prefix is not allowed.",
-            abuse.destination_refused.load(Relaxed),
-        ),
-        (
-            "phonegate_not_mobile_refused_total",
-            "Texts refused because the number is not a mobile.",
-            abuse.not_mobile.load(Relaxed),
-        ),
-    ];
-    for (name, help, value) in counters {
-        let _ = write!(text, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n");
-    }
+    let mut scrape = Scrape::default();
+    scrape.counter(
+        "rate_limited",
+        "Sends and checks refused by a per-phone or per-IP limit or a cooldown.",
+        abuse.rate_limited.load(Relaxed),
+    );
+    scrape.counter(
+        "sms_budget_exhausted",
+        "Sends refused because an hourly SMS budget was spent (alert on any increase).",
+        abuse.budget_exhausted.load(Relaxed),
+    );
+    scrape.counter(
+        "destination_refused",
+        "Sends refused because the destination country or prefix is not allowed.",
+        abuse.destination_refused.load(Relaxed),
+    );
+    scrape.counter(
+        "not_mobile_refused",
+        "Texts refused because the number is not a mobile.",
+        abuse.not_mobile.load(Relaxed),
+    );
     match metrics.outbox.backlog().await {
         Ok(backlog) => {
-            let age = backlog.oldest_age.map_or(0.0, |age| age.as_secs_f64());
-            let _ = write!(
-                text,
-                "# HELP phonegate_outbox_pending Messages waiting for delivery.\n\
-                 # TYPE phonegate_outbox_pending gauge\nphonegate_outbox_pending {}\n\
-                 # HELP phonegate_outbox_oldest_age_seconds How long the oldest waiting message has waited.\n\
-                 # TYPE phonegate_outbox_oldest_age_seconds gauge\nphonegate_outbox_oldest_age_seconds {age:.3}\n",
-                backlog.pending
+            // The client cannot write a gauge over i64::MAX; no outbox
+            // holds that many, and the cap keeps the page whole if one did.
+            let pending = i64::try_from(backlog.pending).unwrap_or(i64::MAX);
+            scrape.gauge("outbox_pending", "Messages waiting for delivery.", pending);
+            scrape.gauge(
+                "outbox_oldest_age_seconds",
+                "How long the oldest waiting message has waited.",
+                backlog.oldest_age.map_or(0.0, |age| age.as_secs_f64()),
             );
         }
         Err(error) => tracing::warn!(error = %error.report(), "metrics: the outbox backlog is unavailable"),
     }
-    metrics.registry.render(&mut text);
-    let mut response = text.into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-    );
-    response
+    Exposition::negotiate(&headers, &metrics.registry, scrape)
 }
 
 /// The process is up and serving HTTP.

@@ -16,7 +16,11 @@
 use std::{error::Error, fmt, sync::Arc, time::Duration};
 
 use axum::{extract::Request, http::StatusCode, middleware::Next, response::Response};
-use phonegate_domain::{StoreError, abuse::Refusal, ports::DeliveryError};
+use phonegate_domain::{
+    StoreError,
+    abuse::Refusal,
+    ports::{DeliveryError, ErrorChain},
+};
 
 /// A boxed error with its source chain, for the log line only.
 pub(crate) type Source = Box<dyn Error + Send + Sync + 'static>;
@@ -131,30 +135,9 @@ pub(crate) enum FailureReport {
 impl fmt::Debug for FailureReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Source(source) => f.debug_tuple("Source").field(&Chain(source.as_ref())).finish(),
+            Self::Source(source) => f.debug_tuple("Source").field(&ErrorChain(source.as_ref())).finish(),
             Self::Refused { reason } => f.debug_struct("Refused").field("reason", reason).finish(),
         }
-    }
-}
-
-/// An error and its sources, `outer: inner: innermost`.
-struct Chain<'a>(&'a (dyn Error + 'static));
-
-impl fmt::Display for Chain<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)?;
-        let mut source = self.0.source();
-        while let Some(error) = source {
-            write!(f, ": {error}")?;
-            source = error.source();
-        }
-        Ok(())
-    }
-}
-
-impl fmt::Debug for Chain<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
     }
 }
 
@@ -167,10 +150,10 @@ pub(crate) async fn log_failures(request: Request, next: Next) -> Response {
     let status = response.status();
     match response.extensions().get::<FailureReport>() {
         Some(FailureReport::Source(source)) if status == StatusCode::SERVICE_UNAVAILABLE => {
-            tracing::error!(status = status.as_u16(), error = %Chain(source.as_ref()), "dependency unavailable");
+            tracing::error!(status = status.as_u16(), error = %ErrorChain(source.as_ref()), "dependency unavailable");
         }
         Some(FailureReport::Source(source)) => {
-            tracing::error!(status = status.as_u16(), error = %Chain(source.as_ref()), "internal error");
+            tracing::error!(status = status.as_u16(), error = %ErrorChain(source.as_ref()), "internal error");
         }
         Some(FailureReport::Refused { reason }) => tracing::info!(reason, "request unauthorized"),
         None if status.is_server_error() => {
@@ -197,7 +180,7 @@ mod tests {
     #[test]
     fn chain_prints_every_source() {
         let error = Outer(Inner);
-        assert_eq!(Chain(&error).to_string(), "outer: inner");
+        assert_eq!(ErrorChain(&error).to_string(), "outer: inner");
     }
 
     #[test]

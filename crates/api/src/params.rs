@@ -8,10 +8,13 @@
 //! [`Decoded`] goes one step further and deserializes that object into a
 //! surface's typed request, whose derive is also its OpenAPI schema.
 
+use std::marker::PhantomData;
+
 use axum::{
     body::{Bytes, to_bytes},
     extract::{FromRequest, Request},
     http::header::CONTENT_TYPE,
+    response::IntoResponse,
 };
 use serde::{Deserialize as _, Deserializer, de::DeserializeOwned};
 use serde_json::{Map, Value};
@@ -56,8 +59,9 @@ pub enum ParamsError {
     WrongTypes,
 }
 
-/// Handlers take `Result<Params, ParamsError>` and answer in their
-/// surface's own shape; this plain 400 is only the fallback axum requires.
+/// Handlers read parameters through [`Decoded`] with their surface's own
+/// error, which answers in its shape; this plain 400 is only the fallback
+/// axum requires of a rejection.
 impl axum::response::IntoResponse for ParamsError {
     fn into_response(self) -> axum::response::Response {
         (axum::http::StatusCode::BAD_REQUEST, self.to_string()).into_response()
@@ -91,19 +95,31 @@ impl<S: Send + Sync> FromRequest<S> for Params {
     }
 }
 
-/// A surface's typed request, deserialized from the merged [`Params`].
-/// Handlers take `Result<Decoded<T>, ParamsError>` and answer a rejection
-/// in their own shape.
+/// A surface's typed request `T`, deserialized from the merged [`Params`];
+/// a request that cannot be read is refused as `E`, the surface's own
+/// error shape (each surface's `ApiError` converts [`ParamsError`]).
 #[derive(Debug, Clone)]
-pub(crate) struct Decoded<T>(pub(crate) T);
+pub(crate) struct Decoded<T, E = ParamsError>(pub(crate) T, pub(crate) PhantomData<fn() -> E>);
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Decoded<T> {
-    type Rejection = ParamsError;
+impl<S, T, E> FromRequest<S> for Decoded<T, E>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+    E: From<ParamsError> + IntoResponse,
+{
+    type Rejection = E;
 
-    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request(request: Request, state: &S) -> Result<Self, E> {
         let params = Params::from_request(request, state).await?;
-        params.decode().map(Self)
+        Ok(Self(params.decode()?, PhantomData))
     }
+}
+
+/// A field that was sent and is not blank (white space only counts as
+/// blank). The surfaces answer a blank field as a missing one, each in its
+/// own words.
+pub(crate) fn present(value: Option<&str>) -> Option<&str> {
+    value.filter(|value| !value.trim().is_empty())
 }
 
 /// Deserializes a field the way [`Params::text`] reads it: text as it is,
@@ -158,6 +174,15 @@ fn contains_nul(value: &Value) -> bool {
 fn merge_form(params: &mut Map<String, Value>, form: &[u8]) -> Result<(), ParamsError> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(form).map_err(|_| ParamsError::MalformedForm)?;
     for (key, value) in pairs {
+        // A pair without a name (`=`, `&=x`) names no field: Rack drops it
+        // and so does the edge, rather than refusing the fields beside it.
+        // Its value is still held to the rule every value is held to.
+        if key.is_empty() {
+            if value.contains('\0') {
+                return Err(ParamsError::NulCharacter);
+            }
+            continue;
+        }
         let (head, path) = split_key(&key).ok_or(ParamsError::MalformedForm)?;
         insert_path(params, head, &path, value)?;
     }
@@ -342,6 +367,17 @@ mod tests {
         );
         assert_eq!(parse(None, "a[b=1", "").unwrap_err(), ParamsError::MalformedForm);
         assert_eq!(parse(None, "a=1&a[b]=2", "").unwrap_err(), ParamsError::MalformedForm);
+    }
+
+    #[test]
+    fn pairs_without_a_name_are_dropped() {
+        let params = parse(None, "=&mobile=%2B85261677528&=x", "=").unwrap();
+        assert_eq!(params.text("mobile").as_deref(), Some("+85261677528"));
+        assert_eq!(params.decode::<serde_json::Map<String, Value>>().unwrap().len(), 1);
+        assert_eq!(
+            parse(None, "mobile=1&=a%00b", "").unwrap_err(),
+            ParamsError::NulCharacter
+        );
     }
 
     #[test]

@@ -24,6 +24,9 @@ pub enum PushPlatformError {
 }
 
 impl PushPlatform {
+    /// Every platform, in the order clients are told about them.
+    pub const ALL: [Self; 3] = [Self::Fcm, Self::Gcm, Self::Aps];
+
     /// Reads a platform name (white space around it ignored).
     pub fn parse(input: &str) -> Result<Self, PushPlatformError> {
         match input.trim() {

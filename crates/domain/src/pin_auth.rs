@@ -22,11 +22,11 @@ use crate::{
 };
 
 mod error;
-mod input;
+mod inputs;
 
 pub use error::{AuthError, RegisterDeviceError, SendPinError, VerifyError};
-use input::AUTH_KEY_BYTES;
-pub use input::{
+use inputs::AUTH_KEY_BYTES;
+pub use inputs::{
     BearerToken, MAX_TEXT_CHARS, OtpAuthKey, OtpAuthKeyError, PinAuthSettings, PinError, ProfileText, SignedIn, Signup,
     SignupAddress, TooLong,
 };

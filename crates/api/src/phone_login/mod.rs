@@ -23,7 +23,7 @@ use utoipa::{OpenApi, ToSchema};
 use crate::{
     client::RequestClient,
     hosts::{self, AllowedHosts},
-    params::{Decoded, ParamsError},
+    params::Decoded,
     routes::{MountedRoute, Routes},
 };
 
@@ -106,9 +106,8 @@ async fn ping() -> Envelope {
 async fn phone_login_handler(
     State(phone_login): State<Arc<PhoneLogin>>,
     RequestClient(client): RequestClient,
-    request: Result<Decoded<PhoneLoginRequest>, ParamsError>,
+    Decoded(request, ..): Decoded<PhoneLoginRequest, ApiError>,
 ) -> Result<Envelope, ApiError> {
-    let Decoded(request) = request?;
     let request = request.into_domain(phone_login.phones())?;
     Ok(match phone_login.phone_login(request, &client).await? {
         LoginStatus::NewPhone => Envelope::ok(Code::NewPhone, None),
@@ -141,9 +140,8 @@ async fn phone_login_handler(
 async fn check_pin(
     State(phone_login): State<Arc<PhoneLogin>>,
     RequestClient(client): RequestClient,
-    request: Result<Decoded<CheckPinRequest>, ParamsError>,
+    Decoded(request, ..): Decoded<CheckPinRequest, ApiError>,
 ) -> Result<Envelope, ApiError> {
-    let Decoded(request) = request?;
     let check = request.into_domain(phone_login.phones(), phone_login.pin_length())?;
     let grant = phone_login.check_pin(check, &client).await?;
     Ok(Envelope::ok(
@@ -176,9 +174,8 @@ async fn check_pin(
 async fn check_access_code(
     State(phone_login): State<Arc<PhoneLogin>>,
     RequestClient(client): RequestClient,
-    request: Result<Decoded<CheckAccessCodeRequest>, ParamsError>,
+    Decoded(request, ..): Decoded<CheckAccessCodeRequest, ApiError>,
 ) -> Result<Envelope, ApiError> {
-    let Decoded(request) = request?;
     let (code, device) = request.into_domain()?;
     let info = phone_login.check_access_code(code, &device, &client).await?;
     Ok(Envelope::ok(

@@ -121,7 +121,7 @@ pub(super) struct CheckAccessCodeRequest {
     access_code: Option<String>,
     /// If given, it must be the code's device.
     #[serde(default, deserialize_with = "crate::params::text")]
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<String>, pattern = r"^[^\u0000]*$")]
     device_id: Option<String>,
 }
 
@@ -150,9 +150,7 @@ impl CheckAccessCodeRequest {
 
 /// A parameter that was sent and is not blank.
 fn required<'a>(value: Option<&'a str>, name: &'static str) -> Result<&'a str, InvalidRequest> {
-    value
-        .filter(|value| !value.trim().is_empty())
-        .ok_or(InvalidRequest::Missing(name))
+    crate::params::present(value).ok_or(InvalidRequest::Missing(name))
 }
 
 fn phone(value: Option<&str>, phones: &PhonePolicy) -> Result<PhoneNumber, InvalidRequest> {

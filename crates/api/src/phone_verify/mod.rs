@@ -17,7 +17,7 @@ use utoipa::{OpenApi, ToSchema};
 use crate::{
     client::RequestClient,
     hosts::{self, AllowedHosts},
-    params::{Decoded, ParamsError},
+    params::Decoded,
     routes::{MountedRoute, Routes},
 };
 
@@ -95,9 +95,8 @@ struct ValidBody {
 async fn register(
     State(phone_verify): State<Arc<PhoneVerify>>,
     RequestClient(client): RequestClient,
-    request: Result<Decoded<RegisterRequest>, ParamsError>,
+    Decoded(request, ..): Decoded<RegisterRequest, ApiError>,
 ) -> Result<Json<SessionTokenBody>, ApiError> {
-    let Decoded(request) = request?;
     let phone = request.into_phone(phone_verify.phones())?;
     let token = phone_verify.register(&phone, &client).await?;
     Ok(Json(SessionTokenBody {
@@ -134,9 +133,8 @@ async fn register(
 async fn verify(
     State(phone_verify): State<Arc<PhoneVerify>>,
     RequestClient(client): RequestClient,
-    request: Result<Decoded<VerifyRequest>, ParamsError>,
+    Decoded(request, ..): Decoded<VerifyRequest, ApiError>,
 ) -> Result<Json<ValidBody>, ApiError> {
-    let Decoded(request) = request?;
     let verification = request.into_domain(phone_verify.phones(), phone_verify.code_length())?;
     phone_verify.verify(verification, &client).await?;
     Ok(Json(ValidBody {

@@ -19,6 +19,8 @@ use utoipa::{
     openapi::{ObjectBuilder, OneOfBuilder, Schema, Type},
 };
 
+use crate::params::present;
+
 /// What the edge refuses before a use case runs. `error.rs` words it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum InvalidRequest {
@@ -122,11 +124,6 @@ impl VerifyRequest {
             session_token,
         })
     }
-}
-
-/// A field that was sent and is not blank.
-fn present(value: Option<&str>) -> Option<&str> {
-    value.filter(|value| !value.trim().is_empty())
 }
 
 /// A security code: 4 to 10 digits (the deployment's length; white space

@@ -11,7 +11,7 @@ use axum::{
 };
 use phonegate_domain::{
     abuse::Refusal,
-    device::{PushHandleError, PushPlatformError},
+    device::{MAX_HANDLE_BYTES, PushHandleError, PushPlatform, PushPlatformError},
     phone::MobileError,
     pin_auth::{AuthError, MAX_TEXT_CHARS, RegisterDeviceError, SendPinError, VerifyError},
     ports::{DeliveryError, StoreError},
@@ -98,6 +98,12 @@ impl From<Failure> for ApiError {
 
 impl From<ParamsError> for ApiError {
     fn from(error: ParamsError) -> Self {
+        // Pin-auth has always answered parameters of the wrong types as
+        // malformed, and its clients may match on the text.
+        let error = match error {
+            ParamsError::WrongTypes => ParamsError::MalformedForm,
+            other => other,
+        };
         Self::bad_request(error.to_string())
     }
 }
@@ -144,11 +150,12 @@ impl From<RequestError> for ApiError {
             RequestError::NoBearerToken => Self::unauthorized("no bearer token"),
             RequestError::Handle(PushHandleError::Blank) => Self::bad_request("Handle can't be blank"),
             RequestError::Handle(PushHandleError::TooLong) => {
-                Self::bad_request("Handle is too long (maximum is 4096 characters)")
+                Self::bad_request(format!("Handle is too long (maximum is {MAX_HANDLE_BYTES} characters)"))
             }
             RequestError::Platform(PushPlatformError::Blank) => Self::bad_request("Platform can't be blank"),
             RequestError::Platform(PushPlatformError::Unknown) => {
-                Self::bad_request("Platform must be one of fcm, gcm, aps")
+                let names: Vec<&str> = PushPlatform::ALL.iter().map(|platform| platform.as_str()).collect();
+                Self::bad_request(format!("Platform must be one of {}", names.join(", ")))
             }
         }
     }

@@ -21,6 +21,7 @@ use utoipa::OpenApi;
 use crate::{
     client::RequestClient,
     hosts::{self, AllowedHosts},
+    params::Decoded,
     routes::{MountedRoute, Routes},
 };
 
@@ -30,7 +31,7 @@ mod responses;
 
 pub use error::ApiError;
 use error::ErrorBody;
-use requests::{Parameters, RegisterDeviceRequest, SendPinRequest, SignupRequest, VerifyRequest, bearer};
+use requests::{RegisterDeviceRequest, SendPinRequest, SignupRequest, VerifyRequest, bearer};
 use responses::{OtpAuthKeyBody, ProfileBody, VerifyBody};
 
 fn routes() -> Routes<Arc<PinAuth>> {
@@ -85,7 +86,7 @@ pub fn router(pin_auth: Arc<PinAuth>, hosts: &AllowedHosts) -> Router {
 async fn send_pin(
     State(pin_auth): State<Arc<PinAuth>>,
     RequestClient(client): RequestClient,
-    Parameters(request): Parameters<SendPinRequest>,
+    Decoded(request, ..): Decoded<SendPinRequest, ApiError>,
 ) -> Result<Json<OtpAuthKeyBody>, ApiError> {
     let mobile = request.into_mobile(&pin_auth.settings().mobile_rule)?;
     let key = pin_auth.send_pin(&mobile, &client).await?;
@@ -119,7 +120,7 @@ async fn send_pin(
 async fn signup(
     State(pin_auth): State<Arc<PinAuth>>,
     RequestClient(client): RequestClient,
-    Parameters(request): Parameters<SignupRequest>,
+    Decoded(request, ..): Decoded<SignupRequest, ApiError>,
 ) -> Result<Json<OtpAuthKeyBody>, ApiError> {
     let signup = request.into_signup(&pin_auth.settings().mobile_rule)?;
     let key = pin_auth.signup(signup, &client).await?;
@@ -154,7 +155,7 @@ async fn signup(
 async fn verify(
     State(pin_auth): State<Arc<PinAuth>>,
     RequestClient(client): RequestClient,
-    Parameters(request): Parameters<VerifyRequest>,
+    Decoded(request, ..): Decoded<VerifyRequest, ApiError>,
 ) -> Result<Json<VerifyBody>, ApiError> {
     let (key, pin) = request.into_key_and_pin(pin_auth.settings())?;
     let session = pin_auth.verify(&key, &pin, &client).await?;
@@ -213,7 +214,7 @@ async fn current_user_profile(
 async fn register_device(
     State(pin_auth): State<Arc<PinAuth>>,
     headers: HeaderMap,
-    Parameters(request): Parameters<RegisterDeviceRequest>,
+    Decoded(request, ..): Decoded<RegisterDeviceRequest, ApiError>,
 ) -> Result<StatusCode, ApiError> {
     // The token is checked before the handle and platform, as the
     // original did: a client without a valid token learns nothing more.
@@ -243,20 +244,7 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
-
-    /// Whether `instance` validates against the component schema `name` of
-    /// the served spec.
-    fn spec_accepts(name: &str, instance: &Value) -> bool {
-        let spec = serde_json::to_value(crate::openapi::spec()).expect("the spec serializes");
-        let root = json!({
-            "$schema": "https://json-schema.org/draft/2020-12/schema",
-            "$ref": format!("#/components/schemas/{name}"),
-            "components": spec["components"],
-        });
-        jsonschema::draft202012::new(&root)
-            .expect("the schema compiles")
-            .is_valid(instance)
-    }
+    use crate::openapi::spec_accepts;
 
     fn settings() -> PinAuthSettings {
         PinAuthSettings {

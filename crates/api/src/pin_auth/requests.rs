@@ -3,16 +3,13 @@
 //! into the validated inputs of the use case.
 //!
 //! The parameters come from a JSON body, a form body with Rails keys
-//! (`user_auth[mobile]`) or the query string alike ([`Params`] merges
+//! (`user_auth[mobile]`) or the query string alike ([`Params`](crate::params::Params) merges
 //! them). Each field reads as the original service read it: text fields
 //! take a string, or a number or boolean as its text, and treat any other
 //! value (null, a list, an object) as absent; a missing field is the same
 //! as a blank one, so that each gets the seed's "can't be blank".
 
-use axum::{
-    extract::{FromRequest, Request},
-    http::{HeaderMap, header::AUTHORIZATION},
-};
+use axum::http::{HeaderMap, header::AUTHORIZATION};
 use phonegate_domain::{
     device::{PushHandle, PushHandleError, PushPlatform, PushPlatformError},
     otp::OtpCode,
@@ -27,27 +24,6 @@ use utoipa::{
     ToSchema,
     openapi::{ObjectBuilder, OneOfBuilder, Schema, Type},
 };
-
-use super::error::ApiError;
-use crate::params::{Params, ParamsError};
-
-/// A request read from the parameters, wherever the client put them; an
-/// unreadable body is refused in this surface's shape (400).
-pub(super) struct Parameters<T>(pub T);
-
-impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequest<S> for Parameters<T> {
-    type Rejection = ApiError;
-
-    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
-        let params = Params::from_request(request, state).await?;
-        // Every field reads any JSON value, so decoding cannot fail; were
-        // it to, the client sent something unreadable.
-        params
-            .decode()
-            .map(Self)
-            .map_err(|_| ApiError::from(ParamsError::MalformedForm))
-    }
-}
 
 /// Why a request's parameters are not the use case's input. The wording
 /// is in [`super::error`].
@@ -191,7 +167,7 @@ impl SignupRequest {
 pub(super) struct VerifyRequest {
     /// The newest key from `send_pin` or `signup`: 16 bytes in base64.
     #[serde(default, deserialize_with = "crate::params::text")]
-    #[schema(required = true, nullable = false, pattern = "^[A-Za-z0-9+/]{21}[AQgw]==$")]
+    #[schema(required = true, nullable = false, pattern = r"^\s*[A-Za-z0-9+/]{21}[AQgw]==\s*$")]
     otp_auth_key: Option<String>,
     /// The pin from the SMS: as many digits as the deployment's pins have
     /// (`otp.pin_auth.length`, 4 by default), as text or a number.
@@ -221,7 +197,12 @@ impl VerifyRequest {
 pub(super) struct RegisterDeviceRequest {
     /// The push service's registration id: not blank, at most 4096 bytes.
     #[serde(default, deserialize_with = "crate::params::text")]
-    #[schema(required = true, nullable = false, pattern = "\\S", max_length = 4096)]
+    #[schema(
+        required = true,
+        nullable = false,
+        pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$",
+        max_length = 4096
+    )]
     handle: Option<String>,
     /// The push platform.
     #[serde(default, deserialize_with = "crate::params::text")]
@@ -302,7 +283,7 @@ fn pin_schema() -> Schema {
             .item(
                 ObjectBuilder::new()
                     .schema_type(Type::String)
-                    .pattern(Some("^[0-9]{4,10}$"))
+                    .pattern(Some(r"^\s*[0-9]{4,10}\s*$"))
                     .examples(["1234"])
                     .build(),
             )

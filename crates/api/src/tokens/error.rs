@@ -50,8 +50,6 @@ pub(super) enum Rejection {
     UnreadablePath,
     InvalidEmail(EmailError),
     MissingResetToken,
-    InvalidPassword(PasswordError),
-    ConfirmationMismatch,
     MissingPhone,
     InvalidPhone,
     MissingCode,
@@ -146,14 +144,6 @@ impl From<Rejection> for ApiError {
             Rejection::InvalidEmail(EmailError::Blank) => Self::unprocessable("Email can't be blank"),
             Rejection::InvalidEmail(EmailError::Invalid) => Self::unprocessable("Email is invalid"),
             Rejection::MissingResetToken => Self::unprocessable("reset_token is required."),
-            Rejection::InvalidPassword(PasswordError::Blank) => Self::unprocessable("Password can't be blank"),
-            Rejection::InvalidPassword(PasswordError::TooShort) => {
-                Self::unprocessable("Password is too short (minimum is 8 characters)")
-            }
-            Rejection::InvalidPassword(PasswordError::TooLong) => {
-                Self::unprocessable("Password is too long (maximum is 1024 bytes)")
-            }
-            Rejection::ConfirmationMismatch => Self::unprocessable("Password confirmation doesn't match Password."),
             Rejection::MissingPhone => Self::unprocessable("Phone can't be blank."),
             Rejection::InvalidPhone => Self::unprocessable(INVALID_PHONE),
             Rejection::MissingCode => Self::unprocessable("Token can't be blank."),
@@ -239,6 +229,16 @@ impl From<CompleteResetError> for ApiError {
         match error {
             CompleteResetError::UnknownToken => Self::unprocessable("Reset token is invalid or has already been used."),
             CompleteResetError::Expired => Self::unprocessable("Reset token has expired."),
+            CompleteResetError::InvalidPassword(PasswordError::Blank) => Self::unprocessable("Password can't be blank"),
+            CompleteResetError::InvalidPassword(PasswordError::TooShort) => {
+                Self::unprocessable("Password is too short (minimum is 8 characters)")
+            }
+            CompleteResetError::InvalidPassword(PasswordError::TooLong) => {
+                Self::unprocessable("Password is too long (maximum is 1024 bytes)")
+            }
+            CompleteResetError::ConfirmationMismatch => {
+                Self::unprocessable("Password confirmation doesn't match Password.")
+            }
             CompleteResetError::CommonPassword => Self::unprocessable(TOO_COMMON),
             CompleteResetError::Refused(refusal) => refusal.into(),
             error @ CompleteResetError::HasherBusy => Self::hasher_busy(error),
@@ -415,11 +415,19 @@ mod tests {
             )
         );
         assert_eq!(
-            render(Rejection::InvalidPassword(PasswordError::TooShort)).await,
+            render(CompleteResetError::InvalidPassword(PasswordError::TooShort)).await,
             (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 None,
                 r#"{"error":"Password is too short (minimum is 8 characters)"}"#.into()
+            )
+        );
+        assert_eq!(
+            render(CompleteResetError::ConfirmationMismatch).await,
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                None,
+                r#"{"error":"Password confirmation doesn't match Password."}"#.into()
             )
         );
         assert_eq!(

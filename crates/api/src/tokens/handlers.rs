@@ -22,10 +22,7 @@ use super::{
     },
     responses::{ErrorBody, IntrospectionBody, MessageBody, SignInBody, UserInfo},
 };
-use crate::{
-    client::RequestClient,
-    params::{Params, ParamsError},
-};
+use crate::{client::RequestClient, params::Decoded};
 
 #[utoipa::path(
     post,
@@ -56,9 +53,9 @@ use crate::{
 pub(super) async fn sign_in(
     State(token_auth): State<Arc<TokenAuth>>,
     RequestClient(client): RequestClient,
-    params: Result<Params, ParamsError>,
+    Decoded(request, ..): Decoded<SignInRequest, ApiError>,
 ) -> Result<Json<SignInBody>, ApiError> {
-    let request = params?.decode::<SignInRequest>()?.into_domain()?;
+    let request = request.into_domain()?;
     let signed_in = token_auth.sign_in(request, &client).await?;
     Ok(Json(SignInBody {
         token: signed_in.token.expose().to_owned(),
@@ -94,9 +91,8 @@ pub(super) async fn sign_in(
 pub(super) async fn sign_out(
     State(token_auth): State<Arc<TokenAuth>>,
     user_id: Result<Path<String>, axum::extract::rejection::PathRejection>,
-    params: Result<Params, ParamsError>,
+    Decoded(request, ..): Decoded<SignOutRequest, ApiError>,
 ) -> Result<Json<MessageBody>, ApiError> {
-    let request = params?.decode::<SignOutRequest>()?;
     let Path(user_id) = user_id.map_err(|_| Rejection::UnreadablePath)?;
     let session = token_auth.authenticate(&request.session_token()?).await?;
     // Checked after the token, as the Rails API did: an unreadable id is
@@ -144,9 +140,9 @@ const RESET_MESSAGE: &str =
 pub(super) async fn request_reset(
     State(token_auth): State<Arc<TokenAuth>>,
     RequestClient(client): RequestClient,
-    params: Result<Params, ParamsError>,
+    Decoded(request, ..): Decoded<ResetRequest, ApiError>,
 ) -> Result<Json<MessageBody>, ApiError> {
-    let email = params?.decode::<ResetRequest>()?.email()?;
+    let email = request.email()?;
     token_auth.request_password_reset(&email, &client).await?;
     Ok(Json(MessageBody { message: RESET_MESSAGE }))
 }
@@ -180,9 +176,9 @@ pub(super) async fn request_reset(
 pub(super) async fn complete_reset(
     State(token_auth): State<Arc<TokenAuth>>,
     RequestClient(client): RequestClient,
-    params: Result<Params, ParamsError>,
+    Decoded(request, ..): Decoded<CompleteResetRequest, ApiError>,
 ) -> Result<Json<MessageBody>, ApiError> {
-    let reset = params?.decode::<CompleteResetRequest>()?.into_domain()?;
+    let reset = request.into_domain()?;
     token_auth.complete_password_reset(&reset, &client).await?;
     Ok(Json(MessageBody {
         message: "Your password has been changed.",
@@ -216,9 +212,8 @@ pub(super) async fn complete_reset(
 pub(super) async fn send_phone_verification(
     State(token_auth): State<Arc<TokenAuth>>,
     RequestClient(client): RequestClient,
-    params: Result<Params, ParamsError>,
+    Decoded(request, ..): Decoded<SendPhoneVerificationRequest, ApiError>,
 ) -> Result<Json<MessageBody>, ApiError> {
-    let request = params?.decode::<SendPhoneVerificationRequest>()?;
     let session = token_auth.authenticate(&request.session_token()?).await?;
     let phone = request.phone(token_auth.phones())?;
     token_auth.send_phone_verification(&session, &phone, &client).await?;
@@ -255,9 +250,8 @@ pub(super) async fn send_phone_verification(
 pub(super) async fn verify_phone(
     State(token_auth): State<Arc<TokenAuth>>,
     RequestClient(client): RequestClient,
-    params: Result<Params, ParamsError>,
+    Decoded(request, ..): Decoded<VerifyPhoneRequest, ApiError>,
 ) -> Result<Json<MessageBody>, ApiError> {
-    let request = params?.decode::<VerifyPhoneRequest>()?;
     let session = token_auth.authenticate(&request.session_token()?).await?;
     let code = request.code(token_auth.phone_code_length())?;
     token_auth.verify_phone(&session, &code, &client).await?;
@@ -293,9 +287,8 @@ pub(super) async fn verify_phone(
 pub(super) async fn introspect(
     State(token_auth): State<Arc<TokenAuth>>,
     RequestClient(client): RequestClient,
-    params: Result<Params, ParamsError>,
+    Decoded(request, ..): Decoded<IntrospectRequest, ApiError>,
 ) -> Result<Json<Value>, ApiError> {
-    let request = params?.decode::<IntrospectRequest>()?;
     let application = token_auth
         .authorize_application(request.application_token().as_ref(), &client)
         .await?;

@@ -13,8 +13,8 @@ use phonegate_domain::{
     otp::{CodeLength, OtpCode},
     phone::{PhoneInputError, PhoneNumber, PhonePolicy},
     token_auth::{
-        AppId, ApplicationToken, DeviceToken, DeviceTokenError, IntrospectedToken, MobileOs, PasswordReset, PushToken,
-        ResetToken, SessionToken, SignInEmail, SignInPassword, SignInRequest as SignIn,
+        AppId, ApplicationToken, DeviceToken, DeviceTokenError, IntrospectedToken, MobileOs, PasswordReset,
+        ProposedPassword, PushToken, ResetToken, SessionToken, SignInEmail, SignInPassword, SignInRequest as SignIn,
     },
 };
 use serde::Deserialize;
@@ -31,9 +31,9 @@ fn session_token(text: Option<&str>) -> Result<SessionToken, Rejection> {
         .ok_or(Rejection::MissingAuthToken)
 }
 
-/// Optional text that is absent when blank.
+/// Optional text without the white space around it, absent when blank.
 fn present(text: Option<&str>) -> Option<&str> {
-    text.map(str::trim).filter(|text| !text.is_empty())
+    crate::params::present(text).map(str::trim)
 }
 
 /// `POST /api/v1/tokens`.
@@ -43,7 +43,7 @@ fn present(text: Option<&str>) -> Option<&str> {
 }))]
 pub(super) struct SignInRequest {
     #[serde(default, deserialize_with = "crate::params::text")]
-    #[schema(required = true, nullable = false, value_type = String, pattern = r"\S")]
+    #[schema(required = true, nullable = false, value_type = String, pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$")]
     email: Option<String>,
     /// Any non-empty text (passwords set before today's rules still work).
     #[serde(default, deserialize_with = "crate::params::text")]
@@ -105,7 +105,7 @@ impl SignInRequest {
 pub(super) struct SignOutRequest {
     /// The user's session token.
     #[serde(default, deserialize_with = "crate::params::text")]
-    #[schema(required = true, nullable = false, value_type = String, pattern = r"\S")]
+    #[schema(required = true, nullable = false, value_type = String, pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$")]
     auth_token: Option<String>,
     /// A push token to forget.
     #[serde(default, deserialize_with = "crate::params::text")]
@@ -127,8 +127,18 @@ impl SignOutRequest {
 #[derive(Deserialize, ToSchema)]
 #[schema(as = TokensResetRequest, example = json!({"email": "admin@example.com"}))]
 pub(super) struct ResetRequest {
+    /// An email address: one `@`, at most 64 bytes before it and a dotted
+    /// domain after it, at most 254 bytes in all, without white space or
+    /// control characters (white space around it is ignored). The pattern
+    /// counts characters where [`Email::parse`] counts bytes.
     #[serde(default, deserialize_with = "crate::params::text")]
-    #[schema(required = true, nullable = false, value_type = String, pattern = r"\S")]
+    #[schema(
+        required = true,
+        nullable = false,
+        value_type = String,
+        max_length = 254,
+        pattern = r"^\s*[^@\s\u0000-\u001F\u007F-\u009F]{1,64}@[^@\s.\u0000-\u001F\u007F-\u009F][^@\s\u0000-\u001F\u007F-\u009F]*\.[^@\s\u0000-\u001F\u007F-\u009F]*[^@\s.\u0000-\u001F\u007F-\u009F]\s*$"
+    )]
     email: Option<String>,
 }
 
@@ -144,7 +154,7 @@ impl ResetRequest {
 pub(super) struct CompleteResetRequest {
     /// The token from the reset email.
     #[serde(default, deserialize_with = "crate::params::text")]
-    #[schema(required = true, nullable = false, value_type = String, pattern = r"\S")]
+    #[schema(required = true, nullable = false, value_type = String, pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$")]
     reset_token: Option<String>,
     /// At least 8 characters and at most 1024 bytes, and not a common
     /// password.
@@ -158,7 +168,9 @@ pub(super) struct CompleteResetRequest {
 }
 
 impl CompleteResetRequest {
-    /// The token first, then the new password and its confirmation.
+    /// The token, which must be there; then the new password and its
+    /// confirmation, whose flaws the use case reports only once the per-IP
+    /// limit has admitted the attempt (see [`ProposedPassword`]).
     pub(super) fn into_domain(self) -> Result<PasswordReset, Rejection> {
         let token = self
             .reset_token
@@ -166,17 +178,18 @@ impl CompleteResetRequest {
             .and_then(|token| ResetToken::parse(token).ok())
             .ok_or(Rejection::MissingResetToken)?;
         let password = self.password.unwrap_or_default();
-        let new_password = NewPassword::parse(&password).map_err(Rejection::InvalidPassword)?;
-        if self
-            .password_confirmation
-            .is_some_and(|confirmation| confirmation != password)
-        {
-            return Err(Rejection::ConfirmationMismatch);
-        }
-        Ok(PasswordReset {
-            token,
-            password: new_password,
-        })
+        let password = match NewPassword::parse(&password) {
+            Err(error) => ProposedPassword::Invalid(error),
+            Ok(_)
+                if self
+                    .password_confirmation
+                    .is_some_and(|confirmation| confirmation != password) =>
+            {
+                ProposedPassword::Unconfirmed
+            }
+            Ok(password) => ProposedPassword::Acceptable(password),
+        };
+        Ok(PasswordReset { token, password })
     }
 }
 
@@ -186,12 +199,12 @@ impl CompleteResetRequest {
 pub(super) struct SendPhoneVerificationRequest {
     /// The user's session token.
     #[serde(default, deserialize_with = "crate::params::text")]
-    #[schema(required = true, nullable = false, value_type = String, pattern = r"\S")]
+    #[schema(required = true, nullable = false, value_type = String, pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$")]
     auth_token: Option<String>,
     /// A phone number in any human format; national numbers are read in
     /// the default region.
     #[serde(default, deserialize_with = "crate::params::text")]
-    #[schema(required = true, nullable = false, value_type = String, pattern = r"\S")]
+    #[schema(required = true, nullable = false, value_type = String, pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$")]
     phone: Option<String>,
 }
 
@@ -216,7 +229,7 @@ impl SendPhoneVerificationRequest {
 pub(super) struct VerifyPhoneRequest {
     /// The user's session token.
     #[serde(default, deserialize_with = "crate::params::text")]
-    #[schema(required = true, nullable = false, value_type = String, pattern = r"\S")]
+    #[schema(required = true, nullable = false, value_type = String, pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$")]
     auth_token: Option<String>,
     /// The code texted to the phone.
     #[serde(default, deserialize_with = "crate::params::text")]
@@ -257,11 +270,11 @@ fn code_schema() -> Schema {
 pub(super) struct IntrospectRequest {
     /// The application's auth_token.
     #[serde(default, deserialize_with = "crate::params::text")]
-    #[schema(required = true, nullable = false, value_type = String, pattern = r"\S")]
+    #[schema(required = true, nullable = false, value_type = String, pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$")]
     auth_token: Option<String>,
     /// The user's token to introspect.
     #[serde(default, deserialize_with = "crate::params::text")]
-    #[schema(required = true, nullable = false, value_type = String, pattern = r"\S")]
+    #[schema(required = true, nullable = false, value_type = String, pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$")]
     token: Option<String>,
 }
 
@@ -293,6 +306,40 @@ mod tests {
         Params::from_json(value).decode().unwrap()
     }
 
+    /// The spec's pattern for a reset email accepts what the edge reads.
+    #[test]
+    fn the_spec_states_which_emails_the_edge_reads() {
+        let local = |n: usize| format!("{}@example.com", "l".repeat(n));
+        let cases = [
+            ("admin@example.com".to_owned(), true),
+            ("  Ada@Example.COM ".to_owned(), true),
+            ("a@b..c".to_owned(), true),
+            (local(64), true),
+            (local(65), false),
+            ("0".to_owned(), false),
+            ("a@b".to_owned(), false),
+            ("a@.b.c".to_owned(), false),
+            ("a@b.c.".to_owned(), false),
+            ("a b@c.d".to_owned(), false),
+            ("a@b@c.d".to_owned(), false),
+            ("a\u{1}@c.d".to_owned(), false),
+            (" ".to_owned(), false),
+        ];
+        for (email, valid) in cases {
+            let request = json!({ "email": email });
+            assert_eq!(
+                crate::openapi::spec_accepts("TokensResetRequest", &request),
+                valid,
+                "spec: {email:?}"
+            );
+            assert_eq!(
+                decode::<ResetRequest>(request).email().is_ok(),
+                valid,
+                "edge: {email:?}"
+            );
+        }
+    }
+
     #[test]
     fn sign_in_needs_both_credentials_and_checks_the_device_first() {
         let request: SignInRequest = decode(json!({"email": " ", "password": "x"}));
@@ -313,22 +360,26 @@ mod tests {
     }
 
     #[test]
-    fn completing_a_reset_checks_the_token_then_the_password_then_its_confirmation() {
+    fn completing_a_reset_needs_the_token_and_reads_the_password_and_its_confirmation() {
         let request: CompleteResetRequest = decode(json!({"password": "short"}));
         assert_eq!(request.into_domain().err(), Some(Rejection::MissingResetToken));
-        let request: CompleteResetRequest = decode(json!({"reset_token": "tok", "password": "short"}));
-        assert_eq!(
-            request.into_domain().err(),
-            Some(Rejection::InvalidPassword(
-                phonegate_domain::account::PasswordError::TooShort
-            ))
-        );
-        let request: CompleteResetRequest = decode(json!({
-            "reset_token": "tok", "password": "long enough", "password_confirmation": "different"
-        }));
-        assert_eq!(request.into_domain().err(), Some(Rejection::ConfirmationMismatch));
-        let request: CompleteResetRequest = decode(json!({"reset_token": "tok", "password": "long enough"}));
-        assert!(request.into_domain().is_ok());
+        let proposed = |body| decode::<CompleteResetRequest>(body).into_domain().unwrap().password;
+        assert!(matches!(
+            proposed(json!({"reset_token": "tok", "password": "short"})),
+            ProposedPassword::Invalid(phonegate_domain::account::PasswordError::TooShort)
+        ));
+        assert!(matches!(
+            proposed(json!({"reset_token": "tok", "password": "long enough", "password_confirmation": "different"})),
+            ProposedPassword::Unconfirmed
+        ));
+        assert!(matches!(
+            proposed(json!({"reset_token": "tok", "password": "long enough"})),
+            ProposedPassword::Acceptable(_)
+        ));
+        assert!(matches!(
+            proposed(json!({"reset_token": "tok", "password": "long enough", "password_confirmation": "long enough"})),
+            ProposedPassword::Acceptable(_)
+        ));
     }
 
     #[test]

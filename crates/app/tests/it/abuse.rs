@@ -642,6 +642,29 @@ async fn token_checks_are_limited_per_ip() {
     assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS);
     assert!(reply.body["res_info"]["code"].is_i64(), "{:?}", reply.body);
     assert!(retry_after(&reply) >= Duration::from_secs(1));
+    // A flawed new password is judged after the limit: a throttled client
+    // learns nothing about it, and one within its allowance hears what is
+    // wrong with it.
+    let flawed = |ip: &'static str| {
+        let app = &app;
+        async move {
+            form_from(
+                app,
+                ip,
+                "PUT",
+                "/api/v1/tokens/reset.json",
+                "reset_token=guess&password=short",
+            )
+            .await
+        }
+    };
+    assert_eq!(flawed("203.0.113.5").await.status, StatusCode::TOO_MANY_REQUESTS);
+    let reply = flawed("198.51.100.9").await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        reply.body,
+        json!({"error": "Password is too short (minimum is 8 characters)"})
+    );
     assert_eq!(check_code("198.51.100.7").await.status, StatusCode::UNAUTHORIZED);
 }
 

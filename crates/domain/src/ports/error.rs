@@ -1,4 +1,5 @@
-//! The error every store port shares.
+//! The error every store port shares, and how any error is printed with
+//! its sources.
 
 use std::{error::Error, fmt};
 
@@ -33,15 +34,17 @@ impl StoreError {
     /// The error with its whole source chain (`store operation acquire
     /// failed: connection refused`), for a log line or a message that has
     /// no other way to show the cause.
-    pub fn report(&self) -> impl fmt::Display + '_ {
-        Report(self)
+    pub fn report(&self) -> ErrorChain<'_> {
+        ErrorChain(self)
     }
 }
 
-/// [`StoreError::report`]'s text.
-struct Report<'a>(&'a StoreError);
+/// An error and its sources, `outer: inner: innermost`: how a log line
+/// shows an error whose own text names only the outermost cause.
+#[derive(Clone, Copy)]
+pub struct ErrorChain<'a>(pub &'a (dyn Error + 'static));
 
-impl fmt::Display for Report<'_> {
+impl fmt::Display for ErrorChain<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.0)?;
         let mut source = self.0.source();
@@ -50,6 +53,12 @@ impl fmt::Display for Report<'_> {
             source = cause.source();
         }
         Ok(())
+    }
+}
+
+impl fmt::Debug for ErrorChain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
     }
 }
 

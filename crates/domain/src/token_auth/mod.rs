@@ -46,7 +46,7 @@ pub use credentials::{
     ResetToken, SessionToken, SignInEmail, SignInPassword, UnknownMobileOs,
 };
 pub use introspection::{AuthorizedApplication, IntrospectError, Introspection};
-pub use password_reset::{CompleteResetError, PasswordReset, ResetRequestError};
+pub use password_reset::{CompleteResetError, PasswordReset, ProposedPassword, ResetRequestError};
 pub use phone_confirmation::{ConfirmPhoneError, SendPhoneCodeError};
 pub use sign_in::{SignInError, SignInRequest, SignedIn};
 

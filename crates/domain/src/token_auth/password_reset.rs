@@ -6,7 +6,7 @@ use secrecy::SecretString;
 use super::{NewPasswordReset, ResetOutcome, TokenAuth, credentials::ResetToken};
 use crate::{
     abuse::{Client, Refusal},
-    account::{Email, NewPassword, Password},
+    account::{Email, NewPassword, Password, PasswordError},
     otp::IssueError,
     outbox::{Envelope, OutboxMessage, Outgoing},
     ports::{HashError, OutgoingMail, StoreError},
@@ -27,7 +27,24 @@ pub enum ResetRequestError {
 #[derive(Debug, Clone)]
 pub struct PasswordReset {
     pub token: ResetToken,
-    pub password: NewPassword,
+    pub password: ProposedPassword,
+}
+
+/// The new password as the edge read it, flaws included.
+///
+/// The edge parses it, but the use case judges it only once the per-IP
+/// token-check limit has admitted the attempt: a throttled client is told
+/// to wait whatever it sent, and every attempt counts against the limit,
+/// as in the service whose clients this surface serves. A missing token,
+/// by contrast, is refused at the edge before the limit.
+#[derive(Debug, Clone)]
+pub enum ProposedPassword {
+    /// Within the rules, and confirmed when a confirmation was sent.
+    Acceptable(NewPassword),
+    /// Blank, too short or too long.
+    Invalid(PasswordError),
+    /// Within the rules, but the confirmation differs.
+    Unconfirmed,
 }
 
 /// Why a reset was not completed.
@@ -38,6 +55,12 @@ pub enum CompleteResetError {
     UnknownToken,
     #[error("the reset token has expired")]
     Expired,
+    /// The new password is blank, too short or too long.
+    #[error("the new password is not acceptable: {0}")]
+    InvalidPassword(PasswordError),
+    /// The confirmation differs from the new password.
+    #[error("the password confirmation does not match")]
+    ConfirmationMismatch,
     /// The new password is among the ones attackers try first.
     #[error("the new password is too common")]
     CommonPassword,
@@ -127,7 +150,11 @@ impl TokenAuth {
             .admit_token_check(client, self.now())
             .await
             .map_err(CompleteResetError::Refused)?;
-        let password = reset.password.as_password();
+        let password = match &reset.password {
+            ProposedPassword::Acceptable(password) => password.as_password(),
+            ProposedPassword::Invalid(error) => return Err(CompleteResetError::InvalidPassword(*error)),
+            ProposedPassword::Unconfirmed => return Err(CompleteResetError::ConfirmationMismatch),
+        };
         let token_hash = self.token_hash("password_reset", reset.token.expose());
         let outcome = match self.ports.accounts.find_password_reset(&token_hash, self.now()).await? {
             ResetOutcome::Done(_) => {

@@ -132,7 +132,7 @@ fn sign_in_request(email: &str, password: &str) -> SignInRequest {
 fn reset(token: &str, password: &str) -> PasswordReset {
     PasswordReset {
         token: ResetToken::parse(token).unwrap(),
-        password: crate::account::NewPassword::parse(password).unwrap(),
+        password: ProposedPassword::Acceptable(crate::account::NewPassword::parse(password).unwrap()),
     }
 }
 

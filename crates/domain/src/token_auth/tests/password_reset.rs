@@ -132,3 +132,34 @@ fn a_guessed_reset_token_costs_a_lookup_and_no_hash() {
         }
     });
 }
+
+/// A flawed new password is judged after the per-IP limit admits the
+/// attempt, and before the token is looked up: a throttled client is told
+/// to wait whatever it sent.
+#[test]
+fn a_flawed_new_password_is_refused_after_the_limit_and_before_the_lookup() {
+    block_on(async {
+        for (password, expected) in [
+            (
+                ProposedPassword::Invalid(crate::account::PasswordError::TooShort),
+                "InvalidPassword(TooShort)",
+            ),
+            (ProposedPassword::Unconfirmed, "ConfirmationMismatch"),
+        ] {
+            let world = World::new();
+            let mut mocks = Mocks::new();
+            mocks.accounts.expect_find_password_reset().never();
+            mocks.passwords.expect_hash().never();
+            let service = mocks.build(&world);
+            let reset = PasswordReset {
+                token: ResetToken::parse("tok").unwrap(),
+                password,
+            };
+            let error = service
+                .complete_password_reset(&reset, &Client::default())
+                .await
+                .unwrap_err();
+            assert_eq!(format!("{error:?}"), expected);
+        }
+    });
+}

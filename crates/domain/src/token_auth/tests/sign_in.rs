@@ -280,5 +280,15 @@ fn sign_ins_are_limited_per_email_and_per_ip_before_any_work() {
                 .await,
             Err(CompleteResetError::Refused(_))
         ));
+        // Refused whatever the new password, so flaws cannot be probed
+        // past the limit.
+        let flawed = PasswordReset {
+            token: ResetToken::parse("tok").unwrap(),
+            password: ProposedPassword::Invalid(crate::account::PasswordError::TooShort),
+        };
+        assert!(matches!(
+            service.complete_password_reset(&flawed, &client).await,
+            Err(CompleteResetError::Refused(_))
+        ));
     });
 }

@@ -588,19 +588,11 @@ async fn token_checks_are_limited_per_ip() {
     })
     .await;
     let guess = "0123456789abcdef0123456789abcdef";
-    let reset = |ip: &'static str| {
+    let reset_with = |ip: &'static str, body: &'static str| {
         let app = &app;
-        async move {
-            form_from(
-                app,
-                ip,
-                "PUT",
-                "/api/v1/tokens/reset.json",
-                "reset_token=guess&password=new-password-1",
-            )
-            .await
-        }
+        async move { form_from(app, ip, "PUT", "/api/v1/tokens/reset.json", body).await }
     };
+    let reset = |ip: &'static str| reset_with(ip, "reset_token=guess&password=new-password-1");
     let introspect = |ip: &'static str| {
         let app = &app;
         async move {
@@ -645,19 +637,7 @@ async fn token_checks_are_limited_per_ip() {
     // A flawed new password is judged after the limit: a throttled client
     // learns nothing about it, and one within its allowance hears what is
     // wrong with it.
-    let flawed = |ip: &'static str| {
-        let app = &app;
-        async move {
-            form_from(
-                app,
-                ip,
-                "PUT",
-                "/api/v1/tokens/reset.json",
-                "reset_token=guess&password=short",
-            )
-            .await
-        }
-    };
+    let flawed = |ip: &'static str| reset_with(ip, "reset_token=guess&password=short");
     assert_eq!(flawed("203.0.113.5").await.status, StatusCode::TOO_MANY_REQUESTS);
     let reply = flawed("198.51.100.9").await;
     assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);

@@ -99,26 +99,32 @@ async fn metrics_text(State(metrics): State<MetricSources>, headers: HeaderMap) 
     use std::sync::atomic::Ordering::Relaxed;
     let abuse = &metrics.abuse;
     let mut scrape = Scrape::default();
-    scrape.counter(
-        "rate_limited",
-        "Sends and checks refused by a per-phone or per-IP limit or a cooldown.",
-        abuse.rate_limited.load(Relaxed),
-    );
-    scrape.counter(
-        "sms_budget_exhausted",
-        "Sends refused because an hourly SMS budget was spent (alert on any increase).",
-        abuse.budget_exhausted.load(Relaxed),
-    );
-    scrape.counter(
-        "destination_refused",
-        "Sends refused because the destination country or prefix is not allowed.",
-        abuse.destination_refused.load(Relaxed),
-    );
-    scrape.counter(
-        "not_mobile_refused",
-        "Texts refused because the number is not a mobile.",
-        abuse.not_mobile.load(Relaxed),
-    );
+    // The abuse counters live with the limits that count them; they are
+    // read here, once per scrape.
+    for (name, help, counter) in [
+        (
+            "rate_limited",
+            "Sends and checks refused by a per-phone or per-IP limit or a cooldown.",
+            &abuse.rate_limited,
+        ),
+        (
+            "sms_budget_exhausted",
+            "Sends refused because an hourly SMS budget was spent (alert on any increase).",
+            &abuse.budget_exhausted,
+        ),
+        (
+            "destination_refused",
+            "Sends refused because the destination country or prefix is not allowed.",
+            &abuse.destination_refused,
+        ),
+        (
+            "not_mobile_refused",
+            "Texts refused because the number is not a mobile.",
+            &abuse.not_mobile,
+        ),
+    ] {
+        scrape.counter(name, help, counter.load(Relaxed));
+    }
     match metrics.outbox.backlog().await {
         Ok(backlog) => {
             // The client cannot write a gauge over i64::MAX; no outbox

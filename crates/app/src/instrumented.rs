@@ -10,8 +10,8 @@ use phonegate_domain::{
     otp::{Channel, OtpCode},
     phone::PhoneNumber,
     ports::{
-        DeliveryError, HostedCheck, HostedVerification, Mailer, Metrics, OutgoingCall, OutgoingMail, OutgoingSms,
-        SmsSender, VoiceCaller,
+        DeliveryError, HostedCheck, HostedVerification, Mailer, MessageRef, Metrics, OutgoingCall, OutgoingMail,
+        OutgoingSms, SmsSender, VoiceCaller,
     },
 };
 
@@ -58,6 +58,13 @@ impl<T: SmsSender + ?Sized> SmsSender for Instrumented<T> {
         self.record("send_sms", started, &result);
         result
     }
+
+    async fn send_queued_sms(&self, message: &OutgoingSms, queued: MessageRef) -> Result<(), DeliveryError> {
+        let started = Instant::now();
+        let result = self.inner.send_queued_sms(message, queued).await;
+        self.record("send_sms", started, &result);
+        result
+    }
 }
 
 #[async_trait]
@@ -65,6 +72,13 @@ impl<T: VoiceCaller + ?Sized> VoiceCaller for Instrumented<T> {
     async fn call(&self, call: &OutgoingCall) -> Result<(), DeliveryError> {
         let started = Instant::now();
         let result = self.inner.call(call).await;
+        self.record("call", started, &result);
+        result
+    }
+
+    async fn place_queued_call(&self, call: &OutgoingCall, queued: MessageRef) -> Result<(), DeliveryError> {
+        let started = Instant::now();
+        let result = self.inner.place_queued_call(call, queued).await;
         self.record("call", started, &result);
         result
     }

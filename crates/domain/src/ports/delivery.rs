@@ -105,12 +105,77 @@ pub trait HostedVerification: Send + Sync {
     async fn check(&self, to: &PhoneNumber, code: &OtpCode) -> Result<HostedCheck, DeliveryError>;
 }
 
+/// Which outbox message a delivery is: the same on every attempt and every
+/// provider of a route, so a provider that passes it on (the generic HTTP
+/// provider's `id` and `purpose`) lets its receiver drop duplicates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MessageRef {
+    /// The outbox row's id.
+    pub id: i64,
+    /// What the message is for (`pin_auth`, `password_reset`, …).
+    pub purpose: &'static str,
+}
+
+/// Who a text says it comes from, as a route or a provider's settings name
+/// it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Sender {
+    /// A phone number in E.164 (`+15005550006`).
+    Number(String),
+    /// An alphanumeric sender ID (`Acme`, at most 11 letters, digits and
+    /// spaces), for countries that allow one.
+    Alphanumeric(String),
+    /// A Twilio Messaging Service (`MG…`), which picks the number itself.
+    /// Only the Twilio provider can send through one.
+    MessagingService(String),
+}
+
+impl Sender {
+    /// The sender as written in settings: a number starting with `+`, a
+    /// Messaging Service SID starting with `MG`, or an alphanumeric sender
+    /// ID (1 to 11 ASCII letters, digits and spaces, at least one letter).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        if let Some(digits) = text.strip_prefix('+') {
+            if (8..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) {
+                return Ok(Self::Number(text.to_owned()));
+            }
+            return Err(format!("{text:?} is not a number in E.164 (+ and 8 to 15 digits)"));
+        }
+        if text.len() == 34 && text.starts_with("MG") && text.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Ok(Self::MessagingService(text.to_owned()));
+        }
+        let allowed = text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b' ');
+        if (1..=11).contains(&text.len()) && allowed && text.bytes().any(|b| b.is_ascii_alphabetic()) {
+            return Ok(Self::Alphanumeric(text.to_owned()));
+        }
+        Err(format!(
+            "{text:?} is neither a number (+…), a Messaging Service SID (MG…) nor an alphanumeric sender ID (1 to 11 letters, digits and spaces)"
+        ))
+    }
+
+    /// The sender as providers write it in a `from` field.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Number(text) | Self::Alphanumeric(text) | Self::MessagingService(text) => text,
+        }
+    }
+}
+
 /// Sends text messages.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait SmsSender: Send + Sync {
     /// Hands `message` to the provider. Implementations must not log the body.
     async fn send_sms(&self, message: &OutgoingSms) -> Result<(), DeliveryError>;
+
+    /// Hands `message`, the outbox message `queued`, to the provider. The
+    /// dispatcher calls this; providers that have no use for `queued` keep
+    /// the default, which is [`SmsSender::send_sms`].
+    async fn send_queued_sms(&self, message: &OutgoingSms, queued: MessageRef) -> Result<(), DeliveryError> {
+        let _ = queued;
+        self.send_sms(message).await
+    }
 }
 
 /// A voice call that reads a code aloud. The text contains the code.
@@ -127,4 +192,12 @@ pub trait VoiceCaller: Send + Sync {
     /// Asks the provider to call `call.to` and speak the text. Implementations
     /// must not log the text.
     async fn call(&self, call: &OutgoingCall) -> Result<(), DeliveryError>;
+
+    /// Places `call`, the outbox message `queued`. The dispatcher calls
+    /// this; providers that have no use for `queued` keep the default,
+    /// which is [`VoiceCaller::call`].
+    async fn place_queued_call(&self, call: &OutgoingCall, queued: MessageRef) -> Result<(), DeliveryError> {
+        let _ = queued;
+        self.call(call).await
+    }
 }

@@ -4,6 +4,8 @@
 //!   sea-query layer, with per-backend migrations.
 //! - [`sms`]: the console SMS sender for development (and tests).
 //! - [`twilio`]: SMS, voice calls and Verify through Twilio's HTTP API.
+//! - [`plivo`]: SMS through Plivo's Message API, one attempt per message.
+//! - [`telnyx`]: SMS through Telnyx's Messages API, one attempt per message.
 //! - [`jwt`]: JWTs (HS256, RS256, EdDSA) with a current key and previous keys for rotation.
 //! - [`rate_limit`]: sliding-window rate limiters, in memory for one
 //!   instance or in Redis for several.
@@ -20,10 +22,13 @@ pub mod mail;
 pub mod memory;
 pub mod password;
 pub mod password_screen;
+pub mod plivo;
 pub mod random;
 pub mod rate_limit;
 pub mod sms;
 pub mod sql;
+pub mod telnyx;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod twilio;
+mod vendor_http;

@@ -5,7 +5,9 @@
 
 mod admin_store;
 mod outbox;
+mod plivo;
 mod rate_limit;
 mod smtp;
 mod sql_store;
+mod telnyx;
 mod twilio;

@@ -4,6 +4,7 @@
 //!   sea-query layer, with per-backend migrations.
 //! - [`sms`]: the console SMS sender for development (and tests).
 //! - [`twilio`]: SMS, voice calls and Verify through Twilio's HTTP API.
+//! - [`vonage`]: SMS through Vonage's SMS API and calls through its Voice API.
 //! - [`jwt`]: JWTs (HS256, RS256, EdDSA) with a current key and previous keys for rotation.
 //! - [`rate_limit`]: sliding-window rate limiters, in memory for one
 //!   instance or in Redis for several.
@@ -27,3 +28,4 @@ pub mod sql;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod twilio;
+pub mod vonage;

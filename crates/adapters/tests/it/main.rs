@@ -9,3 +9,4 @@ mod rate_limit;
 mod smtp;
 mod sql_store;
 mod twilio;
+mod vonage;

@@ -6,6 +6,7 @@
 //! - [`twilio`]: SMS, voice calls and Verify through Twilio's HTTP API.
 //! - [`plivo`]: SMS through Plivo's Message API, one attempt per message.
 //! - [`telnyx`]: SMS through Telnyx's Messages API, one attempt per message.
+//! - [`vonage`]: SMS through Vonage's SMS API and calls through its Voice API.
 //! - [`jwt`]: JWTs (HS256, RS256, EdDSA) with a current key and previous keys for rotation.
 //! - [`rate_limit`]: sliding-window rate limiters, in memory for one
 //!   instance or in Redis for several.
@@ -32,3 +33,4 @@ pub mod telnyx;
 pub mod testing;
 pub mod twilio;
 mod vendor_http;
+pub mod vonage;

@@ -11,3 +11,4 @@ mod smtp;
 mod sql_store;
 mod telnyx;
 mod twilio;
+mod vonage;

@@ -4,6 +4,8 @@
 //!   sea-query layer, with per-backend migrations.
 //! - [`sms`]: the console SMS sender for development (and tests).
 //! - [`twilio`]: SMS, voice calls and Verify through Twilio's HTTP API.
+//! - [`http_provider`]: SMS and calls as signed JSON POSTs to any HTTP endpoint.
+//! - [`webhook_signature`]: Standard Webhooks signing and verification.
 //! - [`jwt`]: JWTs (HS256, RS256, EdDSA) with a current key and previous keys for rotation.
 //! - [`rate_limit`]: sliding-window rate limiters, in memory for one
 //!   instance or in Redis for several.
@@ -15,6 +17,7 @@
 //! from sqlx, jsonwebtoken, reqwest or redis crosses a port.
 
 pub mod clock;
+pub mod http_provider;
 pub mod jwt;
 pub mod mail;
 pub mod memory;
@@ -27,3 +30,4 @@ pub mod sql;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod twilio;
+pub mod webhook_signature;

@@ -7,6 +7,8 @@
 //! - [`plivo`]: SMS through Plivo's Message API, one attempt per message.
 //! - [`telnyx`]: SMS through Telnyx's Messages API, one attempt per message.
 //! - [`vonage`]: SMS through Vonage's SMS API and calls through its Voice API.
+//! - [`http_provider`]: SMS and calls as signed JSON POSTs to any HTTP endpoint.
+//! - [`webhook_signature`]: Standard Webhooks signing and verification.
 //! - [`jwt`]: JWTs (HS256, RS256, EdDSA) with a current key and previous keys for rotation.
 //! - [`rate_limit`]: sliding-window rate limiters, in memory for one
 //!   instance or in Redis for several.
@@ -18,6 +20,7 @@
 //! from sqlx, jsonwebtoken, reqwest or redis crosses a port.
 
 pub mod clock;
+pub mod http_provider;
 pub mod jwt;
 pub mod mail;
 pub mod memory;
@@ -34,3 +37,4 @@ pub mod testing;
 pub mod twilio;
 mod vendor_http;
 pub mod vonage;
+pub mod webhook_signature;

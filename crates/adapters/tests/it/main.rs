@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, reason = "a panic is how a test reports failure")]
 
 mod admin_store;
+mod http_provider;
 mod outbox;
 mod plivo;
 mod rate_limit;

@@ -89,8 +89,13 @@ fn ci() -> Result<(), String> {
         "-D",
         "warnings",
     ])?;
+    // One build of every target with the features the tests unify (the
+    // dev-dependencies' included), which the tests and then the smoke
+    // benchmark reuse: building the two binaries on their own, as `bench`
+    // does, resolves other features and rebuilt four crates here.
+    cargo(&["build", "--workspace", "--all-targets", "--locked"])?;
     test_workspace()?;
-    bench(&["--smoke".to_owned()])
+    run_bench(&["--smoke".to_owned()])
 }
 
 /// Builds the server and the harness (release, or debug for `--smoke`) and
@@ -102,6 +107,13 @@ fn bench(args: &[String]) -> Result<(), String> {
         build.push("--release");
     }
     cargo(&build)?;
+    run_bench(args)
+}
+
+/// Runs the harness already built in the target directory (release, or
+/// debug for `--smoke`) against the server built beside it.
+fn run_bench(args: &[String]) -> Result<(), String> {
+    let smoke = args.iter().any(|arg| arg == "--smoke");
     let target = env::var("CARGO_TARGET_DIR").map_or_else(
         |_| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"),
         std::path::PathBuf::from,

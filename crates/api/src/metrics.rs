@@ -19,7 +19,7 @@ use std::{fmt::Write as _, time::Duration};
 use phonegate_domain::ports::Metrics;
 use prometheus_client::{
     encoding::{EncodeLabelValue, LabelValueEncoder, text},
-    metrics::{counter::Counter, family::Family, histogram::Histogram},
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
     registry::{Metric, Registry as Families},
 };
 
@@ -109,6 +109,10 @@ pub struct Registry {
     http_requests: Family<RequestLabels, Counter>,
     http_latency: Family<LatencyLabels, Histogram, fn() -> Histogram>,
     phone_locks: Counters<1>,
+    provider_attempts: Counters<3>,
+    failovers: Counters<2>,
+    circuits_open: Family<Labels<1>, Gauge>,
+    circuit_changes: Counters<2>,
 }
 
 /// Registers `metric` under `help`, a sentence. prometheus-client ends
@@ -192,9 +196,41 @@ impl Registry {
              the check that locked them.",
             phone_locks.clone(),
         );
+        let provider_attempts = Counters::default();
+        register(
+            &mut families,
+            "provider_attempts",
+            "Calls to each SMS, voice, verification and mail provider, by operation and outcome (ok or the error).",
+            provider_attempts.clone(),
+        );
+        let failovers = Counters::default();
+        register(
+            &mut families,
+            "provider_failovers",
+            "Messages moved at once from a failing provider to the next provider of their route.",
+            failovers.clone(),
+        );
+        let circuits_open = Family::default();
+        register(
+            &mut families,
+            "provider_circuit_open",
+            "1 while a provider's circuit is open (it failed too often in a row and routes skip it), else 0.",
+            circuits_open.clone(),
+        );
+        let circuit_changes = Counters::default();
+        register(
+            &mut families,
+            "provider_circuit_changes",
+            "Providers' circuits opening and closing.",
+            circuit_changes.clone(),
+        );
         Self {
             providers,
             families,
+            provider_attempts,
+            failovers,
+            circuits_open,
+            circuit_changes,
             messages_sent,
             delivery_failures,
             verifications,
@@ -234,8 +270,15 @@ impl Registry {
 }
 
 impl Metrics for Registry {
-    fn delivery(&self, purpose: &'static str, kind: &'static str, outcome: &'static str) {
-        let (channel, provider) = self.channel_of(kind);
+    fn delivery(
+        &self,
+        purpose: &'static str,
+        kind: &'static str,
+        provider: Option<&'static str>,
+        outcome: &'static str,
+    ) {
+        let (channel, configured) = self.channel_of(kind);
+        let provider = provider.unwrap_or(configured);
         if outcome == "sent" {
             self.messages_sent
                 .get_or_create(&labels(
@@ -260,6 +303,12 @@ impl Metrics for Registry {
     }
 
     fn provider_call(&self, provider: &'static str, operation: &'static str, elapsed: Duration, outcome: &'static str) {
+        self.provider_attempts
+            .get_or_create(&labels(
+                ["provider", "operation", "outcome"],
+                [provider, operation, outcome],
+            ))
+            .inc();
         self.provider_latency
             .get_or_create(&labels(["provider", "operation"], [provider, operation]))
             .observe(elapsed.as_secs_f64());
@@ -282,6 +331,20 @@ impl Metrics for Registry {
     fn phone_locked(&self, purpose: &'static str) {
         self.phone_locks.get_or_create(&labels(["surface"], [purpose])).inc();
     }
+
+    fn failover(&self, from: &'static str, to: &'static str) {
+        self.failovers.get_or_create(&labels(["from", "to"], [from, to])).inc();
+    }
+
+    fn provider_circuit(&self, provider: &'static str, open: bool) {
+        self.circuits_open
+            .get_or_create(&labels(["provider"], [provider]))
+            .set(i64::from(open));
+        let change = if open { "opened" } else { "closed" };
+        self.circuit_changes
+            .get_or_create(&labels(["provider", "change"], [provider, change]))
+            .inc();
+    }
 }
 
 #[cfg(test)]
@@ -302,11 +365,11 @@ mod tests {
     #[test]
     fn deliveries_are_counted_by_surface_channel_and_provider() {
         let registry = registry();
-        registry.delivery("pin_auth", "sms", "sent");
-        registry.delivery("pin_auth", "sms", "sent");
-        registry.delivery("phone_login", "call", "sent");
-        registry.delivery("password_reset", "mail", "sent");
-        registry.delivery("pin_auth", "sms", "retry");
+        registry.delivery("pin_auth", "sms", None, "sent");
+        registry.delivery("pin_auth", "sms", None, "sent");
+        registry.delivery("phone_login", "call", None, "sent");
+        registry.delivery("password_reset", "mail", None, "sent");
+        registry.delivery("pin_auth", "sms", None, "retry");
         let text = open_metrics(&registry);
         for line in [
             "phonegate_messages_sent_total{surface=\"pin_auth\",channel=\"sms\",provider=\"twilio\"} 2",

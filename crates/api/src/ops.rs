@@ -139,6 +139,36 @@ async fn metrics_text(State(metrics): State<MetricSources>, headers: HeaderMap) 
         }
         Err(error) => tracing::warn!(error = %error.report(), "metrics: the outbox backlog is unavailable"),
     }
+    match metrics.outbox.backlog_by_kind().await {
+        Ok(kinds) => {
+            let pending: Vec<(&str, i64)> = kinds
+                .iter()
+                .map(|(entry, _)| {
+                    (
+                        entry.kind.as_str(),
+                        i64::try_from(entry.backlog.pending).unwrap_or(i64::MAX),
+                    )
+                })
+                .collect();
+            let undeliverable: Vec<(&str, i64)> = kinds
+                .iter()
+                .map(|(entry, ours)| (entry.kind.as_str(), i64::from(!ours)))
+                .collect();
+            scrape.labelled_gauges(
+                "outbox_pending_by_kind",
+                "Messages waiting for delivery, by kind (sms, call, hosted_sms, hosted_call, mail).",
+                "kind",
+                &pending,
+            );
+            scrape.labelled_gauges(
+                "outbox_kind_undeliverable",
+                "1 for a kind of waiting message this instance has no provider for (another instance must send it).",
+                "kind",
+                &undeliverable,
+            );
+        }
+        Err(error) => tracing::warn!(error = %error.report(), "metrics: the outbox backlog by kind is unavailable"),
+    }
     Exposition::negotiate(&headers, &metrics.registry, scrape)
 }
 

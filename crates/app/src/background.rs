@@ -154,14 +154,33 @@ async fn dispatch_loop(
         // One worker reports a backlog (a provider outage, say) while it lasts.
         if worker == 0 && last_backlog_check.elapsed() >= BACKLOG_ALERT_AGE {
             last_backlog_check = tokio::time::Instant::now();
-            if let Ok(backlog) = dispatcher.backlog().await
-                && backlog.oldest_age.is_some_and(|age| age >= BACKLOG_ALERT_AGE)
-            {
-                tracing::warn!(
-                    pending = backlog.pending,
-                    oldest_age_s = backlog.oldest_age.map_or(0, |age| age.as_secs()),
-                    "outbox backlog: deliveries are delayed"
-                );
+            if let Ok(kinds) = dispatcher.backlog_by_kind().await {
+                for (entry, ours) in kinds {
+                    let backlog = entry.backlog;
+                    if backlog.oldest_age.is_none_or(|age| age < BACKLOG_ALERT_AGE) {
+                        continue;
+                    }
+                    let oldest_age_s = backlog.oldest_age.map_or(0, |age| age.as_secs());
+                    if ours {
+                        tracing::warn!(
+                            kind = entry.kind.as_str(),
+                            pending = backlog.pending,
+                            oldest_age_s,
+                            "outbox backlog: deliveries are delayed"
+                        );
+                    } else {
+                        // This instance does not claim them; if no instance
+                        // of the fleet can, they wait until they expire.
+                        tracing::warn!(
+                            kind = entry.kind.as_str(),
+                            pending = backlog.pending,
+                            oldest_age_s,
+                            alert = "undeliverable_kind",
+                            "outbox holds messages of a kind this instance has no provider for; is an instance \
+                             that can send them running?"
+                        );
+                    }
+                }
             }
         }
         tokio::select! {

@@ -3,7 +3,17 @@
 
 use serde::Serialize;
 
-use crate::{config::Config, providers::SmsChoice, settings::Settings};
+use crate::{config::Config, settings::Settings};
+
+/// One resolved route, as `config check` prints it.
+#[derive(Debug, Serialize)]
+pub struct RouteReport {
+    /// `+44`, or `default`.
+    pub prefix: String,
+    pub providers: Vec<&'static str>,
+    /// The route's sender; `null` when each provider uses its own.
+    pub sender: Option<String>,
+}
 
 /// What `phonegate config check` found: the adapters the settings would
 /// use. Serialised as the command's output.
@@ -11,10 +21,16 @@ use crate::{config::Config, providers::SmsChoice, settings::Settings};
 pub struct ConfigReport {
     /// `sqlite` or `postgres`.
     pub database: &'static str,
-    /// Who sends texts: `console`, `twilio` or `twilio_verify`.
-    pub sms: &'static str,
-    /// Who places calls: the same as `sms`.
-    pub voice: &'static str,
+    /// Who sends texts: the default route's providers, in the order they
+    /// are tried (`twilio`, or `vonage, twilio`).
+    pub sms: String,
+    /// Who places calls: the default voice route's providers.
+    pub voice: String,
+    /// Every route of texts, as resolved: `prefix` (or `default`) and its
+    /// providers in the order they are tried.
+    pub sms_routes: Vec<RouteReport>,
+    /// The same for calls.
+    pub voice_routes: Vec<RouteReport>,
     /// Who makes and checks the codes: `phonegate` or `twilio_verify`.
     pub codes: &'static str,
     /// `console` or `smtp`.
@@ -39,12 +55,37 @@ impl ConfigReport {
     /// What `config` selects.
     pub fn of(config: &Config) -> Self {
         let settings = config.settings();
-        let sms = settings.sms.provider.as_str();
+        let routes = |plans: &[crate::providers::RoutePlan]| -> Vec<RouteReport> {
+            let mut routes: Vec<RouteReport> = plans
+                .iter()
+                .map(|plan| RouteReport {
+                    prefix: plan
+                        .prefix
+                        .as_ref()
+                        .map_or_else(|| "default".to_owned(), |prefix| prefix.as_str().to_owned()),
+                    providers: plan.providers.iter().map(|provider| provider.as_str()).collect(),
+                    sender: plan.sender.as_ref().map(|sender| sender.as_str().to_owned()),
+                })
+                .collect();
+            // Longest prefix first, as they are matched; the default last.
+            routes.sort_by_key(|route| (route.prefix == "default", std::cmp::Reverse(route.prefix.len())));
+            routes
+        };
+        let (sms_routes, voice_routes) = (routes(&config.sms.sms_routes), routes(&config.sms.voice_routes));
+        let default_of = |routes: &[RouteReport]| {
+            routes
+                .iter()
+                .find(|route| route.prefix == "default")
+                .map(|route| route.providers.join(", "))
+                .unwrap_or_default()
+        };
         Self {
             database: config.database,
-            sms,
-            voice: sms,
-            codes: if matches!(config.sms, SmsChoice::TwilioVerify(_)) {
+            sms: default_of(&sms_routes),
+            voice: default_of(&voice_routes),
+            sms_routes,
+            voice_routes,
+            codes: if config.sms.hosted {
                 "twilio_verify"
             } else {
                 "phonegate"

@@ -145,7 +145,8 @@ impl Config {
             warnings.push("otp.test_numbers / otp.test_prefixes are enabled: they accept a fixed code".to_owned());
         }
         let sms = providers::sms_choice(settings)?;
-        if matches!(sms, SmsChoice::Twilio(_) | SmsChoice::TwilioVerify(_)) {
+        warnings.extend(sms.warnings.iter().cloned());
+        if settings.uses_provider(SmsProvider::Twilio) || settings.uses_provider(SmsProvider::TwilioVerify) {
             let twilio = &settings.twilio;
             let longest_call = twilio
                 .timeout_seconds
@@ -247,7 +248,7 @@ impl Config {
 /// uses that length.
 fn code_policies(settings: &Settings) -> anyhow::Result<CodePolicies> {
     let policy = |name: &str, mut policy: CodePolicySection| {
-        if settings.sms.provider == SmsProvider::TwilioVerify {
+        if settings.hosted_codes() {
             policy.length = settings.twilio.verify_code_length;
         }
         policies::code_policy(name, policy)
@@ -289,7 +290,7 @@ mod tests {
         let config = Config::for_serving(&Settings::defaults().unwrap()).unwrap();
         assert_eq!(config.database, "sqlite");
         assert_eq!(config.rate_limit, "memory");
-        assert!(matches!(config.sms, SmsChoice::Console));
+        assert!(config.sms.uses_console() && !config.sms.hosted);
         assert!(config.exposure_warnings().is_empty());
     }
 

@@ -17,7 +17,7 @@ use crate::settings::{MailProvider, Settings, SmsProvider};
 pub fn check(settings: &Settings) -> anyhow::Result<Vec<String>> {
     let mut warnings = vec![];
     let server = &settings.server;
-    if settings.sms.provider == SmsProvider::Console
+    if settings.uses_provider(SmsProvider::Console)
         && settings.security.allowed_hosts.is_empty()
         && !is_loopback_bind(&server.bind)
     {
@@ -80,11 +80,14 @@ pub fn check(settings: &Settings) -> anyhow::Result<Vec<String>> {
     Ok(warnings)
 }
 
-/// Whether a provider that reaches real people is configured: Twilio for
-/// texts and calls, or SMTP for mail. (`null` drops everything and needs
-/// the console mailer, so it is not one.)
+/// Whether a provider that reaches real people is configured: any SMS or
+/// voice provider but the console and `null`, or SMTP for mail. (`null`
+/// drops everything and needs the console mailer, so it is not one.)
 fn has_real_provider(settings: &Settings) -> bool {
-    matches!(settings.sms.provider, SmsProvider::Twilio | SmsProvider::TwilioVerify)
+    settings
+        .providers_in_use()
+        .iter()
+        .any(|provider| !matches!(provider, SmsProvider::Console | SmsProvider::Null))
         || settings.mail.provider == MailProvider::Smtp
 }
 

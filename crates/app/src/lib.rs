@@ -15,9 +15,11 @@ pub mod exposure;
 mod instrumented;
 mod jwt_keys;
 mod providers;
+mod routes;
 mod secrets;
 pub mod settings;
 pub mod telemetry;
+mod vendors;
 mod wiring;
 
 pub use self::{

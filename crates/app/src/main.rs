@@ -350,7 +350,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", settings.server.bind))?;
     let background = phonegate::background::spawn(&settings, &app.store, &app.dispatcher, clock);
-    tracing::info!(address = %listener.local_addr()?, sms = ?settings.sms.provider, "phonegate listening");
+    tracing::info!(address = %listener.local_addr()?, sms = ?settings.sms_default_route(), "phonegate listening");
     // One signal stops both listeners.
     let (stop, stopped) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {

@@ -1,38 +1,83 @@
-//! The delivery providers: which one `[sms]` and `[mail]` select, built and
-//! checked once by [`crate::config::Config`] (no connection is made), and
-//! turned into the domain's messenger and mailer when the service is wired.
+//! The delivery providers: which ones `[sms]`, `[voice]` and `[mail]`
+//! select, built and checked once by [`crate::config::Config`] (no
+//! connection is made), and turned into the domain's messenger (with its
+//! routes) and mailer when the service is wired.
 
 use std::{sync::Arc, time::Duration};
 
 use anyhow::{Context as _, bail};
 use phonegate_adapters::{
+    http_provider::HttpProvider,
     mail::{ConsoleMailer, SmtpMailer},
+    plivo::PlivoClient,
     sms::{ConsoleEcho, ConsoleProvider, NullProvider},
+    telnyx::TelnyxClient,
     twilio::{TwilioClient, TwilioSettings as TwilioClientSettings},
+    vonage::VonageClient,
 };
 use phonegate_api::console::{DevMessage, DevOutbox};
 use phonegate_domain::{
-    delivery::{MessageTemplates, Messenger},
-    ports::{HostedVerification, Mailer, Metrics, SmsSender, VoiceCaller},
+    delivery::{MessageTemplates, Messenger, breaker::BreakerSettings, routes::RoutePrefix},
+    ports::{HostedVerification, Mailer, Metrics, Sender, SmsSender, VoiceCaller},
 };
 use secrecy::ExposeSecret as _;
 
 use crate::{
     instrumented::Instrumented,
+    routes,
     settings::{MailProvider, Settings, SmsProvider},
+    vendors,
 };
 
-/// Who sends texts and places calls, as `sms.provider` chose.
-#[derive(Debug)]
-pub(crate) enum SmsChoice {
+/// One provider's client, built and checked from its settings section.
+#[derive(Debug, Clone)]
+pub(crate) enum Client {
     /// The developer console (its outbox is made when the service is built).
     Console,
-    /// Twilio's Messaging and Voice APIs; phonegate makes the codes.
+    /// Twilio's Messaging and Voice APIs, and Verify (`twilio_verify`).
     Twilio(TwilioClient),
-    /// Twilio Verify, which makes and checks the codes itself.
-    TwilioVerify(TwilioClient),
     /// The benchmarks' provider, which drops everything.
     Null(NullProvider),
+    Vonage(VonageClient),
+    Plivo(PlivoClient),
+    Telnyx(TelnyxClient),
+    Http(HttpProvider),
+}
+
+/// A route as the settings give it, checked: `prefix` `None` is the
+/// default route.
+#[derive(Debug, Clone)]
+pub(crate) struct RoutePlan {
+    pub(crate) prefix: Option<RoutePrefix>,
+    pub(crate) providers: Vec<SmsProvider>,
+    pub(crate) sender: Option<Sender>,
+}
+
+/// Who sends texts and places calls, as `[sms]` and `[voice]` chose: every
+/// provider a route names, built once, and the routes.
+#[derive(Debug)]
+pub(crate) struct SmsChoice {
+    pub(crate) clients: Vec<(SmsProvider, Client)>,
+    pub(crate) sms_routes: Vec<RoutePlan>,
+    pub(crate) voice_routes: Vec<RoutePlan>,
+    /// Twilio Verify makes and checks the codes (it is the default route).
+    pub(crate) hosted: bool,
+    /// Settings that work but deserve a second look.
+    pub(crate) warnings: Vec<String>,
+}
+
+impl SmsChoice {
+    fn client(&self, provider: SmsProvider) -> Option<&Client> {
+        self.clients
+            .iter()
+            .find(|(name, _)| *name == provider)
+            .map(|(_, client)| client)
+    }
+
+    /// Whether the developer console's provider is in use.
+    pub(crate) fn uses_console(&self) -> bool {
+        self.client(SmsProvider::Console).is_some()
+    }
 }
 
 /// Who sends mail, as `mail.provider` chose.
@@ -43,14 +88,31 @@ pub(crate) enum MailChoice {
     Smtp(SmtpMailer),
 }
 
-/// The SMS provider of `[sms]`, checked and built.
+/// The providers and routes of `[sms]` and `[voice]`, checked and built.
 pub(crate) fn sms_choice(settings: &Settings) -> anyhow::Result<SmsChoice> {
-    Ok(match settings.sms.provider {
-        SmsProvider::Console => SmsChoice::Console,
-        SmsProvider::Twilio => SmsChoice::Twilio(twilio_client(settings)?),
-        SmsProvider::TwilioVerify => SmsChoice::TwilioVerify(twilio_client(settings)?),
-        SmsProvider::Null => SmsChoice::Null(null_provider(settings)?),
-    })
+    let plans = routes::plan(settings)?;
+    let mut clients = Vec::new();
+    for provider in settings.providers_in_use() {
+        let client = match provider {
+            SmsProvider::Console => Client::Console,
+            SmsProvider::Twilio | SmsProvider::TwilioVerify => Client::Twilio(twilio_client(settings)?),
+            SmsProvider::Null => Client::Null(null_provider(settings)?),
+            SmsProvider::Vonage => Client::Vonage(vendors::vonage(settings)?),
+            SmsProvider::Plivo => Client::Plivo(vendors::plivo(settings)?),
+            SmsProvider::Telnyx => Client::Telnyx(vendors::telnyx(settings)?),
+            SmsProvider::Http => Client::Http(vendors::http(settings)?),
+        };
+        clients.push((provider, client));
+    }
+    let choice = SmsChoice {
+        clients,
+        sms_routes: plans.sms,
+        voice_routes: plans.voice,
+        hosted: settings.hosted_codes(),
+        warnings: plans.warnings,
+    };
+    routes::check_senders(settings, &choice)?;
+    Ok(choice)
 }
 
 /// The mail provider of `[mail]`, checked and built.
@@ -82,10 +144,12 @@ fn twilio_client(settings: &Settings) -> anyhow::Result<TwilioClient> {
     client.voice_language = twilio.voice_language.clone();
     client.max_attempts = twilio.max_attempts;
     client.retry_base_delay = Duration::from_millis(twilio.retry_base_delay_ms);
-    if settings.sms.provider == SmsProvider::TwilioVerify && twilio.verify_service_sid.is_none() {
-        bail!("twilio.verify_service_sid is required when sms.provider = \"twilio_verify\"");
+    if settings.uses_provider(SmsProvider::TwilioVerify) && twilio.verify_service_sid.is_none() {
+        bail!("twilio.verify_service_sid is required when a route names \"twilio_verify\"");
     }
-    if settings.sms.provider == SmsProvider::Twilio
+    if settings.sms_default_route() == [SmsProvider::Twilio]
+        && settings.sms.routes.is_empty()
+        && settings.sms.sender.is_none()
         && twilio.from_number.is_none()
         && twilio.messaging_service_sid.is_none()
     {
@@ -135,72 +199,148 @@ fn smtp_mailer(settings: &Settings) -> anyhow::Result<SmtpMailer> {
 pub(crate) struct Delivery {
     pub(crate) messenger: Messenger,
     pub(crate) hosted: Option<Arc<dyn HostedVerification>>,
+    /// Twilio Verify when this instance makes its own codes but has a
+    /// Verify service configured: it checks the codes Verify made for
+    /// another instance of the fleet (in the middle of a switch).
+    pub(crate) verify_checks: Option<Arc<dyn HostedVerification>>,
     pub(crate) console: Option<ConsoleProvider>,
 }
 
-/// What [`messenger`] needs besides the provider.
+/// What [`messenger`] needs besides the providers.
 pub(crate) struct MessengerParts<'a> {
-    /// The `provider` label of the metrics.
-    pub(crate) provider: &'static str,
     pub(crate) app_name: String,
     /// `twilio.verify_locale`, for Twilio Verify's messages.
     pub(crate) verify_locale: String,
     pub(crate) templates: MessageTemplates,
+    pub(crate) breaker: BreakerSettings,
     pub(crate) echo: ConsoleEcho,
     pub(crate) metrics: &'a Arc<dyn Metrics>,
 }
 
-/// The messenger of `choice`. Every provider is wrapped so that its calls
-/// are timed and its failures counted, whichever provider it is.
+/// The messenger of `choice`: its routes, each provider bound to the
+/// route's sender and wrapped so that its calls are timed and its failures
+/// counted under its name.
 pub(crate) fn messenger(choice: SmsChoice, parts: MessengerParts<'_>) -> Delivery {
     let MessengerParts {
-        provider,
         app_name,
         verify_locale,
         templates,
+        breaker,
         echo,
         metrics,
     } = parts;
-    let instrument_sms = |sender: Arc<dyn SmsSender>| -> Arc<dyn SmsSender> {
-        Arc::new(Instrumented::new(sender, provider, metrics.clone()))
+    let console = choice.uses_console().then(|| ConsoleProvider::new(echo));
+    let bound = Bound {
+        choice: &choice,
+        console: console.as_ref(),
+        metrics,
     };
-    let instrument_voice = |caller: Arc<dyn VoiceCaller>| -> Arc<dyn VoiceCaller> {
-        Arc::new(Instrumented::new(caller, provider, metrics.clone()))
-    };
-    let (messenger, hosted, console) = match choice {
-        SmsChoice::Console => {
-            let console = ConsoleProvider::new(echo);
-            let messenger = Messenger::new(
-                instrument_sms(Arc::new(console.clone())),
-                instrument_voice(Arc::new(console.clone())),
-                app_name,
-            );
-            (messenger, None, Some(console))
-        }
-        SmsChoice::Twilio(client) => {
-            let client = Arc::new(client.with_metrics(metrics.clone()));
-            let messenger = Messenger::new(instrument_sms(client.clone()), instrument_voice(client), app_name);
-            (messenger, None, None)
-        }
-        SmsChoice::Null(null) => {
-            let null = Arc::new(null);
-            let messenger = Messenger::new(instrument_sms(null.clone()), instrument_voice(null), app_name);
-            (messenger, None, None)
-        }
-        SmsChoice::TwilioVerify(client) => {
-            let client = Arc::new(client.with_metrics(metrics.clone()));
-            let hosted: Arc<dyn HostedVerification> = Arc::new(Instrumented::new(client, provider, metrics.clone()));
-            (
-                Messenger::hosted(hosted.clone(), verify_locale, app_name),
-                Some(hosted),
-                None,
-            )
-        }
+    let verify_checks = (!choice.hosted)
+        .then(|| {
+            choice.clients.iter().find_map(|(_, client)| match client {
+                Client::Twilio(twilio) if twilio.settings().verify_service_sid.is_some() => Some(twilio),
+                _ => None,
+            })
+        })
+        .flatten()
+        .map(|twilio| -> Arc<dyn HostedVerification> {
+            let client = Arc::new(twilio.clone().with_metrics(metrics.clone()));
+            Arc::new(Instrumented::new(
+                client,
+                SmsProvider::TwilioVerify.as_str(),
+                metrics.clone(),
+            ))
+        });
+    let (messenger, hosted) = if choice.hosted {
+        let Some(Client::Twilio(client)) = choice.client(SmsProvider::TwilioVerify) else {
+            unreachable!("a hosted route names twilio_verify, whose client is built");
+        };
+        let client = Arc::new(client.clone().with_metrics(metrics.clone()));
+        let hosted: Arc<dyn HostedVerification> = Arc::new(Instrumented::new(
+            client,
+            SmsProvider::TwilioVerify.as_str(),
+            metrics.clone(),
+        ));
+        (Messenger::hosted(hosted.clone(), verify_locale, app_name), Some(hosted))
+    } else {
+        let sms = routes::build(&choice.sms_routes, |provider, sender| bound.sms(provider, sender));
+        let voice = routes::build(&choice.voice_routes, |provider, sender| bound.voice(provider, sender));
+        (Messenger::routed(sms, voice, app_name), None)
     };
     Delivery {
-        messenger: messenger.with_templates(templates),
+        messenger: messenger
+            .with_templates(templates)
+            .with_breaker(breaker)
+            .with_metrics(metrics.clone()),
         hosted,
+        verify_checks,
         console,
+    }
+}
+
+/// Turns a provider of a route into the client that route uses.
+struct Bound<'a> {
+    choice: &'a SmsChoice,
+    console: Option<&'a ConsoleProvider>,
+    metrics: &'a Arc<dyn Metrics>,
+}
+
+impl Bound<'_> {
+    fn sms(&self, provider: SmsProvider, sender: Option<&Sender>) -> Option<Arc<dyn SmsSender>> {
+        let client: Arc<dyn SmsSender> = match self.choice.client(provider)? {
+            Client::Console => Arc::new(self.console?.clone()),
+            Client::Null(null) => Arc::new(null.clone()),
+            Client::Twilio(twilio) => {
+                Arc::new(bind(twilio.clone(), sender, TwilioClient::with_sender).with_metrics(self.metrics.clone()))
+            }
+            Client::Vonage(vonage) => {
+                Arc::new(bind(vonage.clone(), sender, VonageClient::with_sender).with_metrics(self.metrics.clone()))
+            }
+            Client::Plivo(plivo) => {
+                Arc::new(bind(plivo.clone(), sender, PlivoClient::with_sender).with_metrics(self.metrics.clone()))
+            }
+            Client::Telnyx(telnyx) => {
+                Arc::new(bind(telnyx.clone(), sender, TelnyxClient::with_sender).with_metrics(self.metrics.clone()))
+            }
+            Client::Http(http) => {
+                Arc::new(bind(http.clone(), sender, HttpProvider::with_sender).with_metrics(self.metrics.clone()))
+            }
+        };
+        Some(Arc::new(Instrumented::new(
+            client,
+            provider.as_str(),
+            self.metrics.clone(),
+        )))
+    }
+
+    fn voice(&self, provider: SmsProvider, sender: Option<&Sender>) -> Option<Arc<dyn VoiceCaller>> {
+        let client: Arc<dyn VoiceCaller> = match self.choice.client(provider)? {
+            Client::Console => Arc::new(self.console?.clone()),
+            Client::Null(null) => Arc::new(null.clone()),
+            Client::Twilio(twilio) => {
+                Arc::new(bind(twilio.clone(), sender, TwilioClient::with_sender).with_metrics(self.metrics.clone()))
+            }
+            Client::Vonage(vonage) => {
+                Arc::new(bind(vonage.clone(), sender, VonageClient::with_sender).with_metrics(self.metrics.clone()))
+            }
+            Client::Http(http) => {
+                Arc::new(bind(http.clone(), sender, HttpProvider::with_sender).with_metrics(self.metrics.clone()))
+            }
+            Client::Plivo(_) | Client::Telnyx(_) => return None,
+        };
+        Some(Arc::new(Instrumented::new(
+            client,
+            provider.as_str(),
+            self.metrics.clone(),
+        )))
+    }
+}
+
+/// `client` sending from `sender`, when the route names one.
+fn bind<C>(client: C, sender: Option<&Sender>, with_sender: fn(C, Sender) -> C) -> C {
+    match sender {
+        Some(sender) => with_sender(client, sender.clone()),
+        None => client,
     }
 }
 

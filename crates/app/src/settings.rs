@@ -10,8 +10,10 @@ use std::path::Path;
 use config::{Config, File, FileFormat};
 use serde::Deserialize;
 
+mod providers;
 mod sections;
 
+pub use providers::*;
 pub use sections::*;
 
 const DEFAULTS: &str = include_str!("defaults.toml");
@@ -25,7 +27,13 @@ pub struct Settings {
     pub server: ServerSection,
     pub database: DatabaseSection,
     pub sms: SmsSection,
+    #[serde(default)]
+    pub voice: VoiceSection,
     pub twilio: TwilioSection,
+    pub vonage: VonageSection,
+    pub plivo: PlivoSection,
+    pub telnyx: TelnyxSection,
+    pub http_provider: HttpProviderSection,
     pub messages: MessagesSection,
     pub mail: MailSection,
     pub auth: AuthSection,
@@ -132,6 +140,45 @@ impl Settings {
     /// Whether this is a development setup: nothing leaves the machine, so
     /// conveniences such as a generated JWT secret are allowed.
     pub fn is_development(&self) -> bool {
-        self.sms.provider == SmsProvider::Console && self.mail.provider == MailProvider::Console
+        self.providers_in_use()
+            .iter()
+            .all(|provider| *provider == SmsProvider::Console)
+            && self.mail.provider == MailProvider::Console
+    }
+
+    /// The default SMS route: `sms.providers`, or `sms.provider` alone.
+    pub fn sms_default_route(&self) -> Vec<SmsProvider> {
+        if self.sms.providers.is_empty() {
+            vec![self.sms.provider]
+        } else {
+            self.sms.providers.clone()
+        }
+    }
+
+    /// Whether Twilio Verify makes and checks the codes: it leads the
+    /// default SMS route.
+    pub fn hosted_codes(&self) -> bool {
+        self.sms_default_route().first() == Some(&SmsProvider::TwilioVerify)
+    }
+
+    /// Whether some route names `provider`.
+    pub fn uses_provider(&self, provider: SmsProvider) -> bool {
+        self.providers_in_use().contains(&provider)
+    }
+
+    /// Every provider some route of texts or calls names, each once, in
+    /// the order first named.
+    pub fn providers_in_use(&self) -> Vec<SmsProvider> {
+        let mut all = self.sms_default_route();
+        let routes = self.sms.routes.iter().chain(&self.voice.routes);
+        for provider in routes
+            .flat_map(|route| route.providers.iter())
+            .chain(&self.voice.providers)
+        {
+            if !all.contains(provider) {
+                all.push(*provider);
+            }
+        }
+        all
     }
 }

@@ -23,6 +23,7 @@ use phonegate_api::{
 };
 use phonegate_domain::{
     abuse::{AbuseCounters, SendGuard, phone_lockout::PhoneLockout, sign_in::SignInGuard},
+    delivery::breaker::BreakerSettings,
     otp::{OtpEngine, SecretHasher, TestNumbers},
     outbox::{DispatchSettings, Dispatcher},
     phone_login::{PhoneLogin, PhoneLoginSettings},
@@ -153,21 +154,28 @@ pub async fn build_from(config: Config, overrides: Overrides) -> anyhow::Result<
     let test_numbers = Arc::new(test_numbers);
 
     let registry = Arc::new(Registry::new(DeliveryProviders {
-        sms: settings.sms.provider.as_str(),
+        sms: settings
+            .sms_default_route()
+            .first()
+            .map_or("none", |provider| provider.as_str()),
         mail: settings.mail.provider.as_str(),
     }));
     let metrics: Arc<dyn Metrics> = registry.clone();
     let Delivery {
         messenger,
         hosted,
+        verify_checks,
         console,
     } = providers::messenger(
         sms,
         MessengerParts {
-            provider: settings.sms.provider.as_str(),
             app_name: settings.otp.app_name.clone(),
             verify_locale: settings.twilio.verify_locale.clone(),
             templates,
+            breaker: BreakerSettings {
+                failures: settings.sms.breaker_failures,
+                cool_off: Duration::from_secs(settings.sms.breaker_cool_off_seconds.max(1)),
+            },
             echo: overrides.console_echo,
             metrics: &metrics,
         },
@@ -233,6 +241,8 @@ pub async fn build_from(config: Config, overrides: Overrides) -> anyhow::Result<
         .with_metrics(metrics.clone());
     if let Some(hosted) = hosted {
         otp = otp.with_hosted(hosted);
+    } else if let Some(verify) = verify_checks {
+        otp = otp.with_hosted_checks(verify);
     }
 
     let pin_auth = Arc::new(PinAuth::new(

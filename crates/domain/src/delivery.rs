@@ -1,15 +1,24 @@
 //! Delivering codes to people: the words, and the choice of SMS, call, or a
 //! provider that sends its own codes.
 
+pub mod breaker;
+mod failover;
+pub mod routes;
+
 use std::{collections::HashMap, fmt, sync::Arc};
 
 use secrecy::SecretString;
 
+pub use self::failover::{Attempt, Delivery};
+use self::{
+    breaker::{BreakerSettings, CircuitBreaker},
+    routes::{Hop, Routes},
+};
 use crate::{
     otp::{Channel, IssuedCode, OtpCode, Purpose},
     outbox::{Envelope, OutboxMessage, Outgoing},
     phone::PhoneNumber,
-    ports::{DeliveryError, HostedVerification, OutgoingCall, OutgoingSms, SmsSender, VoiceCaller},
+    ports::{HostedVerification, Metrics, NoMetrics, OutgoingCall, OutgoingSms, SmsSender, VoiceCaller},
     time::Timestamp,
 };
 
@@ -55,26 +64,31 @@ impl MessageTemplates {
     }
 }
 
-/// Where codes come from: generated here and sent with our templates, or
-/// generated, sent and checked by a provider (Twilio Verify).
+/// Where codes come from: generated here and sent with our templates
+/// through the routes, or generated, sent and checked by a provider
+/// (Twilio Verify).
 #[derive(Clone)]
 enum Mode {
     Local {
-        sms: Arc<dyn SmsSender>,
-        voice: Arc<dyn VoiceCaller>,
+        sms: Routes<dyn SmsSender>,
+        voice: Routes<dyn VoiceCaller>,
     },
     Hosted {
-        provider: Arc<dyn HostedVerification>,
+        provider: Hop<dyn HostedVerification>,
         locale: String,
     },
 }
 
-/// Sends codes by SMS or voice call, in the deployment's words.
+/// Sends codes by SMS or voice call, in the deployment's words, through
+/// the routes' providers (failing over from one to the next).
 #[derive(Clone)]
 pub struct Messenger {
     mode: Mode,
     app_name: String,
     templates: MessageTemplates,
+    /// Shared by every clone: one set of circuits per instance.
+    breaker: Arc<CircuitBreaker>,
+    metrics: Arc<dyn Metrics>,
 }
 
 impl fmt::Debug for Messenger {
@@ -86,23 +100,82 @@ impl fmt::Debug for Messenger {
     }
 }
 
+/// The provider name of a messenger built from one sender and one caller
+/// ([`Messenger::new`]).
+pub const SINGLE_PROVIDER: &str = "provider";
+
+/// The provider name of a messenger that hosts its codes at Twilio Verify.
+pub const HOSTED_PROVIDER: &str = "twilio_verify";
+
 impl Messenger {
-    /// A messenger that sends its own texts and calls, in English.
+    /// A messenger that sends its own texts and calls through one provider,
+    /// in English.
     pub fn new(sms: Arc<dyn SmsSender>, voice: Arc<dyn VoiceCaller>, app_name: String) -> Self {
-        Self {
-            mode: Mode::Local { sms, voice },
+        Self::routed(
+            Routes::single(SINGLE_PROVIDER, sms),
+            Routes::single(SINGLE_PROVIDER, voice),
             app_name,
-            templates: MessageTemplates::english(),
-        }
+        )
+    }
+
+    /// A messenger that sends its own texts and calls through `sms` and
+    /// `voice`, in English.
+    pub fn routed(sms: Routes<dyn SmsSender>, voice: Routes<dyn VoiceCaller>, app_name: String) -> Self {
+        Self::with_mode(Mode::Local { sms, voice }, app_name)
     }
 
     /// A messenger that asks `provider` to send its own codes, in `locale`.
     pub fn hosted(provider: Arc<dyn HostedVerification>, locale: String, app_name: String) -> Self {
+        let provider = Hop {
+            provider: HOSTED_PROVIDER,
+            client: provider,
+        };
+        Self::with_mode(Mode::Hosted { provider, locale }, app_name)
+    }
+
+    fn with_mode(mode: Mode, app_name: String) -> Self {
         Self {
-            mode: Mode::Hosted { provider, locale },
+            mode,
             app_name,
             templates: MessageTemplates::english(),
+            breaker: Arc::new(CircuitBreaker::new(BreakerSettings::default())),
+            metrics: Arc::new(NoMetrics),
         }
+    }
+
+    /// The same messenger, opening providers' circuits as `settings` say.
+    pub fn with_breaker(self, settings: BreakerSettings) -> Self {
+        Self {
+            breaker: Arc::new(CircuitBreaker::new(settings)),
+            ..self
+        }
+    }
+
+    /// The same messenger, counting failovers and circuit changes in
+    /// `metrics`.
+    pub fn with_metrics(self, metrics: Arc<dyn Metrics>) -> Self {
+        Self { metrics, ..self }
+    }
+
+    /// The outbox kinds ([`Envelope::kind`]) this messenger can deliver, so
+    /// a dispatcher claims only those: in a fleet whose instances have
+    /// different providers, each message goes to one that can send it.
+    pub fn deliverable_kinds(&self) -> Vec<&'static str> {
+        match &self.mode {
+            Mode::Local { sms, voice } => [
+                (!sms.is_empty()).then_some("sms"),
+                (!voice.is_empty()).then_some("call"),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
+            Mode::Hosted { .. } => vec!["hosted_sms", "hosted_call"],
+        }
+    }
+
+    /// Whether `provider`'s circuit is open at `now`.
+    pub fn circuit_open(&self, provider: &'static str, now: Timestamp) -> bool {
+        self.breaker.is_open(provider, now)
     }
 
     /// The same messenger with other words.
@@ -168,28 +241,6 @@ impl Messenger {
             created_at: now,
             not_after: issued.expires_at,
         })
-    }
-
-    /// Hands a text, a call or a hosted verification to the provider.
-    /// Emails are not ours to send: they go to the mailer.
-    pub async fn send(&self, envelope: &Envelope) -> Result<(), DeliveryError> {
-        match (&self.mode, envelope) {
-            (Mode::Local { sms, .. }, Envelope::Sms(message)) => sms.send_sms(message).await,
-            (Mode::Local { voice, .. }, Envelope::Call(call)) => voice.call(call).await,
-            (Mode::Hosted { provider, .. }, Envelope::Hosted { to, channel, locale }) => {
-                provider.start(to, *channel, locale).await
-            }
-            // A message written under another provider setting (the
-            // deployment switched providers with messages still queued).
-            (Mode::Hosted { .. }, Envelope::Sms(_) | Envelope::Call(_))
-            | (Mode::Local { .. }, Envelope::Hosted { .. }) => Err(DeliveryError::Misconfigured(format!(
-                "a queued {} message does not fit the configured SMS provider",
-                envelope.kind()
-            ))),
-            (_, Envelope::Mail(_)) => Err(DeliveryError::Misconfigured(
-                "an email reached the SMS messenger".into(),
-            )),
-        }
     }
 }
 

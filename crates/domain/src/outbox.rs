@@ -18,13 +18,13 @@ use std::{fmt, sync::Arc, time::Duration};
 
 use crate::{
     delivery::Messenger,
-    ports::{Clock, DeliveryError, Mailer, Metrics, NoMetrics, StoreError},
+    ports::{Clock, DeliveryError, Mailer, MessageRef, Metrics, NoMetrics, StoreError},
 };
 
 #[cfg(any(test, feature = "mocks"))]
 pub use crate::ports::outbox::MockOutboxStore;
 pub use crate::ports::outbox::{
-    Backlog, ClaimedMessage, DeliveryOutcome, Envelope, OutboxMessage, OutboxStore, Outgoing,
+    Backlog, ClaimedMessage, DeliveryOutcome, Envelope, KindBacklog, OutboxMessage, OutboxStore, Outgoing,
 };
 
 /// How the dispatcher works.
@@ -115,6 +115,25 @@ impl Dispatcher {
         self.outbox.backlog(self.clock.now()).await
     }
 
+    /// How much of each kind is waiting, with whether this dispatcher can
+    /// deliver that kind.
+    pub async fn backlog_by_kind(&self) -> Result<Vec<(KindBacklog, bool)>, StoreError> {
+        let kinds = self.deliverable_kinds();
+        let backlog = self.outbox.backlog_by_kind(self.clock.now()).await?;
+        Ok(backlog
+            .into_iter()
+            .map(|entry| {
+                let ours = kinds.contains(&entry.kind.as_str());
+                (entry, ours)
+            })
+            .collect())
+    }
+
+    /// The messenger's provider circuits, for `/metrics`.
+    pub fn messenger(&self) -> &Messenger {
+        &self.messenger
+    }
+
     /// The wait before attempt `attempts + 1`, after `attempts` failed ones.
     pub fn backoff(&self, attempts: u32) -> Duration {
         let doublings = attempts.saturating_sub(1).min(20);
@@ -129,7 +148,12 @@ impl Dispatcher {
     pub async fn dispatch_due(&self) -> Result<DispatchReport, StoreError> {
         let claimed = self
             .outbox
-            .claim_due(self.clock.now(), self.settings.lease, self.settings.batch)
+            .claim_due(
+                self.clock.now(),
+                self.settings.lease,
+                self.settings.batch,
+                &self.deliverable_kinds(),
+            )
             .await?;
         let mut report = DispatchReport {
             claimed: claimed.len(),
@@ -164,7 +188,7 @@ impl Dispatcher {
                 }
             }
             let (purpose, kind) = (message.message.purpose, message.message.envelope.kind());
-            let outcome = self.attempt(message).await;
+            let (outcome, provider) = self.attempt(message).await;
             let counted = match &outcome {
                 DeliveryOutcome::Sent => {
                     report.sent += 1;
@@ -183,18 +207,28 @@ impl Dispatcher {
                     "dropped"
                 }
             };
-            self.metrics.delivery(purpose, kind, counted);
+            self.metrics.delivery(purpose, kind, provider, counted);
             // A failed record leaves the message to be retried when its lease
             // ends; the rest of the batch goes on.
-            if let Err(error) = self.outbox.finish(id, lease, outcome, self.clock.now()).await {
+            if let Err(error) = self.outbox.finish(id, lease, outcome, provider, self.clock.now()).await {
                 tracing::warn!(id, error = %error.report(), "could not record a delivery outcome; the message will be retried");
             }
         }
         Ok(report)
     }
 
-    /// One delivery attempt, and what it means for the message.
-    async fn attempt(&self, claimed: ClaimedMessage) -> DeliveryOutcome {
+    /// The outbox kinds this dispatcher can deliver: what its messenger's
+    /// providers can send, and mail.
+    pub fn deliverable_kinds(&self) -> Vec<&'static str> {
+        let mut kinds = self.messenger.deliverable_kinds();
+        kinds.push("mail");
+        kinds
+    }
+
+    /// One delivery attempt (through every provider of the message's route
+    /// if need be), what it means for the message, and the provider that
+    /// was tried last.
+    async fn attempt(&self, claimed: ClaimedMessage) -> (DeliveryOutcome, Option<&'static str>) {
         let ClaimedMessage {
             id, attempts, message, ..
         } = claimed;
@@ -202,59 +236,72 @@ impl Dispatcher {
         let purpose = message.purpose;
         if self.clock.now() >= message.not_after {
             tracing::warn!(id, kind, purpose, attempts, "message expired before delivery; dropped");
-            return DeliveryOutcome::Dropped {
+            let dropped = DeliveryOutcome::Dropped {
                 error: "expired before delivery".into(),
             };
+            return (dropped, None);
         }
-        let result = match &message.envelope {
-            Envelope::Mail(mail) => self.mailer.send(mail).await,
-            envelope => self.messenger.send(envelope).await,
+        let (result, provider, errors) = match &message.envelope {
+            Envelope::Mail(mail) => {
+                let result = self.mailer.send(mail).await;
+                let errors = result.as_ref().err().map(ToString::to_string).unwrap_or_default();
+                (result, None, errors)
+            }
+            envelope => {
+                let queued = MessageRef { id, purpose };
+                let delivery = self.messenger.deliver(envelope, queued, self.clock.now()).await;
+                let (provider, errors) = (delivery.last_provider(), delivery.errors());
+                (delivery.result, provider, errors)
+            }
         };
         let now = self.clock.now();
         let waited = now.since(message.created_at).as_millis() as u64;
+        let provider_label = provider.unwrap_or("mailer");
         let error = match result {
             Ok(()) => {
-                tracing::info!(id, kind, purpose, attempts, waited_ms = waited, "message delivered");
-                return DeliveryOutcome::Sent;
+                tracing::info!(
+                    id,
+                    kind,
+                    purpose,
+                    attempts,
+                    provider = provider_label,
+                    waited_ms = waited,
+                    "message delivered"
+                );
+                return (DeliveryOutcome::Sent, provider);
             }
             Err(error) => error,
         };
         let retry_after = match &error {
             DeliveryError::InvalidNumber | DeliveryError::Rejected(_) => {
-                tracing::warn!(id, kind, purpose, attempts, %error, "provider refused the message for good");
-                return DeliveryOutcome::Failed {
-                    error: error.to_string(),
-                };
+                tracing::warn!(id, kind, purpose, attempts, provider = provider_label, %error, "provider refused the message for good");
+                return (DeliveryOutcome::Failed { error: errors }, provider);
             }
             DeliveryError::RateLimited { retry_after } => retry_after.unwrap_or_default().max(self.backoff(attempts)),
             DeliveryError::Misconfigured(_) => {
                 // Wrong credentials do not heal by themselves, but the row
                 // survives a restart with fixed settings: retry slowly.
-                tracing::error!(id, kind, purpose, attempts, %error, "provider misconfigured");
+                tracing::error!(id, kind, purpose, attempts, provider = provider_label, %error, "provider misconfigured");
                 self.settings.retry_max
             }
             DeliveryError::Unavailable(_) => self.backoff(attempts),
         };
         let at = now.plus(retry_after);
         if at >= message.not_after {
-            tracing::error!(id, kind, purpose, attempts, %error, "delivery failed and the message expires before a retry; dropped");
-            return DeliveryOutcome::Dropped {
-                error: error.to_string(),
-            };
+            tracing::error!(id, kind, purpose, attempts, provider = provider_label, %error, "delivery failed and the message expires before a retry; dropped");
+            return (DeliveryOutcome::Dropped { error: errors }, provider);
         }
         tracing::warn!(
             id,
             kind,
             purpose,
             attempts,
+            provider = provider_label,
             retry_in_ms = retry_after.as_millis() as u64,
             %error,
             "delivery failed; will retry"
         );
-        DeliveryOutcome::Retry {
-            at,
-            error: error.to_string(),
-        }
+        (DeliveryOutcome::Retry { at, error: errors }, provider)
     }
 }
 
@@ -291,7 +338,7 @@ mod tests {
     fn outbox(messages: Vec<OutboxMessage>, finished: Arc<Mutex<Vec<(i64, DeliveryOutcome)>>>) -> MockOutboxStore {
         let mut outbox = claims(messages);
         outbox.expect_extend_lease().returning(|_, lease, _| Ok(lease == 77));
-        outbox.expect_finish().returning(move |id, lease, outcome, _| {
+        outbox.expect_finish().returning(move |id, lease, outcome, _, _| {
             assert_eq!(lease, 77, "finishes under the claim's lease");
             finished.lock().unwrap().push((id, outcome));
             Ok(())
@@ -304,7 +351,7 @@ mod tests {
     fn claims(messages: Vec<OutboxMessage>) -> MockOutboxStore {
         let mut outbox = MockOutboxStore::new();
         let queue = Mutex::new(messages);
-        outbox.expect_claim_due().returning(move |_, _, limit| {
+        outbox.expect_claim_due().returning(move |_, _, limit, _| {
             let mut queue = queue.lock().unwrap();
             let take = queue.len().min(limit as usize);
             Ok(queue
@@ -338,7 +385,7 @@ mod tests {
             let world = World::new();
             let finished = Arc::default();
             let mut sms = MockSmsSender::new();
-            sms.expect_send_sms().times(1).returning(|_| Ok(()));
+            sms.expect_send_queued_sms().times(1).returning(|_, _| Ok(()));
             let messages = vec![sms_message(&world, Duration::from_secs(300))];
             let dispatcher = dispatcher(&world, outbox(messages, Arc::clone(&finished)), sms);
             let report = dispatcher.dispatch_due().await.unwrap();
@@ -366,14 +413,14 @@ mod tests {
                 Ok(false)
             });
             let recorded = Arc::clone(&finished);
-            outbox.expect_finish().returning(move |id, _, outcome, _| {
+            outbox.expect_finish().returning(move |id, _, outcome, _, _| {
                 recorded.lock().unwrap().push((id, outcome));
                 Ok(())
             });
             let mut sms = MockSmsSender::new();
             let slow_world = Arc::clone(&world);
             let mut sent = 0;
-            sms.expect_send_sms().times(2).returning(move |_| {
+            sms.expect_send_queued_sms().times(2).returning(move |_, _| {
                 sent += 1;
                 if sent == 2 {
                     slow_world.advance(Duration::from_secs(5));
@@ -396,8 +443,8 @@ mod tests {
             let world = World::new();
             let finished = Arc::default();
             let mut sms = MockSmsSender::new();
-            sms.expect_send_sms()
-                .returning(|_| Err(DeliveryError::Unavailable("503".into())));
+            sms.expect_send_queued_sms()
+                .returning(|_, _| Err(DeliveryError::Unavailable("503".into())));
             let messages = vec![sms_message(&world, Duration::from_secs(300))];
             let dispatcher = dispatcher(&world, outbox(messages, Arc::clone(&finished)), sms);
             dispatcher.dispatch_due().await.unwrap();
@@ -409,7 +456,7 @@ mod tests {
                     1,
                     DeliveryOutcome::Retry {
                         at: now.plus(Duration::from_secs(4)),
-                        error: "the provider is unavailable: 503".into()
+                        error: "provider: the provider is unavailable: 503".into()
                     }
                 )]
             );
@@ -424,7 +471,7 @@ mod tests {
             let world = World::new();
             let finished = Arc::default();
             let mut sms = MockSmsSender::new();
-            sms.expect_send_sms().never();
+            sms.expect_send_queued_sms().never();
             let messages = vec![sms_message(&world, Duration::from_secs(300))];
             world.advance(Duration::from_secs(300));
             let dispatcher = dispatcher(&world, outbox(messages, Arc::clone(&finished)), sms);
@@ -440,8 +487,8 @@ mod tests {
             let world = World::new();
             let finished = Arc::default();
             let mut sms = MockSmsSender::new();
-            sms.expect_send_sms()
-                .returning(|_| Err(DeliveryError::Unavailable("503".into())));
+            sms.expect_send_queued_sms()
+                .returning(|_, _| Err(DeliveryError::Unavailable("503".into())));
             let messages = vec![sms_message(&world, Duration::from_secs(3))];
             let dispatcher = dispatcher(&world, outbox(messages, Arc::clone(&finished)), sms);
             dispatcher.dispatch_due().await.unwrap();
@@ -454,7 +501,7 @@ mod tests {
     struct Recorded(Mutex<Vec<(&'static str, &'static str, &'static str)>>);
 
     impl Metrics for Recorded {
-        fn delivery(&self, purpose: &'static str, kind: &'static str, outcome: &'static str) {
+        fn delivery(&self, purpose: &'static str, kind: &'static str, _: Option<&'static str>, outcome: &'static str) {
             self.0.lock().unwrap().push((purpose, kind, outcome));
         }
 
@@ -472,7 +519,7 @@ mod tests {
             let finished = Arc::default();
             let mut sms = MockSmsSender::new();
             let mut calls = 0;
-            sms.expect_send_sms().times(2).returning(move |_| {
+            sms.expect_send_queued_sms().times(2).returning(move |_, _| {
                 calls += 1;
                 if calls == 1 {
                     Ok(())
@@ -501,9 +548,9 @@ mod tests {
             let world = World::new();
             let finished = Arc::default();
             let mut sms = MockSmsSender::new();
-            sms.expect_send_sms()
+            sms.expect_send_queued_sms()
                 .times(1)
-                .returning(|_| Err(DeliveryError::InvalidNumber));
+                .returning(|_, _| Err(DeliveryError::InvalidNumber));
             let messages = vec![sms_message(&world, Duration::from_secs(300))];
             let dispatcher = dispatcher(&world, outbox(messages, Arc::clone(&finished)), sms);
             let report = dispatcher.dispatch_due().await.unwrap();

@@ -33,6 +33,8 @@ pub struct Row {
     pub challenge: NewChallenge,
     pub attempts: u32,
     pub closed: bool,
+    /// The challenge's message asked a provider to make the code.
+    pub hosted: bool,
 }
 
 /// What the mocks share: stored challenges, sent messages, users, the time.
@@ -133,6 +135,10 @@ pub fn challenge_store(world: &Arc<World>) -> MockChallengeStore {
     let mut store = MockChallengeStore::new();
     let w = world.clone();
     store.expect_replace_live().returning(move |challenge, outgoing| {
+        let hosted = matches!(
+            &outgoing,
+            Outgoing::Message(message) if matches!(message.envelope, Envelope::Hosted { .. })
+        );
         w.record(outgoing);
         let mut rows = w.rows.lock().unwrap();
         for row in rows.iter_mut() {
@@ -146,6 +152,7 @@ pub fn challenge_store(world: &Arc<World>) -> MockChallengeStore {
             challenge,
             attempts: 0,
             closed: false,
+            hosted,
         });
         Ok(ChallengeId::new(id))
     });
@@ -174,6 +181,7 @@ pub fn challenge_store(world: &Arc<World>) -> MockChallengeStore {
             attempts: row.attempts,
             max_attempts: row.challenge.max_attempts,
             expires_at: row.challenge.expires_at,
+            hosted: row.hosted,
         }))
     });
     let w = world.clone();
@@ -250,6 +258,10 @@ pub fn users(world: &Arc<World>) -> MockUserStore {
     users
         .expect_store_signup()
         .returning(move |signup, challenge, outgoing| {
+            let hosted = matches!(
+                &outgoing,
+                Outgoing::Message(message) if matches!(message.envelope, Envelope::Hosted { .. })
+            );
             w.record(outgoing);
             let mut rows = w.rows.lock().unwrap();
             for row in rows.iter_mut() {
@@ -263,6 +275,7 @@ pub fn users(world: &Arc<World>) -> MockUserStore {
                 challenge,
                 attempts: 0,
                 closed: false,
+                hosted,
             });
             w.signups.lock().unwrap().push((id, signup));
             Ok(ChallengeId::new(id))

@@ -33,6 +33,7 @@ struct AttemptRow {
     attempts: i32,
     max_attempts: i32,
     expires_at: i64,
+    hosted: bool,
 }
 
 #[derive(sqlx::FromRow)]
@@ -73,7 +74,7 @@ pub(super) fn supersede_live(challenge: &NewChallenge) -> UpdateStatement {
 }
 
 /// The columns a challenge is written with, in the order of [`challenge_values`].
-const CHALLENGE_COLUMNS: [OtpChallenges; 12] = [
+const CHALLENGE_COLUMNS: [OtpChallenges; 13] = [
     OtpChallenges::Purpose,
     OtpChallenges::Phone,
     OtpChallenges::UserId,
@@ -86,9 +87,12 @@ const CHALLENGE_COLUMNS: [OtpChallenges; 12] = [
     OtpChallenges::State,
     OtpChallenges::CreatedAt,
     OtpChallenges::ExpiresAt,
+    OtpChallenges::Hosted,
 ];
 
-fn challenge_values(challenge: &NewChallenge) -> [Expr; 12] {
+/// The challenge's values; `message` is the row written with it, whose
+/// kind says whether a provider makes (and must check) its code.
+fn challenge_values(challenge: &NewChallenge, message: Option<&SealedRow>) -> [Expr; 13] {
     [
         challenge.purpose.as_str().into(),
         challenge.phone.as_str().into(),
@@ -102,14 +106,15 @@ fn challenge_values(challenge: &NewChallenge) -> [Expr; 12] {
         state::LIVE.into(),
         challenge.created_at.unix_millis().into(),
         challenge.expires_at.unix_millis().into(),
+        message.is_some_and(SealedRow::is_hosted).into(),
     ]
 }
 
-pub(super) fn insert_challenge(challenge: &NewChallenge) -> InsertStatement {
+pub(super) fn insert_challenge(challenge: &NewChallenge, message: Option<&SealedRow>) -> InsertStatement {
     Query::insert()
         .into_table(OtpChallenges::Table)
         .columns(CHALLENGE_COLUMNS)
-        .values_panic(challenge_values(challenge))
+        .values_panic(challenge_values(challenge, message))
         .returning_col(OtpChallenges::Id)
         .to_owned()
 }
@@ -150,7 +155,7 @@ fn replace_live_statement(challenge: &NewChallenge, outbox: Option<&SealedRow>) 
         .columns(CHALLENGE_COLUMNS)
         .select_from(
             Query::select()
-                .exprs(challenge_values(challenge))
+                .exprs(challenge_values(challenge, outbox))
                 .from_subquery(after_superseding, Alias::new("s"))
                 .to_owned(),
         )
@@ -225,6 +230,7 @@ impl ChallengeStore for SqlStore {
                 OtpChallenges::Attempts,
                 OtpChallenges::MaxAttempts,
                 OtpChallenges::ExpiresAt,
+                OtpChallenges::Hosted,
             ]))
             .to_owned();
         if let Some(row) = self
@@ -245,6 +251,7 @@ impl ChallengeStore for SqlStore {
                 attempts: u32::try_from(row.attempts).unwrap_or(u32::MAX),
                 max_attempts: u32::try_from(row.max_attempts).unwrap_or(0),
                 expires_at: Timestamp::from_unix_millis(row.expires_at),
+                hosted: row.hosted,
             }));
         }
         // Nothing was spent: find out why, for the caller's error message,

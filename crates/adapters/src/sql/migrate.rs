@@ -60,6 +60,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0007_flows.sql"),
         postgres: include_str!("../../migrations/postgres/0007_flows.sql"),
     },
+    Migration {
+        version: 8,
+        name: "providers",
+        sqlite: include_str!("../../migrations/sqlite/0008_providers.sql"),
+        postgres: include_str!("../../migrations/postgres/0008_providers.sql"),
+    },
 ];
 
 #[derive(Iden)]

@@ -9,6 +9,7 @@ mod devices;
 mod housekeeping;
 mod migrate;
 mod outbox;
+mod outbox_backlog;
 mod profile_cache;
 mod schema;
 mod sessions;

@@ -21,12 +21,12 @@ use phonegate_domain::{
     StoreError, StoreResult as _,
     account::Email,
     otp::{ChallengeId, Channel},
-    outbox::{Backlog, ClaimedMessage, DeliveryOutcome, Envelope, OutboxMessage, OutboxStore, Outgoing},
+    outbox::{Backlog, ClaimedMessage, DeliveryOutcome, Envelope, KindBacklog, OutboxMessage, OutboxStore, Outgoing},
     phone::PhoneNumber,
     ports::{OutgoingCall, OutgoingMail, OutgoingSms, RandomSource as _},
     time::Timestamp,
 };
-use sea_query::{Expr, ExprTrait as _, Func, LockBehavior, LockType, Order, Query};
+use sea_query::{Expr, ExprTrait as _, LockBehavior, LockType, Order, Query};
 use secrecy::{ExposeSecret as _, SecretBox, SecretString};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
@@ -312,6 +312,12 @@ impl SealedRow {
         ]
     }
 
+    /// Whether the row asks a provider to make and send its own code
+    /// (Twilio Verify), which that provider must then check.
+    pub(super) fn is_hosted(&self) -> bool {
+        self.kind.starts_with("hosted_")
+    }
+
     /// Whether a dispatcher has something to deliver once the row commits.
     pub(super) fn wakes(&self) -> bool {
         self.state == state::PENDING
@@ -358,12 +364,6 @@ struct ClaimedRow {
     created_at: i64,
 }
 
-#[derive(sqlx::FromRow)]
-struct BacklogRow {
-    pending: i64,
-    oldest: Option<i64>,
-}
-
 /// Purposes are `&'static str` in the domain; rows carry them as text.
 fn static_purpose(purpose: &str) -> &'static str {
     const KNOWN: &[&str] = &[
@@ -392,7 +392,13 @@ impl OutboxStore for SqlStore {
         tx.commit().await.op("enqueue_decoy")
     }
 
-    async fn claim_due(&self, now: Timestamp, lease: Duration, limit: u32) -> Result<Vec<ClaimedMessage>, StoreError> {
+    async fn claim_due(
+        &self,
+        now: Timestamp,
+        lease: Duration,
+        limit: u32,
+        kinds: &[&'static str],
+    ) -> Result<Vec<ClaimedMessage>, StoreError> {
         let mut token = [0u8; 8];
         OsRandom.fill(&mut token);
         let lease_token = i64::from_be_bytes(token);
@@ -402,6 +408,15 @@ impl OutboxStore for SqlStore {
             .from(Outbox::Table)
             .and_where(Expr::col(Outbox::State).eq(state::PENDING))
             .and_where(Expr::col(Outbox::NextAttemptAt).lte(now_ms))
+            // Only what this instance's providers can send, so that in a
+            // fleet whose instances have different providers each message
+            // waits for one that can; and anything expired, so that
+            // someone drops it.
+            .and_where(
+                Expr::col(Outbox::Kind)
+                    .is_in(kinds.iter().copied())
+                    .or(Expr::col(Outbox::NotAfter).lte(now_ms)),
+            )
             .order_by(Outbox::NextAttemptAt, Order::Asc)
             .order_by(Outbox::Id, Order::Asc)
             .limit(u64::from(limit))
@@ -476,6 +491,7 @@ impl OutboxStore for SqlStore {
                         DeliveryOutcome::Failed {
                             error: error.to_string(),
                         },
+                        None,
                         now,
                     )
                     .await?;
@@ -508,11 +524,19 @@ impl OutboxStore for SqlStore {
         Ok(self.db().run().execute(&extend).await.op("extend_lease")? == 1)
     }
 
-    async fn finish(&self, id: i64, lease: i64, outcome: DeliveryOutcome, now: Timestamp) -> Result<(), StoreError> {
+    async fn finish(
+        &self,
+        id: i64,
+        lease: i64,
+        outcome: DeliveryOutcome,
+        provider: Option<&'static str>,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
         let mut update = Query::update()
             .table(Outbox::Table)
             .value(Outbox::State, outcome.state())
             .value(Outbox::LeaseToken, Option::<i64>::None)
+            .value(Outbox::Provider, provider)
             .and_where(Expr::col(Outbox::Id).eq(id))
             .and_where(Expr::col(Outbox::LeaseToken).eq(lease))
             .and_where(Expr::col(Outbox::State).eq(state::PENDING))
@@ -546,17 +570,11 @@ impl OutboxStore for SqlStore {
     }
 
     async fn backlog(&self, now: Timestamp) -> Result<Backlog, StoreError> {
-        let query = Query::select()
-            .expr_as(Func::count(Expr::col(Outbox::Id)), "pending")
-            .expr_as(Func::min(Expr::col(Outbox::CreatedAt)), "oldest")
-            .from(Outbox::Table)
-            .and_where(Expr::col(Outbox::State).eq(state::PENDING))
-            .to_owned();
-        let row: BacklogRow = self.db().run().fetch_one(&query).await.op("backlog")?;
-        Ok(Backlog {
-            pending: u64::try_from(row.pending).unwrap_or(0),
-            oldest_age: row.oldest.map(|oldest| now.since(Timestamp::from_unix_millis(oldest))),
-        })
+        super::outbox_backlog::backlog(self, now).await
+    }
+
+    async fn backlog_by_kind(&self, now: Timestamp) -> Result<Vec<KindBacklog>, StoreError> {
+        super::outbox_backlog::backlog_by_kind(self, now).await
     }
 }
 

@@ -114,6 +114,7 @@ pub enum OtpChallenges {
     CreatedAt,
     ExpiresAt,
     ClosedAt,
+    Hosted,
 }
 
 #[derive(Iden, Clone, Copy)]
@@ -158,6 +159,7 @@ pub enum Outbox {
     FinishedAt,
     LastError,
     ChallengeId,
+    Provider,
 }
 
 #[derive(Iden, Clone, Copy)]

@@ -60,7 +60,7 @@ impl SqlStore {
                 .execute(&supersede_live(challenge))
                 .await
                 .op("replace_live_locked")?;
-            match tx.run().fetch_one::<IdRow, _>(&insert_challenge(challenge)).await {
+            match tx.run().fetch_one::<IdRow, _>(&insert_challenge(challenge, row)).await {
                 Ok(id) => {
                     let id = ChallengeId::new(id.id);
                     if let Some(signup) = signup {

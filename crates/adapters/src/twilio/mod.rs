@@ -22,8 +22,8 @@ use phonegate_domain::{
     otp::{Channel, OtpCode},
     phone::PhoneNumber,
     ports::{
-        DeliveryError, HostedCheck, HostedVerification, Metrics, NoMetrics, OutgoingCall, OutgoingSms, SmsSender,
-        VoiceCaller,
+        DeliveryError, HostedCheck, HostedVerification, Metrics, NoMetrics, OutgoingCall, OutgoingSms, Sender,
+        SmsSender, VoiceCaller,
     },
 };
 use secrecy::{ExposeSecret as _, SecretString};
@@ -124,6 +124,9 @@ pub struct TwilioClient {
     inner: Arc<Inner>,
     /// Counts Twilio's error codes (`phonegate_twilio_errors_total`).
     metrics: Arc<dyn Metrics>,
+    /// A route's sender, in place of the settings' `from_number` and
+    /// `messaging_service_sid`.
+    sender: Option<Sender>,
 }
 
 #[derive(Debug)]
@@ -213,7 +216,27 @@ impl TwilioClient {
                 verify,
             }),
             metrics: Arc::new(NoMetrics),
+            sender: None,
         })
+    }
+
+    /// The same client (sharing its connections) sending texts and placing
+    /// calls from `sender`: a number, an alphanumeric sender ID (texts
+    /// only) or a Messaging Service (`MessagingServiceSid`, texts only).
+    #[must_use]
+    pub fn with_sender(self, sender: Sender) -> Self {
+        Self {
+            sender: Some(sender),
+            ..self
+        }
+    }
+
+    /// Whether Twilio can send texts from `sender`: any kind.
+    pub const fn supports(sender: &Sender) -> bool {
+        matches!(
+            sender,
+            Sender::Number(_) | Sender::Alphanumeric(_) | Sender::MessagingService(_)
+        )
     }
 
     /// The same client, counting every error Twilio answers by its code in
@@ -334,10 +357,12 @@ impl SmsSender for TwilioClient {
     async fn send_sms(&self, message: &OutgoingSms) -> Result<(), DeliveryError> {
         let operation = Operation::SendSms;
         let settings = &self.inner.settings;
-        let sender = match (&settings.messaging_service_sid, &settings.from_number) {
-            (Some(service), _) => ("MessagingServiceSid", service.as_str()),
-            (None, Some(from)) => ("From", from.as_str()),
-            (None, None) => return Err(Self::missing_setting(operation, "from_number or messaging_service_sid")),
+        let sender = match (&self.sender, &settings.messaging_service_sid, &settings.from_number) {
+            (Some(Sender::MessagingService(service)), _, _) => ("MessagingServiceSid", service.as_str()),
+            (Some(Sender::Number(from) | Sender::Alphanumeric(from)), _, _) => ("From", from.as_str()),
+            (None, Some(service), _) => ("MessagingServiceSid", service.as_str()),
+            (None, None, Some(from)) => ("From", from.as_str()),
+            (None, None, None) => return Err(Self::missing_setting(operation, "from_number or messaging_service_sid")),
         };
         let body = message.body.expose_secret();
         let form = [("To", message.to.as_str()), sender, ("Body", body)];
@@ -354,7 +379,13 @@ impl VoiceCaller for TwilioClient {
     async fn call(&self, call: &OutgoingCall) -> Result<(), DeliveryError> {
         let operation = Operation::Call;
         let settings = &self.inner.settings;
-        let Some(from) = settings.from_number.as_deref() else {
+        // A route's number places calls; an alphanumeric ID or a Messaging
+        // Service cannot, so the settings' number does.
+        let from = match &self.sender {
+            Some(Sender::Number(from)) => Some(from.as_str()),
+            _ => settings.from_number.as_deref(),
+        };
+        let Some(from) = from else {
             return Err(Self::missing_setting(operation, "from_number"));
         };
         let spoken = call.spoken_text.expose_secret();

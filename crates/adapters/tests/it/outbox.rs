@@ -23,6 +23,8 @@ use secrecy::{ExposeSecret as _, SecretString};
 
 const NOW: Timestamp = Timestamp::from_unix_millis(1_800_000_000_000);
 const LEASE: Duration = Duration::from_secs(60);
+/// Every kind a message can be: the dispatchers here can deliver anything.
+const KINDS: &[&str] = &["sms", "call", "hosted_sms", "hosted_call", "mail"];
 
 async fn store(backend: TestBackend) -> (TestDatabase, SqlStore) {
     let database = TestDatabase::create(backend).await;
@@ -86,36 +88,46 @@ async fn a_queued_message_is_claimed_once_and_then_sent(backend: TestBackend) {
     // Decoys and test numbers queue nothing that is ever claimed.
     store.replace_live(challenge(2, NOW), decoy(2, NOW)).await.unwrap();
     store.replace_live(challenge(3, NOW), Outgoing::Nothing).await.unwrap();
-    let claimed = store.claim_due(NOW, LEASE, 10).await.unwrap();
+    let claimed = store.claim_due(NOW, LEASE, 10, KINDS).await.unwrap();
     assert_eq!(claimed.len(), 1);
     let message = &claimed[0];
     assert_eq!(message.attempts, 1);
     assert_eq!(body(&message.message.envelope), "Your phonegate code is 900001");
     assert_eq!(message.message.purpose, "pin_auth");
-    assert!(store.claim_due(NOW, LEASE, 10).await.unwrap().is_empty(), "leased");
+    assert!(
+        store.claim_due(NOW, LEASE, 10, KINDS).await.unwrap().is_empty(),
+        "leased"
+    );
     store
-        .finish(message.id, message.lease, DeliveryOutcome::Sent, NOW)
+        .finish(message.id, message.lease, DeliveryOutcome::Sent, None, NOW)
         .await
         .unwrap();
     let later = NOW.plus(LEASE * 2);
-    assert!(store.claim_due(later, LEASE, 10).await.unwrap().is_empty(), "sent");
+    assert!(
+        store.claim_due(later, LEASE, 10, KINDS).await.unwrap().is_empty(),
+        "sent"
+    );
     assert_eq!(store.backlog(later).await.unwrap().pending, 0);
 }
 
 async fn a_dead_dispatchers_message_is_taken_over_when_its_lease_ends(backend: TestBackend) {
     let (_database, store) = store(backend).await;
     queue(&store, 1).await;
-    let first = store.claim_due(NOW, LEASE, 10).await.unwrap().remove(0);
+    let first = store.claim_due(NOW, LEASE, 10, KINDS).await.unwrap().remove(0);
     // The first dispatcher dies without a word. Before its lease ends the
     // message stays with it; after, another dispatcher takes it.
     assert!(
         store
-            .claim_due(NOW.plus(LEASE / 2), LEASE, 10)
+            .claim_due(NOW.plus(LEASE / 2), LEASE, 10, KINDS)
             .await
             .unwrap()
             .is_empty()
     );
-    let second = store.claim_due(NOW.plus(LEASE), LEASE, 10).await.unwrap().remove(0);
+    let second = store
+        .claim_due(NOW.plus(LEASE), LEASE, 10, KINDS)
+        .await
+        .unwrap()
+        .remove(0);
     assert_eq!(second.id, first.id);
     assert_eq!(second.attempts, 2);
     // The first dispatcher, slow rather than dead, finds out before sending.
@@ -128,12 +140,13 @@ async fn a_dead_dispatchers_message_is_taken_over_when_its_lease_ends(backend: T
             first.id,
             first.lease,
             DeliveryOutcome::Failed { error: "late".into() },
+            None,
             NOW,
         )
         .await
         .unwrap();
     store
-        .finish(second.id, second.lease, DeliveryOutcome::Sent, NOW)
+        .finish(second.id, second.lease, DeliveryOutcome::Sent, None, NOW)
         .await
         .unwrap();
     let backlog = store.backlog(NOW.plus(LEASE * 3)).await.unwrap();
@@ -143,7 +156,7 @@ async fn a_dead_dispatchers_message_is_taken_over_when_its_lease_ends(backend: T
 async fn a_retry_comes_due_at_its_time(backend: TestBackend) {
     let (_database, store) = store(backend).await;
     queue(&store, 1).await;
-    let claimed = store.claim_due(NOW, LEASE, 10).await.unwrap().remove(0);
+    let claimed = store.claim_due(NOW, LEASE, 10, KINDS).await.unwrap().remove(0);
     let at = NOW.plus(Duration::from_secs(4));
     store
         .finish(
@@ -153,18 +166,19 @@ async fn a_retry_comes_due_at_its_time(backend: TestBackend) {
                 at,
                 error: "503".into(),
             },
+            Some("twilio"),
             NOW,
         )
         .await
         .unwrap();
     assert!(
         store
-            .claim_due(NOW.plus(Duration::from_secs(3)), LEASE, 10)
+            .claim_due(NOW.plus(Duration::from_secs(3)), LEASE, 10, KINDS)
             .await
             .unwrap()
             .is_empty()
     );
-    let again = store.claim_due(at, LEASE, 10).await.unwrap();
+    let again = store.claim_due(at, LEASE, 10, KINDS).await.unwrap();
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].attempts, 2);
     let backlog = store.backlog(at).await.unwrap();
@@ -193,10 +207,10 @@ async fn payloads_are_sealed_at_rest(backend: TestBackend) {
     // instead of sending garbage or retrying forever.
     let db = Db::connect(&database.url, &DbOptions::default()).await.unwrap();
     let stranger = SqlStore::new(db).with_sealer(Sealer::new([8; 32]));
-    assert!(stranger.claim_due(NOW, LEASE, 10).await.unwrap().is_empty());
+    assert!(stranger.claim_due(NOW, LEASE, 10, KINDS).await.unwrap().is_empty());
     assert!(
         store
-            .claim_due(NOW.plus(LEASE * 2), LEASE, 10)
+            .claim_due(NOW.plus(LEASE * 2), LEASE, 10, KINDS)
             .await
             .unwrap()
             .is_empty()
@@ -216,14 +230,14 @@ async fn concurrent_dispatchers_claim_each_message_exactly_once(backend: TestBac
         tasks.push(tokio::spawn(async move {
             let mut seen = Vec::new();
             loop {
-                let batch = dispatcher.claim_due(NOW, LEASE, 7).await.unwrap();
+                let batch = dispatcher.claim_due(NOW, LEASE, 7, KINDS).await.unwrap();
                 if batch.is_empty() {
                     return seen;
                 }
                 for message in batch {
                     seen.push(body(&message.message.envelope));
                     dispatcher
-                        .finish(message.id, message.lease, DeliveryOutcome::Sent, NOW)
+                        .finish(message.id, message.lease, DeliveryOutcome::Sent, None, NOW)
                         .await
                         .unwrap();
                 }
@@ -246,9 +260,9 @@ async fn housekeeping_purges_what_is_done_and_keeps_what_is_live(backend: TestBa
     let old = NOW.plus(Duration::from_secs(0));
     store.replace_live(challenge(1, old), sms(1, old)).await.unwrap();
     store.replace_live(challenge(2, old), decoy(2, old)).await.unwrap();
-    let sent = store.claim_due(old, LEASE, 10).await.unwrap().remove(0);
+    let sent = store.claim_due(old, LEASE, 10, KINDS).await.unwrap().remove(0);
     store
-        .finish(sent.id, sent.lease, DeliveryOutcome::Sent, old)
+        .finish(sent.id, sent.lease, DeliveryOutcome::Sent, None, old)
         .await
         .unwrap();
     let fresh = NOW.plus(Duration::from_secs(86_400 * 2));
@@ -258,7 +272,7 @@ async fn housekeeping_purges_what_is_done_and_keeps_what_is_live(backend: TestBa
     assert_eq!(report.challenges, 2);
     assert_eq!(report.outbox, 2);
     // The fresh message is still there to be sent.
-    let left = store.claim_due(fresh, LEASE, 10).await.unwrap();
+    let left = store.claim_due(fresh, LEASE, 10, KINDS).await.unwrap();
     assert_eq!(left.len(), 1);
     assert_eq!(body(&left[0].message.envelope), "Your phonegate code is 900003");
     assert_eq!(
@@ -295,7 +309,7 @@ async fn racing_issuers_each_queue_exactly_one_message(backend: TestBackend) {
     assert_eq!(outbox_rows(&store).await.len(), 8, "one message per issue, none twice");
     // Only the surviving challenge's message is ever sent; the superseded
     // ones are dropped by the claim.
-    let claimed = store.claim_due(NOW, LEASE, 100).await.unwrap();
+    let claimed = store.claim_due(NOW, LEASE, 100, KINDS).await.unwrap();
     assert_eq!(claimed.len(), 1);
     let mut live = 0;
     for i in 0..8u32 {
@@ -340,10 +354,10 @@ async fn a_superseded_codes_message_is_dropped_before_sending(backend: TestBacke
     let second = store.replace_live(second_challenge, sms(2, NOW)).await.unwrap();
     let mut sender = MockSmsSender::new();
     sender
-        .expect_send_sms()
+        .expect_send_queued_sms()
         .times(1)
-        .withf(|message| message.body.expose_secret() == "Your phonegate code is 900002")
-        .returning(|_| Ok(()));
+        .withf(|message, _| message.body.expose_secret() == "Your phonegate code is 900002")
+        .returning(|_, _| Ok(()));
     let store = Arc::new(store);
     let dispatcher = Dispatcher::new(
         store.clone(),
@@ -379,7 +393,93 @@ async fn a_superseded_codes_message_is_dropped_before_sending(backend: TestBacke
     assert_eq!(payloads, 0, "no code is left sealed in the table");
 }
 
+/// Issue 16: in a fleet whose instances have different providers, a
+/// dispatcher claims only the kinds it can send, so a hosted Verify start
+/// waits for an instance with Verify and a text for one with an SMS
+/// provider; an expired message is claimed by anyone, to be dropped; the
+/// provider of the last attempt is recorded; the backlog shows each kind.
+async fn a_dispatcher_claims_only_the_kinds_it_can_send(backend: TestBackend) {
+    let (_database, store) = store(backend).await;
+    store.replace_live(challenge(1, NOW), sms(1, NOW)).await.unwrap();
+    let hosted = Outgoing::Message(OutboxMessage {
+        envelope: Envelope::Hosted {
+            to: phone(2),
+            channel: Channel::Sms,
+            locale: "en".into(),
+        },
+        purpose: "pin_auth",
+        created_at: NOW,
+        not_after: NOW.plus(Duration::from_secs(600)),
+    });
+    store.replace_live(challenge(2, NOW), hosted).await.unwrap();
+    let by_kind = store.backlog_by_kind(NOW.plus(Duration::from_secs(5))).await.unwrap();
+    let summary: Vec<(String, u64)> = by_kind
+        .iter()
+        .map(|entry| (entry.kind.clone(), entry.backlog.pending))
+        .collect();
+    assert_eq!(summary, [("hosted_sms".to_owned(), 1), ("sms".to_owned(), 1)]);
+    assert_eq!(by_kind[0].backlog.oldest_age, Some(Duration::from_secs(5)));
+
+    let verify_only = store
+        .claim_due(NOW, LEASE, 10, &["hosted_sms", "hosted_call", "mail"])
+        .await
+        .unwrap();
+    assert_eq!(verify_only.len(), 1);
+    assert_eq!(verify_only[0].message.envelope.kind(), "hosted_sms");
+    let texts_only = store.claim_due(NOW, LEASE, 10, &["sms", "call", "mail"]).await.unwrap();
+    assert_eq!(texts_only.len(), 1);
+    assert_eq!(texts_only[0].message.envelope.kind(), "sms");
+    store
+        .finish(
+            texts_only[0].id,
+            texts_only[0].lease,
+            DeliveryOutcome::Sent,
+            Some("vonage"),
+            NOW,
+        )
+        .await
+        .unwrap();
+    store
+        .finish(
+            verify_only[0].id,
+            verify_only[0].lease,
+            DeliveryOutcome::Retry {
+                at: NOW.plus(Duration::from_secs(1)),
+                error: "twilio_verify: the provider is unavailable: http 503".into(),
+            },
+            Some("twilio_verify"),
+            NOW,
+        )
+        .await
+        .unwrap();
+    let sql = "SELECT kind, state, provider FROM outbox ORDER BY id";
+    let rows: Vec<(String, String, Option<String>)> = match store.db() {
+        Db::Sqlite(pool) => sqlx::query_as(sql).fetch_all(pool).await.unwrap(),
+        Db::Postgres(pool) => sqlx::query_as(sql).fetch_all(pool).await.unwrap(),
+    };
+    assert_eq!(
+        rows,
+        [
+            ("sms".to_owned(), "sent".to_owned(), Some("vonage".to_owned())),
+            (
+                "hosted_sms".to_owned(),
+                "pending".to_owned(),
+                Some("twilio_verify".to_owned())
+            ),
+        ]
+    );
+    // Nobody with only texts claims the Verify start while it can still be
+    // sent; once it has expired anyone does, to drop it.
+    let soon = NOW.plus(Duration::from_secs(2));
+    assert!(store.claim_due(soon, LEASE, 10, &["sms"]).await.unwrap().is_empty());
+    let expired = NOW.plus(Duration::from_secs(600));
+    let claimed = store.claim_due(expired, LEASE, 10, &["sms"]).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].message.envelope.kind(), "hosted_sms");
+}
+
 on_both_backends!(
+    a_dispatcher_claims_only_the_kinds_it_can_send,
     a_superseded_codes_message_is_dropped_before_sending,
     a_queued_message_is_claimed_once_and_then_sent,
     a_dead_dispatchers_message_is_taken_over_when_its_lease_ends,

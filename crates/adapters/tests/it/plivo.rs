@@ -307,7 +307,7 @@ fn debug_output_redacts_the_auth_token() {
 struct Codes(Mutex<Vec<String>>);
 
 impl Metrics for Codes {
-    fn delivery(&self, _: &'static str, _: &'static str, _: &'static str) {}
+    fn delivery(&self, _: &'static str, _: &'static str, _: Option<&'static str>, _: &'static str) {}
 
     fn code_check(&self, _: &'static str, _: &'static str) {}
 

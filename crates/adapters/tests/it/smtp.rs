@@ -196,10 +196,10 @@ async fn a_permanent_refusal_fails_the_message_at_once() {
     outbox
         .expect_claim_due()
         .times(1)
-        .returning(move |_, _, _| Ok(std::mem::take(&mut queue)));
+        .returning(move |_, _, _, _| Ok(std::mem::take(&mut queue)));
     let outcomes: Arc<Mutex<Vec<DeliveryOutcome>>> = Arc::default();
     let recorded = outcomes.clone();
-    outbox.expect_finish().returning(move |_, _, outcome, _| {
+    outbox.expect_finish().returning(move |_, _, outcome, _, _| {
         recorded.lock().unwrap().push(outcome);
         Ok(())
     });

@@ -182,6 +182,61 @@ async fn sms_goes_through_the_messaging_service_when_one_is_set() {
     .await;
 }
 
+/// Issue 16: a route's sender replaces the settings' for that route only:
+/// a Messaging Service goes as `MessagingServiceSid`, an alphanumeric ID
+/// as `From`; calls keep the settings' number unless the route's is one.
+#[tokio::test]
+async fn a_routes_sender_replaces_the_settings_sender() {
+    use phonegate_domain::ports::Sender;
+    let server = MockServer::start().await;
+    mount(&server, &messages_path(), created()).await;
+    mount(&server, &calls_path(), created()).await;
+    let client = TwilioClient::new(settings(&server)).unwrap();
+    let service = client
+        .clone()
+        .with_sender(Sender::MessagingService(MESSAGING_SERVICE_SID.to_owned()));
+    service.send_sms(&sms()).await.unwrap();
+    let alphanumeric = client.clone().with_sender(Sender::Alphanumeric("Acme".to_owned()));
+    alphanumeric.send_sms(&sms()).await.unwrap();
+    alphanumeric
+        .call(&OutgoingCall {
+            to: phone(),
+            spoken_text: SecretString::from("Your code is 4, 8, 2"),
+        })
+        .await
+        .unwrap();
+    let forms: Vec<Vec<(String, String)>> = server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .map(|request| form_urlencoded::parse(&request.body).into_owned().collect())
+        .collect();
+    let field = |form: &[(String, String)], name: &str| {
+        form.iter().find(|(key, _)| key == name).map(|(_, value)| value.clone())
+    };
+    assert_eq!(
+        field(&forms[0], "MessagingServiceSid").as_deref(),
+        Some(MESSAGING_SERVICE_SID)
+    );
+    assert_eq!(field(&forms[0], "From"), None);
+    assert_eq!(field(&forms[1], "From").as_deref(), Some("Acme"));
+    assert_eq!(
+        field(&forms[2], "From").as_deref(),
+        Some(FROM),
+        "calls come from a number"
+    );
+    client.send_sms(&sms()).await.unwrap();
+    let last: Vec<(String, String)> = form_urlencoded::parse(&server.received_requests().await.unwrap()[3].body)
+        .into_owned()
+        .collect();
+    assert_eq!(
+        field(&last, "From").as_deref(),
+        Some(FROM),
+        "the original client is unchanged"
+    );
+}
+
 #[tokio::test]
 async fn sms_without_a_sender_is_a_misconfiguration_and_sends_nothing() {
     let server = MockServer::start().await;

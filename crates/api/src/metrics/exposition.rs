@@ -18,7 +18,11 @@ use axum::{
 };
 use prometheus_client::{
     encoding::{EncodeGaugeValue, text},
-    metrics::{counter::ConstCounter, gauge::ConstGauge},
+    metrics::{
+        counter::ConstCounter,
+        family::Family,
+        gauge::{ConstGauge, Gauge},
+    },
     registry::Registry as Families,
 };
 
@@ -50,6 +54,16 @@ impl Scrape {
     /// prefix nor the `_total` suffix; both are added.
     pub fn counter(&mut self, name: &str, help: &str, value: u64) {
         super::register(&mut self.families, name, help, ConstCounter::new(value));
+    }
+
+    /// Gauges read from their owner, one per value of `label`. `name` has
+    /// no `phonegate_` prefix.
+    pub fn labelled_gauges(&mut self, name: &str, help: &str, label: &'static str, values: &[(&str, i64)]) {
+        let family: Family<super::Labels<1>, Gauge> = Family::default();
+        for (value, gauge) in values {
+            family.get_or_create(&super::labels([label], [value])).set(*gauge);
+        }
+        super::register(&mut self.families, name, help, family);
     }
 
     /// A gauge read from its owner. `name` has no `phonegate_` prefix.

@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::bail;
 use phonegate_domain::abuse::phone_lockout::LockoutSettings;
 
-use crate::settings::{Settings, SmsProvider};
+use crate::settings::Settings;
 
 /// NIST SP 800-63B's floor for a one-time code sent out of band: 6 digits.
 const NIST_MIN_DIGITS: usize = 6;
@@ -46,7 +46,7 @@ pub(super) fn guessing_warnings(settings: &Settings) -> Vec<String> {
     ] {
         // With Twilio Verify, Twilio makes every surface's codes, at the
         // length set on the Verify service.
-        let (key, length) = if settings.sms.provider == SmsProvider::TwilioVerify {
+        let (key, length) = if settings.hosted_codes() {
             (
                 "twilio.verify_code_length".to_owned(),
                 settings.twilio.verify_code_length,

@@ -59,7 +59,11 @@ pub(super) fn test_numbers(settings: &Settings) -> anyhow::Result<TestNumbers> {
         .collect::<anyhow::Result<Vec<_>>>()?;
     let numbers = TestNumbers::new(exact, prefixes).map_err(|error| anyhow::anyhow!("otp: {error}"))?;
     if !numbers.is_empty() {
-        if settings.sms.provider != SmsProvider::Console && !otp.allow_test_numbers_in_production {
+        let real_provider = settings
+            .providers_in_use()
+            .iter()
+            .any(|provider| *provider != SmsProvider::Console);
+        if real_provider && !otp.allow_test_numbers_in_production {
             bail!(
                 "otp.test_numbers / otp.test_prefixes are configured with a real SMS provider; \
                  set otp.allow_test_numbers_in_production = true if that is intended"

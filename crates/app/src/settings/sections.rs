@@ -153,39 +153,6 @@ pub struct DatabaseSection {
     pub profile_cache_ms: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SmsProvider {
-    Console,
-    Twilio,
-    TwilioVerify,
-    /// Drops every message: for benchmarks only, refused unless mail stays
-    /// on the console too (a deployment that mails people cannot use it).
-    Null,
-}
-
-impl SmsProvider {
-    /// The name the settings use, also the `provider` label of metrics.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Console => "console",
-            Self::Twilio => "twilio",
-            Self::TwilioVerify => "twilio_verify",
-            Self::Null => "null",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SmsSection {
-    pub provider: SmsProvider,
-    /// With `provider = "null"`: a loopback UDP address that receives a copy
-    /// of each dropped message, so a benchmark can read its codes.
-    #[serde(default)]
-    pub null_tap: Option<String>,
-}
-
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TwilioSection {

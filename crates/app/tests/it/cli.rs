@@ -14,16 +14,16 @@ use serde_json::Value;
 
 /// What a command did: its exit status, stdout parsed as JSON (`Null` if it
 /// is not), and stderr.
-struct Run {
-    success: bool,
-    stdout: Value,
+pub(crate) struct Run {
+    pub(crate) success: bool,
+    pub(crate) stdout: Value,
     raw_stdout: String,
-    stderr: String,
+    pub(crate) stderr: String,
 }
 
 /// Runs `phonegate args…` in `dir` on the embedded defaults (SQLite file
 /// `phonegate.db` in `dir`, console providers).
-fn run(dir: &Path, args: &[&str]) -> Run {
+pub(crate) fn run(dir: &Path, args: &[&str]) -> Run {
     let output = Command::new(env!("CARGO_BIN_EXE_phonegate"))
         .current_dir(dir)
         .args(args)
@@ -39,7 +39,7 @@ fn run(dir: &Path, args: &[&str]) -> Run {
     }
 }
 
-fn ok(dir: &Path, args: &[&str]) -> Value {
+pub(crate) fn ok(dir: &Path, args: &[&str]) -> Value {
     let run = run(dir, args);
     assert!(
         run.success,
@@ -146,7 +146,7 @@ fn migrate_apps_and_users() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-fn write(dir: &Path, name: &str, contents: &str) -> String {
+pub(crate) fn write(dir: &Path, name: &str, contents: &str) -> String {
     let path = dir.join(name);
     std::fs::write(&path, contents).unwrap();
     path.display().to_string()

@@ -113,8 +113,13 @@ pub struct OtpEngine {
     random: Arc<dyn RandomSource>,
     hasher: SecretHasher,
     test_numbers: Arc<TestNumbers>,
-    /// Set when a provider generates and checks the codes (Twilio Verify).
+    /// Set when a provider generates and checks codes (Twilio Verify):
+    /// every code this instance sends, or only those of challenges another
+    /// instance (of a fleet mid-switch) sent through it.
     hosted: Option<Arc<dyn HostedVerification>>,
+    /// Whether this instance's own codes are the provider's, so a decoy is
+    /// checked there too (and takes the time a real check takes here).
+    hosted_decoys: bool,
     /// Rate limits and the SMS budget; `None` only in unit tests of other
     /// rules.
     guard: Option<SendGuard>,
@@ -144,6 +149,7 @@ impl OtpEngine {
             hasher,
             test_numbers: Arc::default(),
             hosted: None,
+            hosted_decoys: false,
             guard: None,
             metrics: Arc::new(NoMetrics),
             lockout: None,
@@ -162,6 +168,19 @@ impl OtpEngine {
     pub fn with_hosted(self, hosted: Arc<dyn HostedVerification>) -> Self {
         Self {
             hosted: Some(hosted),
+            hosted_decoys: true,
+            ..self
+        }
+    }
+
+    /// The same engine, making its own codes but able to check those that
+    /// `hosted` made for challenges another instance issued (a fleet in
+    /// the middle of a switch to or from Twilio Verify). Decoys are
+    /// compared here, as this instance's own codes are.
+    pub fn with_hosted_checks(self, hosted: Arc<dyn HostedVerification>) -> Self {
+        Self {
+            hosted: Some(hosted),
+            hosted_decoys: false,
             ..self
         }
     }
@@ -464,12 +483,16 @@ impl OtpEngine {
             // A decoy is checked like a real code, so its answer and timing
             // are those of a wrong code for a known number, but it never
             // matches: the provider has nothing pending for it.
-            Some(hosted) if decoy => {
+            Some(hosted) if decoy && self.hosted_decoys => {
                 let _ = hosted.check(&attempt.phone, code).await.map_err(CheckError::Provider)?;
                 false
             }
             _ if decoy => false,
-            Some(hosted) if !self.test_numbers.contains(&attempt.phone) => {
+            // Whoever issued the code checks it: a code the provider made
+            // goes to the provider, one phonegate made is compared here,
+            // whichever instance (with whichever providers) serves the
+            // check. Test numbers never reach the provider.
+            Some(hosted) if attempt.hosted && !self.test_numbers.contains(&attempt.phone) => {
                 match hosted.check(&attempt.phone, code).await.map_err(CheckError::Provider)? {
                     HostedCheck::Approved => true,
                     HostedCheck::Rejected => false,
@@ -477,6 +500,15 @@ impl OtpEngine {
                     // was used up by its own attempt limit.
                     HostedCheck::NotFound => return Err(CheckError::Expired),
                 }
+            }
+            None if attempt.hosted => {
+                tracing::error!(
+                    challenge = attempt.id.get(),
+                    "a code made by Twilio Verify reached an instance without twilio_verify; it cannot be checked here"
+                );
+                return Err(CheckError::Provider(DeliveryError::Misconfigured(
+                    "no hosted verification provider to check a code it made".into(),
+                )));
             }
             _ => self.hasher.code_hash(&lookup_hash, code).ct_eq(&attempt.code_hash),
         };

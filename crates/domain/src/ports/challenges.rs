@@ -43,6 +43,9 @@ pub struct ChallengeAttempt {
     pub attempts: u32,
     pub max_attempts: u32,
     pub expires_at: Timestamp,
+    /// A provider made the code (its message asked Twilio Verify to send
+    /// one): only that provider can check it.
+    pub hosted: bool,
 }
 
 /// The outcome of trying to spend an attempt on a challenge.

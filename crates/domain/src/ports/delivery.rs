@@ -39,7 +39,7 @@ pub struct OutgoingSms {
 /// a credential, the recipient or the message's text, and adapters put in
 /// them only a provider's code and status, never its free text (which may
 /// echo the recipient).
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum DeliveryError {
     /// The provider says the number cannot receive messages (Twilio 21211,
     /// 21614, 60200).

@@ -10,8 +10,15 @@ pub trait Metrics: Send + Sync + std::fmt::Debug {
     /// message's (`pin_auth`, `password_reset`, …), `kind` its envelope's
     /// ([`super::outbox::Envelope::kind`]) and `outcome` the
     /// [`super::outbox::DeliveryOutcome::state`]-like `sent`, `retry`,
-    /// `failed` or `dropped`.
-    fn delivery(&self, purpose: &'static str, kind: &'static str, outcome: &'static str);
+    /// `failed` or `dropped`; `provider` the one tried last (`None` for
+    /// mail, and when none was tried).
+    fn delivery(
+        &self,
+        purpose: &'static str,
+        kind: &'static str,
+        provider: Option<&'static str>,
+        outcome: &'static str,
+    );
 
     /// A code check ended: `outcome` is `verified`, `wrong_code`,
     /// `not_found`, `expired`, `exhausted`, `closed`, `refused`, `locked`
@@ -39,6 +46,17 @@ pub trait Metrics: Send + Sync + std::fmt::Debug {
     fn phone_locked(&self, purpose: &'static str) {
         let _ = purpose;
     }
+
+    /// `from` failed a message in a way another provider may not, and the
+    /// route moved it to `to` at once.
+    fn failover(&self, from: &'static str, to: &'static str) {
+        let _ = (from, to);
+    }
+
+    /// `provider`'s circuit opened (`open`) or closed again.
+    fn provider_circuit(&self, provider: &'static str, open: bool) {
+        let _ = (provider, open);
+    }
 }
 
 /// Metrics that go nowhere: the default of every component that counts, so
@@ -47,7 +65,7 @@ pub trait Metrics: Send + Sync + std::fmt::Debug {
 pub struct NoMetrics;
 
 impl Metrics for NoMetrics {
-    fn delivery(&self, _: &'static str, _: &'static str, _: &'static str) {}
+    fn delivery(&self, _: &'static str, _: &'static str, _: Option<&'static str>, _: &'static str) {}
 
     fn code_check(&self, _: &'static str, _: &'static str) {}
 

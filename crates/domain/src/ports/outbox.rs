@@ -116,6 +116,14 @@ pub struct Backlog {
     pub oldest_age: Option<Duration>,
 }
 
+/// How much of one kind is waiting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KindBacklog {
+    /// An [`Envelope::kind`].
+    pub kind: String,
+    pub backlog: Backlog,
+}
+
 /// The outbox as the dispatcher sees it. Messages are written by the stores
 /// that write challenges and resets, in the same transaction.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
@@ -126,22 +134,43 @@ pub trait OutboxStore: Send + Sync {
     /// for a reset requested for an unknown email.
     async fn enqueue_decoy(&self, decoy: OutboxMessage, now: Timestamp) -> Result<(), StoreError>;
 
-    /// Claims up to `limit` pending messages that are due at `now` and not
-    /// leased by anyone (or whose lease ended), oldest first, leasing them
-    /// until `now + lease` and counting one attempt on each. Concurrent
-    /// callers, in this or other processes, never claim the same message
-    /// while its lease runs.
-    async fn claim_due(&self, now: Timestamp, lease: Duration, limit: u32) -> Result<Vec<ClaimedMessage>, StoreError>;
+    /// Claims up to `limit` pending messages of the `kinds` the caller can
+    /// deliver ([`Envelope::kind`]) that are due at `now` and not leased by
+    /// anyone (or whose lease ended), oldest first, leasing them until
+    /// `now + lease` and counting one attempt on each. Expired messages
+    /// (past `not_after`) are claimed whatever their kind, so that someone
+    /// drops them. Concurrent callers, in this or other processes, never
+    /// claim the same message while its lease runs.
+    async fn claim_due(
+        &self,
+        now: Timestamp,
+        lease: Duration,
+        limit: u32,
+        kinds: &[&'static str],
+    ) -> Result<Vec<ClaimedMessage>, StoreError>;
 
     /// Extends the claim on `id` under `lease` to `until`, right before an
     /// attempt. Returns `false` if the lease was lost (it ended and someone
     /// else claimed the message): the caller must then not send it.
     async fn extend_lease(&self, id: i64, lease: i64, until: Timestamp) -> Result<bool, StoreError>;
 
-    /// Records how the attempt on `id` under `lease` ended. Does nothing if
-    /// the lease was lost (it ended and someone else claimed the message).
-    async fn finish(&self, id: i64, lease: i64, outcome: DeliveryOutcome, now: Timestamp) -> Result<(), StoreError>;
+    /// Records how the attempt on `id` under `lease` ended, and the
+    /// provider it was made through last (`None`: no provider was tried,
+    /// or the message was mail). Does nothing if the lease was lost (it
+    /// ended and someone else claimed the message).
+    async fn finish(
+        &self,
+        id: i64,
+        lease: i64,
+        outcome: DeliveryOutcome,
+        provider: Option<&'static str>,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
 
     /// How many messages wait, and for how long the oldest has.
     async fn backlog(&self, now: Timestamp) -> Result<Backlog, StoreError>;
+
+    /// How many messages of each kind wait, and for how long the oldest of
+    /// each has: a kind no instance can deliver shows here.
+    async fn backlog_by_kind(&self, now: Timestamp) -> Result<Vec<KindBacklog>, StoreError>;
 }

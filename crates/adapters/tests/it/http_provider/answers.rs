@@ -135,7 +135,7 @@ async fn a_redirect_is_not_followed() {
 struct Recorded(Mutex<Vec<String>>);
 
 impl Metrics for Recorded {
-    fn delivery(&self, _: &'static str, _: &'static str, _: &'static str) {}
+    fn delivery(&self, _: &'static str, _: &'static str, _: Option<&'static str>, _: &'static str) {}
 
     fn code_check(&self, _: &'static str, _: &'static str) {}
 

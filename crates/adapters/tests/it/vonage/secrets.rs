@@ -108,7 +108,7 @@ async fn errors_hold_no_secret_and_no_number() {
 struct Recorded(Mutex<Vec<String>>);
 
 impl Metrics for Recorded {
-    fn delivery(&self, _: &'static str, _: &'static str, _: &'static str) {}
+    fn delivery(&self, _: &'static str, _: &'static str, _: Option<&'static str>, _: &'static str) {}
     fn code_check(&self, _: &'static str, _: &'static str) {}
     fn provider_call(&self, _: &'static str, _: &'static str, _: Duration, _: &'static str) {}
     fn provider_error_code(&self, provider: &'static str, operation: &'static str, code: &str) {

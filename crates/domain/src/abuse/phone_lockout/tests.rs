@@ -126,7 +126,7 @@ impl RateLimiter for Flaky {
 struct Locks(Mutex<Vec<&'static str>>);
 
 impl Metrics for Locks {
-    fn delivery(&self, _: &'static str, _: &'static str, _: &'static str) {}
+    fn delivery(&self, _: &'static str, _: &'static str, _: Option<&'static str>, _: &'static str) {}
 
     fn code_check(&self, _: &'static str, _: &'static str) {}
 

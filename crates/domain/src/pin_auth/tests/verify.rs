@@ -209,3 +209,51 @@ fn with_twilio_verify_an_unknown_mobile_answers_like_a_wrong_pin() {
         assert!(matches!(unknown, VerifyError::WrongPin), "{unknown:?}");
     });
 }
+
+#[test]
+fn a_code_twilio_verify_made_is_checked_there_whichever_instance_checks_it() {
+    block_on(async {
+        use crate::ports::{HostedCheck, MockHostedVerification};
+        let world = World::new();
+        let first = parts(&world);
+        // The instance that sent the code asked Verify to make it.
+        let mut verify = MockHostedVerification::new();
+        verify.expect_check().times(1).returning(|_, code| {
+            Ok(if code.expose() == "4242" {
+                HostedCheck::Approved
+            } else {
+                HostedCheck::Rejected
+            })
+        });
+        let verify: std::sync::Arc<dyn crate::ports::HostedVerification> = std::sync::Arc::new(verify);
+        let challenges: Arc<dyn crate::ports::ChallengeStore> = Arc::new(first.challenges);
+        let clock = Arc::new(support::clock(&world));
+        let sender = OtpEngine::new(challenges.clone(), clock.clone(), Arc::new(support::random()), hasher());
+        let sending = PinAuth::new(
+            Arc::new(first.users),
+            Arc::new(first.devices),
+            Messenger::hosted(verify.clone(), "en".into(), "phonegate".into()),
+            Arc::new(support::tokens()),
+            sender.with_hosted(verify.clone()),
+            settings(),
+        );
+        let key = sending.send_pin(&mobile(KNOWN), &Client::default()).await.unwrap();
+        // Another instance makes its own codes but can reach Verify: the
+        // hosted code goes there, the only place that can check it.
+        let other = parts(&world);
+        let checking = PinAuth::new(
+            Arc::new(other.users),
+            Arc::new(other.devices),
+            Messenger::new(
+                Arc::new(crate::ports::MockSmsSender::new()),
+                Arc::new(crate::ports::MockVoiceCaller::new()),
+                "phonegate".into(),
+            ),
+            Arc::new(support::tokens()),
+            OtpEngine::new(challenges, clock, Arc::new(support::random()), hasher()).with_hosted_checks(verify),
+            settings(),
+        );
+        let verified = checking.verify(&key, &pin("4242"), &Client::default()).await;
+        assert!(verified.is_ok(), "{verified:?}");
+    });
+}

@@ -1,0 +1,241 @@
+//! The routes of `[sms]` and `[voice]`: checked into plans once (prefixes,
+//! providers, senders), printed by `phonegate config check`, and built
+//! into the domain's [`Routes`] when the service is wired.
+
+use std::sync::Arc;
+
+use anyhow::bail;
+use phonegate_adapters::{plivo::PlivoClient, telnyx::TelnyxClient, vonage::VonageClient};
+use phonegate_domain::{
+    delivery::routes::{Hop, RoutePrefix, Routes},
+    ports::Sender,
+};
+
+use crate::{
+    providers::{RoutePlan, SmsChoice},
+    settings::{RouteEntry, Settings, SmsProvider},
+};
+
+/// The checked routes of texts and calls.
+pub(crate) struct Plans {
+    pub(crate) sms: Vec<RoutePlan>,
+    pub(crate) voice: Vec<RoutePlan>,
+    pub(crate) warnings: Vec<String>,
+}
+
+/// Checks the routes of `settings`: prefixes, providers able to do what
+/// the route is for, senders that parse, no prefix twice, and Twilio
+/// Verify only as the whole default route (a fallback from Verify to a
+/// local code is not built yet).
+pub(crate) fn plan(settings: &Settings) -> anyhow::Result<Plans> {
+    let mut warnings = Vec::new();
+    let default_sms = settings.sms_default_route();
+    let verify_elsewhere =
+        settings.providers_in_use().contains(&SmsProvider::TwilioVerify) && default_sms != [SmsProvider::TwilioVerify];
+    if verify_elsewhere
+        || (settings.hosted_codes() && (!settings.sms.routes.is_empty() || !settings.voice.routes.is_empty()))
+    {
+        bail!(
+            "sms.providers: \"twilio_verify\" makes and checks the codes itself, so it must be the whole default \
+             route (sms.provider = \"twilio_verify\") with no other routes"
+        );
+    }
+    let sender = |key: &str, text: &Option<String>| -> anyhow::Result<Option<Sender>> {
+        text.as_deref()
+            .map(|text| Sender::parse(text).map_err(|why| anyhow::anyhow!("{key}: {why}")))
+            .transpose()
+    };
+    let mut sms = vec![RoutePlan {
+        prefix: None,
+        providers: default_sms,
+        sender: sender("sms.sender", &settings.sms.sender)?,
+    }];
+    sms.extend(entries("sms.routes", &settings.sms.routes, |_| true)?);
+    let voice_default = if settings.voice.providers.is_empty() {
+        sms[0]
+            .providers
+            .iter()
+            .copied()
+            .filter(|provider| provider.places_calls())
+            .collect()
+    } else {
+        settings.voice.providers.clone()
+    };
+    if let Some(bad) = voice_default.iter().find(|provider| !provider.places_calls()) {
+        bail!("voice.providers: {} cannot place calls", bad.as_str());
+    }
+    let mut voice = vec![RoutePlan {
+        prefix: None,
+        providers: voice_default,
+        sender: sender("voice.sender", &settings.voice.sender)?,
+    }];
+    voice.extend(entries(
+        "voice.routes",
+        &settings.voice.routes,
+        SmsProvider::places_calls,
+    )?);
+    if voice[0].providers.is_empty() && !settings.hosted_codes() {
+        warnings.push(
+            "no provider of the default route places calls: codes asked for by call wait in the outbox until they \
+             expire (set voice.providers)"
+                .to_owned(),
+        );
+    }
+    for plan in &voice {
+        if let Some(sender) = &plan.sender
+            && !matches!(sender, Sender::Number(_))
+        {
+            bail!(
+                "{}: calls come from a number, not {:?}",
+                where_(plan, "voice"),
+                sender.as_str()
+            );
+        }
+    }
+    for plan in &sms {
+        if let Some(Sender::Alphanumeric(id)) = &plan.sender {
+            match &plan.prefix {
+                Some(prefix) if prefix.as_str().starts_with("+1") => bail!(
+                    "sms.routes ({}): the United States and Canada refuse alphanumeric sender IDs such as {id:?}; \
+                     use a number",
+                    prefix.as_str()
+                ),
+                None => warnings.push(format!(
+                    "sms.sender {id:?} is an alphanumeric sender ID on the default route: the United States, \
+                     Canada and some other countries refuse them; give those a route with a number"
+                )),
+                Some(_) => {}
+            }
+        }
+    }
+    Ok(Plans { sms, voice, warnings })
+}
+
+/// The `[[sms.routes]]` or `[[voice.routes]]` entries, checked.
+fn entries(key: &str, routes: &[RouteEntry], able: impl Fn(SmsProvider) -> bool) -> anyhow::Result<Vec<RoutePlan>> {
+    let mut plans: Vec<RoutePlan> = Vec::new();
+    for route in routes {
+        let prefix = RoutePrefix::parse(&route.prefix).map_err(|why| anyhow::anyhow!("{key}: {why}"))?;
+        if plans.iter().any(|plan| plan.prefix.as_ref() == Some(&prefix)) {
+            bail!("{key}: the prefix {} has two routes", prefix.as_str());
+        }
+        if route.providers.is_empty() {
+            bail!("{key} ({}): a route needs at least one provider", prefix.as_str());
+        }
+        if let Some(bad) = route.providers.iter().find(|provider| !able(**provider)) {
+            bail!("{key} ({}): {} cannot place calls", prefix.as_str(), bad.as_str());
+        }
+        let sender = route
+            .sender
+            .as_deref()
+            .map(|text| Sender::parse(text).map_err(|why| anyhow::anyhow!("{key} ({}): {why}", prefix.as_str())))
+            .transpose()?;
+        plans.push(RoutePlan {
+            prefix: Some(prefix),
+            providers: route.providers.clone(),
+            sender,
+        });
+    }
+    Ok(plans)
+}
+
+fn where_(plan: &RoutePlan, kind: &str) -> String {
+    match &plan.prefix {
+        Some(prefix) => format!("{kind}.routes ({})", prefix.as_str()),
+        None => format!("{kind}.sender"),
+    }
+}
+
+/// Checks that each provider of each route can send from the route's
+/// sender, or has a sender of its own.
+pub(crate) fn check_senders(settings: &Settings, choice: &SmsChoice) -> anyhow::Result<()> {
+    for (kind, plans) in [("sms", &choice.sms_routes), ("voice", &choice.voice_routes)] {
+        for plan in plans.iter() {
+            for provider in &plan.providers {
+                match &plan.sender {
+                    Some(sender) if !supports(*provider, sender) => bail!(
+                        "{}: {} cannot send from {:?}",
+                        where_(plan, kind),
+                        provider.as_str(),
+                        sender.as_str()
+                    ),
+                    None if !has_own_sender(settings, *provider) => bail!(
+                        "{}: {} has no sender; set {} or give the route a sender",
+                        where_(plan, kind),
+                        provider.as_str(),
+                        own_sender_key(*provider)
+                    ),
+                    _ => {}
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether `provider` can send from `sender`.
+fn supports(provider: SmsProvider, sender: &Sender) -> bool {
+    match provider {
+        SmsProvider::Vonage => VonageClient::supports(sender),
+        SmsProvider::Plivo => PlivoClient::supports(sender),
+        SmsProvider::Telnyx => TelnyxClient::supports(sender),
+        SmsProvider::Console
+        | SmsProvider::Null
+        | SmsProvider::Twilio
+        | SmsProvider::TwilioVerify
+        | SmsProvider::Http => true,
+    }
+}
+
+fn has_own_sender(settings: &Settings, provider: SmsProvider) -> bool {
+    match provider {
+        SmsProvider::Vonage => settings.vonage.from.is_some(),
+        SmsProvider::Plivo => settings.plivo.from.is_some(),
+        SmsProvider::Telnyx => settings.telnyx.from.is_some(),
+        // Twilio's client refuses settings without a sender; the generic
+        // provider's receiver may choose one itself; the rest send nothing.
+        SmsProvider::Console
+        | SmsProvider::Null
+        | SmsProvider::Twilio
+        | SmsProvider::TwilioVerify
+        | SmsProvider::Http => true,
+    }
+}
+
+const fn own_sender_key(provider: SmsProvider) -> &'static str {
+    match provider {
+        SmsProvider::Vonage => "vonage.from",
+        SmsProvider::Plivo => "plivo.from",
+        SmsProvider::Telnyx => "telnyx.from",
+        _ => "the provider's sender",
+    }
+}
+
+/// The domain's routes from `plans`, each provider's client made by
+/// `client` for the route's sender. A provider that cannot serve the kind
+/// of message (no client) is left out of the route.
+pub(crate) fn build<T: ?Sized>(
+    plans: &[RoutePlan],
+    mut client: impl FnMut(SmsProvider, Option<&Sender>) -> Option<Arc<T>>,
+) -> Routes<T> {
+    let mut hops_of = |plan: &RoutePlan| -> Vec<Hop<T>> {
+        plan.providers
+            .iter()
+            .filter_map(|provider| {
+                client(*provider, plan.sender.as_ref()).map(|client| Hop {
+                    provider: provider.as_str(),
+                    client,
+                })
+            })
+            .collect()
+    };
+    let mut default = Vec::new();
+    let mut by_prefix = Vec::new();
+    for plan in plans {
+        match &plan.prefix {
+            None => default = hops_of(plan),
+            Some(prefix) => by_prefix.push((prefix.clone(), hops_of(plan))),
+        }
+    }
+    Routes::new(by_prefix, default)
+}

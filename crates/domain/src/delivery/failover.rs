@@ -1,0 +1,192 @@
+//! One delivery through a route: its providers in order, the next one at
+//! once when one fails in a way another may not, and the circuit breaker
+//! skipping those that keep failing.
+
+use std::{future::Future, sync::Arc};
+
+use super::{Messenger, Mode, breaker::Transition, routes::Hop};
+use crate::{
+    outbox::Envelope,
+    ports::{DeliveryError, MessageRef},
+    time::Timestamp,
+};
+
+/// One provider's try at a message.
+#[derive(Debug)]
+pub struct Attempt {
+    pub provider: &'static str,
+    /// `None` when the provider accepted the message.
+    pub error: Option<DeliveryError>,
+}
+
+/// How a delivery went: every provider tried, in order, and the result.
+#[derive(Debug)]
+pub struct Delivery {
+    pub attempts: Vec<Attempt>,
+    /// `Ok` when a provider accepted the message; otherwise the error that
+    /// ended the delivery: a final one (the number refused), or the last
+    /// provider's when every provider of the route failed.
+    pub result: Result<(), DeliveryError>,
+}
+
+impl Delivery {
+    /// The provider of the last attempt, if any was made.
+    pub fn last_provider(&self) -> Option<&'static str> {
+        self.attempts.last().map(|attempt| attempt.provider)
+    }
+
+    /// What each failed attempt said, `provider: error; …`, for the
+    /// outbox's `last_error` (no secret: errors never hold one).
+    pub fn errors(&self) -> String {
+        self.attempts
+            .iter()
+            .filter_map(|attempt| {
+                attempt
+                    .error
+                    .as_ref()
+                    .map(|error| format!("{}: {error}", attempt.provider))
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn refused(error: DeliveryError) -> Self {
+        Self {
+            attempts: Vec::new(),
+            result: Err(error),
+        }
+    }
+}
+
+impl DeliveryError {
+    /// Whether no provider can deliver the message either: the number
+    /// itself was refused. Every other failure is the provider's (an
+    /// outage, a throttle, its settings), so the next provider may succeed.
+    pub const fn is_final(&self) -> bool {
+        matches!(self, Self::InvalidNumber | Self::Rejected(_))
+    }
+}
+
+impl Messenger {
+    /// Hands a text, a call or a hosted verification, the outbox message
+    /// `queued`, to the providers of its route, failing over from one to
+    /// the next. Emails are not ours to send: they go to the mailer.
+    pub async fn deliver(&self, envelope: &Envelope, queued: MessageRef, now: Timestamp) -> Delivery {
+        match (&self.mode, envelope) {
+            (Mode::Local { sms, .. }, Envelope::Sms(message)) => {
+                let hops = sms.for_number(&message.to);
+                self.through(hops, now, |client| async move {
+                    client.send_queued_sms(message, queued).await
+                })
+                .await
+            }
+            (Mode::Local { voice, .. }, Envelope::Call(call)) => {
+                let hops = voice.for_number(&call.to);
+                self.through(hops, now, |client| async move {
+                    client.place_queued_call(call, queued).await
+                })
+                .await
+            }
+            (Mode::Hosted { provider, .. }, Envelope::Hosted { to, channel, locale }) => {
+                let hops = std::slice::from_ref(provider);
+                self.through(
+                    hops,
+                    now,
+                    |client| async move { client.start(to, *channel, locale).await },
+                )
+                .await
+            }
+            // The dispatcher claims only the kinds this messenger can send
+            // (`deliverable_kinds`), so these are a bug, not a swap.
+            (_, envelope) => Delivery::refused(DeliveryError::Misconfigured(format!(
+                "a {} message reached a messenger that cannot send it",
+                envelope.kind()
+            ))),
+        }
+    }
+
+    /// Tries `hops` in order with `send`, skipping providers whose circuit
+    /// is open unless every one of them is (a route is never left with
+    /// nothing to try), and stopping at the first success or final error.
+    async fn through<T, F, Fut>(&self, hops: &[Hop<T>], now: Timestamp, mut send: F) -> Delivery
+    where
+        T: ?Sized,
+        F: FnMut(Arc<T>) -> Fut,
+        Fut: Future<Output = Result<(), DeliveryError>>,
+    {
+        let mut order: Vec<&Hop<T>> = hops
+            .iter()
+            .filter(|hop| self.breaker.allows(hop.provider, now))
+            .collect();
+        if order.is_empty() {
+            order = hops.iter().collect();
+        }
+        let mut attempts = Vec::with_capacity(order.len());
+        let mut result = Err(DeliveryError::Misconfigured("the route has no provider".into()));
+        for (index, hop) in order.iter().enumerate() {
+            match send(Arc::clone(&hop.client)).await {
+                Ok(()) => {
+                    self.answered(hop.provider);
+                    attempts.push(Attempt {
+                        provider: hop.provider,
+                        error: None,
+                    });
+                    result = Ok(());
+                    break;
+                }
+                Err(error) if error.is_final() => {
+                    self.answered(hop.provider);
+                    attempts.push(Attempt {
+                        provider: hop.provider,
+                        error: Some(error.clone()),
+                    });
+                    result = Err(error);
+                    break;
+                }
+                Err(error) => {
+                    self.failed(hop.provider, now);
+                    if let Some(next) = order.get(index + 1) {
+                        tracing::warn!(
+                            provider = hop.provider,
+                            next = next.provider,
+                            %error,
+                            "provider failed; trying the next provider of the route"
+                        );
+                        self.metrics.failover(hop.provider, next.provider);
+                    }
+                    attempts.push(Attempt {
+                        provider: hop.provider,
+                        error: Some(error.clone()),
+                    });
+                    result = Err(error);
+                }
+            }
+        }
+        Delivery { attempts, result }
+    }
+
+    fn answered(&self, provider: &'static str) {
+        if self.breaker.record_answer(provider) == Some(Transition::Closed) {
+            tracing::warn!(
+                provider,
+                alert = "provider_circuit",
+                "provider answers again; its circuit is closed"
+            );
+            self.metrics.provider_circuit(provider, false);
+        }
+    }
+
+    fn failed(&self, provider: &'static str, now: Timestamp) {
+        if self.breaker.record_failure(provider, now) == Some(Transition::Opened) {
+            tracing::error!(
+                provider,
+                alert = "provider_circuit",
+                "provider keeps failing; its circuit is open and routes skip it for a cool-off"
+            );
+            self.metrics.provider_circuit(provider, true);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -251,6 +251,10 @@ pub(crate) fn messenger(choice: SmsChoice, parts: MessengerParts<'_>) -> Deliver
                 metrics.clone(),
             ))
         });
+    // Twilio Verify sends no text of ours: the routes leave it out, and
+    // with Verify leading the default route the rest are its fallback.
+    let sms = routes::build(&choice.sms_routes, |provider, sender| bound.sms(provider, sender));
+    let voice = routes::build(&choice.voice_routes, |provider, sender| bound.voice(provider, sender));
     let (messenger, hosted) = if choice.hosted {
         let Some(Client::Twilio(client)) = choice.client(SmsProvider::TwilioVerify) else {
             unreachable!("a hosted route names twilio_verify, whose client is built");
@@ -261,10 +265,12 @@ pub(crate) fn messenger(choice: SmsChoice, parts: MessengerParts<'_>) -> Deliver
             SmsProvider::TwilioVerify.as_str(),
             metrics.clone(),
         ));
-        (Messenger::hosted(hosted.clone(), verify_locale, app_name), Some(hosted))
+        let mut messenger = Messenger::hosted(hosted.clone(), verify_locale, app_name);
+        if !sms.is_empty() || !voice.is_empty() {
+            messenger = messenger.with_local_fallback(sms, voice);
+        }
+        (messenger, Some(hosted))
     } else {
-        let sms = routes::build(&choice.sms_routes, |provider, sender| bound.sms(provider, sender));
-        let voice = routes::build(&choice.voice_routes, |provider, sender| bound.voice(provider, sender));
         (Messenger::routed(sms, voice, app_name), None)
     };
     Delivery {
@@ -287,6 +293,9 @@ struct Bound<'a> {
 
 impl Bound<'_> {
     fn sms(&self, provider: SmsProvider, sender: Option<&Sender>) -> Option<Arc<dyn SmsSender>> {
+        if provider == SmsProvider::TwilioVerify {
+            return None;
+        }
         let client: Arc<dyn SmsSender> = match self.choice.client(provider)? {
             Client::Console => Arc::new(self.console?.clone()),
             Client::Null(null) => Arc::new(null.clone()),

@@ -25,19 +25,23 @@ pub(crate) struct Plans {
 
 /// Checks the routes of `settings`: prefixes, providers able to do what
 /// the route is for, senders that parse, no prefix twice, and Twilio
-/// Verify only as the whole default route (a fallback from Verify to a
-/// local code is not built yet).
+/// Verify only at the head of the default route (the providers after it
+/// send phonegate's own code when Verify cannot start), with no other
+/// routes.
 pub(crate) fn plan(settings: &Settings) -> anyhow::Result<Plans> {
     let mut warnings = Vec::new();
     let default_sms = settings.sms_default_route();
-    let verify_elsewhere =
-        settings.providers_in_use().contains(&SmsProvider::TwilioVerify) && default_sms != [SmsProvider::TwilioVerify];
-    if verify_elsewhere
-        || (settings.hosted_codes() && (!settings.sms.routes.is_empty() || !settings.voice.routes.is_empty()))
-    {
+    let verify_named = |providers: &[SmsProvider]| providers.contains(&SmsProvider::TwilioVerify);
+    let verify_elsewhere = default_sms.get(1..).is_some_and(verify_named)
+        || settings.sms.routes.iter().any(|route| verify_named(&route.providers))
+        || settings.voice.routes.iter().any(|route| verify_named(&route.providers))
+        || verify_named(&settings.voice.providers);
+    let hosted_with_routes =
+        settings.hosted_codes() && (!settings.sms.routes.is_empty() || !settings.voice.routes.is_empty());
+    if verify_elsewhere || hosted_with_routes {
         bail!(
-            "sms.providers: \"twilio_verify\" makes and checks the codes itself, so it must be the whole default \
-             route (sms.provider = \"twilio_verify\") with no other routes"
+            "sms.providers: \"twilio_verify\" makes and checks the codes itself, so it can only lead the default \
+             route (the providers after it send phonegate's own code when Verify cannot start), with no other routes"
         );
     }
     let sender = |key: &str, text: &Option<String>| -> anyhow::Result<Option<Sender>> {
@@ -189,16 +193,13 @@ fn supports(provider: SmsProvider, sender: &Sender) -> bool {
 
 fn has_own_sender(settings: &Settings, provider: SmsProvider) -> bool {
     match provider {
+        SmsProvider::Twilio => settings.twilio.from_number.is_some() || settings.twilio.messaging_service_sid.is_some(),
         SmsProvider::Vonage => settings.vonage.from.is_some(),
         SmsProvider::Plivo => settings.plivo.from.is_some(),
         SmsProvider::Telnyx => settings.telnyx.from.is_some(),
-        // Twilio's client refuses settings without a sender; the generic
-        // provider's receiver may choose one itself; the rest send nothing.
-        SmsProvider::Console
-        | SmsProvider::Null
-        | SmsProvider::Twilio
-        | SmsProvider::TwilioVerify
-        | SmsProvider::Http => true,
+        // Verify picks its own sender; the generic provider's receiver may
+        // choose one itself; the console and null send nothing.
+        SmsProvider::Console | SmsProvider::Null | SmsProvider::TwilioVerify | SmsProvider::Http => true,
     }
 }
 
@@ -207,6 +208,7 @@ const fn own_sender_key(provider: SmsProvider) -> &'static str {
         SmsProvider::Vonage => "vonage.from",
         SmsProvider::Plivo => "plivo.from",
         SmsProvider::Telnyx => "telnyx.from",
+        SmsProvider::Twilio => "twilio.from_number (or twilio.messaging_service_sid)",
         _ => "the provider's sender",
     }
 }

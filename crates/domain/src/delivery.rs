@@ -69,14 +69,21 @@ impl MessageTemplates {
 /// (Twilio Verify).
 #[derive(Clone)]
 enum Mode {
-    Local {
-        sms: Routes<dyn SmsSender>,
-        voice: Routes<dyn VoiceCaller>,
-    },
+    Local(LocalRoutes),
     Hosted {
         provider: Hop<dyn HostedVerification>,
         locale: String,
+        /// Providers that send phonegate's own code when the hosted one
+        /// cannot start a verification.
+        fallback: Option<LocalRoutes>,
     },
+}
+
+/// The routes of texts and calls with phonegate's own codes.
+#[derive(Clone)]
+struct LocalRoutes {
+    sms: Routes<dyn SmsSender>,
+    voice: Routes<dyn VoiceCaller>,
 }
 
 /// Sends codes by SMS or voice call, in the deployment's words, through
@@ -121,7 +128,7 @@ impl Messenger {
     /// A messenger that sends its own texts and calls through `sms` and
     /// `voice`, in English.
     pub fn routed(sms: Routes<dyn SmsSender>, voice: Routes<dyn VoiceCaller>, app_name: String) -> Self {
-        Self::with_mode(Mode::Local { sms, voice }, app_name)
+        Self::with_mode(Mode::Local(LocalRoutes { sms, voice }), app_name)
     }
 
     /// A messenger that asks `provider` to send its own codes, in `locale`.
@@ -130,7 +137,38 @@ impl Messenger {
             provider: HOSTED_PROVIDER,
             client: provider,
         };
-        Self::with_mode(Mode::Hosted { provider, locale }, app_name)
+        let mode = Mode::Hosted {
+            provider,
+            locale,
+            fallback: None,
+        };
+        Self::with_mode(mode, app_name)
+    }
+
+    /// The same hosted messenger, sending phonegate's own code through
+    /// `sms` and `voice` when the provider cannot start a verification with
+    /// a failure another provider may not have (an outage, a throttle).
+    /// The check then goes to whoever issued the code. A local messenger
+    /// is returned unchanged.
+    pub fn with_local_fallback(self, sms: Routes<dyn SmsSender>, voice: Routes<dyn VoiceCaller>) -> Self {
+        let mode = match self.mode {
+            Mode::Hosted { provider, locale, .. } => Mode::Hosted {
+                provider,
+                locale,
+                fallback: Some(LocalRoutes { sms, voice }),
+            },
+            local => local,
+        };
+        Self { mode, ..self }
+    }
+
+    /// The routes of phonegate's own codes: a local messenger's, or a
+    /// hosted one's fallback.
+    fn local_routes(&self) -> Option<&LocalRoutes> {
+        match &self.mode {
+            Mode::Local(routes) => Some(routes),
+            Mode::Hosted { fallback, .. } => fallback.as_ref(),
+        }
     }
 
     fn with_mode(mode: Mode, app_name: String) -> Self {
@@ -161,16 +199,18 @@ impl Messenger {
     /// a dispatcher claims only those: in a fleet whose instances have
     /// different providers, each message goes to one that can send it.
     pub fn deliverable_kinds(&self) -> Vec<&'static str> {
-        match &self.mode {
-            Mode::Local { sms, voice } => [
+        let mut kinds = Vec::new();
+        if let Mode::Hosted { .. } = self.mode {
+            kinds.extend(["hosted_sms", "hosted_call"]);
+        }
+        if let Some(LocalRoutes { sms, voice }) = self.local_routes() {
+            let local = [
                 (!sms.is_empty()).then_some("sms"),
                 (!voice.is_empty()).then_some("call"),
-            ]
-            .into_iter()
-            .flatten()
-            .collect(),
-            Mode::Hosted { .. } => vec!["hosted_sms", "hosted_call"],
+            ];
+            kinds.extend(local.into_iter().flatten());
         }
+        kinds
     }
 
     /// Whether `provider`'s circuit is open at `now`.
@@ -221,16 +261,24 @@ impl Messenger {
             return Outgoing::Nothing;
         }
         let envelope = match (&self.mode, channel) {
-            (Mode::Hosted { locale, .. }, channel) => Envelope::Hosted {
+            (Mode::Hosted { locale, fallback, .. }, channel) => Envelope::Hosted {
                 to: phone.clone(),
                 channel,
                 locale: locale.clone(),
+                // phonegate's own code for the same challenge (its hash is
+                // the challenge's), sent only if the provider cannot start.
+                fallback: fallback.as_ref().map(|_| {
+                    SecretString::from(match channel {
+                        Channel::Sms => self.sms_text(issued.purpose, &issued.code),
+                        Channel::Call => self.spoken_text(issued.purpose, &issued.code),
+                    })
+                }),
             },
-            (Mode::Local { .. }, Channel::Sms) => Envelope::Sms(OutgoingSms {
+            (Mode::Local(_), Channel::Sms) => Envelope::Sms(OutgoingSms {
                 to: phone.clone(),
                 body: SecretString::from(self.sms_text(issued.purpose, &issued.code)),
             }),
-            (Mode::Local { .. }, Channel::Call) => Envelope::Call(OutgoingCall {
+            (Mode::Local(_), Channel::Call) => Envelope::Call(OutgoingCall {
                 to: phone.clone(),
                 spoken_text: SecretString::from(self.spoken_text(issued.purpose, &issued.code)),
             }),

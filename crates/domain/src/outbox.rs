@@ -17,7 +17,7 @@
 use std::{fmt, sync::Arc, time::Duration};
 
 use crate::{
-    delivery::Messenger,
+    delivery::{Delivery, Messenger},
     ports::{Clock, DeliveryError, Mailer, MessageRef, Metrics, NoMetrics, StoreError},
 };
 
@@ -217,6 +217,39 @@ impl Dispatcher {
         Ok(report)
     }
 
+    /// Turns a hosted verification whose start failed into a text or call
+    /// with phonegate's own code (`local`), recorded before it is sent so
+    /// that the check compares that code whichever instance serves it, and
+    /// sends it through the local routes. `failed` is the hosted attempt.
+    async fn reissue_locally(
+        &self,
+        id: i64,
+        lease: i64,
+        local: Envelope,
+        queued: MessageRef,
+        failed: Delivery,
+    ) -> Delivery {
+        match self.outbox.reissue_locally(id, lease, &local).await {
+            Ok(true) => {
+                tracing::warn!(
+                    id,
+                    purpose = queued.purpose,
+                    "the hosted provider could not start a verification; sending phonegate's own code instead"
+                );
+                let then = self.messenger.deliver(&local, queued, self.clock.now()).await;
+                failed.followed_by(then)
+            }
+            Ok(false) => {
+                tracing::warn!(id, "outbox lease lost before a local code replaced the hosted one");
+                failed
+            }
+            Err(error) => {
+                tracing::warn!(id, error = %error.report(), "could not replace a hosted code with a local one; will retry");
+                failed
+            }
+        }
+    }
+
     /// The outbox kinds this dispatcher can deliver: what its messenger's
     /// providers can send, and mail.
     pub fn deliverable_kinds(&self) -> Vec<&'static str> {
@@ -230,7 +263,10 @@ impl Dispatcher {
     /// was tried last.
     async fn attempt(&self, claimed: ClaimedMessage) -> (DeliveryOutcome, Option<&'static str>) {
         let ClaimedMessage {
-            id, attempts, message, ..
+            id,
+            lease,
+            attempts,
+            message,
         } = claimed;
         let kind = message.envelope.kind();
         let purpose = message.purpose;
@@ -249,7 +285,12 @@ impl Dispatcher {
             }
             envelope => {
                 let queued = MessageRef { id, purpose };
-                let delivery = self.messenger.deliver(envelope, queued, self.clock.now()).await;
+                let mut delivery = self.messenger.deliver(envelope, queued, self.clock.now()).await;
+                if let Err(error) = &delivery.result
+                    && let Some(local) = self.messenger.local_fallback(envelope, error)
+                {
+                    delivery = self.reissue_locally(id, lease, local, queued, delivery).await;
+                }
                 let (provider, errors) = (delivery.last_provider(), delivery.errors());
                 (delivery.result, provider, errors)
             }
@@ -556,6 +597,93 @@ mod tests {
             let report = dispatcher.dispatch_due().await.unwrap();
             assert_eq!(report.failed, 1);
             assert!(matches!(finished.lock().unwrap()[0].1, DeliveryOutcome::Failed { .. }));
+        });
+    }
+
+    /// A Verify start for a number, carrying phonegate's own code as the
+    /// fallback text, and a hosted messenger falling back to `sms`.
+    fn hosted_with_fallback(
+        world: &World,
+        start: Result<(), DeliveryError>,
+        sms: MockSmsSender,
+    ) -> (OutboxMessage, Messenger) {
+        let now = Timestamp::from_unix_millis(*world.now.lock().unwrap());
+        let message = OutboxMessage {
+            envelope: Envelope::Hosted {
+                to: PhoneNumber::parse_e164("+14155550100").unwrap(),
+                channel: crate::otp::Channel::Sms,
+                locale: "en".into(),
+                fallback: Some(SecretString::from("Your phonegate code is 123456")),
+            },
+            purpose: "phone_verify",
+            created_at: now,
+            not_after: now.plus(Duration::from_secs(300)),
+        };
+        let mut verify = crate::ports::MockHostedVerification::new();
+        verify.expect_start().times(1).return_once(move |_, _, _| start);
+        let messenger = Messenger::hosted(Arc::new(verify), "en".into(), "phonegate".into()).with_local_fallback(
+            crate::delivery::routes::Routes::single("twilio", Arc::new(sms) as Arc<dyn crate::ports::SmsSender>),
+            crate::delivery::routes::Routes::new(Vec::new(), Vec::new()),
+        );
+        (message, messenger)
+    }
+
+    #[test]
+    fn a_verify_outage_sends_phonegates_own_code_instead() {
+        block_on(async {
+            use secrecy::ExposeSecret as _;
+            let world = World::new();
+            let mut sms = MockSmsSender::new();
+            sms.expect_send_queued_sms()
+                .times(1)
+                .withf(|message, _| message.body.expose_secret() == "Your phonegate code is 123456")
+                .returning(|_, _| Ok(()));
+            let (message, messenger) =
+                hosted_with_fallback(&world, Err(DeliveryError::Unavailable("http 503".into())), sms);
+            let finished: Arc<Mutex<Vec<(i64, DeliveryOutcome)>>> = Arc::default();
+            let mut outbox = outbox(vec![message], Arc::clone(&finished));
+            // Recorded before the text goes out, so a quick check of the
+            // code already compares it locally.
+            outbox
+                .expect_reissue_locally()
+                .times(1)
+                .withf(|id, lease, envelope| (*id, *lease, envelope.kind()) == (1, 77, "sms"))
+                .returning(|_, _, _| Ok(true));
+            let dispatcher = Dispatcher::new(
+                Arc::new(outbox),
+                messenger,
+                Arc::new(MockMailer::new()),
+                Arc::new(clock(&world)),
+                DispatchSettings::default(),
+            );
+            assert_eq!(
+                dispatcher.deliverable_kinds(),
+                ["hosted_sms", "hosted_call", "sms", "mail"]
+            );
+            let report = dispatcher.dispatch_due().await.unwrap();
+            assert_eq!(report.sent, 1);
+            assert_eq!(*finished.lock().unwrap(), vec![(1, DeliveryOutcome::Sent)]);
+        });
+    }
+
+    #[test]
+    fn a_number_verify_refuses_gets_no_fallback() {
+        block_on(async {
+            let world = World::new();
+            let mut sms = MockSmsSender::new();
+            sms.expect_send_queued_sms().never();
+            let (message, messenger) = hosted_with_fallback(&world, Err(DeliveryError::InvalidNumber), sms);
+            let finished: Arc<Mutex<Vec<(i64, DeliveryOutcome)>>> = Arc::default();
+            let mut outbox = outbox(vec![message], Arc::clone(&finished));
+            outbox.expect_reissue_locally().never();
+            let dispatcher = Dispatcher::new(
+                Arc::new(outbox),
+                messenger,
+                Arc::new(MockMailer::new()),
+                Arc::new(clock(&world)),
+                DispatchSettings::default(),
+            );
+            assert_eq!(dispatcher.dispatch_due().await.unwrap().failed, 1);
         });
     }
 }

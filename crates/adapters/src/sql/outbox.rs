@@ -31,7 +31,11 @@ use secrecy::{ExposeSecret as _, SecretBox, SecretString};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
-use super::{db::Tx, schema::Outbox, store::SqlStore};
+use super::{
+    db::Tx,
+    schema::{OtpChallenges, Outbox},
+    store::SqlStore,
+};
 use crate::random::OsRandom;
 
 /// The Postgres `LISTEN` channel on which new messages are announced.
@@ -131,6 +135,9 @@ enum StoredEnvelope {
         to: String,
         channel: String,
         locale: String,
+        /// Rows written before fallbacks existed have none.
+        #[serde(default)]
+        fallback: Option<String>,
     },
     Mail {
         to: String,
@@ -151,10 +158,16 @@ impl StoredEnvelope {
                 to: call.to.as_str().to_owned(),
                 text: call.spoken_text.expose_secret().to_owned(),
             },
-            Envelope::Hosted { to, channel, locale } => Self::Hosted {
+            Envelope::Hosted {
+                to,
+                channel,
+                locale,
+                fallback,
+            } => Self::Hosted {
                 to: to.as_str().to_owned(),
                 channel: channel.as_str().to_owned(),
                 locale: locale.clone(),
+                fallback: fallback.as_ref().map(|text| text.expose_secret().to_owned()),
             },
             Envelope::Mail(mail) => Self::Mail {
                 to: mail.to.as_str().to_owned(),
@@ -179,10 +192,16 @@ impl StoredEnvelope {
                 to: phone(&to)?,
                 spoken_text: SecretString::from(text),
             }),
-            Self::Hosted { to, channel, locale } => Envelope::Hosted {
+            Self::Hosted {
+                to,
+                channel,
+                locale,
+                fallback,
+            } => Envelope::Hosted {
                 to: phone(&to)?,
                 channel: if channel == "call" { Channel::Call } else { Channel::Sms },
                 locale,
+                fallback: fallback.map(SecretString::from),
             },
             Self::Mail {
                 to,
@@ -511,6 +530,41 @@ impl OutboxStore for SqlStore {
             });
         }
         Ok(claimed)
+    }
+
+    async fn reissue_locally(&self, id: i64, lease: i64, envelope: &Envelope) -> Result<bool, StoreError> {
+        let kind = envelope.kind();
+        let plain = serde_json::to_vec(&StoredEnvelope::from_envelope(envelope))
+            .map_err(|_| StoreError::new("reissue_locally", "could not encode an outbox payload"))?;
+        let payload = self.sealer().seal(kind, &plain)?;
+        let mut tx = self.db().begin().await.op("reissue_locally")?;
+        let rewrite = Query::update()
+            .table(Outbox::Table)
+            .value(Outbox::Kind, kind)
+            .value(Outbox::Payload, payload)
+            .and_where(Expr::col(Outbox::Id).eq(id))
+            .and_where(Expr::col(Outbox::LeaseToken).eq(lease))
+            .and_where(Expr::col(Outbox::State).eq(state::PENDING))
+            .to_owned();
+        if tx.run().execute(&rewrite).await.op("reissue_locally")? != 1 {
+            return Ok(false);
+        }
+        let local_code = Query::update()
+            .table(OtpChallenges::Table)
+            .value(OtpChallenges::Hosted, false)
+            .and_where(
+                Expr::col(OtpChallenges::Id).in_subquery(
+                    Query::select()
+                        .column(Outbox::ChallengeId)
+                        .from(Outbox::Table)
+                        .and_where(Expr::col(Outbox::Id).eq(id))
+                        .to_owned(),
+                ),
+            )
+            .to_owned();
+        tx.run().execute(&local_code).await.op("reissue_locally")?;
+        tx.commit().await.op("reissue_locally")?;
+        Ok(true)
     }
 
     async fn extend_lease(&self, id: i64, lease: i64, until: Timestamp) -> Result<bool, StoreError> {

@@ -406,6 +406,7 @@ async fn a_dispatcher_claims_only_the_kinds_it_can_send(backend: TestBackend) {
             to: phone(2),
             channel: Channel::Sms,
             locale: "en".into(),
+            fallback: Some(SecretString::from("Your phonegate code is 900002")),
         },
         purpose: "pin_auth",
         created_at: NOW,
@@ -426,6 +427,14 @@ async fn a_dispatcher_claims_only_the_kinds_it_can_send(backend: TestBackend) {
         .unwrap();
     assert_eq!(verify_only.len(), 1);
     assert_eq!(verify_only[0].message.envelope.kind(), "hosted_sms");
+    let Envelope::Hosted { fallback, .. } = &verify_only[0].message.envelope else {
+        panic!("a hosted envelope");
+    };
+    assert_eq!(
+        fallback.as_ref().map(|text| text.expose_secret().to_owned()).as_deref(),
+        Some("Your phonegate code is 900002"),
+        "the fallback text survives the round trip, sealed"
+    );
     let texts_only = store.claim_due(NOW, LEASE, 10, &["sms", "call", "mail"]).await.unwrap();
     assert_eq!(texts_only.len(), 1);
     assert_eq!(texts_only[0].message.envelope.kind(), "sms");
@@ -478,7 +487,75 @@ async fn a_dispatcher_claims_only_the_kinds_it_can_send(backend: TestBackend) {
     assert_eq!(claimed[0].message.envelope.kind(), "hosted_sms");
 }
 
+/// Issue 16: a Verify start that failed becomes a text with phonegate's
+/// own code, and its challenge is marked local in the same transaction, so
+/// a check compares the code here; a lost lease changes nothing.
+async fn a_failed_verify_start_is_reissued_as_a_local_text(backend: TestBackend) {
+    let (_database, store) = store(backend).await;
+    let hosted = Outgoing::Message(OutboxMessage {
+        envelope: Envelope::Hosted {
+            to: phone(3),
+            channel: Channel::Sms,
+            locale: "en".into(),
+            fallback: Some(SecretString::from("Your phonegate code is 900003")),
+        },
+        purpose: "pin_auth",
+        created_at: NOW,
+        not_after: NOW.plus(Duration::from_secs(600)),
+    });
+    store.replace_live(challenge(3, NOW), hosted).await.unwrap();
+    assert!(hosted_flag(&store).await, "Verify makes this code");
+    let claimed = store.claim_due(NOW, LEASE, 10, KINDS).await.unwrap().remove(0);
+    let Envelope::Hosted { to, fallback, .. } = &claimed.message.envelope else {
+        panic!("a hosted envelope");
+    };
+    let local = Envelope::Sms(OutgoingSms {
+        to: to.clone(),
+        body: fallback.clone().unwrap(),
+    });
+    assert!(
+        !store
+            .reissue_locally(claimed.id, claimed.lease ^ 1, &local)
+            .await
+            .unwrap(),
+        "not our lease"
+    );
+    assert!(hosted_flag(&store).await);
+    assert!(store.reissue_locally(claimed.id, claimed.lease, &local).await.unwrap());
+    assert!(!hosted_flag(&store).await, "phonegate's own code now");
+    // A retry finds the text, claimable by any instance with SMS.
+    store
+        .finish(
+            claimed.id,
+            claimed.lease,
+            DeliveryOutcome::Retry {
+                at: NOW,
+                error: "twilio: unavailable".into(),
+            },
+            Some("twilio"),
+            NOW,
+        )
+        .await
+        .unwrap();
+    let again = store.claim_due(NOW, LEASE, 10, &["sms"]).await.unwrap().remove(0);
+    let Envelope::Sms(text) = &again.message.envelope else {
+        panic!("a text");
+    };
+    assert_eq!(text.body.expose_secret(), "Your phonegate code is 900003");
+}
+
+/// Whether the one challenge of the store is marked as Verify's code.
+async fn hosted_flag(store: &SqlStore) -> bool {
+    let sql = "SELECT hosted FROM otp_challenges";
+    let rows: Vec<(bool,)> = match store.db() {
+        Db::Sqlite(pool) => sqlx::query_as(sql).fetch_all(pool).await.unwrap(),
+        Db::Postgres(pool) => sqlx::query_as(sql).fetch_all(pool).await.unwrap(),
+    };
+    rows[0].0
+}
+
 on_both_backends!(
+    a_failed_verify_start_is_reissued_as_a_local_text,
     a_dispatcher_claims_only_the_kinds_it_can_send,
     a_superseded_codes_message_is_dropped_before_sending,
     a_queued_message_is_claimed_once_and_then_sent,

@@ -68,12 +68,12 @@ reset_url_template = "https://example.com/reset-password?token={token}"
         "{}",
         refused.stderr
     );
-    // Twilio Verify makes its own codes: it cannot share a route.
+    // Twilio Verify makes its own codes: it can only lead the default route.
     let refused = run_with(
         "verify-in-route.toml",
         text.replace(
             "providers = [\"twilio\", \"vonage\"]\n[[",
-            "providers = [\"twilio_verify\", \"vonage\"]\n[[",
+            "providers = [\"vonage\", \"twilio_verify\"]\n[[",
         ),
     );
     assert!(!refused.success);

@@ -277,6 +277,66 @@ async fn a_number_the_primary_refuses_is_not_sent_through_the_next() {
     drop(server);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_verify_outage_sends_phonegates_own_code_through_the_next_provider() {
+    let twilio = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path_regex("/Verifications$"))
+        .respond_with(
+            ResponseTemplate::new(503)
+                .set_body_json(json!({"code": 20500, "message": "Internal Server Error", "status": 503})),
+        )
+        .mount(&twilio)
+        .await;
+    mount_twilio_messages(&twilio).await;
+    let database = TestDatabase::create(TestBackend::Sqlite).await;
+    let settings = format!(
+        "{}{}\n[sms]\nprovider = \"console\"\nproviders = [\"twilio_verify\", \"twilio\"]\n",
+        common_settings(&database.url),
+        twilio_settings(&twilio)
+    );
+    let server = start(&settings);
+    let number = "+12063720104";
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/phone/register", base(&server)))
+        .json(&json!({"phone_number": number}))
+        .send()
+        .await
+        .unwrap();
+    let sent = Instant::now();
+    let session: Value = response.json().await.unwrap();
+    arrival(&twilio, "/Messages.json", number, sent, Duration::from_secs(1)).await;
+    assert_eq!(
+        count(&twilio, "/Verifications", number).await,
+        1,
+        "Verify was tried first, once"
+    );
+    let requests = twilio.received_requests().await.unwrap();
+    let text = requests
+        .iter()
+        .find(|request| request.url.path().ends_with("/Messages.json"))
+        .map(|request| {
+            let form: HashMap<String, String> = form_urlencoded::parse(&request.body).into_owned().collect();
+            form["Body"].clone()
+        })
+        .unwrap();
+    // The check goes to whoever issued the code: phonegate, here.
+    let code = text.rsplit(' ').next().unwrap();
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/phone/verify", base(&server)))
+        .json(&json!({"phone_number": number, "security_code": code, "session_token": session["session_token"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200, "{:?}", response.text().await);
+    assert!(
+        !requests
+            .iter()
+            .any(|request| request.url.path().ends_with("/VerificationCheck")),
+        "Verify has no code to check"
+    );
+}
+
 async fn numbers_take_the_route_of_their_prefix(backend: TestBackend) {
     let (vonage, twilio) = (MockServer::start().await, MockServer::start().await);
     Mock::given(method("POST"))

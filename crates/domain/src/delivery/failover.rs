@@ -6,8 +6,9 @@ use std::{future::Future, sync::Arc};
 
 use super::{Messenger, Mode, breaker::Transition, routes::Hop};
 use crate::{
+    otp::Channel,
     outbox::Envelope,
-    ports::{DeliveryError, MessageRef},
+    ports::{DeliveryError, MessageRef, OutgoingCall, OutgoingSms},
     time::Timestamp,
 };
 
@@ -50,6 +51,15 @@ impl Delivery {
             .join("; ")
     }
 
+    /// This delivery's attempts followed by `then`'s, with `then`'s result.
+    pub fn followed_by(mut self, then: Self) -> Self {
+        self.attempts.extend(then.attempts);
+        Self {
+            attempts: self.attempts,
+            result: then.result,
+        }
+    }
+
     fn refused(error: DeliveryError) -> Self {
         Self {
             attempts: Vec::new(),
@@ -72,22 +82,28 @@ impl Messenger {
     /// `queued`, to the providers of its route, failing over from one to
     /// the next. Emails are not ours to send: they go to the mailer.
     pub async fn deliver(&self, envelope: &Envelope, queued: MessageRef, now: Timestamp) -> Delivery {
-        match (&self.mode, envelope) {
-            (Mode::Local { sms, .. }, Envelope::Sms(message)) => {
-                let hops = sms.for_number(&message.to);
+        match (&self.mode, self.local_routes(), envelope) {
+            (_, Some(routes), Envelope::Sms(message)) => {
+                let hops = routes.sms.for_number(&message.to);
                 self.through(hops, now, |client| async move {
                     client.send_queued_sms(message, queued).await
                 })
                 .await
             }
-            (Mode::Local { voice, .. }, Envelope::Call(call)) => {
-                let hops = voice.for_number(&call.to);
+            (_, Some(routes), Envelope::Call(call)) => {
+                let hops = routes.voice.for_number(&call.to);
                 self.through(hops, now, |client| async move {
                     client.place_queued_call(call, queued).await
                 })
                 .await
             }
-            (Mode::Hosted { provider, .. }, Envelope::Hosted { to, channel, locale }) => {
+            (
+                Mode::Hosted { provider, .. },
+                _,
+                Envelope::Hosted {
+                    to, channel, locale, ..
+                },
+            ) => {
                 let hops = std::slice::from_ref(provider);
                 self.through(
                     hops,
@@ -98,10 +114,41 @@ impl Messenger {
             }
             // The dispatcher claims only the kinds this messenger can send
             // (`deliverable_kinds`), so these are a bug, not a swap.
-            (_, envelope) => Delivery::refused(DeliveryError::Misconfigured(format!(
+            (_, _, envelope) => Delivery::refused(DeliveryError::Misconfigured(format!(
                 "a {} message reached a messenger that cannot send it",
                 envelope.kind()
             ))),
+        }
+    }
+
+    /// The text or call with phonegate's own code that replaces `envelope`,
+    /// a hosted verification whose start failed with `error`, when this
+    /// messenger has providers for it: not after a final refusal of the
+    /// number, which no provider can deliver.
+    pub fn local_fallback(&self, envelope: &Envelope, error: &DeliveryError) -> Option<Envelope> {
+        let Envelope::Hosted {
+            to,
+            channel,
+            fallback: Some(text),
+            ..
+        } = envelope
+        else {
+            return None;
+        };
+        let routes = self.local_routes()?;
+        if error.is_final() {
+            return None;
+        }
+        match channel {
+            Channel::Sms if !routes.sms.for_number(to).is_empty() => Some(Envelope::Sms(OutgoingSms {
+                to: to.clone(),
+                body: text.clone(),
+            })),
+            Channel::Call if !routes.voice.for_number(to).is_empty() => Some(Envelope::Call(OutgoingCall {
+                to: to.clone(),
+                spoken_text: text.clone(),
+            })),
+            _ => None,
         }
     }
 

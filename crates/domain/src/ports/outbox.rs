@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use secrecy::SecretString;
+
 use super::{OutgoingCall, OutgoingMail, OutgoingSms, StoreError};
 use crate::{otp::code::Channel, phone::PhoneNumber, time::Timestamp};
 
@@ -21,6 +23,10 @@ pub enum Envelope {
         to: PhoneNumber,
         channel: Channel,
         locale: String,
+        /// The text (or spoken text) with phonegate's own code for the
+        /// same challenge, to send through a local-code provider when the
+        /// hosted one cannot start; `None` when no route has one.
+        fallback: Option<SecretString>,
     },
     /// An email (password reset instructions).
     Mail(OutgoingMail),
@@ -153,6 +159,15 @@ pub trait OutboxStore: Send + Sync {
     /// attempt. Returns `false` if the lease was lost (it ended and someone
     /// else claimed the message): the caller must then not send it.
     async fn extend_lease(&self, id: i64, lease: i64, until: Timestamp) -> Result<bool, StoreError>;
+
+    /// The message `id`, claimed under `lease`, asked a provider to make a
+    /// code (a Verify start) and that provider failed: it becomes
+    /// `envelope`, a text or call carrying phonegate's own code for the
+    /// same challenge, and the challenge is marked as holding phonegate's
+    /// code, both in one transaction, so whichever instance checks it
+    /// compares it locally. Returns `false`, changing nothing, if the
+    /// lease was lost.
+    async fn reissue_locally(&self, id: i64, lease: i64, envelope: &Envelope) -> Result<bool, StoreError>;
 
     /// Records how the attempt on `id` under `lease` ended, and the
     /// provider it was made through last (`None`: no provider was tried,

@@ -111,8 +111,8 @@ pub struct Registry {
     phone_locks: Counters<1>,
     provider_attempts: Counters<3>,
     failovers: Counters<2>,
-    circuits_open: Family<Labels<1>, Gauge>,
-    circuit_changes: Counters<2>,
+    circuits_open: Family<Labels<2>, Gauge>,
+    circuit_changes: Counters<3>,
 }
 
 /// Registers `metric` under `help`, a sentence. prometheus-client ends
@@ -214,7 +214,7 @@ impl Registry {
         register(
             &mut families,
             "provider_circuit_open",
-            "1 while a provider's circuit is open (it failed too often in a row and routes skip it), else 0.",
+            "1 from when a provider's circuit for a channel opens (it failed too often in a row and routes skip it) until an attempt after the cool-off gets an answer, else 0.",
             circuits_open.clone(),
         );
         let circuit_changes = Counters::default();
@@ -336,13 +336,13 @@ impl Metrics for Registry {
         self.failovers.get_or_create(&labels(["from", "to"], [from, to])).inc();
     }
 
-    fn provider_circuit(&self, provider: &'static str, open: bool) {
+    fn provider_circuit(&self, provider: &'static str, channel: &'static str, open: bool) {
         self.circuits_open
-            .get_or_create(&labels(["provider"], [provider]))
+            .get_or_create(&labels(["provider", "channel"], [provider, channel]))
             .set(i64::from(open));
         let change = if open { "opened" } else { "closed" };
         self.circuit_changes
-            .get_or_create(&labels(["provider", "change"], [provider, change]))
+            .get_or_create(&labels(["provider", "channel", "change"], [provider, channel, change]))
             .inc();
     }
 }

@@ -82,7 +82,12 @@ impl ConfigReport {
         Self {
             database: config.database,
             sms: default_of(&sms_routes),
-            voice: default_of(&voice_routes),
+            // Twilio Verify places its own calls (phone-login's call_verify).
+            voice: if config.sms.hosted && default_of(&voice_routes).is_empty() {
+                "twilio_verify".to_owned()
+            } else {
+                default_of(&voice_routes)
+            },
             sms_routes,
             voice_routes,
             codes: if config.sms.hosted {

@@ -146,18 +146,54 @@ impl Config {
         }
         let sms = providers::sms_choice(settings)?;
         warnings.extend(sms.warnings.iter().cloned());
-        if settings.uses_provider(SmsProvider::Twilio) || settings.uses_provider(SmsProvider::TwilioVerify) {
-            let twilio = &settings.twilio;
-            let longest_call = twilio
-                .timeout_seconds
-                .saturating_mul(u64::from(twilio.max_attempts.max(1)));
-            if settings.outbox.lease_seconds <= longest_call {
+        // An instance that makes its own codes but can check Verify's (a
+        // fleet switching to or from Verify) parses every submitted code at
+        // its own lengths first: a Verify code of another length is
+        // refused as malformed before it could reach Verify.
+        if !settings.hosted_codes() && settings.twilio.verify_service_sid.is_some() {
+            let otp = &settings.otp;
+            let verify = settings.twilio.verify_code_length;
+            let differ: Vec<&str> = [
+                ("pin_auth", otp.pin_auth.length),
+                ("phone_verify", otp.phone_verify.length),
+                ("phone_login", otp.phone_login.length),
+                ("phone_confirm", otp.phone_confirm.length),
+            ]
+            .into_iter()
+            .filter(|(_, length)| *length != verify)
+            .map(|(surface, _)| surface)
+            .collect();
+            if !differ.is_empty() {
                 warnings.push(format!(
-                    "outbox.lease_seconds ({}) should exceed twilio.timeout_seconds × twilio.max_attempts \
-                     ({longest_call}), or a slow message may be sent twice",
-                    settings.outbox.lease_seconds
+                    "twilio.verify_service_sid is set, so this instance checks codes Twilio Verify made for other \
+                     instances, but otp.{{{}}}.length differ from twilio.verify_code_length ({verify}): those \
+                     surfaces refuse Verify's codes as malformed; give them the same length during a switch",
+                    differ.join(",")
                 ));
             }
+        }
+        // One delivery tries a route's providers in turn under one lease:
+        // the lease must outlast the slowest route, or another instance
+        // may take the message over and send it again.
+        let longest_route = sms
+            .sms_routes
+            .iter()
+            .chain(&sms.voice_routes)
+            .map(|plan| {
+                plan.providers
+                    .iter()
+                    .map(|provider| provider_seconds(settings, *provider))
+                    .sum::<u64>()
+            })
+            .max()
+            .unwrap_or(0);
+        if settings.outbox.lease_seconds <= longest_route {
+            warnings.push(format!(
+                "outbox.lease_seconds ({}) should exceed the longest a route's providers can take in turn \
+                 ({longest_route} s: their timeouts, Twilio's times twilio.max_attempts), or a slow message may \
+                 be sent twice",
+                settings.outbox.lease_seconds
+            ));
         }
         let templates = policies::message_templates(settings)?;
         let mail = providers::mail_choice(settings)?;
@@ -240,6 +276,21 @@ impl Config {
             warnings,
             exposure_warnings,
         })
+    }
+}
+
+/// The longest one delivery through `provider` can take, in seconds.
+fn provider_seconds(settings: &Settings, provider: SmsProvider) -> u64 {
+    match provider {
+        SmsProvider::Twilio | SmsProvider::TwilioVerify => settings
+            .twilio
+            .timeout_seconds
+            .saturating_mul(u64::from(settings.twilio.max_attempts.max(1))),
+        SmsProvider::Vonage => settings.vonage.timeout_seconds,
+        SmsProvider::Plivo => settings.plivo.timeout_seconds,
+        SmsProvider::Telnyx => settings.telnyx.timeout_seconds,
+        SmsProvider::Http => settings.http_provider.timeout_seconds,
+        SmsProvider::Console | SmsProvider::Null => 0,
     }
 }
 

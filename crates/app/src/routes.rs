@@ -55,12 +55,15 @@ pub(crate) fn plan(settings: &Settings) -> anyhow::Result<Plans> {
         sender: sender("sms.sender", &settings.sms.sender)?,
     }];
     sms.extend(entries("sms.routes", &settings.sms.routes, |_| true)?);
+    let voice_sender = sender("voice.sender", &settings.voice.sender)?;
     let voice_default = if settings.voice.providers.is_empty() {
+        // Only those whose settings can place a call: Vonage needs its
+        // Voice application and a number to call from.
         sms[0]
             .providers
             .iter()
             .copied()
-            .filter(|provider| provider.places_calls())
+            .filter(|provider| provider.places_calls() && calls_configured(settings, *provider, voice_sender.as_ref()))
             .collect()
     } else {
         settings.voice.providers.clone()
@@ -68,10 +71,13 @@ pub(crate) fn plan(settings: &Settings) -> anyhow::Result<Plans> {
     if let Some(bad) = voice_default.iter().find(|provider| !provider.places_calls()) {
         bail!("voice.providers: {} cannot place calls", bad.as_str());
     }
+    if voice_default.is_empty() && !settings.voice.routes.is_empty() {
+        bail!("voice.routes: calls to numbers no route matches need a default voice route too; set voice.providers");
+    }
     let mut voice = vec![RoutePlan {
         prefix: None,
         providers: voice_default,
-        sender: sender("voice.sender", &settings.voice.sender)?,
+        sender: voice_sender,
     }];
     voice.extend(entries(
         "voice.routes",
@@ -150,9 +156,42 @@ fn where_(plan: &RoutePlan, kind: &str) -> String {
     }
 }
 
+/// Whether `provider`'s settings can place a call from `sender` (the
+/// route's) or its own sender: Vonage needs its Voice API application and
+/// key, and every provider a number to call from.
+fn calls_configured(settings: &Settings, provider: SmsProvider, sender: Option<&Sender>) -> bool {
+    let number = |text: Option<&String>| text.is_some_and(|text| matches!(Sender::parse(text), Ok(Sender::Number(_))));
+    let has_number = matches!(sender, Some(Sender::Number(_)));
+    match provider {
+        SmsProvider::Vonage => {
+            settings.vonage.application_id.is_some()
+                && settings.vonage.private_key.is_some()
+                && (has_number || number(settings.vonage.from.as_ref()))
+        }
+        SmsProvider::Twilio => has_number || settings.twilio.from_number.is_some(),
+        _ => true,
+    }
+}
+
 /// Checks that each provider of each route can send from the route's
-/// sender, or has a sender of its own.
+/// sender, or has a sender of its own, and can place the calls of the
+/// voice routes it is in.
 pub(crate) fn check_senders(settings: &Settings, choice: &SmsChoice) -> anyhow::Result<()> {
+    for plan in &choice.voice_routes {
+        if let Some(provider) = plan
+            .providers
+            .iter()
+            .find(|provider| !calls_configured(settings, **provider, plan.sender.as_ref()))
+        {
+            bail!(
+                "{}: {} cannot place calls with these settings (Vonage needs vonage.application_id and \
+                 vonage.private_key; every provider needs a number to call from: the route's sender, \
+                 twilio.from_number or vonage.from)",
+                where_(plan, "voice"),
+                provider.as_str()
+            );
+        }
+    }
     for (kind, plans) in [("sms", &choice.sms_routes), ("voice", &choice.voice_routes)] {
         for plan in plans.iter() {
             for provider in &plan.providers {

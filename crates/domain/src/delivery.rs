@@ -213,9 +213,10 @@ impl Messenger {
         kinds
     }
 
-    /// Whether `provider`'s circuit is open at `now`.
-    pub fn circuit_open(&self, provider: &'static str, now: Timestamp) -> bool {
-        self.breaker.is_open(provider, now)
+    /// Whether `provider`'s circuit for `channel` (`sms`, `call`,
+    /// `hosted`) is open at `now`: it is skipped until its cool-off ends.
+    pub fn circuit_open(&self, provider: &'static str, channel: &'static str, now: Timestamp) -> bool {
+        self.breaker.is_open((provider, channel), now)
     }
 
     /// The same messenger with other words.

@@ -137,7 +137,7 @@ pub fn challenge_store(world: &Arc<World>) -> MockChallengeStore {
     store.expect_replace_live().returning(move |challenge, outgoing| {
         let hosted = matches!(
             &outgoing,
-            Outgoing::Message(message) if matches!(message.envelope, Envelope::Hosted { .. })
+            Outgoing::Message(message) | Outgoing::Decoy(message) if matches!(message.envelope, Envelope::Hosted { .. })
         );
         w.record(outgoing);
         let mut rows = w.rows.lock().unwrap();
@@ -181,7 +181,7 @@ pub fn challenge_store(world: &Arc<World>) -> MockChallengeStore {
             attempts: row.attempts,
             max_attempts: row.challenge.max_attempts,
             expires_at: row.challenge.expires_at,
-            hosted: row.hosted,
+            hosted: Some(row.hosted),
         }))
     });
     let w = world.clone();
@@ -260,7 +260,7 @@ pub fn users(world: &Arc<World>) -> MockUserStore {
         .returning(move |signup, challenge, outgoing| {
             let hosted = matches!(
                 &outgoing,
-                Outgoing::Message(message) if matches!(message.envelope, Envelope::Hosted { .. })
+                Outgoing::Message(message) | Outgoing::Decoy(message) if matches!(message.envelope, Envelope::Hosted { .. })
             );
             w.record(outgoing);
             let mut rows = w.rows.lock().unwrap();

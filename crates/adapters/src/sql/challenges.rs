@@ -33,7 +33,7 @@ struct AttemptRow {
     attempts: i32,
     max_attempts: i32,
     expires_at: i64,
-    hosted: bool,
+    hosted: Option<bool>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -106,7 +106,7 @@ fn challenge_values(challenge: &NewChallenge, message: Option<&SealedRow>) -> [E
         state::LIVE.into(),
         challenge.created_at.unix_millis().into(),
         challenge.expires_at.unix_millis().into(),
-        message.is_some_and(SealedRow::is_hosted).into(),
+        message.is_some_and(SealedRow::carries_hosted_code).into(),
     ]
 }
 

@@ -271,6 +271,8 @@ pub(super) const OUTBOX_COLUMNS: [Outbox; 9] = [
 /// A row ready to be written.
 pub(super) struct SealedRow {
     kind: &'static str,
+    /// The message is (or, for a decoy, stands in for) a hosted start.
+    hosted: bool,
     purpose: &'static str,
     state: &'static str,
     payload: Vec<u8>,
@@ -296,6 +298,7 @@ impl SealedRow {
             .map_err(|_| StoreError::new("seal_outbox_payload", "could not encode an outbox payload"))?;
         Ok(Self {
             kind,
+            hosted: matches!(message.envelope, Envelope::Hosted { .. }),
             purpose: message.purpose,
             state,
             payload: sealer.seal(kind, &plain)?,
@@ -331,10 +334,12 @@ impl SealedRow {
         ]
     }
 
-    /// Whether the row asks a provider to make and send its own code
-    /// (Twilio Verify), which that provider must then check.
-    pub(super) fn is_hosted(&self) -> bool {
-        self.kind.starts_with("hosted_")
+    /// Whether the row's message asks a provider to make and send its own
+    /// code (Twilio Verify), which that provider must then check; decoys
+    /// included, so that checking a decoy takes the path, and the time, of
+    /// checking the real code it stands in for.
+    pub(super) fn carries_hosted_code(&self) -> bool {
+        self.hosted
     }
 
     /// Whether a dispatcher has something to deliver once the row commits.

@@ -56,9 +56,11 @@ struct MessageStatus {
 /// refusal of the first part that was not (a part refused means the user
 /// does not get the whole code, so the text as a whole failed).
 ///
-/// A 2xx without a readable list of statuses is `Unavailable`: Vonage may or
-/// may not have accepted the text, and the product prefers a duplicate code
-/// to a lost one. Any other HTTP status is read by [`error::http_refusal`].
+/// A 2xx without a readable list of statuses counts as accepted (no part
+/// counted): Vonage answered success, and calling it a failure would hand
+/// the text to the route's next provider, a duplicate the user sees every
+/// time a proxy mangles the body. Any other HTTP status is read by
+/// [`error::http_refusal`].
 pub(super) fn outcome(answer: &Answer) -> Result<usize, Failure> {
     if !(200..300).contains(&answer.status) {
         return Err(Failure::Refused(error::http_refusal(
@@ -67,15 +69,16 @@ pub(super) fn outcome(answer: &Answer) -> Result<usize, Failure> {
             &answer.body,
         )));
     }
-    let parsed = serde_json::from_slice::<SmsAnswer>(&answer.body)
+    let Some(parsed) = serde_json::from_slice::<SmsAnswer>(&answer.body)
         .ok()
         .filter(|parsed| !parsed.messages.is_empty())
-        .ok_or_else(|| {
-            Failure::Unavailable(format!(
-                "vonage http {} without readable message statuses",
-                answer.status
-            ))
-        })?;
+    else {
+        tracing::warn!(
+            http_status = answer.status,
+            "Vonage answered success without readable message statuses; counted as accepted"
+        );
+        return Ok(0);
+    };
     match parsed.messages.iter().find(|message| message.status.trim() != "0") {
         None => Ok(parsed.messages.len()),
         Some(refused) => Err(Failure::Refused(Refusal {
@@ -167,12 +170,9 @@ mod tests {
     }
 
     #[test]
-    fn an_unreadable_success_is_unavailable() {
+    fn an_unreadable_success_counts_as_accepted() {
         for body in ["", "<html>", r#"{"messages": []}"#, r#"{"messages": [{"status": 0}]}"#] {
-            assert!(
-                matches!(outcome(&answer(200, body)), Err(Failure::Unavailable(_))),
-                "{body}"
-            );
+            assert!(matches!(outcome(&answer(200, body)), Ok(0)), "{body}");
         }
     }
 }

@@ -6,6 +6,7 @@
 mod admin_store;
 mod http_provider;
 mod outbox;
+mod outbox_routes;
 mod plivo;
 mod rate_limit;
 mod smtp;

@@ -41,7 +41,7 @@ reset_url_template = "https://example.com/reset-password?token={token}"
     );
     let report = ok(&dir, &["config", "check", "--config", &routed]);
     assert_eq!(report["sms"], "twilio, vonage");
-    assert_eq!(report["voice"], "twilio, vonage", "both can place calls");
+    assert_eq!(report["voice"], "twilio", "Vonage has no Voice API application here");
     assert_eq!(
         report["sms_routes"],
         serde_json::json!([
@@ -53,7 +53,7 @@ reset_url_template = "https://example.com/reset-password?token={token}"
     let run_with =
         |name: &str, contents: String| run(&dir, &["config", "check", "--config", &write(&dir, name, &contents)]);
     let text = std::fs::read_to_string(&routed).unwrap();
-    // Plivo cannot send through a Twilio Messaging Service.
+    // Vonage cannot send through a Twilio Messaging Service.
     let refused = run_with(
         "messaging-service.toml",
         text.replace("sender = \"Acme\"", "sender = \"MG0123456789abcdef0123456789abcdef\""),
@@ -78,5 +78,18 @@ reset_url_template = "https://example.com/reset-password?token={token}"
     );
     assert!(!refused.success);
     assert!(refused.stderr.contains("twilio_verify"), "{}", refused.stderr);
+    // Calls to numbers no voice route matches need a default voice route,
+    // or an instance would claim them and fail them as misconfigured.
+    let refused = run_with(
+        "voice-without-default.toml",
+        text.replace("providers = [\"twilio\", \"vonage\"]\n[[", "provider = \"vonage\"\n[[")
+            + "[[voice.routes]]\nprefix = \"+1\"\nproviders = [\"twilio\"]\n",
+    );
+    assert!(!refused.success);
+    assert!(
+        refused.stderr.contains("need a default voice route"),
+        "{}",
+        refused.stderr
+    );
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -18,6 +18,7 @@ mod cli;
 mod config_routes;
 mod console_browser;
 mod console_page;
+mod fleet_e2e;
 mod fuzz_routes;
 mod jwt_keys;
 mod many_instances;

@@ -1,7 +1,9 @@
 //! The circuit breaker: a provider that keeps failing is skipped for a
 //! while, so each message does not first wait for it to fail again.
 //!
-//! It is per instance (each instance learns by its own calls) and counts
+//! It is per instance (each instance learns by its own calls) and per
+//! provider and channel (a provider's calls failing says nothing of its
+//! texts), and counts
 //! only failures that say something about the provider: an outage, a
 //! throttle, its own wrong settings. A number the provider refuses is the
 //! number's fault, and counts as an answer like any success.
@@ -51,11 +53,15 @@ struct Health {
     open_until: Option<Timestamp>,
 }
 
-/// Per-provider circuits of one instance.
+/// Which circuit: a provider's, for one channel (`sms`, `call`,
+/// `hosted`).
+pub type Circuit = (&'static str, &'static str);
+
+/// Per-provider, per-channel circuits of one instance.
 #[derive(Debug, Default)]
 pub struct CircuitBreaker {
     settings: BreakerSettings,
-    health: Mutex<HashMap<&'static str, Health>>,
+    health: Mutex<HashMap<Circuit, Health>>,
 }
 
 impl CircuitBreaker {
@@ -66,7 +72,7 @@ impl CircuitBreaker {
         }
     }
 
-    fn with_health<R>(&self, provider: &'static str, f: impl FnOnce(&mut Health) -> R) -> R {
+    fn with_health<R>(&self, provider: Circuit, f: impl FnOnce(&mut Health) -> R) -> R {
         // The map holds counters only; a panic elsewhere cannot leave it
         // in a state worse than slightly wrong counts.
         let mut health = self.health.lock().unwrap_or_else(PoisonError::into_inner);
@@ -75,17 +81,17 @@ impl CircuitBreaker {
 
     /// Whether `provider` may be tried at `now`: its circuit is closed, or
     /// its cool-off has ended (one trial decides).
-    pub fn allows(&self, provider: &'static str, now: Timestamp) -> bool {
+    pub fn allows(&self, provider: Circuit, now: Timestamp) -> bool {
         self.with_health(provider, |health| health.open_until.is_none_or(|until| now >= until))
     }
 
     /// Whether `provider`'s circuit is open at `now` (for `/metrics`).
-    pub fn is_open(&self, provider: &'static str, now: Timestamp) -> bool {
+    pub fn is_open(&self, provider: Circuit, now: Timestamp) -> bool {
         !self.allows(provider, now)
     }
 
     /// `provider` answered (accepted the message, or refused the number).
-    pub fn record_answer(&self, provider: &'static str) -> Option<Transition> {
+    pub fn record_answer(&self, provider: Circuit) -> Option<Transition> {
         self.with_health(provider, |health| {
             let was_open = health.open_until.take().is_some();
             health.consecutive_failures = 0;
@@ -94,7 +100,7 @@ impl CircuitBreaker {
     }
 
     /// `provider` failed in a way that says something about it.
-    pub fn record_failure(&self, provider: &'static str, now: Timestamp) -> Option<Transition> {
+    pub fn record_failure(&self, provider: Circuit, now: Timestamp) -> Option<Transition> {
         let BreakerSettings { failures, cool_off } = self.settings;
         self.with_health(provider, |health| {
             health.consecutive_failures = health.consecutive_failures.saturating_add(1);
@@ -114,6 +120,9 @@ impl CircuitBreaker {
 mod tests {
     use super::*;
 
+    const VONAGE: Circuit = ("vonage", "sms");
+    const PLIVO: Circuit = ("plivo", "sms");
+
     #[test]
     fn opens_after_n_failures_and_closes_after_a_good_trial() {
         let breaker = CircuitBreaker::new(BreakerSettings {
@@ -121,23 +130,24 @@ mod tests {
             cool_off: Duration::from_secs(30),
         });
         let start = Timestamp::from_unix_millis(1_000_000);
-        assert_eq!(breaker.record_failure("vonage", start), None);
-        assert_eq!(breaker.record_failure("vonage", start), None);
-        assert!(breaker.allows("vonage", start));
-        assert_eq!(breaker.record_failure("vonage", start), Some(Transition::Opened));
-        assert!(!breaker.allows("vonage", start.plus(Duration::from_secs(29))));
-        assert!(breaker.allows("twilio", start), "circuits are per provider");
+        assert_eq!(breaker.record_failure(VONAGE, start), None);
+        assert_eq!(breaker.record_failure(VONAGE, start), None);
+        assert!(breaker.allows(VONAGE, start));
+        assert_eq!(breaker.record_failure(VONAGE, start), Some(Transition::Opened));
+        assert!(!breaker.allows(VONAGE, start.plus(Duration::from_secs(29))));
+        assert!(breaker.allows(("twilio", "sms"), start), "circuits are per provider");
+        assert!(breaker.allows(("vonage", "call"), start), "and per channel");
         // The cool-off ends: one trial fails, and the circuit stays open
         // for another cool-off without a second "opened".
         let later = start.plus(Duration::from_secs(30));
-        assert!(breaker.allows("vonage", later));
-        assert_eq!(breaker.record_failure("vonage", later), None);
-        assert!(!breaker.allows("vonage", later.plus(Duration::from_secs(1))));
+        assert!(breaker.allows(VONAGE, later));
+        assert_eq!(breaker.record_failure(VONAGE, later), None);
+        assert!(!breaker.allows(VONAGE, later.plus(Duration::from_secs(1))));
         let trial = later.plus(Duration::from_secs(30));
-        assert!(breaker.allows("vonage", trial));
-        assert_eq!(breaker.record_answer("vonage"), Some(Transition::Closed));
-        assert!(breaker.allows("vonage", trial));
-        assert_eq!(breaker.record_answer("vonage"), None);
+        assert!(breaker.allows(VONAGE, trial));
+        assert_eq!(breaker.record_answer(VONAGE), Some(Transition::Closed));
+        assert!(breaker.allows(VONAGE, trial));
+        assert_eq!(breaker.record_answer(VONAGE), None);
     }
 
     #[test]
@@ -147,9 +157,9 @@ mod tests {
             cool_off: Duration::from_secs(30),
         });
         let now = Timestamp::from_unix_millis(0);
-        assert_eq!(breaker.record_failure("plivo", now), None);
-        assert_eq!(breaker.record_answer("plivo"), None);
-        assert_eq!(breaker.record_failure("plivo", now), None);
-        assert!(breaker.allows("plivo", now));
+        assert_eq!(breaker.record_failure(PLIVO, now), None);
+        assert_eq!(breaker.record_answer(PLIVO), None);
+        assert_eq!(breaker.record_failure(PLIVO, now), None);
+        assert!(breaker.allows(PLIVO, now));
     }
 }

@@ -85,14 +85,14 @@ impl Messenger {
         match (&self.mode, self.local_routes(), envelope) {
             (_, Some(routes), Envelope::Sms(message)) => {
                 let hops = routes.sms.for_number(&message.to);
-                self.through(hops, now, |client| async move {
+                self.through("sms", hops, now, |client| async move {
                     client.send_queued_sms(message, queued).await
                 })
                 .await
             }
             (_, Some(routes), Envelope::Call(call)) => {
                 let hops = routes.voice.for_number(&call.to);
-                self.through(hops, now, |client| async move {
+                self.through("call", hops, now, |client| async move {
                     client.place_queued_call(call, queued).await
                 })
                 .await
@@ -105,11 +105,9 @@ impl Messenger {
                 },
             ) => {
                 let hops = std::slice::from_ref(provider);
-                self.through(
-                    hops,
-                    now,
-                    |client| async move { client.start(to, *channel, locale).await },
-                )
+                self.through("hosted", hops, now, |client| async move {
+                    client.start(to, *channel, locale).await
+                })
                 .await
             }
             // The dispatcher claims only the kinds this messenger can send
@@ -155,7 +153,7 @@ impl Messenger {
     /// Tries `hops` in order with `send`, skipping providers whose circuit
     /// is open unless every one of them is (a route is never left with
     /// nothing to try), and stopping at the first success or final error.
-    async fn through<T, F, Fut>(&self, hops: &[Hop<T>], now: Timestamp, mut send: F) -> Delivery
+    async fn through<T, F, Fut>(&self, channel: &'static str, hops: &[Hop<T>], now: Timestamp, mut send: F) -> Delivery
     where
         T: ?Sized,
         F: FnMut(Arc<T>) -> Fut,
@@ -163,7 +161,7 @@ impl Messenger {
     {
         let mut order: Vec<&Hop<T>> = hops
             .iter()
-            .filter(|hop| self.breaker.allows(hop.provider, now))
+            .filter(|hop| self.breaker.allows((hop.provider, channel), now))
             .collect();
         if order.is_empty() {
             order = hops.iter().collect();
@@ -173,7 +171,7 @@ impl Messenger {
         for (index, hop) in order.iter().enumerate() {
             match send(Arc::clone(&hop.client)).await {
                 Ok(()) => {
-                    self.answered(hop.provider);
+                    self.answered(hop.provider, channel);
                     attempts.push(Attempt {
                         provider: hop.provider,
                         error: None,
@@ -182,7 +180,7 @@ impl Messenger {
                     break;
                 }
                 Err(error) if error.is_final() => {
-                    self.answered(hop.provider);
+                    self.answered(hop.provider, channel);
                     attempts.push(Attempt {
                         provider: hop.provider,
                         error: Some(error.clone()),
@@ -191,7 +189,7 @@ impl Messenger {
                     break;
                 }
                 Err(error) => {
-                    self.failed(hop.provider, now);
+                    self.failed(hop.provider, channel, now);
                     if let Some(next) = order.get(index + 1) {
                         tracing::warn!(
                             provider = hop.provider,
@@ -212,25 +210,27 @@ impl Messenger {
         Delivery { attempts, result }
     }
 
-    fn answered(&self, provider: &'static str) {
-        if self.breaker.record_answer(provider) == Some(Transition::Closed) {
+    fn answered(&self, provider: &'static str, channel: &'static str) {
+        if self.breaker.record_answer((provider, channel)) == Some(Transition::Closed) {
             tracing::warn!(
                 provider,
+                channel,
                 alert = "provider_circuit",
                 "provider answers again; its circuit is closed"
             );
-            self.metrics.provider_circuit(provider, false);
+            self.metrics.provider_circuit(provider, channel, false);
         }
     }
 
-    fn failed(&self, provider: &'static str, now: Timestamp) {
-        if self.breaker.record_failure(provider, now) == Some(Transition::Opened) {
+    fn failed(&self, provider: &'static str, channel: &'static str, now: Timestamp) {
+        if self.breaker.record_failure((provider, channel), now) == Some(Transition::Opened) {
             tracing::error!(
                 provider,
+                channel,
                 alert = "provider_circuit",
                 "provider keeps failing; its circuit is open and routes skip it for a cool-off"
             );
-            self.metrics.provider_circuit(provider, true);
+            self.metrics.provider_circuit(provider, channel, true);
         }
     }
 }

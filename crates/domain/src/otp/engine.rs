@@ -117,8 +117,8 @@ pub struct OtpEngine {
     /// every code this instance sends, or only those of challenges another
     /// instance (of a fleet mid-switch) sent through it.
     hosted: Option<Arc<dyn HostedVerification>>,
-    /// Whether this instance's own codes are the provider's, so a decoy is
-    /// checked there too (and takes the time a real check takes here).
+    /// Whether this instance's own codes are the provider's: how a
+    /// challenge that does not record who made its code is checked.
     hosted_decoys: bool,
     /// Rate limits and the SMS budget; `None` only in unit tests of other
     /// rules.
@@ -477,22 +477,27 @@ impl OtpEngine {
         }
         let device_matches = device.is_none_or(|device| attempt.device_binding.as_deref() == Some(device));
         let decoy = attempt.code_hash.as_bytes().is_empty();
+        // Whoever issued the code checks it: a code the provider made goes
+        // to the provider, one phonegate made is compared here, whichever
+        // instance (with whichever providers) serves the check. A
+        // challenge from before this was recorded is checked as this
+        // instance's mode says. A decoy takes the path of the code it
+        // stands in for, so its answer and timing are those of a wrong
+        // code for a known number; it never matches.
+        let by_provider = attempt.hosted.unwrap_or(self.hosted_decoys);
         let code_matches = match &self.hosted {
             // A check from the wrong device never reaches the provider.
             _ if !device_matches => false,
-            // A decoy is checked like a real code, so its answer and timing
-            // are those of a wrong code for a known number, but it never
-            // matches: the provider has nothing pending for it.
-            Some(hosted) if decoy && self.hosted_decoys => {
+            Some(hosted) if by_provider && decoy => {
                 let _ = hosted.check(&attempt.phone, code).await.map_err(CheckError::Provider)?;
                 false
             }
-            _ if decoy => false,
-            // Whoever issued the code checks it: a code the provider made
-            // goes to the provider, one phonegate made is compared here,
-            // whichever instance (with whichever providers) serves the
-            // check. Test numbers never reach the provider.
-            Some(hosted) if attempt.hosted && !self.test_numbers.contains(&attempt.phone) => {
+            _ if decoy && !by_provider => false,
+            // Test numbers never reach the provider.
+            _ if self.test_numbers.contains(&attempt.phone) => {
+                self.hasher.code_hash(&lookup_hash, code).ct_eq(&attempt.code_hash)
+            }
+            Some(hosted) if by_provider => {
                 match hosted.check(&attempt.phone, code).await.map_err(CheckError::Provider)? {
                     HostedCheck::Approved => true,
                     HostedCheck::Rejected => false,
@@ -501,10 +506,11 @@ impl OtpEngine {
                     HostedCheck::NotFound => return Err(CheckError::Expired),
                 }
             }
-            None if attempt.hosted => {
+            None if by_provider => {
                 tracing::error!(
                     challenge = attempt.id.get(),
-                    "a code made by Twilio Verify reached an instance without twilio_verify; it cannot be checked here"
+                    "a code made by Twilio Verify reached an instance that cannot reach Verify; set \
+                     twilio.verify_service_sid to check it here"
                 );
                 return Err(CheckError::Provider(DeliveryError::Misconfigured(
                     "no hosted verification provider to check a code it made".into(),

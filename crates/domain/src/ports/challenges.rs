@@ -43,9 +43,11 @@ pub struct ChallengeAttempt {
     pub attempts: u32,
     pub max_attempts: u32,
     pub expires_at: Timestamp,
-    /// A provider made the code (its message asked Twilio Verify to send
-    /// one): only that provider can check it.
-    pub hosted: bool,
+    /// Whether a provider made the code (its message asked Twilio Verify
+    /// to send one), so only that provider can check it; `None` for a
+    /// challenge written before this was recorded, checked by the checking
+    /// instance's own mode.
+    pub hosted: Option<bool>,
 }
 
 /// The outcome of trying to spend an attempt on a challenge.

@@ -53,9 +53,10 @@ pub trait Metrics: Send + Sync + std::fmt::Debug {
         let _ = (from, to);
     }
 
-    /// `provider`'s circuit opened (`open`) or closed again.
-    fn provider_circuit(&self, provider: &'static str, open: bool) {
-        let _ = (provider, open);
+    /// `provider`'s circuit for `channel` (`sms`, `call`, `hosted`) opened
+    /// (`open`) or closed again.
+    fn provider_circuit(&self, provider: &'static str, channel: &'static str, open: bool) {
+        let _ = (provider, channel, open);
     }
 }
 

@@ -55,7 +55,7 @@ fn no_calls() -> Routes<dyn VoiceCaller> {
 #[derive(Debug, Default)]
 struct Recorded {
     failovers: Mutex<Vec<(&'static str, &'static str)>>,
-    circuits: Mutex<Vec<(&'static str, bool)>>,
+    circuits: Mutex<Vec<(&'static str, &'static str, bool)>>,
 }
 
 impl Metrics for Recorded {
@@ -66,8 +66,8 @@ impl Metrics for Recorded {
     fn failover(&self, from: &'static str, to: &'static str) {
         self.failovers.lock().unwrap().push((from, to));
     }
-    fn provider_circuit(&self, provider: &'static str, open: bool) {
-        self.circuits.lock().unwrap().push((provider, open));
+    fn provider_circuit(&self, provider: &'static str, channel: &'static str, open: bool) {
+        self.circuits.lock().unwrap().push((provider, channel, open));
     }
 }
 
@@ -160,10 +160,10 @@ fn a_failing_provider_is_skipped_while_its_circuit_is_open_then_tried_again() {
         }
         assert_eq!(
             *metrics.circuits.lock().unwrap(),
-            [("primary", true)],
+            [("primary", "sms", true)],
             "opened after 2 failures"
         );
-        assert!(messenger.circuit_open("primary", NOW));
+        assert!(messenger.circuit_open("primary", "sms", NOW));
         // While open, the route starts with the secondary.
         let skipped = messenger
             .deliver(&text("+14155550100"), QUEUED, NOW.plus(Duration::from_secs(29)))
@@ -177,9 +177,9 @@ fn a_failing_provider_is_skipped_while_its_circuit_is_open_then_tried_again() {
         assert_eq!(tried.last_provider(), Some("primary"));
         assert_eq!(
             *metrics.circuits.lock().unwrap(),
-            [("primary", true), ("primary", false)]
+            [("primary", "sms", true), ("primary", "sms", false)]
         );
-        assert!(!messenger.circuit_open("primary", later));
+        assert!(!messenger.circuit_open("primary", "sms", later));
     });
 }
 
@@ -233,7 +233,7 @@ fn numbers_take_the_route_of_their_longest_prefix() {
 }
 
 #[test]
-fn a_voice_route_delivers_calls() {
+fn a_messenger_with_only_a_voice_route_claims_only_calls() {
     let mut caller = MockVoiceCaller::new();
     caller.expect_place_queued_call().times(0);
     let messenger = Messenger::routed(

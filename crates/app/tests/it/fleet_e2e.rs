@@ -18,7 +18,7 @@ use crate::providers_e2e::{
 
 /// Sends one code on every surface through `base`, to numbers made from
 /// `tag`, and returns each number with the moment its send was answered.
-async fn send_on_every_surface(base: &str, tag: u32) -> Vec<(String, Instant)> {
+async fn send_on_every_surface(base: &str, tag: u32, auth_token: &str) -> Vec<(String, Instant)> {
     let http = reqwest::Client::new();
     let mut sent = Vec::new();
     let verify = format!("+1206374{tag:04}");
@@ -43,7 +43,54 @@ async fn send_on_every_surface(base: &str, tag: u32) -> Vec<(String, Instant)> {
         .unwrap();
     assert_eq!(response.status().as_u16(), 200, "{:?}", response.text().await);
     sent.push((login, Instant::now()));
+    let confirm = format!("+1206376{tag:04}");
+    let response = http
+        .post(format!("{base}/api/v1/settings/send_phone_verification.json"))
+        .json(&json!({"auth_token": auth_token, "phone": confirm}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200, "{:?}", response.text().await);
+    sent.push((confirm, Instant::now()));
     sent
+}
+
+const EMAIL: &str = "fleet@example.com";
+const PASSWORD: &str = "Fleet-Pass-4821-quokka";
+
+/// An account of the tokens surface, made with the CLI on the fleet's
+/// database, signed in through `base`: its session token.
+async fn signed_in(database_url: &str, base: &str) -> String {
+    let dir = crate::common::process::scratch_dir("fleet-cli");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_phonegate"))
+        .current_dir(&dir)
+        .env("PHONEGATE__DATABASE__URL", database_url)
+        .env("PHONEGATE__AUTH__JWT_SECRET", crate::providers_e2e::MASTER_SECRET)
+        .env("PHONEGATE__AUTH__JWT_HS256_KEY", crate::providers_e2e::HS256_KEY)
+        .args([
+            "users",
+            "create",
+            "--email",
+            EMAIL,
+            "--password",
+            PASSWORD,
+            "--first-name",
+            "Fleet",
+        ])
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let response = reqwest::Client::new()
+        .post(format!("{base}/api/v1/tokens.json"))
+        .json(&json!({"email": EMAIL, "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(status, 200, "{body:?}");
+    body["token"].as_str().unwrap().to_owned()
 }
 
 /// Two instances on one Postgres database, with different providers, take
@@ -82,10 +129,11 @@ async fn a_mixed_fleet_delivers_every_code_once(
     let common = common_settings(&database.url);
     let a = start(&format!("{common}{}", first(&vendor)));
     let b = start(&format!("{common}{}", second(&vendor)));
+    let token = signed_in(&database.url, &base(&a)).await;
     let mut sent = Vec::new();
     for round in 0..3 {
-        sent.extend(send_on_every_surface(&base(&a), round * 2).await);
-        sent.extend(send_on_every_surface(&base(&b), round * 2 + 1).await);
+        sent.extend(send_on_every_surface(&base(&a), round * 2, &token).await);
+        sent.extend(send_on_every_surface(&base(&b), round * 2 + 1, &token).await);
     }
     for (number, at) in &sent {
         loop {

@@ -23,6 +23,10 @@ const SID: &str = "AC00000000000000000000000000000001";
 const SERVICE: &str = "VA00000000000000000000000000000001";
 const PLIVO_ID: &str = "MAXXXXXXXXXXXXXXXXXX";
 
+/// The secrets every instance here (and the CLI beside them) shares.
+pub(crate) const MASTER_SECRET: &str = "a-providers-test-master-secret-0123456789";
+pub(crate) const HS256_KEY: &str = "a-providers-test-hs256-key-0123456789";
+
 /// Settings every instance here shares: a real provider needs secrets and
 /// an https reset link; limits stay out of the way of a few sends.
 pub(crate) fn common_settings(database_url: &str) -> String {
@@ -32,8 +36,8 @@ pub(crate) fn common_settings(database_url: &str) -> String {
 url = "{database_url}"
 
 [auth]
-jwt_secret = "a-providers-test-master-secret-0123456789"
-jwt_hs256_key = "a-providers-test-hs256-key-0123456789"
+jwt_secret = "{MASTER_SECRET}"
+jwt_hs256_key = "{HS256_KEY}"
 
 [mail]
 reset_url_template = "https://example.com/reset?token={{token}}"

@@ -5,6 +5,7 @@
 
 mod admin_store;
 mod http_provider;
+mod log_capture;
 mod outbox;
 mod outbox_routes;
 mod plivo;

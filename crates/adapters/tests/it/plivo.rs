@@ -4,7 +4,6 @@
 //! one request, and no secret reaches an error or a log line.
 
 use std::{
-    io::Write,
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -17,7 +16,6 @@ use phonegate_domain::{
 };
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use tracing_subscriber::fmt::MakeWriter;
 use wiremock::{
     Mock, MockServer, Request, ResponseTemplate,
     matchers::{method, path},
@@ -339,43 +337,13 @@ async fn refusals_and_failures_are_counted() {
     );
 }
 
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Capture {
-    type Writer = Capture;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
 /// Everything logged at TRACE (ours, reqwest's, hyper's) while a message is
 /// sent and refused every documented way, and every error's `Display` and
 /// `Debug`, hold neither the token, the credentials header, the text, the
 /// code nor the recipient's number, even when Plivo echoes them.
 #[tokio::test]
 async fn no_secret_reaches_an_error_or_a_log_line() {
-    let capture = Capture::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        // Timestamps could contain the code's digits by chance.
-        .without_time()
-        .with_writer(capture.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let capture = crate::log_capture::LogCapture::start();
     let echo = format!("{TO_DIGITS} is not a valid phone number ({AUTH_TOKEN} {SMS_BODY})");
 
     let server = MockServer::start().await;
@@ -394,7 +362,7 @@ async fn no_secret_reaches_an_error_or_a_log_line() {
             }
         }
     }
-    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let logs = capture.text();
     let credentials = base64::engine::general_purpose::STANDARD.encode(format!("{AUTH_ID}:{AUTH_TOKEN}"));
     for secret in [AUTH_TOKEN, credentials.as_str(), SMS_BODY, CODE, TO_DIGITS] {
         assert!(!logs.contains(secret), "the logs contain {secret:?}:\n{logs}");

@@ -4,7 +4,6 @@
 //! one request, and no secret reaches an error or a log line.
 
 use std::{
-    io::Write,
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -16,7 +15,6 @@ use phonegate_domain::{
 };
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use tracing_subscriber::fmt::MakeWriter;
 use wiremock::{
     Mock, MockServer, Request, ResponseTemplate,
     matchers::{method, path},
@@ -361,43 +359,13 @@ async fn errors_are_counted_by_code() {
     );
 }
 
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Capture {
-    type Writer = Capture;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
 /// Everything logged at TRACE (ours, reqwest's, hyper's) while a message is
 /// sent and refused every documented way, and every error's `Display` and
 /// `Debug`, hold neither the key, the text, the code nor the recipient's
 /// number, even when Telnyx echoes them.
 #[tokio::test]
 async fn no_secret_reaches_an_error_or_a_log_line() {
-    let capture = Capture::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        // Timestamps could contain the code's digits by chance.
-        .without_time()
-        .with_writer(capture.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let capture = crate::log_capture::LogCapture::start();
     let echo = format!("{TO} {API_KEY} {SMS_BODY}");
 
     let server = MockServer::start().await;
@@ -425,7 +393,7 @@ async fn no_secret_reaches_an_error_or_a_log_line() {
             }
         }
     }
-    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let logs = capture.text();
     for secret in [API_KEY, SMS_BODY, CODE, digits] {
         assert!(!logs.contains(secret), "the logs contain {secret:?}:\n{logs}");
     }

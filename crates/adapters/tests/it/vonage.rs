@@ -8,11 +8,7 @@ mod secrets;
 mod sms;
 mod voice;
 
-use std::{
-    io::Write,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::time::Duration;
 
 use phonegate_adapters::vonage::{VonageClient, VonageSettings};
 use phonegate_domain::{
@@ -21,7 +17,6 @@ use phonegate_domain::{
 };
 use secrecy::SecretString;
 use serde_json::json;
-use tracing_subscriber::fmt::MakeWriter;
 use wiremock::{
     Mock, MockServer, Request, ResponseTemplate,
     matchers::{method, path},
@@ -150,33 +145,4 @@ fn refusing_url() -> String {
         .unwrap()
         .port();
     format!("http://127.0.0.1:{port}")
-}
-
-/// Collects what a tracing subscriber writes.
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Capture {
-    fn text(&self) -> String {
-        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
-    }
-}
-
-impl Write for Capture {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Capture {
-    type Writer = Capture;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
 }

@@ -1,11 +1,7 @@
 //! Settings are checked by field, and no secret reaches `Debug`, an error
 //! or a log line.
 
-use std::{
-    io::Write,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::time::Duration;
 
 use phonegate_adapters::{
     http_provider::{HttpProvider, HttpProviderSettings},
@@ -13,7 +9,6 @@ use phonegate_adapters::{
 };
 use phonegate_domain::ports::{Sender, SmsSender as _, VoiceCaller as _};
 use serde_json::json;
-use tracing_subscriber::fmt::MakeWriter;
 use wiremock::ResponseTemplate;
 
 use super::{CODE, KEY, QUEUED, ROUTE, SMS_BODY, SPOKEN, TO, call, header, receiver, requests, settings, sms, whsec};
@@ -67,49 +62,13 @@ fn debug_redacts_the_secret_and_the_url_credentials() {
     }
 }
 
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Capture {
-    type Writer = Capture;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
 /// Captures everything logged at TRACE (ours, reqwest's, hyper's) while
 /// messages succeed and fail in every way, and searches it and the errors
 /// for the message, the spoken text, the code, the recipient, the secret,
 /// the signature and the URL's token.
 #[tokio::test]
 async fn logs_and_errors_carry_no_secret() {
-    let capture = Capture::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        // Timestamps could contain the code's digits by chance.
-        .without_time()
-        .with_writer(capture.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-    // tracing-core computes the interest of a callsite first reached while
-    // a single dispatcher exists from the reaching thread's subscriber
-    // alone, so a log line first written by a test running on another
-    // thread would stay off here. A second live dispatcher makes every
-    // later registration ask all of them.
-    let _second = tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());
+    let capture = crate::log_capture::LogCapture::start();
     let token = "t0k3n-in-the-query";
     let mut errors = vec![];
     let mut signatures = vec![];
@@ -136,7 +95,7 @@ async fn logs_and_errors_carry_no_secret() {
         );
     }
 
-    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let logs = capture.text();
     let secret = whsec(KEY);
     let national = &TO[2..];
     let mut leaks = vec![SMS_BODY, SPOKEN, CODE, national, &secret[6..], token];

@@ -138,15 +138,7 @@ async fn vonage_codes_are_counted() {
 /// for the number.
 #[tokio::test]
 async fn logs_carry_vonage_codes_but_no_secret() {
-    let capture = Capture::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        // Timestamps could contain the code's digits by chance.
-        .without_time()
-        .with_writer(capture.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let capture = crate::log_capture::LogCapture::start();
     // With a single scoped subscriber, tracing decides whether a call site
     // is enabled from the default of whichever thread reaches it first, so
     // a site first reached by a test on another thread would stay silent

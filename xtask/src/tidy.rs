@@ -40,10 +40,6 @@ pub const OVER_BUDGET: &[(&str, &str)] = &[
         "the OtpEngine: issue, check and consume, whose race rules read best together",
     ),
     (
-        "crates/domain/src/outbox.rs",
-        "the Dispatcher: claim, deliver and record, one loop",
-    ),
-    (
         "crates/adapters/src/sql/outbox.rs",
         "the OutboxStore adapter: its statements and their Postgres forms",
     ),

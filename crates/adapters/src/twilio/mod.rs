@@ -13,6 +13,7 @@
 
 mod error;
 mod http;
+pub mod signature;
 mod twiml;
 
 use std::{fmt, sync::Arc, time::Duration};

@@ -10,6 +10,7 @@ mod housekeeping;
 mod migrate;
 mod outbox;
 mod outbox_backlog;
+mod outbox_notify;
 mod profile_cache;
 mod schema;
 mod sessions;
@@ -21,5 +22,6 @@ mod verified_phones;
 
 pub use db::{Backend, Db, DbError, DbOptions};
 pub use migrate::migrate;
-pub use outbox::{OUTBOX_CHANNEL, OutboxSignal, Sealer, forward_notifications};
+pub use outbox::Sealer;
+pub use outbox_notify::{OUTBOX_CHANNEL, OutboxSignal, forward_notifications};
 pub use store::SqlStore;

@@ -23,7 +23,8 @@ use sea_query::{Expr, ExprTrait as _, OnConflict, Query};
 
 use super::{
     db::Db,
-    outbox::{OutboxSignal, Sealer},
+    outbox::Sealer,
+    outbox_notify::OutboxSignal,
     profile_cache::ProfileCache,
     schema::{ServerSecrets, Users},
 };

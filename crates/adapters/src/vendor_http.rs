@@ -158,15 +158,17 @@ pub(crate) fn unusable_sender(provider: &'static str, setting: &str, why: &str) 
 }
 
 /// Reads a `Retry-After` header given in seconds. The HTTP-date form is
-/// ignored: neither vendor documents it.
-fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+/// ignored: no vendor here documents it, and a rate limit without a delay
+/// is still a rate limit.
+pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
     value.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
 /// A transport error in a few words, with its causes ("connection refused")
-/// but without the URL, which holds the Plivo account's auth ID.
-fn describe(error: &reqwest::Error) -> String {
+/// but without reqwest's own message, which names the URL (and so the
+/// Plivo account's auth ID).
+pub(crate) fn describe(error: &reqwest::Error) -> String {
     let kind = if error.is_timeout() {
         "the request timed out"
     } else if error.is_connect() {

@@ -77,7 +77,7 @@ pub(super) async fn send(request: reqwest::RequestBuilder) -> Result<Answer, Fai
     match request.send().await {
         Ok(response) => {
             let status = response.status().as_u16();
-            let retry_after = retry_after(response.headers());
+            let retry_after = crate::vendor_http::retry_after(response.headers());
             // A body that cannot be read is treated as empty: the status is
             // kept, and an empty SMS answer is read as no answer.
             let body = response.bytes().await.map(|b| b.to_vec()).unwrap_or_default();
@@ -92,33 +92,7 @@ pub(super) async fn send(request: reqwest::RequestBuilder) -> Result<Answer, Fai
     }
 }
 
-/// Reads a `Retry-After` header given in seconds. The HTTP-date form is
-/// ignored: a rate limit without a delay is still a rate limit.
-fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
-    value.trim().parse::<u64>().ok().map(Duration::from_secs)
-}
-
-/// A transport error in a few words, with its causes ("connection refused")
-/// but without reqwest's own message, which names the URL.
+/// A transport error in a few words, named for Vonage.
 fn describe(error: &reqwest::Error) -> String {
-    let kind = if error.is_timeout() {
-        "the request timed out"
-    } else if error.is_connect() {
-        "could not connect"
-    } else if error.is_builder() {
-        "could not build the request"
-    } else if error.is_body() || error.is_decode() {
-        "could not read the response"
-    } else {
-        "the request failed"
-    };
-    let mut text = format!("vonage: {kind}");
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
+    format!("vonage: {}", crate::vendor_http::describe(error))
 }

@@ -66,6 +66,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0008_providers.sql"),
         postgres: include_str!("../../migrations/postgres/0008_providers.sql"),
     },
+    Migration {
+        version: 9,
+        name: "delivery",
+        sqlite: include_str!("../../migrations/sqlite/0009_delivery.sql"),
+        postgres: include_str!("../../migrations/postgres/0009_delivery.sql"),
+    },
 ];
 
 #[derive(Iden)]

@@ -115,6 +115,7 @@ pub enum OtpChallenges {
     ExpiresAt,
     ClosedAt,
     Hosted,
+    SentPrefix,
 }
 
 #[derive(Iden, Clone, Copy)]
@@ -160,6 +161,11 @@ pub enum Outbox {
     LastError,
     ChallengeId,
     Provider,
+    ProviderMessageId,
+    DeliveryStatus,
+    DeliveryError,
+    ReceiptAt,
+    AvoidProvider,
 }
 
 #[derive(Iden, Clone, Copy)]

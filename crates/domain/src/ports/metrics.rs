@@ -58,6 +58,23 @@ pub trait Metrics: Send + Sync + std::fmt::Debug {
     fn provider_circuit(&self, provider: &'static str, channel: &'static str, open: bool) {
         let _ = (provider, channel, open);
     }
+
+    /// A provider accepted a code (a text, call or hosted start) for a
+    /// number with `calling_code` (digits, `44`): the conversion's sends.
+    fn code_sent(&self, provider: &'static str, calling_code: &str) {
+        let _ = (provider, calling_code);
+    }
+
+    /// A provider's receipt says a code it accepted reached the number.
+    fn code_delivered(&self, provider: &'static str, calling_code: &str) {
+        let _ = (provider, calling_code);
+    }
+
+    /// A code sent through `provider` to a number with `calling_code` was
+    /// verified (`provider` is `none` when no provider was recorded).
+    fn code_verified(&self, provider: &str, calling_code: &str) {
+        let _ = (provider, calling_code);
+    }
 }
 
 /// Metrics that go nowhere: the default of every component that counts, so

@@ -11,7 +11,7 @@ use phonegate_domain::{
     phone::PhoneNumber,
     ports::{
         DeliveryError, HostedCheck, HostedVerification, Mailer, MessageRef, Metrics, OutgoingCall, OutgoingMail,
-        OutgoingSms, SmsSender, VoiceCaller,
+        OutgoingSms, ProviderMessageId, SmsSender, VoiceCaller,
     },
 };
 
@@ -59,7 +59,11 @@ impl<T: SmsSender + ?Sized> SmsSender for Instrumented<T> {
         result
     }
 
-    async fn send_queued_sms(&self, message: &OutgoingSms, queued: MessageRef) -> Result<(), DeliveryError> {
+    async fn send_queued_sms(
+        &self,
+        message: &OutgoingSms,
+        queued: MessageRef,
+    ) -> Result<Option<ProviderMessageId>, DeliveryError> {
         let started = Instant::now();
         let result = self.inner.send_queued_sms(message, queued).await;
         self.record("send_sms", started, &result);

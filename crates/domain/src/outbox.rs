@@ -24,7 +24,7 @@ use crate::{
 #[cfg(any(test, feature = "mocks"))]
 pub use crate::ports::outbox::MockOutboxStore;
 pub use crate::ports::outbox::{
-    Backlog, ClaimedMessage, DeliveryOutcome, Envelope, KindBacklog, OutboxMessage, OutboxStore, Outgoing,
+    Backlog, ClaimedMessage, DeliveryOutcome, Envelope, KindBacklog, OutboxMessage, OutboxStore, Outgoing, Via,
 };
 
 /// How the dispatcher works.
@@ -188,7 +188,8 @@ impl Dispatcher {
                 }
             }
             let (purpose, kind) = (message.message.purpose, message.message.envelope.kind());
-            let (outcome, provider) = self.attempt(message).await;
+            let (outcome, via) = self.attempt(message).await;
+            let provider = via.provider;
             let counted = match &outcome {
                 DeliveryOutcome::Sent => {
                     report.sent += 1;
@@ -210,7 +211,7 @@ impl Dispatcher {
             self.metrics.delivery(purpose, kind, provider, counted);
             // A failed record leaves the message to be retried when its lease
             // ends; the rest of the batch goes on.
-            if let Err(error) = self.outbox.finish(id, lease, outcome, provider, self.clock.now()).await {
+            if let Err(error) = self.outbox.finish(id, lease, outcome, via, self.clock.now()).await {
                 tracing::warn!(id, error = %error.report(), "could not record a delivery outcome; the message will be retried");
             }
         }
@@ -250,6 +251,23 @@ impl Dispatcher {
         }
     }
 
+    /// Counts a code a provider accepted, for conversion per provider and
+    /// calling code, and a resend after a receipt said it did not arrive.
+    fn count_sent(&self, envelope: &Envelope, delivery: &Delivery, avoided: Option<&str>) {
+        let (Some(provider), Some(to)) = (delivery.last_provider(), envelope.recipient()) else {
+            return;
+        };
+        self.metrics.code_sent(provider, crate::abuse::calling_code(to));
+        if let Some(from) = avoided {
+            tracing::warn!(
+                from,
+                to = provider,
+                "a message that did not arrive was sent again through another provider"
+            );
+            self.metrics.undelivered_resend(from, provider);
+        }
+    }
+
     /// The outbox kinds this dispatcher can deliver: what its messenger's
     /// providers can send, and mail.
     pub fn deliverable_kinds(&self) -> Vec<&'static str> {
@@ -261,12 +279,13 @@ impl Dispatcher {
     /// One delivery attempt (through every provider of the message's route
     /// if need be), what it means for the message, and the provider that
     /// was tried last.
-    async fn attempt(&self, claimed: ClaimedMessage) -> (DeliveryOutcome, Option<&'static str>) {
+    async fn attempt(&self, claimed: ClaimedMessage) -> (DeliveryOutcome, Via) {
         let ClaimedMessage {
             id,
             lease,
             attempts,
             message,
+            avoid,
         } = claimed;
         let kind = message.envelope.kind();
         let purpose = message.purpose;
@@ -275,26 +294,38 @@ impl Dispatcher {
             let dropped = DeliveryOutcome::Dropped {
                 error: "expired before delivery".into(),
             };
-            return (dropped, None);
+            return (dropped, Via::default());
         }
-        let (result, provider, errors) = match &message.envelope {
+        let (result, via, errors) = match &message.envelope {
             Envelope::Mail(mail) => {
                 let result = self.mailer.send(mail).await;
                 let errors = result.as_ref().err().map(ToString::to_string).unwrap_or_default();
-                (result, None, errors)
+                (result, Via::default(), errors)
             }
             envelope => {
                 let queued = MessageRef { id, purpose };
-                let mut delivery = self.messenger.deliver(envelope, queued, self.clock.now()).await;
+                let now = self.clock.now();
+                let mut delivery = match &avoid {
+                    Some(avoid) => self.messenger.resend_avoiding(envelope, queued, avoid, now).await,
+                    None => self.messenger.deliver(envelope, queued, now).await,
+                };
                 if let Err(error) = &delivery.result
                     && let Some(local) = self.messenger.local_fallback(envelope, error)
                 {
                     delivery = self.reissue_locally(id, lease, local, queued, delivery).await;
                 }
-                let (provider, errors) = (delivery.last_provider(), delivery.errors());
-                (delivery.result, provider, errors)
+                if delivery.result.is_ok() {
+                    self.count_sent(envelope, &delivery, avoid.as_deref());
+                }
+                let via = Via {
+                    provider: delivery.last_provider(),
+                    message_id: delivery.message_id().cloned(),
+                };
+                let errors = delivery.errors();
+                (delivery.result, via, errors)
             }
         };
+        let provider = via.provider;
         let now = self.clock.now();
         let waited = now.since(message.created_at).as_millis() as u64;
         let provider_label = provider.unwrap_or("mailer");
@@ -309,14 +340,14 @@ impl Dispatcher {
                     waited_ms = waited,
                     "message delivered"
                 );
-                return (DeliveryOutcome::Sent, provider);
+                return (DeliveryOutcome::Sent, via);
             }
             Err(error) => error,
         };
         let retry_after = match &error {
             DeliveryError::InvalidNumber | DeliveryError::Rejected(_) => {
                 tracing::warn!(id, kind, purpose, attempts, provider = provider_label, %error, "provider refused the message for good");
-                return (DeliveryOutcome::Failed { error: errors }, provider);
+                return (DeliveryOutcome::Failed { error: errors }, via);
             }
             DeliveryError::RateLimited { retry_after } => retry_after.unwrap_or_default().max(self.backoff(attempts)),
             DeliveryError::Misconfigured(_) => {
@@ -330,7 +361,7 @@ impl Dispatcher {
         let at = now.plus(retry_after);
         if at >= message.not_after {
             tracing::error!(id, kind, purpose, attempts, provider = provider_label, %error, "delivery failed and the message expires before a retry; dropped");
-            return (DeliveryOutcome::Dropped { error: errors }, provider);
+            return (DeliveryOutcome::Dropped { error: errors }, via);
         }
         tracing::warn!(
             id,
@@ -342,7 +373,7 @@ impl Dispatcher {
             %error,
             "delivery failed; will retry"
         );
-        (DeliveryOutcome::Retry { at, error: errors }, provider)
+        (DeliveryOutcome::Retry { at, error: errors }, via)
     }
 }
 

@@ -20,8 +20,8 @@ use std::{fmt, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use phonegate_domain::ports::{
-    Clock as _, DeliveryError, MessageRef, Metrics, NoMetrics, OutgoingCall, OutgoingSms, RandomSource as _, Sender,
-    SmsSender, VoiceCaller,
+    Clock as _, DeliveryError, MessageRef, Metrics, NoMetrics, OutgoingCall, OutgoingSms, ProviderMessageId,
+    RandomSource as _, Sender, SmsSender, VoiceCaller,
 };
 use secrecy::ExposeSecret as _;
 use serde::Serialize;
@@ -388,7 +388,12 @@ impl SmsSender for HttpProvider {
         .await
     }
 
-    async fn send_queued_sms(&self, message: &OutgoingSms, queued: MessageRef) -> Result<(), DeliveryError> {
+    /// The message's `id` is the one its receipts name.
+    async fn send_queued_sms(
+        &self,
+        message: &OutgoingSms,
+        queued: MessageRef,
+    ) -> Result<Option<ProviderMessageId>, DeliveryError> {
         let id = queued_id(queued);
         self.deliver(
             Operation::SendSms,
@@ -397,7 +402,8 @@ impl SmsSender for HttpProvider {
             &id,
             queued.purpose,
         )
-        .await
+        .await?;
+        Ok(ProviderMessageId::new(id))
     }
 }
 

@@ -11,6 +11,7 @@ mod migrate;
 mod outbox;
 mod outbox_backlog;
 mod outbox_notify;
+mod outbox_payload;
 mod profile_cache;
 mod schema;
 mod sessions;
@@ -22,6 +23,6 @@ mod verified_phones;
 
 pub use db::{Backend, Db, DbError, DbOptions};
 pub use migrate::migrate;
-pub use outbox::Sealer;
 pub use outbox_notify::{OUTBOX_CHANNEL, OutboxSignal, forward_notifications};
+pub use outbox_payload::Sealer;
 pub use store::SqlStore;

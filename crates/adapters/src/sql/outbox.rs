@@ -10,28 +10,23 @@
 //! `next_attempt_at` to the end of its lease, which is how a crashed
 //! dispatcher's rows come back by themselves.
 
-use std::{fmt, sync::Arc, time::Duration};
+use std::time::Duration;
 
 use async_trait::async_trait;
-use chacha20poly1305::{
-    ChaCha20Poly1305, KeyInit as _, Nonce,
-    aead::{Aead as _, Payload},
-};
 use phonegate_domain::{
     StoreError, StoreResult as _,
-    account::Email,
-    otp::{ChallengeId, Channel},
-    outbox::{Backlog, ClaimedMessage, DeliveryOutcome, Envelope, KindBacklog, OutboxMessage, OutboxStore, Outgoing},
-    phone::PhoneNumber,
-    ports::{OutgoingCall, OutgoingMail, OutgoingSms, RandomSource as _},
+    otp::ChallengeId,
+    outbox::{
+        Backlog, ClaimedMessage, DeliveryOutcome, Envelope, KindBacklog, OutboxMessage, OutboxStore, Outgoing, Via,
+    },
+    ports::RandomSource as _,
     time::Timestamp,
 };
 use sea_query::{Expr, ExprTrait as _, LockBehavior, LockType, Order, Query};
-use secrecy::{ExposeSecret as _, SecretBox, SecretString};
-use serde::{Deserialize, Serialize};
 
 use super::{
     db::Tx,
+    outbox_payload::{Sealer, StoredEnvelope},
     schema::{OtpChallenges, Outbox},
     store::SqlStore,
 };
@@ -42,177 +37,6 @@ use crate::random::OsRandom;
 pub(super) mod state {
     pub const PENDING: &str = "pending";
     pub const DECOY: &str = "decoy";
-}
-
-/// Seals and opens outbox payloads. `Debug` shows no key.
-#[derive(Clone)]
-pub struct Sealer {
-    key: Arc<SecretBox<[u8; 32]>>,
-}
-
-impl fmt::Debug for Sealer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Sealer([redacted])")
-    }
-}
-
-impl Sealer {
-    pub fn new(key: [u8; 32]) -> Self {
-        Self {
-            key: Arc::new(SecretBox::new(Box::new(key))),
-        }
-    }
-
-    /// A key of this process only: rows it seals cannot be read by another
-    /// process. For tests and tools; the service derives its key from the
-    /// configured secret so that every instance can read every row.
-    pub fn ephemeral() -> Self {
-        let mut key = [0u8; 32];
-        OsRandom.fill(&mut key);
-        Self::new(key)
-    }
-
-    fn cipher(&self) -> ChaCha20Poly1305 {
-        ChaCha20Poly1305::new(self.key.expose_secret().into())
-    }
-
-    /// A fresh nonce, then the ciphertext; the kind is bound as associated
-    /// data so a row's payload cannot be moved to a row of another kind.
-    fn seal(&self, kind: &str, plain: &[u8]) -> Result<Vec<u8>, StoreError> {
-        let mut nonce = [0u8; 12];
-        OsRandom.fill(&mut nonce);
-        let sealed = self
-            .cipher()
-            .encrypt(
-                &Nonce::from(nonce),
-                Payload {
-                    msg: plain,
-                    aad: kind.as_bytes(),
-                },
-            )
-            .map_err(|_| StoreError::new("seal_outbox_payload", "could not seal an outbox payload"))?;
-        Ok([nonce.as_slice(), &sealed].concat())
-    }
-
-    fn open(&self, kind: &str, sealed: &[u8]) -> Result<Vec<u8>, StoreError> {
-        let truncated = || StoreError::new("open_outbox_payload", "an outbox payload is truncated");
-        let (nonce, body) = sealed.split_at_checked(12).ok_or_else(truncated)?;
-        let nonce: [u8; 12] = nonce.try_into().map_err(|_| truncated())?;
-        self.cipher()
-            .decrypt(
-                &Nonce::from(nonce),
-                Payload {
-                    msg: body,
-                    aad: kind.as_bytes(),
-                },
-            )
-            .map_err(|_| {
-                StoreError::new(
-                    "open_outbox_payload",
-                    "an outbox payload does not open with this server's key",
-                )
-            })
-    }
-}
-
-/// The stored form of an envelope, before sealing. Deliberately not `Debug`.
-#[derive(Serialize, Deserialize)]
-#[serde(tag = "t", rename_all = "snake_case")]
-enum StoredEnvelope {
-    Sms {
-        to: String,
-        body: String,
-    },
-    Call {
-        to: String,
-        text: String,
-    },
-    Hosted {
-        to: String,
-        channel: String,
-        locale: String,
-        /// Rows written before fallbacks existed have none.
-        #[serde(default)]
-        fallback: Option<String>,
-    },
-    Mail {
-        to: String,
-        subject: String,
-        text: String,
-        html: String,
-    },
-}
-
-impl StoredEnvelope {
-    fn from_envelope(envelope: &Envelope) -> Self {
-        match envelope {
-            Envelope::Sms(sms) => Self::Sms {
-                to: sms.to.as_str().to_owned(),
-                body: sms.body.expose_secret().to_owned(),
-            },
-            Envelope::Call(call) => Self::Call {
-                to: call.to.as_str().to_owned(),
-                text: call.spoken_text.expose_secret().to_owned(),
-            },
-            Envelope::Hosted {
-                to,
-                channel,
-                locale,
-                fallback,
-            } => Self::Hosted {
-                to: to.as_str().to_owned(),
-                channel: channel.as_str().to_owned(),
-                locale: locale.clone(),
-                fallback: fallback.as_ref().map(|text| text.expose_secret().to_owned()),
-            },
-            Envelope::Mail(mail) => Self::Mail {
-                to: mail.to.as_str().to_owned(),
-                subject: mail.subject.clone(),
-                text: mail.text_body.expose_secret().to_owned(),
-                html: mail.html_body.expose_secret().to_owned(),
-            },
-        }
-    }
-
-    fn into_envelope(self) -> Result<Envelope, StoreError> {
-        let phone = |to: &str| {
-            PhoneNumber::parse_e164(to)
-                .map_err(|_| StoreError::new("read_outbox_row", "an outbox row has an invalid phone number"))
-        };
-        Ok(match self {
-            Self::Sms { to, body } => Envelope::Sms(OutgoingSms {
-                to: phone(&to)?,
-                body: SecretString::from(body),
-            }),
-            Self::Call { to, text } => Envelope::Call(OutgoingCall {
-                to: phone(&to)?,
-                spoken_text: SecretString::from(text),
-            }),
-            Self::Hosted {
-                to,
-                channel,
-                locale,
-                fallback,
-            } => Envelope::Hosted {
-                to: phone(&to)?,
-                channel: if channel == "call" { Channel::Call } else { Channel::Sms },
-                locale,
-                fallback: fallback.map(SecretString::from),
-            },
-            Self::Mail {
-                to,
-                subject,
-                text,
-                html,
-            } => Envelope::Mail(OutgoingMail {
-                to: Email::parse(&to)
-                    .map_err(|_| StoreError::new("read_outbox_row", "an outbox row has an invalid email"))?,
-                subject,
-                text_body: SecretString::from(text),
-                html_body: SecretString::from(html),
-            }),
-        })
-    }
 }
 
 /// Writes `outgoing` in `tx`. Returns whether a message (not a decoy) was
@@ -366,6 +190,7 @@ struct ClaimedRow {
     attempts: i32,
     not_after: i64,
     created_at: i64,
+    avoid_provider: Option<String>,
 }
 
 /// Purposes are `&'static str` in the domain; rows carry them as text.
@@ -458,6 +283,7 @@ impl OutboxStore for SqlStore {
                 Outbox::Attempts,
                 Outbox::NotAfter,
                 Outbox::CreatedAt,
+                Outbox::AvoidProvider,
             ]))
             .to_owned();
         let mut rows: Vec<ClaimedRow> = self.db().run().fetch_all(&claim).await.op("claim_due")?;
@@ -477,12 +303,7 @@ impl OutboxStore for SqlStore {
                 .payload
                 .as_deref()
                 .ok_or_else(|| StoreError::new("claim_due", "an outbox row has no payload"))
-                .and_then(|sealed| self.sealer().open(&row.kind, sealed))
-                .and_then(|plain| {
-                    serde_json::from_slice::<StoredEnvelope>(&plain)
-                        .map_err(|_| StoreError::new("claim_due", "an outbox payload does not decode"))
-                })
-                .and_then(StoredEnvelope::into_envelope);
+                .and_then(|sealed| self.sealer().open_envelope(&row.kind, sealed));
             let envelope = match envelope {
                 Ok(envelope) => envelope,
                 Err(error) => {
@@ -495,7 +316,7 @@ impl OutboxStore for SqlStore {
                         DeliveryOutcome::Failed {
                             error: error.to_string(),
                         },
-                        None,
+                        Via::default(),
                         now,
                     )
                     .await?;
@@ -512,16 +333,14 @@ impl OutboxStore for SqlStore {
                     created_at: Timestamp::from_unix_millis(row.created_at),
                     not_after: Timestamp::from_unix_millis(row.not_after),
                 },
+                avoid: row.avoid_provider,
             });
         }
         Ok(claimed)
     }
 
     async fn reissue_locally(&self, id: i64, lease: i64, envelope: &Envelope) -> Result<bool, StoreError> {
-        let kind = envelope.kind();
-        let plain = serde_json::to_vec(&StoredEnvelope::from_envelope(envelope))
-            .map_err(|_| StoreError::new("reissue_locally", "could not encode an outbox payload"))?;
-        let payload = self.sealer().seal(kind, &plain)?;
+        let (kind, payload) = self.sealer().seal_envelope(envelope)?;
         let mut tx = self.db().begin().await.op("reissue_locally")?;
         let rewrite = Query::update()
             .table(Outbox::Table)
@@ -568,19 +387,33 @@ impl OutboxStore for SqlStore {
         id: i64,
         lease: i64,
         outcome: DeliveryOutcome,
-        provider: Option<&'static str>,
+        via: Via,
         now: Timestamp,
     ) -> Result<(), StoreError> {
+        let receipts_expected = via.message_id.is_some();
         let mut update = Query::update()
             .table(Outbox::Table)
             .value(Outbox::State, outcome.state())
             .value(Outbox::LeaseToken, Option::<i64>::None)
-            .value(Outbox::Provider, provider)
+            .value(Outbox::Provider, via.provider)
+            .value(
+                Outbox::ProviderMessageId,
+                via.message_id.as_ref().map(|id| id.as_str().to_owned()),
+            )
             .and_where(Expr::col(Outbox::Id).eq(id))
             .and_where(Expr::col(Outbox::LeaseToken).eq(lease))
             .and_where(Expr::col(Outbox::State).eq(state::PENDING))
             .to_owned();
         match outcome {
+            DeliveryOutcome::Sent if receipts_expected => {
+                // A receipt may yet say the text did not arrive, and then
+                // it goes again through another provider: the sealed
+                // payload stays until a receipt says it was delivered, or
+                // housekeeping finds it expired.
+                update
+                    .value(Outbox::FinishedAt, now.unix_millis())
+                    .value(Outbox::LastError, Option::<String>::None);
+            }
             DeliveryOutcome::Sent => {
                 // The payload is no longer needed: drop the code now rather
                 // than when housekeeping deletes the row.

@@ -23,8 +23,8 @@ use sea_query::{Expr, ExprTrait as _, OnConflict, Query};
 
 use super::{
     db::Db,
-    outbox::Sealer,
     outbox_notify::OutboxSignal,
+    outbox_payload::Sealer,
     profile_cache::ProfileCache,
     schema::{ServerSecrets, Users},
 };

@@ -14,7 +14,7 @@ use phonegate_adapters::{
 };
 use phonegate_domain::{
     otp::{Channel, NewChallenge, Purpose, SecretHash},
-    outbox::{DeliveryOutcome, Envelope, OutboxMessage, OutboxStore, Outgoing},
+    outbox::{DeliveryOutcome, Envelope, OutboxMessage, OutboxStore, Outgoing, Via},
     phone::PhoneNumber,
     ports::{ChallengeStore, Housekeeping, OutgoingSms},
     time::Timestamp,
@@ -99,7 +99,7 @@ async fn a_queued_message_is_claimed_once_and_then_sent(backend: TestBackend) {
         "leased"
     );
     store
-        .finish(message.id, message.lease, DeliveryOutcome::Sent, None, NOW)
+        .finish(message.id, message.lease, DeliveryOutcome::Sent, Via::default(), NOW)
         .await
         .unwrap();
     let later = NOW.plus(LEASE * 2);
@@ -140,13 +140,13 @@ async fn a_dead_dispatchers_message_is_taken_over_when_its_lease_ends(backend: T
             first.id,
             first.lease,
             DeliveryOutcome::Failed { error: "late".into() },
-            None,
+            Via::default(),
             NOW,
         )
         .await
         .unwrap();
     store
-        .finish(second.id, second.lease, DeliveryOutcome::Sent, None, NOW)
+        .finish(second.id, second.lease, DeliveryOutcome::Sent, Via::default(), NOW)
         .await
         .unwrap();
     let backlog = store.backlog(NOW.plus(LEASE * 3)).await.unwrap();
@@ -166,7 +166,10 @@ async fn a_retry_comes_due_at_its_time(backend: TestBackend) {
                 at,
                 error: "503".into(),
             },
-            Some("twilio"),
+            Via {
+                provider: Some("twilio"),
+                message_id: None,
+            },
             NOW,
         )
         .await
@@ -237,7 +240,7 @@ async fn concurrent_dispatchers_claim_each_message_exactly_once(backend: TestBac
                 for message in batch {
                     seen.push(body(&message.message.envelope));
                     dispatcher
-                        .finish(message.id, message.lease, DeliveryOutcome::Sent, None, NOW)
+                        .finish(message.id, message.lease, DeliveryOutcome::Sent, Via::default(), NOW)
                         .await
                         .unwrap();
                 }
@@ -262,7 +265,7 @@ async fn housekeeping_purges_what_is_done_and_keeps_what_is_live(backend: TestBa
     store.replace_live(challenge(2, old), decoy(2, old)).await.unwrap();
     let sent = store.claim_due(old, LEASE, 10, KINDS).await.unwrap().remove(0);
     store
-        .finish(sent.id, sent.lease, DeliveryOutcome::Sent, None, old)
+        .finish(sent.id, sent.lease, DeliveryOutcome::Sent, Via::default(), old)
         .await
         .unwrap();
     let fresh = NOW.plus(Duration::from_secs(86_400 * 2));
@@ -357,7 +360,7 @@ async fn a_superseded_codes_message_is_dropped_before_sending(backend: TestBacke
         .expect_send_queued_sms()
         .times(1)
         .withf(|message, _| message.body.expose_secret() == "Your phonegate code is 900002")
-        .returning(|_, _| Ok(()));
+        .returning(|_, _| Ok(None));
     let store = Arc::new(store);
     let dispatcher = Dispatcher::new(
         store.clone(),

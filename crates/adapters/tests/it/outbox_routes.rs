@@ -11,7 +11,7 @@ use phonegate_adapters::{
 };
 use phonegate_domain::{
     otp::Channel,
-    outbox::{DeliveryOutcome, Envelope, OutboxMessage, OutboxStore, Outgoing},
+    outbox::{DeliveryOutcome, Envelope, OutboxMessage, OutboxStore, Outgoing, Via},
     ports::{ChallengeStore, OutgoingSms},
 };
 use secrecy::{ExposeSecret as _, SecretString};
@@ -68,7 +68,10 @@ async fn a_dispatcher_claims_only_the_kinds_it_can_send(backend: TestBackend) {
             texts_only[0].id,
             texts_only[0].lease,
             DeliveryOutcome::Sent,
-            Some("vonage"),
+            Via {
+                provider: Some("vonage"),
+                message_id: None,
+            },
             NOW,
         )
         .await
@@ -81,7 +84,10 @@ async fn a_dispatcher_claims_only_the_kinds_it_can_send(backend: TestBackend) {
                 at: NOW.plus(Duration::from_secs(1)),
                 error: "twilio_verify: the provider is unavailable: http 503".into(),
             },
-            Some("twilio_verify"),
+            Via {
+                provider: Some("twilio_verify"),
+                message_id: None,
+            },
             NOW,
         )
         .await
@@ -157,7 +163,10 @@ async fn a_failed_verify_start_is_reissued_as_a_local_text(backend: TestBackend)
                 at: NOW,
                 error: "twilio: unavailable".into(),
             },
-            Some("twilio"),
+            Via {
+                provider: Some("twilio"),
+                message_id: None,
+            },
             NOW,
         )
         .await

@@ -192,6 +192,7 @@ async fn a_permanent_refusal_fails_the_message_at_once() {
             created_at: now,
             not_after: now.plus(Duration::from_secs(3600)),
         },
+        avoid: None,
     }];
     outbox
         .expect_claim_due()

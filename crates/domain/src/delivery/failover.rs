@@ -8,7 +8,7 @@ use super::{Messenger, Mode, breaker::Transition, routes::Hop};
 use crate::{
     otp::Channel,
     outbox::Envelope,
-    ports::{DeliveryError, MessageRef, OutgoingCall, OutgoingSms},
+    ports::{DeliveryError, MessageRef, OutgoingCall, OutgoingSms, ProviderMessageId},
     time::Timestamp,
 };
 
@@ -18,6 +18,8 @@ pub struct Attempt {
     pub provider: &'static str,
     /// `None` when the provider accepted the message.
     pub error: Option<DeliveryError>,
+    /// The provider's id for the message it accepted, when it gave one.
+    pub message_id: Option<ProviderMessageId>,
 }
 
 /// How a delivery went: every provider tried, in order, and the result.
@@ -34,6 +36,11 @@ impl Delivery {
     /// The provider of the last attempt, if any was made.
     pub fn last_provider(&self) -> Option<&'static str> {
         self.attempts.last().map(|attempt| attempt.provider)
+    }
+
+    /// The id the provider that accepted the message gave it, if any.
+    pub fn message_id(&self) -> Option<&ProviderMessageId> {
+        self.attempts.last().and_then(|attempt| attempt.message_id.as_ref())
     }
 
     /// What each failed attempt said, `provider: error; …`, for the
@@ -68,6 +75,11 @@ impl Delivery {
     }
 }
 
+/// `hops` without the provider `avoid`.
+fn without<T: ?Sized>(hops: &[Hop<T>], avoid: Option<&str>) -> Vec<Hop<T>> {
+    hops.iter().filter(|hop| Some(hop.provider) != avoid).cloned().collect()
+}
+
 impl DeliveryError {
     /// Whether no provider can deliver the message either: the number
     /// itself was refused. Every other failure is the provider's (an
@@ -82,18 +94,65 @@ impl Messenger {
     /// `queued`, to the providers of its route, failing over from one to
     /// the next. Emails are not ours to send: they go to the mailer.
     pub async fn deliver(&self, envelope: &Envelope, queued: MessageRef, now: Timestamp) -> Delivery {
+        self.deliver_avoiding(envelope, queued, None, now).await
+    }
+
+    /// Like [`Messenger::deliver`], skipping `avoid`: the message was sent
+    /// through it before and its receipt says it did not arrive.
+    pub async fn resend_avoiding(
+        &self,
+        envelope: &Envelope,
+        queued: MessageRef,
+        avoid: &str,
+        now: Timestamp,
+    ) -> Delivery {
+        self.deliver_avoiding(envelope, queued, Some(avoid), now).await
+    }
+
+    /// Whether `envelope`'s route has a provider other than `avoid` to
+    /// send it again through.
+    pub fn has_provider_besides(&self, envelope: &Envelope, avoid: &str) -> bool {
+        let others = |providers: Vec<&'static str>| providers.into_iter().any(|provider| provider != avoid);
+        match (self.local_routes(), envelope) {
+            (Some(routes), Envelope::Sms(message)) => others(
+                routes
+                    .sms
+                    .for_number(&message.to)
+                    .iter()
+                    .map(|hop| hop.provider)
+                    .collect(),
+            ),
+            (Some(routes), Envelope::Call(call)) => others(
+                routes
+                    .voice
+                    .for_number(&call.to)
+                    .iter()
+                    .map(|hop| hop.provider)
+                    .collect(),
+            ),
+            _ => false,
+        }
+    }
+
+    async fn deliver_avoiding(
+        &self,
+        envelope: &Envelope,
+        queued: MessageRef,
+        avoid: Option<&str>,
+        now: Timestamp,
+    ) -> Delivery {
         match (&self.mode, self.local_routes(), envelope) {
             (_, Some(routes), Envelope::Sms(message)) => {
-                let hops = routes.sms.for_number(&message.to);
-                self.through("sms", hops, now, |client| async move {
+                let hops = without(routes.sms.for_number(&message.to), avoid);
+                self.through("sms", &hops, now, |client| async move {
                     client.send_queued_sms(message, queued).await
                 })
                 .await
             }
             (_, Some(routes), Envelope::Call(call)) => {
-                let hops = routes.voice.for_number(&call.to);
-                self.through("call", hops, now, |client| async move {
-                    client.place_queued_call(call, queued).await
+                let hops = without(routes.voice.for_number(&call.to), avoid);
+                self.through("call", &hops, now, |client| async move {
+                    client.place_queued_call(call, queued).await.map(|()| None)
                 })
                 .await
             }
@@ -106,7 +165,7 @@ impl Messenger {
             ) => {
                 let hops = std::slice::from_ref(provider);
                 self.through("hosted", hops, now, |client| async move {
-                    client.start(to, *channel, locale).await
+                    client.start(to, *channel, locale).await.map(|()| None)
                 })
                 .await
             }
@@ -157,7 +216,7 @@ impl Messenger {
     where
         T: ?Sized,
         F: FnMut(Arc<T>) -> Fut,
-        Fut: Future<Output = Result<(), DeliveryError>>,
+        Fut: Future<Output = Result<Option<ProviderMessageId>, DeliveryError>>,
     {
         let mut order: Vec<&Hop<T>> = hops
             .iter()
@@ -170,11 +229,12 @@ impl Messenger {
         let mut result = Err(DeliveryError::Misconfigured("the route has no provider".into()));
         for (index, hop) in order.iter().enumerate() {
             match send(Arc::clone(&hop.client)).await {
-                Ok(()) => {
+                Ok(message_id) => {
                     self.answered(hop.provider, channel);
                     attempts.push(Attempt {
                         provider: hop.provider,
                         error: None,
+                        message_id,
                     });
                     result = Ok(());
                     break;
@@ -184,6 +244,7 @@ impl Messenger {
                     attempts.push(Attempt {
                         provider: hop.provider,
                         error: Some(error.clone()),
+                        message_id: None,
                     });
                     result = Err(error);
                     break;
@@ -202,6 +263,7 @@ impl Messenger {
                     attempts.push(Attempt {
                         provider: hop.provider,
                         error: Some(error.clone()),
+                        message_id: None,
                     });
                     result = Err(error);
                 }

@@ -53,6 +53,7 @@ fn claims(messages: Vec<OutboxMessage>) -> MockOutboxStore {
                 lease: 77,
                 attempts: 3,
                 message,
+                avoid: None,
             })
             .collect())
     });
@@ -76,7 +77,7 @@ fn a_delivered_message_is_marked_sent() {
         let world = World::new();
         let finished = Arc::default();
         let mut sms = MockSmsSender::new();
-        sms.expect_send_queued_sms().times(1).returning(|_, _| Ok(()));
+        sms.expect_send_queued_sms().times(1).returning(|_, _| Ok(None));
         let messages = vec![sms_message(&world, Duration::from_secs(300))];
         let dispatcher = dispatcher(&world, outbox(messages, Arc::clone(&finished)), sms);
         let report = dispatcher.dispatch_due().await.unwrap();
@@ -116,7 +117,7 @@ fn a_batch_renews_its_lease_only_once_deliveries_took_time() {
             if sent == 2 {
                 slow_world.advance(Duration::from_secs(5));
             }
-            Ok(())
+            Ok(None)
         });
         let dispatcher = dispatcher(&world, outbox, sms);
         let report = dispatcher.dispatch_due().await.unwrap();
@@ -213,7 +214,7 @@ fn every_attempt_is_counted_by_purpose_kind_and_outcome() {
         sms.expect_send_queued_sms().times(2).returning(move |_, _| {
             calls += 1;
             if calls == 1 {
-                Ok(())
+                Ok(None)
             } else {
                 Err(DeliveryError::Unavailable("503".into()))
             }
@@ -287,7 +288,7 @@ fn a_verify_outage_sends_phonegates_own_code_instead() {
         sms.expect_send_queued_sms()
             .times(1)
             .withf(|message, _| message.body.expose_secret() == "Your phonegate code is 123456")
-            .returning(|_, _| Ok(()));
+            .returning(|_, _| Ok(None));
         let (message, messenger) =
             hosted_with_fallback(&world, Err(DeliveryError::Unavailable("http 503".into())), sms);
         let finished: Arc<Mutex<Vec<(i64, DeliveryOutcome)>>> = Arc::default();

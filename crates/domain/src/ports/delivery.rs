@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 use secrecy::SecretString;
 
+use super::receipts::ProviderMessageId;
 use crate::{
     account::Email,
     otp::code::{Channel, OtpCode},
@@ -169,12 +170,18 @@ pub trait SmsSender: Send + Sync {
     /// Hands `message` to the provider. Implementations must not log the body.
     async fn send_sms(&self, message: &OutgoingSms) -> Result<(), DeliveryError>;
 
-    /// Hands `message`, the outbox message `queued`, to the provider. The
-    /// dispatcher calls this; providers that have no use for `queued` keep
-    /// the default, which is [`SmsSender::send_sms`].
-    async fn send_queued_sms(&self, message: &OutgoingSms, queued: MessageRef) -> Result<(), DeliveryError> {
+    /// Hands `message`, the outbox message `queued`, to the provider, and
+    /// returns the provider's id for it when its delivery receipts will
+    /// name one. The dispatcher calls this; providers that have no use for
+    /// `queued` and send no receipts keep the default, which is
+    /// [`SmsSender::send_sms`] with no id.
+    async fn send_queued_sms(
+        &self,
+        message: &OutgoingSms,
+        queued: MessageRef,
+    ) -> Result<Option<ProviderMessageId>, DeliveryError> {
         let _ = queued;
-        self.send_sms(message).await
+        self.send_sms(message).await.map(|()| None)
     }
 }
 

@@ -70,6 +70,19 @@ pub trait Metrics: Send + Sync + std::fmt::Debug {
         let _ = (provider, calling_code);
     }
 
+    /// A receipt said a message sent through `from` did not arrive, and it
+    /// was sent again through `to`, another provider of its route.
+    fn undelivered_resend(&self, from: &str, to: &'static str) {
+        let _ = (from, to);
+    }
+
+    /// A delivery receipt reached `provider`'s endpoint and ended with
+    /// `outcome`: `recorded`, `resent`, `unknown` (no message has its id),
+    /// `bad_signature` or `malformed`.
+    fn receipt(&self, provider: &'static str, outcome: &'static str) {
+        let _ = (provider, outcome);
+    }
+
     /// A code sent through `provider` to a number with `calling_code` was
     /// verified (`provider` is `none` when no provider was recorded).
     fn code_verified(&self, provider: &str, calling_code: &str) {

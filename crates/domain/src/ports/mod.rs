@@ -27,6 +27,7 @@ pub mod operations;
 pub mod outbox;
 pub mod passwords;
 pub mod rate_limit;
+pub mod receipts;
 pub mod sessions;
 pub mod tokens;
 pub mod users;
@@ -34,6 +35,6 @@ pub mod verified_phones;
 
 pub use self::{
     access_codes::*, accounts::*, applications::*, challenges::*, clock::*, delivery::*, devices::*, error::*,
-    metrics::*, operations::*, outbox::*, passwords::*, rate_limit::*, sessions::*, tokens::*, users::*,
+    metrics::*, operations::*, outbox::*, passwords::*, rate_limit::*, receipts::*, sessions::*, tokens::*, users::*,
     verified_phones::*,
 };

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 
 use secrecy::SecretString;
 
-use super::{OutgoingCall, OutgoingMail, OutgoingSms, StoreError};
+use super::{OutgoingCall, OutgoingMail, OutgoingSms, ProviderMessageId, StoreError};
 use crate::{otp::code::Channel, phone::PhoneNumber, time::Timestamp};
 
 /// What to hand to which provider.
@@ -33,6 +33,17 @@ pub enum Envelope {
 }
 
 impl Envelope {
+    /// The number a text, call or hosted verification goes to; `None` for
+    /// mail.
+    pub const fn recipient(&self) -> Option<&PhoneNumber> {
+        match self {
+            Self::Sms(OutgoingSms { to, .. }) | Self::Call(OutgoingCall { to, .. }) | Self::Hosted { to, .. } => {
+                Some(to)
+            }
+            Self::Mail(_) => None,
+        }
+    }
+
     /// A short name for logs and metrics: `sms`, `call`, `hosted_sms`,
     /// `hosted_call` or `mail`.
     pub const fn kind(&self) -> &'static str {
@@ -86,6 +97,21 @@ pub struct ClaimedMessage {
     /// Delivery attempts so far, this one included.
     pub attempts: u32,
     pub message: OutboxMessage,
+    /// The provider not to send it through: it was sent there before and
+    /// a receipt said it did not arrive ([`super::ReceiptStore::resend_avoiding`]).
+    pub avoid: Option<String>,
+}
+
+/// The provider a message went through last, and the provider's id for
+/// it, as [`OutboxStore::finish`] records them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Via {
+    /// The configured name of the provider tried last; `None` when none
+    /// was tried, or the message was mail.
+    pub provider: Option<&'static str>,
+    /// The id that provider gave the message it accepted, which its
+    /// delivery receipts name.
+    pub message_id: Option<ProviderMessageId>,
 }
 
 /// How a delivery attempt ended.
@@ -169,16 +195,19 @@ pub trait OutboxStore: Send + Sync {
     /// lease was lost.
     async fn reissue_locally(&self, id: i64, lease: i64, envelope: &Envelope) -> Result<bool, StoreError>;
 
-    /// Records how the attempt on `id` under `lease` ended, and the
-    /// provider it was made through last (`None`: no provider was tried,
-    /// or the message was mail). Does nothing if the lease was lost (it
-    /// ended and someone else claimed the message).
+    /// Records how the attempt on `id` under `lease` ended, and `via`
+    /// which provider (and under which of its ids). A text sent under a
+    /// provider's id keeps its sealed payload until it is delivered or
+    /// expires, so that a receipt saying it did not arrive can have it
+    /// sent again; every other finished message drops its payload. Does
+    /// nothing if the lease was lost (it ended and someone else claimed
+    /// the message).
     async fn finish(
         &self,
         id: i64,
         lease: i64,
         outcome: DeliveryOutcome,
-        provider: Option<&'static str>,
+        via: Via,
         now: Timestamp,
     ) -> Result<(), StoreError>;
 

@@ -42,7 +42,7 @@ fn sender(answers: Vec<Result<(), DeliveryError>>, calls: &Arc<Mutex<u32>>) -> A
         let mut calls = calls.lock().unwrap();
         *calls += 1;
         let index = (*calls as usize - 1).min(answers.len() - 1);
-        answers[index].clone()
+        answers[index].clone().map(|()| None)
     });
     Arc::new(mock)
 }

@@ -220,5 +220,8 @@ async fn housekeeping_loop(
             Ok(_) => {}
             Err(error) => tracing::warn!(error = %error.report(), "housekeeping failed; will retry"),
         }
+        if let Err(error) = store.forget_expired_payloads(now).await {
+            tracing::warn!(error = %error.report(), "could not drop expired outbox payloads; will retry");
+        }
     }
 }

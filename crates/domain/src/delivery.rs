@@ -3,16 +3,20 @@
 
 pub mod breaker;
 mod failover;
+mod receipts;
 pub mod routes;
 
 use std::{collections::HashMap, fmt, sync::Arc};
 
 use secrecy::SecretString;
 
-pub use self::failover::{Attempt, Delivery};
 use self::{
     breaker::{BreakerSettings, CircuitBreaker},
     routes::{Hop, Routes},
+};
+pub use self::{
+    failover::{Attempt, Delivery},
+    receipts::{ReceiptOutcome, Receipts},
 };
 use crate::{
     otp::{Channel, IssuedCode, OtpCode, Purpose},

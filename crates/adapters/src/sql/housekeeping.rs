@@ -110,4 +110,15 @@ impl Housekeeping for SqlStore {
             outbox,
         })
     }
+
+    async fn forget_expired_payloads(&self, now: Timestamp) -> Result<u64, StoreError> {
+        let forget = Query::update()
+            .table(Outbox::Table)
+            .value(Outbox::Payload, Option::<Vec<u8>>::None)
+            .and_where(Expr::col(Outbox::State).eq("sent"))
+            .and_where(Expr::col(Outbox::Payload).is_not_null())
+            .and_where(Expr::col(Outbox::NotAfter).lt(now.unix_millis()))
+            .to_owned();
+        self.db().run().execute(&forget).await.op("forget_expired_payloads")
+    }
 }

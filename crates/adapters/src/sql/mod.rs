@@ -13,6 +13,7 @@ mod outbox_backlog;
 mod outbox_notify;
 mod outbox_payload;
 mod profile_cache;
+mod receipts;
 mod schema;
 mod sessions;
 mod sign_in;

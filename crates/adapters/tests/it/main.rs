@@ -7,6 +7,7 @@ mod admin_store;
 mod http_provider;
 mod log_capture;
 mod outbox;
+mod outbox_receipts;
 mod outbox_routes;
 mod plivo;
 mod rate_limit;

@@ -39,4 +39,10 @@ pub trait Housekeeping: Send + Sync {
     /// bounded batches so no long lock is held; safe to run on several
     /// instances at once.
     async fn purge(&self, cutoff: Timestamp) -> Result<PurgeReport, StoreError>;
+
+    /// Drops the sealed payloads of sent texts whose code expired before
+    /// `now`: they were kept so that a receipt saying a text did not
+    /// arrive could have it sent again, which an expired code is not worth.
+    /// Returns how many it dropped.
+    async fn forget_expired_payloads(&self, now: Timestamp) -> Result<u64, StoreError>;
 }

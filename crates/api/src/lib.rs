@@ -48,6 +48,7 @@ pub mod phone_login;
 pub mod phone_verify;
 pub mod pin_auth;
 mod proxies;
+pub mod receipts;
 mod request_id;
 mod routes;
 pub mod server;
@@ -67,6 +68,7 @@ pub fn mounted_routes() -> Vec<MountedRoute> {
         phone_login::mounted(),
         tokens::mounted(),
         ops::mounted(),
+        receipts::mounted(),
         openapi::mounted(),
         // Mounted only with the console SMS provider, but part of the API
         // that a development setup serves, so the spec names it too.
@@ -101,6 +103,9 @@ pub struct Services {
     /// The console providers' messages, with `sms.provider = "console"`
     /// only: then `GET /` serves the developer console ([`console`]).
     pub dev_outbox: Option<Arc<dyn console::DevOutbox>>,
+    /// Delivery receipts, when `server.public_url` is set and a provider
+    /// sends them; otherwise `/receipts/…` answers 404.
+    pub receipts: Option<Arc<receipts::ReceiptEndpoint>>,
 }
 
 impl std::fmt::Debug for Services {
@@ -149,7 +154,8 @@ pub fn router(services: Services, settings: HttpSettings) -> Router {
             &settings.allowed_hosts,
             settings.reset_response_floor,
         ))
-        .merge(ops::router(services.readiness.clone(), services.tokens.clone()));
+        .merge(ops::router(services.readiness.clone(), services.tokens.clone()))
+        .merge(receipts::router(services.receipts.clone()));
     let router = if settings.admin_listener {
         router
     } else {

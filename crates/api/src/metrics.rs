@@ -113,6 +113,8 @@ pub struct Registry {
     failovers: Counters<2>,
     circuits_open: Family<Labels<2>, Gauge>,
     circuit_changes: Counters<3>,
+    receipts: Counters<2>,
+    undelivered_resends: Counters<2>,
 }
 
 /// Registers `metric` under `help`, a sentence. prometheus-client ends
@@ -224,9 +226,25 @@ impl Registry {
             "Providers' circuits opening and closing.",
             circuit_changes.clone(),
         );
+        let receipts = Counters::default();
+        register(
+            &mut families,
+            "receipts",
+            "Providers' delivery receipts, by provider and outcome: recorded, resent (it said the message did not arrive and it went again through another provider), unknown (no message has its id), bad_signature (refused with 403) or malformed.",
+            receipts.clone(),
+        );
+        let undelivered_resends = Counters::default();
+        register(
+            &mut families,
+            "undelivered_resends",
+            "Messages a receipt said did not arrive, sent again through another provider of their route.",
+            undelivered_resends.clone(),
+        );
         Self {
             providers,
             families,
+            receipts,
+            undelivered_resends,
             provider_attempts,
             failovers,
             circuits_open,
@@ -330,6 +348,18 @@ impl Metrics for Registry {
 
     fn phone_locked(&self, purpose: &'static str) {
         self.phone_locks.get_or_create(&labels(["surface"], [purpose])).inc();
+    }
+
+    fn receipt(&self, provider: &'static str, outcome: &'static str) {
+        self.receipts
+            .get_or_create(&labels(["provider", "outcome"], [provider, outcome]))
+            .inc();
+    }
+
+    fn undelivered_resend(&self, from: &str, to: &'static str) {
+        self.undelivered_resends
+            .get_or_create(&labels(["from", "to"], [from, to]))
+            .inc();
     }
 
     fn failover(&self, from: &'static str, to: &'static str) {

@@ -30,7 +30,7 @@ use utoipa_swagger_ui::{Config, SwaggerUi};
 mod undeclared;
 
 use crate::{
-    console, ops, phone_login, phone_verify, pin_auth,
+    console, ops, phone_login, phone_verify, pin_auth, receipts,
     routes::{MountedRoute, Routes},
     tokens,
 };
@@ -64,7 +64,8 @@ pub const DOCS_PATH: &str = "/docs";
         (name = "tokens", description = "Email and password sign-in with device tokens, sign-out, password \
             reset by email, phone verification of a signed-in user, and token introspection for servers. \
             Every path also answers with a `.json` suffix. Errors: `{\"error\": \"…\"}`."),
-        (name = "ops", description = "Liveness, readiness, metrics, the JWKS and this document."),
+        (name = "ops", description = "Liveness, readiness, metrics, the JWKS, providers' delivery receipts and this \
+            document."),
         (name = "console", description = "The developer console, served only with the console SMS provider."),
     )
 )]
@@ -98,6 +99,7 @@ pub fn spec() -> utoipa::openapi::OpenApi {
         phone_login::Doc::openapi(),
         tokens::Doc::openapi(),
         ops::Doc::openapi(),
+        receipts::Doc::openapi(),
         console::Doc::openapi(),
     ] {
         spec.merge(part);

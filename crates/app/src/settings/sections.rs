@@ -139,6 +139,11 @@ pub struct ServerSection {
     /// Seconds in-flight requests get to finish after SIGTERM before
     /// their connections are closed.
     pub shutdown_grace_seconds: u64,
+    /// The URL providers reach this service at (`https://auth.example.com`),
+    /// from which their delivery-receipt callbacks are built
+    /// (`<public_url>/receipts/<provider>`) and against which their
+    /// signatures are checked; unset, no receipts are asked for or taken.
+    pub public_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -15,6 +15,7 @@ pub mod exposure;
 mod instrumented;
 mod jwt_keys;
 mod providers;
+mod receipts;
 mod routes;
 mod secrets;
 pub mod settings;

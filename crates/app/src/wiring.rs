@@ -39,7 +39,7 @@ use crate::{
     config::Config,
     jwt_keys,
     providers::{self, ConsoleOutbox, Delivery, MessengerParts},
-    secrets,
+    receipts, secrets,
     settings::Settings,
 };
 
@@ -308,6 +308,17 @@ pub async fn build_from(config: Config, overrides: Overrides) -> anyhow::Result<
         .with_sign_in_guard(sign_in_guard),
     );
 
+    let receipt_readers = std::collections::HashMap::new();
+    let receipts = receipts::endpoint(
+        receipts::public_url(settings)?,
+        receipts::ReceiptParts {
+            store: store_arc.clone(),
+            messenger: messenger.clone(),
+            clock: clock.clone(),
+            metrics: metrics.clone(),
+            readers: receipt_readers,
+        },
+    );
     let dispatcher = Dispatcher::new(
         store_arc.clone(),
         messenger,
@@ -341,6 +352,7 @@ pub async fn build_from(config: Config, overrides: Overrides) -> anyhow::Result<
                 mail: console_mail.clone(),
             }) as Arc<dyn DevOutbox>
         }),
+        receipts,
     };
     let http = HttpSettings {
         allowed_hosts: AllowedHosts::new(settings.security.allowed_hosts.clone()),

@@ -19,7 +19,7 @@ use wiremock::{
 
 use crate::common::process::{Server, scratch_dir};
 
-const SID: &str = "AC00000000000000000000000000000001";
+pub(crate) const SID: &str = "AC00000000000000000000000000000001";
 const SERVICE: &str = "VA00000000000000000000000000000001";
 const PLIVO_ID: &str = "MAXXXXXXXXXXXXXXXXXX";
 

@@ -8,6 +8,9 @@
 //! - [`telnyx`]: SMS through Telnyx's Messages API, one attempt per message.
 //! - [`vonage`]: SMS through Vonage's SMS API and calls through its Voice API.
 //! - [`http_provider`]: SMS and calls as signed JSON POSTs to any HTTP endpoint.
+//! - Delivery receipts: [`twilio::TwilioReceiptReader`],
+//!   [`vonage::VonageReceiptReader`] and [`http_provider::HttpReceiptReader`]
+//!   verify and read each vendor's signed receipts.
 //! - [`webhook_signature`]: Standard Webhooks signing and verification.
 //! - [`jwt`]: JWTs (HS256, RS256, EdDSA) with a current key and previous keys for rotation.
 //! - [`rate_limit`]: sliding-window rate limiters, in memory for one

@@ -7,7 +7,8 @@
 //! [`crate::webhook_signature`]); `id` is `msg_<outbox id>`, the same on
 //! every attempt and every provider of a route, so the receiver can drop
 //! duplicates. The receiver's side of the contract is in
-//! `docs/providers.md` ("Generic HTTP provider").
+//! `docs/providers.md` ("Generic HTTP provider"). Its delivery receipts,
+//! signed the same way, are read by [`HttpReceiptReader`].
 //!
 //! Each call is one attempt: the dispatcher decides about retries and
 //! fail-over. Nothing here logs or returns the message, the spoken text,
@@ -15,6 +16,7 @@
 //! and errors carry the operation and the HTTP status only.
 
 mod answer;
+mod receipts;
 
 use std::{fmt, sync::Arc, time::Duration};
 
@@ -26,6 +28,7 @@ use phonegate_domain::ports::{
 use secrecy::ExposeSecret as _;
 use serde::Serialize;
 
+pub use self::receipts::HttpReceiptReader;
 use crate::{
     clock::SystemClock,
     random::OsRandom,

@@ -13,6 +13,8 @@
 
 mod error;
 mod http;
+mod messages;
+mod receipts;
 pub mod signature;
 mod twiml;
 
@@ -22,16 +24,13 @@ use async_trait::async_trait;
 use phonegate_domain::{
     otp::{Channel, OtpCode},
     phone::PhoneNumber,
-    ports::{
-        DeliveryError, HostedCheck, HostedVerification, Metrics, NoMetrics, OutgoingCall, OutgoingSms, Sender,
-        SmsSender, VoiceCaller,
-    },
+    ports::{DeliveryError, HostedCheck, HostedVerification, Metrics, NoMetrics, OutgoingCall, Sender, VoiceCaller},
 };
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 
-pub use self::error::TwilioError;
 use self::http::{Failure, Operation};
+pub use self::{error::TwilioError, receipts::TwilioReceiptReader};
 
 /// Where Twilio's REST API (messages and calls) lives.
 pub const DEFAULT_API_BASE_URL: &str = "https://api.twilio.com";
@@ -55,6 +54,9 @@ pub struct TwilioSettings {
     pub messaging_service_sid: Option<String>,
     /// The Verify service (`VA…`) for [`HostedVerification`].
     pub verify_service_sid: Option<String>,
+    /// Where Twilio posts each text's delivery receipts (`StatusCallback`):
+    /// the full URL of `/receipts/<provider name>`. No receipts without it.
+    pub status_callback: Option<String>,
     /// Defaults to [`DEFAULT_API_BASE_URL`]; tests point it at a local
     /// server.
     pub api_base_url: String,
@@ -84,6 +86,7 @@ impl TwilioSettings {
             from_number: None,
             messaging_service_sid: None,
             verify_service_sid: None,
+            status_callback: None,
             api_base_url: DEFAULT_API_BASE_URL.to_owned(),
             verify_base_url: DEFAULT_VERIFY_BASE_URL.to_owned(),
             timeout: Duration::from_secs(10),
@@ -102,6 +105,7 @@ impl fmt::Debug for TwilioSettings {
             .field("from_number", &self.from_number)
             .field("messaging_service_sid", &self.messaging_service_sid)
             .field("verify_service_sid", &self.verify_service_sid)
+            .field("status_callback", &self.status_callback)
             .field("api_base_url", &self.api_base_url)
             .field("verify_base_url", &self.verify_base_url)
             .field("timeout", &self.timeout)
@@ -118,7 +122,7 @@ impl fmt::Debug for TwilioSettings {
 #[error("invalid Twilio settings: {0}")]
 pub struct TwilioSettingsError(String);
 
-/// The Twilio adapter: [`SmsSender`], [`VoiceCaller`] and
+/// The Twilio adapter: [`SmsSender`](phonegate_domain::ports::SmsSender), [`VoiceCaller`] and
 /// [`HostedVerification`]. Cheap to clone (the connection pool is shared).
 #[derive(Debug, Clone)]
 pub struct TwilioClient {
@@ -189,6 +193,9 @@ impl TwilioClient {
         }
         if settings.timeout.is_zero() {
             return Err(invalid("timeout must be positive"));
+        }
+        if let Some(callback) = &settings.status_callback {
+            base_url("status_callback", callback)?;
         }
         let api = base_url("api_base_url", &settings.api_base_url)?;
         let verify_base = base_url("verify_base_url", &settings.verify_base_url)?;
@@ -351,28 +358,6 @@ fn base_url(name: &str, url: &str) -> Result<String, TwilioSettingsError> {
         return Err(TwilioSettingsError(format!("{name} must be an http(s) URL")));
     }
     Ok(url.trim_end_matches('/').to_owned())
-}
-
-#[async_trait]
-impl SmsSender for TwilioClient {
-    async fn send_sms(&self, message: &OutgoingSms) -> Result<(), DeliveryError> {
-        let operation = Operation::SendSms;
-        let settings = &self.inner.settings;
-        let sender = match (&self.sender, &settings.messaging_service_sid, &settings.from_number) {
-            (Some(Sender::MessagingService(service)), _, _) => ("MessagingServiceSid", service.as_str()),
-            (Some(Sender::Number(from) | Sender::Alphanumeric(from)), _, _) => ("From", from.as_str()),
-            (None, Some(service), _) => ("MessagingServiceSid", service.as_str()),
-            (None, None, Some(from)) => ("From", from.as_str()),
-            (None, None, None) => return Err(Self::missing_setting(operation, "from_number or messaging_service_sid")),
-        };
-        let body = message.body.expose_secret();
-        let form = [("To", message.to.as_str()), sender, ("Body", body)];
-        self.post_form(operation, &self.inner.messages_url, &form, &[body])
-            .await
-            .map_err(|failure| self.delivery_error(operation, failure))?;
-        tracing::debug!(operation = operation.as_str(), "Twilio accepted the message");
-        Ok(())
-    }
 }
 
 #[async_trait]

@@ -14,6 +14,8 @@
 
 mod error;
 mod http;
+mod receipts;
+mod signature;
 mod sms;
 mod voice;
 
@@ -21,11 +23,16 @@ use std::{fmt, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use phonegate_domain::ports::{
-    DeliveryError, Metrics, NoMetrics, OutgoingCall, OutgoingSms, Sender, SmsSender, VoiceCaller,
+    DeliveryError, MessageRef, Metrics, NoMetrics, OutgoingCall, OutgoingSms, ProviderMessageId, Sender, SmsSender,
+    VoiceCaller,
 };
 use secrecy::{ExposeSecret as _, SecretString};
 
 use self::http::{Failure, Operation};
+pub use self::{
+    receipts::VonageReceiptReader,
+    signature::{UnknownSignatureMethod, VonageSignatureMethod},
+};
 
 /// Where the SMS API lives.
 pub const DEFAULT_SMS_BASE_URL: &str = "https://rest.nexmo.com";
@@ -58,6 +65,17 @@ pub struct VonageSettings {
     pub voice_language: String,
     /// The limit for one request, from connecting to reading the answer.
     pub timeout: Duration,
+    /// Where Vonage sends each text's delivery receipts (the SMS API's
+    /// `callback`, at most 100 characters): the full URL of
+    /// `/receipts/<provider name>`. Unset, the account's webhook is used.
+    pub receipt_url: Option<String>,
+    /// The account's signature secret (not the API secret), which signs
+    /// its webhooks once Vonage has turned signed webhooks on. Receipts
+    /// are refused without it: unsigned ones could be forged.
+    pub signature_secret: Option<SecretString>,
+    /// How the account signs, as chosen in Vonage's dashboard (default
+    /// `md5hash`, Vonage's default).
+    pub signature_method: VonageSignatureMethod,
 }
 
 impl VonageSettings {
@@ -74,6 +92,9 @@ impl VonageSettings {
             voice_base_url: DEFAULT_VOICE_BASE_URL.to_owned(),
             voice_language: "en-US".to_owned(),
             timeout: Duration::from_secs(10),
+            receipt_url: None,
+            signature_secret: None,
+            signature_method: VonageSignatureMethod::default(),
         }
     }
 }
@@ -90,6 +111,12 @@ impl fmt::Debug for VonageSettings {
             .field("voice_base_url", &self.voice_base_url)
             .field("voice_language", &self.voice_language)
             .field("timeout", &self.timeout)
+            .field("receipt_url", &self.receipt_url)
+            .field(
+                "signature_secret",
+                &self.signature_secret.as_ref().map(|_| "[redacted]"),
+            )
+            .field("signature_method", &self.signature_method)
             .finish()
     }
 }
@@ -148,6 +175,20 @@ impl VonageClient {
         }
         if settings.timeout.is_zero() {
             return Err(invalid("timeout must be positive"));
+        }
+        if let Some(url) = &settings.receipt_url {
+            base_url("receipt_url", url)?;
+            // Vonage refuses a longer `callback`.
+            if url.len() > 100 {
+                return Err(invalid("receipt_url must be at most 100 characters (Vonage's limit)"));
+            }
+        }
+        if settings
+            .signature_secret
+            .as_ref()
+            .is_some_and(|secret| secret.expose_secret().is_empty())
+        {
+            return Err(invalid("signature_secret must not be empty when set"));
         }
         let sms_url = format!("{}/sms/json", base_url("sms_base_url", &settings.sms_base_url)?);
         let calls_url = format!("{}/v1/calls", base_url("voice_base_url", &settings.voice_base_url)?);
@@ -326,26 +367,52 @@ fn base_url(name: &str, url: &str) -> Result<String, VonageSettingsError> {
     Ok(url.trim_end_matches('/').to_owned())
 }
 
-#[async_trait]
-impl SmsSender for VonageClient {
-    async fn send_sms(&self, message: &OutgoingSms) -> Result<(), DeliveryError> {
+impl VonageClient {
+    /// Sends one text and returns its first part's `message-id`, which
+    /// that part's receipts name (each part of a long text has its own id
+    /// and receipts; a code fits in one part).
+    async fn send_text(&self, message: &OutgoingSms) -> Result<Option<ProviderMessageId>, DeliveryError> {
         let operation = Operation::SendSms;
         let from = self.sms_sender()?;
         let settings = &self.inner.settings;
-        let form = sms::form(
+        let mut form = sms::form(
             &settings.api_key,
             settings.api_secret.expose_secret(),
             from,
             message.to.as_str(),
             message.body.expose_secret(),
         );
+        if let Some(url) = settings.receipt_url.as_deref() {
+            form.push(("callback", url));
+        }
         let request = self.inner.http.post(&self.inner.sms_url).form(&form);
-        let parts = http::send(request)
+        let accepted = http::send(request)
             .await
             .and_then(|answer| sms::outcome(&answer))
             .map_err(|failure| self.delivery_error(operation, failure))?;
-        tracing::debug!(operation = operation.as_str(), parts, "Vonage accepted the message");
-        Ok(())
+        tracing::debug!(
+            operation = operation.as_str(),
+            parts = accepted.parts,
+            "Vonage accepted the message"
+        );
+        Ok(accepted.message_id)
+    }
+}
+
+#[async_trait]
+impl SmsSender for VonageClient {
+    async fn send_sms(&self, message: &OutgoingSms) -> Result<(), DeliveryError> {
+        self.send_text(message).await.map(|_| ())
+    }
+
+    /// The first part's `message-id` is the id its receipts name.
+    async fn send_queued_sms(
+        &self,
+        message: &OutgoingSms,
+        queued: MessageRef,
+    ) -> Result<Option<ProviderMessageId>, DeliveryError> {
+        let _ = queued;
+        self.send_text(message).await
     }
 }
 

@@ -8,6 +8,7 @@
 //! string, `"0"` meaning accepted
 //! (<https://developer.vonage.com/en/messaging/sms/guides/troubleshooting-sms>).
 
+use phonegate_domain::ports::ProviderMessageId;
 use serde::Deserialize;
 
 use super::{
@@ -48,11 +49,22 @@ struct SmsAnswer {
 #[derive(Deserialize)]
 struct MessageStatus {
     status: String,
+    #[serde(rename = "message-id")]
+    message_id: Option<String>,
     #[serde(rename = "error-text")]
     error_text: Option<String>,
 }
 
-/// What Vonage's answer means: the number of parts accepted, or the
+/// A text Vonage accepted.
+#[derive(Debug)]
+pub(super) struct Accepted {
+    /// How many parts it was split into (0 when the answer did not say).
+    pub(super) parts: usize,
+    /// The first part's `message-id`, when the answer names one.
+    pub(super) message_id: Option<ProviderMessageId>,
+}
+
+/// What Vonage's answer means: the parts accepted, or the
 /// refusal of the first part that was not (a part refused means the user
 /// does not get the whole code, so the text as a whole failed).
 ///
@@ -61,7 +73,7 @@ struct MessageStatus {
 /// the text to the route's next provider, a duplicate the user sees every
 /// time a proxy mangles the body. Any other HTTP status is read by
 /// [`error::http_refusal`].
-pub(super) fn outcome(answer: &Answer) -> Result<usize, Failure> {
+pub(super) fn outcome(answer: &Answer) -> Result<Accepted, Failure> {
     if !(200..300).contains(&answer.status) {
         return Err(Failure::Refused(error::http_refusal(
             answer.status,
@@ -77,10 +89,20 @@ pub(super) fn outcome(answer: &Answer) -> Result<usize, Failure> {
             http_status = answer.status,
             "Vonage answered success without readable message statuses; counted as accepted"
         );
-        return Ok(0);
+        return Ok(Accepted {
+            parts: 0,
+            message_id: None,
+        });
     };
     match parsed.messages.iter().find(|message| message.status.trim() != "0") {
-        None => Ok(parsed.messages.len()),
+        None => Ok(Accepted {
+            parts: parsed.messages.len(),
+            message_id: parsed
+                .messages
+                .first()
+                .and_then(|first| first.message_id.clone())
+                .and_then(ProviderMessageId::new),
+        }),
         Some(refused) => Err(Failure::Refused(Refusal {
             http_status: answer.status,
             vonage_status: Some(error::status_code(&refused.status)),
@@ -159,8 +181,13 @@ mod tests {
 
     #[test]
     fn every_part_must_be_accepted() {
-        let ok = r#"{"message-count": "2", "messages": [{"status": "0"}, {"status": "0"}]}"#;
-        assert_eq!(outcome(&answer(200, ok)).ok(), Some(2));
+        let ok = r#"{"message-count": "2", "messages": [{"status": "0", "message-id": "0A01"}, {"status": "0", "message-id": "0A02"}]}"#;
+        let accepted = outcome(&answer(200, ok)).unwrap();
+        assert_eq!(accepted.parts, 2);
+        assert_eq!(
+            accepted.message_id.as_ref().map(ProviderMessageId::as_str),
+            Some("0A01")
+        );
         let partial = r#"{"message-count": "2", "messages": [{"status": "0"}, {"status": "9", "error-text": "Quota Exceeded - rejected"}]}"#;
         let Err(Failure::Refused(refusal)) = outcome(&answer(200, partial)) else {
             panic!("a refused part fails the text");
@@ -172,7 +199,16 @@ mod tests {
     #[test]
     fn an_unreadable_success_counts_as_accepted() {
         for body in ["", "<html>", r#"{"messages": []}"#, r#"{"messages": [{"status": 0}]}"#] {
-            assert!(matches!(outcome(&answer(200, body)), Ok(0)), "{body}");
+            assert!(
+                matches!(
+                    outcome(&answer(200, body)),
+                    Ok(Accepted {
+                        parts: 0,
+                        message_id: None
+                    })
+                ),
+                "{body}"
+            );
         }
     }
 }

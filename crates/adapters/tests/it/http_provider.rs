@@ -28,6 +28,7 @@ use wiremock::{
 };
 
 mod answers;
+mod receipts;
 mod secrets;
 
 /// The receiver's key; the provider is configured with its `whsec_` form.

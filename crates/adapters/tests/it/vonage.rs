@@ -4,6 +4,7 @@
 //! documented answer maps onto the right `DeliveryError` after exactly one
 //! request.
 
+mod receipts;
 mod secrets;
 mod sms;
 mod voice;

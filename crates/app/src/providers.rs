@@ -144,6 +144,8 @@ fn twilio_client(settings: &Settings) -> anyhow::Result<TwilioClient> {
     client.voice_language = twilio.voice_language.clone();
     client.max_attempts = twilio.max_attempts;
     client.retry_base_delay = Duration::from_millis(twilio.retry_base_delay_ms);
+    client.status_callback =
+        crate::receipts::public_url(settings)?.map(|url| crate::receipts::callback_url(&url, "twilio"));
     if settings.uses_provider(SmsProvider::TwilioVerify) && twilio.verify_service_sid.is_none() {
         bail!("twilio.verify_service_sid is required when a route names \"twilio_verify\"");
     }

@@ -10,7 +10,13 @@ use phonegate_domain::{
     ports::{Clock, Metrics, ReceiptReader, ReceiptStore},
 };
 
-use crate::settings::Settings;
+use anyhow::Context as _;
+use phonegate_adapters::{http_provider::HttpReceiptReader, twilio::TwilioReceiptReader, vonage::VonageReceiptReader};
+
+use crate::{
+    settings::{Settings, SmsProvider},
+    vendors,
+};
 
 /// `server.public_url` checked: an absolute http(s) URL with no query or
 /// fragment, returned without its trailing slash; `None` when unset.
@@ -64,4 +70,50 @@ pub(crate) fn endpoint(public_url: Option<String>, parts: ReceiptParts) -> Optio
         public_url,
         metrics: parts.metrics,
     }))
+}
+
+/// A receipt reader for each provider in use that sends receipts (Twilio,
+/// Vonage, the generic provider), by its configured name; none without
+/// `server.public_url`, since no provider is then told where to send them.
+pub(crate) fn readers(
+    settings: &Settings,
+    clock: &Arc<dyn Clock>,
+) -> anyhow::Result<HashMap<&'static str, Arc<dyn ReceiptReader>>> {
+    let mut readers: HashMap<&'static str, Arc<dyn ReceiptReader>> = HashMap::new();
+    if public_url(settings)?.is_none() {
+        return Ok(readers);
+    }
+    for provider in settings.providers_in_use() {
+        let name = provider.as_str();
+        let reader: Arc<dyn ReceiptReader> = match provider {
+            SmsProvider::Twilio => {
+                let token = settings
+                    .twilio
+                    .auth_token
+                    .clone()
+                    .context("twilio.auth_token is required with a Twilio provider")?;
+                Arc::new(TwilioReceiptReader::new(name, token))
+            }
+            SmsProvider::Vonage => Arc::new(
+                VonageReceiptReader::new(
+                    name,
+                    settings.vonage.signature_secret.clone(),
+                    vendors::vonage_signature_method(settings)?,
+                )
+                .with_clock(Arc::clone(clock)),
+            ),
+            SmsProvider::Http => {
+                Arc::new(HttpReceiptReader::new(name, vendors::http_secret(settings)?).with_clock(Arc::clone(clock)))
+            }
+            // Verify has no per-message receipts; Plivo's and Telnyx's are
+            // not taken yet, and the console and null providers send none.
+            SmsProvider::TwilioVerify
+            | SmsProvider::Plivo
+            | SmsProvider::Telnyx
+            | SmsProvider::Console
+            | SmsProvider::Null => continue,
+        };
+        readers.insert(name, reader);
+    }
+    Ok(readers)
 }

@@ -9,13 +9,13 @@ use phonegate_adapters::{
     http_provider::{HttpProvider, HttpProviderSettings},
     plivo::{PlivoClient, PlivoSettings},
     telnyx::{TelnyxClient, TelnyxSettings},
-    vonage::{VonageClient, VonageSettings},
+    vonage::{VonageClient, VonageSettings, VonageSignatureMethod},
     webhook_signature::WebhookSecret,
 };
 use phonegate_domain::ports::Sender;
 use secrecy::ExposeSecret as _;
 
-use crate::settings::Settings;
+use crate::{receipts, settings::Settings};
 
 /// A provider's own sender (`<section>.from`), parsed.
 fn from(key: &str, text: Option<&String>) -> anyhow::Result<Option<Sender>> {
@@ -41,7 +41,28 @@ pub(crate) fn vonage(settings: &Settings) -> anyhow::Result<VonageClient> {
     client.voice_base_url = section.voice_base_url.clone();
     client.voice_language = section.voice_language.clone();
     client.timeout = Duration::from_secs(section.timeout_seconds);
+    client.receipt_url = receipts::public_url(settings)?.map(|url| receipts::callback_url(&url, "vonage"));
+    client.signature_secret = section.signature_secret.clone();
+    client.signature_method = vonage_signature_method(settings)?;
     VonageClient::new(client).map_err(|error| anyhow::anyhow!("[vonage]: {error}"))
+}
+
+/// `vonage.signature_method`, checked.
+pub(crate) fn vonage_signature_method(settings: &Settings) -> anyhow::Result<VonageSignatureMethod> {
+    let text = &settings.vonage.signature_method;
+    text.parse().map_err(|_| {
+        anyhow::anyhow!("vonage.signature_method = {text:?} is not one of md5hash, md5, sha1, sha256, sha512")
+    })
+}
+
+/// `http_provider.secret`, checked.
+pub(crate) fn http_secret(settings: &Settings) -> anyhow::Result<WebhookSecret> {
+    let secret = settings
+        .http_provider
+        .secret
+        .as_ref()
+        .context("http_provider.secret is required when a route names http")?;
+    WebhookSecret::parse(secret.expose_secret()).map_err(|error| anyhow::anyhow!("http_provider.secret: {error}"))
 }
 
 pub(crate) fn plivo(settings: &Settings) -> anyhow::Result<PlivoClient> {
@@ -81,13 +102,7 @@ pub(crate) fn http(settings: &Settings) -> anyhow::Result<HttpProvider> {
         .url
         .clone()
         .context("http_provider.url is required when a route names http")?;
-    let secret = section
-        .secret
-        .as_ref()
-        .context("http_provider.secret is required when a route names http")?;
-    let secret = WebhookSecret::parse(secret.expose_secret())
-        .map_err(|error| anyhow::anyhow!("http_provider.secret: {error}"))?;
-    let mut client = HttpProviderSettings::new(url, secret);
+    let mut client = HttpProviderSettings::new(url, http_secret(settings)?);
     client.from = from("http_provider.from", section.from.as_ref())?;
     client.locale = section.locale.clone();
     client.timeout = Duration::from_secs(section.timeout_seconds);

@@ -308,7 +308,7 @@ pub async fn build_from(config: Config, overrides: Overrides) -> anyhow::Result<
         .with_sign_in_guard(sign_in_guard),
     );
 
-    let receipt_readers = std::collections::HashMap::new();
+    let receipt_readers = receipts::readers(settings, &clock)?;
     let receipts = receipts::endpoint(
         receipts::public_url(settings)?,
         receipts::ReceiptParts {

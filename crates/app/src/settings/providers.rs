@@ -120,6 +120,12 @@ pub struct VonageSection {
     pub voice_base_url: String,
     pub voice_language: String,
     pub timeout_seconds: u64,
+    /// The account's signature secret, with which Vonage signs delivery
+    /// receipts; without it every Vonage receipt is refused.
+    pub signature_secret: Option<SecretString>,
+    /// How Vonage signs: `md5hash` (its default), `md5`, `sha1`, `sha256`
+    /// or `sha512`.
+    pub signature_method: String,
 }
 
 /// `[plivo]`: the Message API.

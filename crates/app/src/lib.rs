@@ -18,6 +18,7 @@ mod providers;
 mod routes;
 mod secrets;
 pub mod settings;
+pub mod stats;
 pub mod telemetry;
 mod vendors;
 mod wiring;

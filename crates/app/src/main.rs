@@ -344,7 +344,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     }
     let overrides = Overrides::default();
     let clock = overrides.clock.clone();
-    let app = build_from(config, overrides).await?;
+    let app = Box::pin(build_from(config, overrides)).await?;
     let limits = exposure::server_limits(&settings);
     // The admin listener is bound first, so that once the public one
     // accepts connections both are up.

@@ -161,10 +161,14 @@ pub enum Outbox {
     LastError,
     ChallengeId,
     Provider,
+    #[allow(dead_code, reason = "the delivery receipts of issue 17, built beside this, use it")]
     ProviderMessageId,
     DeliveryStatus,
+    #[allow(dead_code, reason = "the delivery receipts of issue 17, built beside this, use it")]
     DeliveryError,
+    #[allow(dead_code, reason = "the delivery receipts of issue 17, built beside this, use it")]
     ReceiptAt,
+    #[allow(dead_code, reason = "the delivery receipts of issue 17, built beside this, use it")]
     AvoidProvider,
 }
 

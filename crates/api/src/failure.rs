@@ -102,7 +102,9 @@ impl From<StoreError> for Failure {
 impl From<Refusal> for Failure {
     fn from(refusal: Refusal) -> Self {
         match refusal {
-            Refusal::RateLimited { retry_after } | Refusal::BudgetExhausted { retry_after } => Self::TooManyRequests {
+            Refusal::RateLimited { retry_after }
+            | Refusal::BudgetExhausted { retry_after }
+            | Refusal::LowConversion { retry_after } => Self::TooManyRequests {
                 retry_after: Some(retry_after),
             },
             Refusal::DestinationNotAllowed | Refusal::NotMobile => Self::UndeliverableNumber,

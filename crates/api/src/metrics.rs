@@ -23,6 +23,7 @@ use prometheus_client::{
     registry::{Metric, Registry as Families},
 };
 
+mod conversion;
 mod exposition;
 mod http;
 
@@ -115,6 +116,7 @@ pub struct Registry {
     circuit_changes: Counters<3>,
     receipts: Counters<2>,
     undelivered_resends: Counters<2>,
+    conversion: conversion::Conversion,
 }
 
 /// Registers `metric` under `help`, a sentence. prometheus-client ends
@@ -240,8 +242,10 @@ impl Registry {
             "Messages a receipt said did not arrive, sent again through another provider of their route.",
             undelivered_resends.clone(),
         );
+        let conversion = conversion::Conversion::register(&mut families);
         Self {
             providers,
+            conversion,
             families,
             receipts,
             undelivered_resends,
@@ -375,6 +379,26 @@ impl Metrics for Registry {
             .get_or_create(&labels(["provider", "channel", "change"], [provider, channel, change]))
             .inc();
     }
+
+    fn code_sent(&self, provider: &'static str, calling_code: &str) {
+        self.conversion.sent(provider, calling_code);
+    }
+
+    fn code_delivered(&self, provider: &'static str, calling_code: &str) {
+        self.conversion.delivered(provider, calling_code);
+    }
+
+    fn code_verified(&self, provider: &str, calling_code: &str) {
+        self.conversion.verified(provider, calling_code);
+    }
+
+    fn pumping_held(&self, prefix: &str) {
+        self.conversion.held(prefix);
+    }
+
+    fn pumping_tripped(&self, prefix: &str, tripped: bool) {
+        self.conversion.tripped(prefix, tripped);
+    }
 }
 
 #[cfg(test)]
@@ -457,6 +481,27 @@ mod tests {
             found.sort_unstable();
             (sample_name == name && found == wanted).then_some(value)
         })
+    }
+
+    #[test]
+    fn conversion_is_counted_by_provider_and_calling_code_with_the_pumping_guard() {
+        let registry = registry();
+        registry.code_sent("twilio", "44");
+        registry.code_sent("twilio", "44");
+        registry.code_delivered("twilio", "44");
+        registry.code_verified("none", "33");
+        registry.pumping_held("4479");
+        registry.pumping_tripped("4479", true);
+        let text = open_metrics(&registry);
+        for line in [
+            "phonegate_otp_sends_total{provider=\"twilio\",calling_code=\"44\"} 2",
+            "phonegate_otp_deliveries_total{provider=\"twilio\",calling_code=\"44\"} 1",
+            "phonegate_otp_verifications_total{provider=\"none\",calling_code=\"33\"} 1",
+            "phonegate_pumping_held_total{prefix=\"4479\"} 1",
+            "phonegate_pumping_tripped{prefix=\"4479\"} 1",
+        ] {
+            assert!(text.lines().any(|sample| sample == line), "{line} in\n{text}");
+        }
     }
 
     #[test]

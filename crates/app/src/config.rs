@@ -19,7 +19,7 @@ use phonegate_adapters::{
 };
 use phonegate_api::ClientIpSource;
 use phonegate_domain::{
-    abuse::{AbuseSettings, phone_lockout::LockoutSettings, sign_in::SignInLimits},
+    abuse::{AbuseSettings, phone_lockout::LockoutSettings, pumping::PumpingSettings, sign_in::SignInLimits},
     delivery::MessageTemplates,
     otp::{OtpPolicy, TestNumbers},
     phone::{MobileRule, PhonePolicy},
@@ -35,6 +35,7 @@ use crate::{
 
 mod lockout;
 mod policies;
+mod pumping;
 mod sign_in;
 
 /// The settings, checked. Built by [`Config::new`] (what the service needs
@@ -56,6 +57,7 @@ pub struct Config {
     pub(crate) phones: PhonePolicies,
     pub(crate) mobile_rule: MobileRule,
     pub(crate) abuse: AbuseSettings,
+    pub(crate) pumping: PumpingSettings,
     pub(crate) sign_in: SignInLimits,
     pub(crate) lockout: LockoutSettings,
     pub(crate) client_ip: ClientIpSource,
@@ -211,6 +213,7 @@ impl Config {
             &settings.phone_login.allowed_prefixes,
         )?;
         let abuse = policies::abuse_settings(settings)?;
+        let pumping = pumping::pumping_settings(settings)?;
         let sign_in = sign_in::limits(settings)?;
         let lockout = lockout::lockout_settings(settings)?;
         warnings.extend(lockout::guessing_warnings(settings));
@@ -267,6 +270,7 @@ impl Config {
                 settings.pin_auth.mobile_digits_after_prefix,
             ),
             abuse,
+            pumping,
             sign_in,
             lockout,
             client_ip,

@@ -19,6 +19,7 @@ mod receipts;
 mod routes;
 mod secrets;
 pub mod settings;
+pub mod stats;
 pub mod telemetry;
 mod vendors;
 mod wiring;

@@ -45,6 +45,9 @@ enum Command {
     /// Inspect the settings.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Conversion of codes per calling code and provider, last hour and
+    /// last day; prints {"last_hour": [...], "last_day": [...]}.
+    Stats,
 }
 
 #[derive(Debug, Subcommand)]
@@ -167,6 +170,15 @@ async fn run() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Config(ConfigCommand::Check) => config_check(cli.config.as_deref(), Ok(settings)),
+        Command::Stats => {
+            let (db, _) = migrate_database(&settings, &SystemClock).await?;
+            let store = phonegate_adapters::sql::SqlStore::new(db);
+            let now = phonegate_domain::ports::Clock::now(&SystemClock);
+            let report = phonegate::stats::conversion_report(&store, now).await;
+            store.db().close().await;
+            print_json(&report?);
+            Ok(())
+        }
         Command::Apps(command) => {
             let app = build(&settings, Overrides::default()).await?;
             let result = apps(&app, command).await;
@@ -332,7 +344,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     }
     let overrides = Overrides::default();
     let clock = overrides.clock.clone();
-    let app = build_from(config, overrides).await?;
+    let app = Box::pin(build_from(config, overrides)).await?;
     let limits = exposure::server_limits(&settings);
     // The admin listener is bound first, so that once the public one
     // accepts connections both are up.

@@ -72,6 +72,7 @@ const LIST_KEYS: &[&str] = &[
     "phone_login.allowed_prefixes",
     "abuse.allowed_regions",
     "abuse.allowed_prefixes",
+    "abuse.pumping.prefixes",
 ];
 
 /// Settings that only a config file can hold (lists of tables). Their

@@ -22,7 +22,7 @@ use phonegate_api::{
     metrics::{DeliveryProviders, Registry},
 };
 use phonegate_domain::{
-    abuse::{AbuseCounters, SendGuard, phone_lockout::PhoneLockout, sign_in::SignInGuard},
+    abuse::{AbuseCounters, SendGuard, phone_lockout::PhoneLockout, pumping::PumpingGuard, sign_in::SignInGuard},
     delivery::breaker::BreakerSettings,
     otp::{OtpEngine, SecretHasher, TestNumbers},
     outbox::{DispatchSettings, Dispatcher},
@@ -140,6 +140,7 @@ pub async fn build_from(config: Config, overrides: Overrides) -> anyhow::Result<
         phones,
         mobile_rule,
         abuse,
+        pumping,
         sign_in,
         lockout,
         client_ip,
@@ -234,9 +235,15 @@ pub async fn build_from(config: Config, overrides: Overrides) -> anyhow::Result<
     // rotating signing keys leaves every stored hash valid.
     let hasher = secrets::hasher(&secret);
     let store_arc = Arc::new(store.clone());
+    // Counted from the challenges, so every instance on the database holds
+    // the same prefixes.
+    let pumping = PumpingGuard::new(store_arc.clone(), pumping)
+        .with_verified_phones(store_arc.clone())
+        .with_metrics(metrics.clone());
     let mut otp = OtpEngine::new(store_arc.clone(), clock.clone(), random.clone(), hasher)
         .with_test_numbers(test_numbers.clone())
         .with_guard(guard)
+        .with_pumping(pumping)
         .with_lockout(lockout)
         .with_metrics(metrics.clone());
     if let Some(hosted) = hosted {

@@ -72,6 +72,10 @@ pub enum Refusal {
     /// The deployment's SMS budget for this hour is spent.
     #[error("the SMS budget is exhausted; retry after {} s", retry_after.as_secs())]
     BudgetExhausted { retry_after: Duration },
+    /// Codes sent to this number's prefix are not being verified (see
+    /// [`pumping`]): sends to it are held to a trickle.
+    #[error("sends to this prefix are held (low conversion); retry after {} s", retry_after.as_secs())]
+    LowConversion { retry_after: Duration },
     /// The deployment does not send to this country or prefix.
     #[error("this deployment does not send codes to this number's country or prefix")]
     DestinationNotAllowed,
@@ -88,7 +92,9 @@ impl Refusal {
     /// When the client may try again, for `Retry-After`.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            Self::RateLimited { retry_after } | Self::BudgetExhausted { retry_after } => Some(*retry_after),
+            Self::RateLimited { retry_after }
+            | Self::BudgetExhausted { retry_after }
+            | Self::LowConversion { retry_after } => Some(*retry_after),
             _ => None,
         }
     }
@@ -479,7 +485,12 @@ fn ip_key(ip: IpAddr) -> String {
 /// ITU's prefix-free assignment: 1, 7 and the 2-digit codes are listed; the
 /// rest are 3 digits.
 pub fn calling_code(phone: &PhoneNumber) -> &str {
-    let digits = phone.as_str().trim_start_matches('+');
+    calling_code_of(phone.as_str().trim_start_matches('+'))
+}
+
+/// The calling code that `digits` (an E.164 number or prefix, no `+`)
+/// starts with; all of `digits` when they are shorter than one.
+pub fn calling_code_of(digits: &str) -> &str {
     const TWO_DIGIT: &[&str] = &[
         "20", "27", "30", "31", "32", "33", "34", "36", "39", "40", "41", "43", "44", "45", "46", "47", "48", "49",
         "51", "52", "53", "54", "55", "56", "57", "58", "60", "61", "62", "63", "64", "65", "66", "81", "82", "84",
@@ -496,6 +507,7 @@ pub fn calling_code(phone: &PhoneNumber) -> &str {
 }
 
 pub mod phone_lockout;
+pub mod pumping;
 
 #[cfg(test)]
 mod tests;

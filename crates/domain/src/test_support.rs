@@ -182,6 +182,7 @@ pub fn challenge_store(world: &Arc<World>) -> MockChallengeStore {
             max_attempts: row.challenge.max_attempts,
             expires_at: row.challenge.expires_at,
             hosted: Some(row.hosted),
+            provider: None,
         }))
     });
     let w = world.clone();

@@ -34,7 +34,13 @@ struct AttemptRow {
     max_attempts: i32,
     expires_at: i64,
     hosted: Option<bool>,
+    provider: Option<String>,
 }
+
+/// The provider of the newest message of the challenge being updated that
+/// a provider has tried (decoys have none), as `provider`.
+const LAST_PROVIDER: &str = "(SELECT outbox.provider FROM outbox WHERE outbox.challenge_id = otp_challenges.id \
+     AND outbox.provider IS NOT NULL ORDER BY outbox.id DESC LIMIT 1) AS provider";
 
 #[derive(sqlx::FromRow)]
 struct ChallengeStateRow {
@@ -74,7 +80,7 @@ pub(super) fn supersede_live(challenge: &NewChallenge) -> UpdateStatement {
 }
 
 /// The columns a challenge is written with, in the order of [`challenge_values`].
-const CHALLENGE_COLUMNS: [OtpChallenges; 13] = [
+const CHALLENGE_COLUMNS: [OtpChallenges; 14] = [
     OtpChallenges::Purpose,
     OtpChallenges::Phone,
     OtpChallenges::UserId,
@@ -88,11 +94,18 @@ const CHALLENGE_COLUMNS: [OtpChallenges; 13] = [
     OtpChallenges::CreatedAt,
     OtpChallenges::ExpiresAt,
     OtpChallenges::Hosted,
+    OtpChallenges::SentPrefix,
 ];
 
 /// The challenge's values; `message` is the row written with it, whose
-/// kind says whether a provider makes (and must check) its code.
-fn challenge_values(challenge: &NewChallenge, message: Option<&SealedRow>) -> [Expr; 13] {
+/// kind says whether a provider makes (and must check) its code. The sent
+/// prefix is written only with a message that is really queued, so decoys
+/// and test numbers never count as sends, whatever the caller set.
+fn challenge_values(challenge: &NewChallenge, message: Option<&SealedRow>) -> [Expr; 14] {
+    let sent_prefix = challenge
+        .sent_prefix
+        .clone()
+        .filter(|_| message.is_some_and(SealedRow::wakes));
     [
         challenge.purpose.as_str().into(),
         challenge.phone.as_str().into(),
@@ -107,6 +120,7 @@ fn challenge_values(challenge: &NewChallenge, message: Option<&SealedRow>) -> [E
         challenge.created_at.unix_millis().into(),
         challenge.expires_at.unix_millis().into(),
         message.is_some_and(SealedRow::carries_hosted_code).into(),
+        sent_prefix.into(),
     ]
 }
 
@@ -221,16 +235,20 @@ impl ChallengeStore for SqlStore {
             .and_where(Expr::col(OtpChallenges::State).eq(state::LIVE))
             .and_where(Expr::col(OtpChallenges::ExpiresAt).gt(now.unix_millis()))
             .and_where(Expr::col(OtpChallenges::Attempts).lt(Expr::col(OtpChallenges::MaxAttempts)))
-            .returning(Query::returning().columns([
-                OtpChallenges::Id,
-                OtpChallenges::Phone,
-                OtpChallenges::UserId,
-                OtpChallenges::DeviceBinding,
-                OtpChallenges::CodeHash,
-                OtpChallenges::Attempts,
-                OtpChallenges::MaxAttempts,
-                OtpChallenges::ExpiresAt,
-                OtpChallenges::Hosted,
+            // The provider that last tried the challenge's message, for
+            // the conversion metrics: one indexed look-up (outbox_challenge)
+            // in the same statement, so a check costs no extra round trip.
+            .returning(Query::returning().exprs([
+                Expr::col(OtpChallenges::Id),
+                Expr::col(OtpChallenges::Phone),
+                Expr::col(OtpChallenges::UserId),
+                Expr::col(OtpChallenges::DeviceBinding),
+                Expr::col(OtpChallenges::CodeHash),
+                Expr::col(OtpChallenges::Attempts),
+                Expr::col(OtpChallenges::MaxAttempts),
+                Expr::col(OtpChallenges::ExpiresAt),
+                Expr::col(OtpChallenges::Hosted),
+                Expr::cust(LAST_PROVIDER),
             ]))
             .to_owned();
         if let Some(row) = self
@@ -252,6 +270,7 @@ impl ChallengeStore for SqlStore {
                 max_attempts: u32::try_from(row.max_attempts).unwrap_or(0),
                 expires_at: Timestamp::from_unix_millis(row.expires_at),
                 hosted: row.hosted,
+                provider: row.provider,
             }));
         }
         // Nothing was spent: find out why, for the caller's error message,
@@ -304,6 +323,7 @@ mod tests {
             max_attempts: 5,
             created_at: Timestamp::from_unix_millis(1),
             expires_at: Timestamp::from_unix_millis(2),
+            sent_prefix: Some("852".into()),
         };
         let (sql, _) = replace_live_statement(&challenge, None)
             .unwrap()

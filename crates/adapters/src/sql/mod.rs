@@ -4,6 +4,7 @@ mod access_codes;
 mod accounts;
 mod applications;
 mod challenges;
+mod conversion;
 pub mod db;
 mod devices;
 mod housekeeping;

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, reason = "a panic is how a test reports failure")]
 
 mod admin_store;
+mod conversion;
 mod http_provider;
 mod log_capture;
 mod outbox;

@@ -49,6 +49,7 @@ pub(crate) fn challenge(n: u32, created_at: Timestamp) -> NewChallenge {
         max_attempts: 5,
         created_at,
         expires_at: created_at.plus(Duration::from_secs(600)),
+        sent_prefix: Some("852".into()),
     }
 }
 

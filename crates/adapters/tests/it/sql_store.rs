@@ -50,6 +50,7 @@ fn challenge(lookup: u8, phone_text: &str, user: Option<UserId>) -> NewChallenge
         max_attempts: 5,
         created_at: NOW,
         expires_at: NOW.plus(Duration::from_secs(600)),
+        sent_prefix: None,
     }
 }
 

@@ -840,6 +840,7 @@ async fn queued_text(
         max_attempts: 5,
         created_at: now,
         expires_at: now.plus(Duration::from_secs(600)),
+        sent_prefix: None,
     };
     let message = Outgoing::Message(OutboxMessage {
         envelope: Envelope::Sms(sms()),

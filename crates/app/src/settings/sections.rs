@@ -56,6 +56,27 @@ pub struct AbuseSection {
     /// Percent of each hourly budget only numbers that have verified before
     /// may spend (0 to 100; rounded down).
     pub returning_reserve_percent: u8,
+    /// The guard per destination prefix on conversion (`[abuse.pumping]`).
+    pub pumping: PumpingSection,
+}
+
+/// Sends to a prefix whose codes are not verified are held
+/// (docs/configuration.md says why the defaults are what they are).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PumpingSection {
+    pub enabled: bool,
+    /// Sends to a prefix in the window before its conversion is judged.
+    pub min_sends: u32,
+    /// The least share of those sends, in percent, that must be verified.
+    pub min_conversion_percent: u8,
+    pub window_seconds: u64,
+    /// Sends per minute, all instances together, to a tripped prefix.
+    pub held_per_minute: u32,
+    /// Prefixes (digits, no `+`) judged apart from their calling code.
+    pub prefixes: Vec<String>,
+    /// How long an instance trusts a prefix's verdict.
+    pub verdict_cache_seconds: u64,
 }
 
 /// Password sign-in's throttles and account lockout, the per-IP limit of

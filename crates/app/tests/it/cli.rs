@@ -57,6 +57,14 @@ fn fails(dir: &Path, args: &[&str]) -> String {
 }
 
 #[test]
+fn stats_prints_the_last_hour_and_day() {
+    let dir = scratch_dir("cli-stats");
+    let stats = ok(&dir, &["stats"]);
+    assert_eq!(stats["last_hour"], serde_json::json!([]), "{stats}");
+    assert_eq!(stats["last_day"], serde_json::json!([]), "{stats}");
+}
+
+#[test]
 fn migrate_apps_and_users() {
     let dir = scratch_dir("cli");
     let migrated = ok(&dir, &["migrate"]);

@@ -30,6 +30,7 @@ mod phone_verify_http;
 mod pin_auth_http;
 mod postgres_restart;
 mod providers_e2e;
+mod pumping;
 mod receipts_e2e;
 mod settings;
 mod sign_in_load;

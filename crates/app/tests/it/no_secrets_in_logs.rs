@@ -372,6 +372,7 @@ async fn queue_text(app: &TestApp, to: &str, lookup: u8) {
         max_attempts: 5,
         created_at: now,
         expires_at: now.plus(std::time::Duration::from_secs(600)),
+        sent_prefix: None,
     };
     let message = OutboxMessage {
         envelope: Envelope::Sms(OutgoingSms {

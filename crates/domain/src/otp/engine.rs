@@ -11,7 +11,9 @@ use super::{
     test_numbers::TestNumbers,
 };
 use crate::{
-    abuse::{Client, Refusal, SendAttempt, SendGuard, phone_lockout::PhoneLockout},
+    abuse::{
+        Client, Refusal, SendAttempt, SendGuard, calling_code, phone_lockout::PhoneLockout, pumping::PumpingGuard,
+    },
     delivery::Messenger,
     outbox::Outgoing,
     phone::PhoneNumber,
@@ -127,6 +129,10 @@ pub struct OtpEngine {
     metrics: Arc<dyn Metrics>,
     /// The cap on wrong codes per phone number; `None` when turned off.
     lockout: Option<PhoneLockout>,
+    /// Holds sends to prefixes whose codes are not verified, and names the
+    /// prefix each challenge is counted under; `None` in unit tests of
+    /// other rules (challenges then count under their calling code).
+    pumping: Option<PumpingGuard>,
 }
 
 impl fmt::Debug for OtpEngine {
@@ -153,6 +159,7 @@ impl OtpEngine {
             guard: None,
             metrics: Arc::new(NoMetrics),
             lockout: None,
+            pumping: None,
         }
     }
 
@@ -197,6 +204,15 @@ impl OtpEngine {
     /// (see [`PhoneLockout`]); `None` leaves the lockout off.
     pub fn with_lockout(self, lockout: Option<PhoneLockout>) -> Self {
         Self { lockout, ..self }
+    }
+
+    /// The same engine, with `pumping` holding sends to prefixes whose
+    /// codes are not verified.
+    pub fn with_pumping(self, pumping: PumpingGuard) -> Self {
+        Self {
+            pumping: Some(pumping),
+            ..self
+        }
     }
 
     /// The same engine, treating `test_numbers` as test numbers.
@@ -264,6 +280,12 @@ impl OtpEngine {
             max_attempts: request.policy.max_attempts,
             created_at: now,
             expires_at,
+            // Test numbers send nothing, so they count neither as sends
+            // nor towards conversion; decoys clear it where they are made.
+            sent_prefix: (!test_number).then(|| match &self.pumping {
+                Some(pumping) => pumping.prefix_of(request.phone),
+                None => calling_code(request.phone).to_owned(),
+            }),
         };
         let issued = IssuedCode {
             purpose: request.purpose,
@@ -278,12 +300,17 @@ impl OtpEngine {
     /// Asks the guard whether `request` may send a code. Test numbers
     /// receive nothing and serve load tests, so no limit applies to them.
     async fn admit(&self, request: &IssueRequest<'_>) -> Result<(), IssueError> {
-        let Some(guard) = &self.guard else {
-            return Ok(());
-        };
         if self.test_numbers.contains(request.phone) {
             return Ok(());
         }
+        // The pumping guard first: it only reads, so a send it holds
+        // spends nothing of the rate limits and budgets.
+        if let Some(pumping) = &self.pumping {
+            pumping.admit(request.phone, self.clock.now()).await?;
+        }
+        let Some(guard) = &self.guard else {
+            return Ok(());
+        };
         let attempt = SendAttempt {
             purpose: request.purpose,
             phone: request.phone,
@@ -347,6 +374,7 @@ impl OtpEngine {
             return Ok(());
         }
         challenge.code_hash = SecretHash::from_bytes(Vec::new());
+        challenge.sent_prefix = None;
         *outgoing = match std::mem::replace(outgoing, Outgoing::Nothing) {
             Outgoing::Message(message) => Outgoing::Decoy(message),
             other => other,
@@ -365,6 +393,7 @@ impl OtpEngine {
             ..request
         });
         challenge.code_hash = SecretHash::from_bytes(Vec::new());
+        challenge.sent_prefix = None;
         let mut decoy = match messenger.compose(request.phone, request.channel, &never_sent, challenge.created_at) {
             Outgoing::Message(message) => Outgoing::Decoy(message),
             other => other,
@@ -417,8 +446,16 @@ impl OtpEngine {
         Fut: std::future::Future<Output = Result<Option<T>, StoreError>>,
     {
         let result = match self.check_uncounted(purpose, lookup, code, device, client).await {
-            Ok(matched) => match consume(matched).await {
-                Ok(Some(value)) => Ok(value),
+            Ok((matched, provider)) => match consume(matched.clone()).await {
+                Ok(Some(value)) => {
+                    // Test numbers send nothing, so their checks are no
+                    // conversion.
+                    if !self.test_numbers.contains(&matched.phone) {
+                        self.metrics
+                            .code_verified(provider.as_deref().unwrap_or("none"), calling_code(&matched.phone));
+                    }
+                    Ok(value)
+                }
                 // Another check consumed it first, or a newer code
                 // superseded it, after this attempt was spent.
                 Ok(None) => Err(CheckError::Closed),
@@ -450,7 +487,7 @@ impl OtpEngine {
         code: &OtpCode,
         device: Option<&str>,
         client: &Client,
-    ) -> Result<VerifiedChallenge, CheckError> {
+    ) -> Result<(VerifiedChallenge, Option<String>), CheckError> {
         let now = self.clock.now();
         if let Some(guard) = &self.guard {
             guard.admit_check(client, now).await.map_err(|refusal| match refusal {
@@ -537,11 +574,12 @@ impl OtpEngine {
         if let Some(lockout) = &self.lockout {
             lockout.record_success(&attempt.phone).await;
         }
-        Ok(VerifiedChallenge {
+        let verified = VerifiedChallenge {
             id: attempt.id,
             phone: attempt.phone,
             user_id: attempt.user_id,
             device_binding: attempt.device_binding,
-        })
+        };
+        Ok((verified, attempt.provider))
     }
 }

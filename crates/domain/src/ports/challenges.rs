@@ -29,6 +29,11 @@ pub struct NewChallenge {
     pub max_attempts: u32,
     pub created_at: Timestamp,
     pub expires_at: Timestamp,
+    /// The destination prefix (digits) the code is sent to, counted by the
+    /// pumping guard and `phonegate stats`; `None` when nothing is sent (a
+    /// decoy, a test number). Stores write it only with a message that is
+    /// really queued.
+    pub sent_prefix: Option<String>,
 }
 
 /// A live challenge on which one attempt has just been spent.
@@ -48,6 +53,9 @@ pub struct ChallengeAttempt {
     /// challenge written before this was recorded, checked by the checking
     /// instance's own mode.
     pub hosted: Option<bool>,
+    /// The provider that last tried the challenge's message (for the
+    /// conversion metrics); `None` when none has yet.
+    pub provider: Option<String>,
 }
 
 /// The outcome of trying to spend an attempt on a challenge.

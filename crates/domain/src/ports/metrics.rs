@@ -88,6 +88,18 @@ pub trait Metrics: Send + Sync + std::fmt::Debug {
     fn code_verified(&self, provider: &str, calling_code: &str) {
         let _ = (provider, calling_code);
     }
+
+    /// The pumping guard held a send to `prefix` (digits, a calling code or
+    /// a configured guard prefix, so the series stay bounded).
+    fn pumping_held(&self, prefix: &str) {
+        let _ = prefix;
+    }
+
+    /// The pumping guard of this instance found `prefix`'s conversion too
+    /// low (`tripped`) or healthy again.
+    fn pumping_tripped(&self, prefix: &str, tripped: bool) {
+        let _ = (prefix, tripped);
+    }
 }
 
 /// Metrics that go nowhere: the default of every component that counts, so

@@ -19,6 +19,7 @@ pub mod accounts;
 pub mod applications;
 pub mod challenges;
 pub mod clock;
+pub mod conversion;
 pub mod delivery;
 pub mod devices;
 mod error;
@@ -34,7 +35,7 @@ pub mod users;
 pub mod verified_phones;
 
 pub use self::{
-    access_codes::*, accounts::*, applications::*, challenges::*, clock::*, delivery::*, devices::*, error::*,
-    metrics::*, operations::*, outbox::*, passwords::*, rate_limit::*, receipts::*, sessions::*, tokens::*, users::*,
-    verified_phones::*,
+    access_codes::*, accounts::*, applications::*, challenges::*, clock::*, conversion::*, delivery::*, devices::*,
+    error::*, metrics::*, operations::*, outbox::*, passwords::*, rate_limit::*, receipts::*, sessions::*, tokens::*,
+    users::*, verified_phones::*,
 };

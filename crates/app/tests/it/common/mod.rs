@@ -72,6 +72,9 @@ pub fn relax_limits(settings: &mut Settings) {
     settings.sign_in.per_ip = 10_000;
     settings.sign_in.per_email = 10_000;
     settings.sign_in.token_checks_per_ip = 10_000;
+    // Functional tests send many codes they never verify; the pumping
+    // guard has tests of its own (`pumping.rs`) that turn it back on.
+    settings.abuse.pumping.enabled = false;
 }
 
 /// Like [`spawn_app_with`], with the shipped limits in force.

@@ -92,7 +92,7 @@ pub(crate) fn plivo_settings(plivo: &MockServer) -> String {
     )
 }
 
-fn vonage_settings(vonage: &MockServer) -> String {
+pub(crate) fn vonage_settings(vonage: &MockServer) -> String {
     format!(
         "\n[vonage]\napi_key = \"abcd1234\"\napi_secret = \"vonage-secret\"\nfrom = \"+15005550009\"\nsms_base_url = \"{}\"\n",
         vonage.uri()

@@ -236,3 +236,196 @@ async fn twilio_receipts_are_verified_and_an_undelivered_text_goes_through_the_n
         assert!(metrics.contains(line), "{line} in {metrics}");
     }
 }
+
+const VONAGE_SIGNATURE_SECRET: &str = "vonage-signature-secret";
+/// The generic provider's key, and the same key as `http_provider.secret`.
+const HTTP_KEY: &[u8] = b"a-generic-provider-key-0123456789";
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// A Vonage delivery receipt for `message_id`, signed as Vonage documents
+/// signed webhooks (`&name=value` sorted by name, HMAC-SHA256 under the
+/// signature secret), as the query of a GET (Vonage's default).
+fn vonage_receipt_query(message_id: &str, status: &str, tamper: bool) -> String {
+    let timestamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string();
+    let mut params: Vec<(String, String)> = [
+        ("msisdn", "447911123456"),
+        ("to", "Acme"),
+        ("network-code", "23410"),
+        ("messageId", message_id),
+        ("price", "0.03330000"),
+        ("status", status),
+        ("scts", "2612071200"),
+        ("err-code", "0"),
+        ("message-timestamp", "2026-12-07 12:00:00"),
+        ("timestamp", timestamp.as_str()),
+    ]
+    .into_iter()
+    .map(|(name, value)| (name.to_owned(), value.to_owned()))
+    .collect();
+    let mut sorted = params.clone();
+    sorted.sort();
+    let text: String = sorted
+        .iter()
+        .map(|(name, value)| format!("&{name}={}", value.replace(['&', '='], "_")))
+        .collect();
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(VONAGE_SIGNATURE_SECRET.as_bytes()).unwrap();
+    mac.update(text.as_bytes());
+    params.push(("sig".to_owned(), hex(&mac.finalize().into_bytes())));
+    if tamper {
+        params[5].1 = "failed".to_owned();
+    }
+    form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(&params)
+        .finish()
+}
+
+/// Posts the generic provider's receipt `{id, status}`, signed per
+/// Standard Webhooks (HMAC-SHA256 of `id.timestamp.body` under the key),
+/// and returns the answer's status.
+async fn post_http_receipt(server: &str, id: &str, status: &str, tamper: bool) -> u16 {
+    let body = json!({"id": id, "status": status}).to_string();
+    let timestamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string();
+    let webhook_id = "msg_receipt_1";
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(HTTP_KEY).unwrap();
+    mac.update(format!("{webhook_id}.{timestamp}.{body}").as_bytes());
+    let signature = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    let sent = if tamper { body.replace(status, "failed") } else { body };
+    reqwest::Client::new()
+        .post(format!("{server}/receipts/http"))
+        .header("content-type", "application/json")
+        .header("webhook-id", webhook_id)
+        .header("webhook-timestamp", timestamp)
+        .header("webhook-signature", format!("v1,{signature}"))
+        .body(sent)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// The `id` the generic provider was given for the text to `to`.
+async fn http_message_id(gateway: &MockServer, to: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let requests = gateway.received_requests().await.unwrap_or_default();
+        let found = requests.iter().find_map(|request| {
+            let json: Value = serde_json::from_slice(&request.body).ok()?;
+            (json["to"] == to).then(|| json["id"].as_str().unwrap_or_default().to_owned())
+        });
+        if let Some(id) = found {
+            return id;
+        }
+        assert!(Instant::now() < deadline, "no text for {to} reached the gateway");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until the outbox has `rows` rows with a provider's message id.
+async fn sent_rows(database: &TestDatabase, rows: usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while delivery_state(database)
+        .await
+        .iter()
+        .filter(|row| row.0.is_some())
+        .count()
+        < rows
+    {
+        assert!(Instant::now() < deadline, "the texts were not recorded as sent");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vonage_and_generic_receipts_are_verified_before_they_count() {
+    let (vonage, gateway) = (MockServer::start().await, MockServer::start().await);
+    Mock::given(method("POST"))
+        .and(path("/sms/json"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "message-count": "1",
+            "messages": [{"to": "447911123456", "message-id": "0A0000000123ABCD1", "status": "0",
+                          "remaining-balance": "3.14159265", "message-price": "0.03330000", "network": "12345"}]
+        })))
+        .mount(&vonage)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/send"))
+        .respond_with(ResponseTemplate::new(202))
+        .mount(&gateway)
+        .await;
+    let database = TestDatabase::create(TestBackend::Sqlite).await;
+    let key = base64::engine::general_purpose::STANDARD.encode(HTTP_KEY);
+    let settings = format!(
+        "{common}{vonage}signature_secret = \"{VONAGE_SIGNATURE_SECRET}\"\nsignature_method = \"sha256\"\n\n\
+         [http_provider]\nurl = \"{gateway}/send\"\nsecret = \"whsec_{key}\"\n\n\
+         [sms]\nprovider = \"console\"\nproviders = [\"http\"]\n\n\
+         [[sms.routes]]\nprefix = \"+44\"\nproviders = [\"vonage\"]\nsender = \"Acme\"\n",
+        common = common_settings(&database.url).replace(
+            "[database]",
+            &format!("[server]\npublic_url = \"{PUBLIC_URL}\"\n\n[database]")
+        ),
+        vonage = crate::providers_e2e::vonage_settings(&vonage),
+        gateway = gateway.uri(),
+    );
+    let server = start(&settings);
+    let base = base(&server);
+    register(&base, "+447911123456").await;
+    register(&base, "+12063720113").await;
+    let http_id = http_message_id(&gateway, "+12063720113").await;
+    sent_rows(&database, 2).await;
+    let form: HashMap<String, String> = form_urlencoded::parse(&vonage.received_requests().await.unwrap()[0].body)
+        .into_owned()
+        .collect();
+    assert_eq!(form["callback"], format!("{PUBLIC_URL}/receipts/vonage"));
+
+    let by_get = |query: String| {
+        let url = format!("{base}/receipts/vonage?{query}");
+        async move { reqwest::get(url).await.unwrap().status().as_u16() }
+    };
+    let status_of = |rows: &[(Option<String>, Option<String>, Option<String>)], id: &str| {
+        rows.iter()
+            .find(|row| row.0.as_deref() == Some(id))
+            .and_then(|row| row.1.clone())
+    };
+    // Tampered: 403, nothing changes.
+    assert_eq!(
+        by_get(vonage_receipt_query("0A0000000123ABCD1", "delivered", true)).await,
+        403
+    );
+    assert_eq!(post_http_receipt(&base, &http_id, "delivered", true).await, 403);
+    let rows = delivery_state(&database).await;
+    assert_eq!(status_of(&rows, "0A0000000123ABCD1"), None);
+    assert_eq!(status_of(&rows, &http_id), None);
+    // Signed: delivered.
+    assert_eq!(
+        by_get(vonage_receipt_query("0A0000000123ABCD1", "delivered", false)).await,
+        200
+    );
+    assert_eq!(post_http_receipt(&base, &http_id, "delivered", false).await, 200);
+    let rows = delivery_state(&database).await;
+    assert_eq!(status_of(&rows, "0A0000000123ABCD1").as_deref(), Some("delivered"));
+    assert_eq!(status_of(&rows, &http_id).as_deref(), Some("delivered"));
+
+    let metrics = metrics(&base).await;
+    for line in [
+        r#"phonegate_receipts_total{provider="vonage",outcome="bad_signature"} 1"#,
+        r#"phonegate_receipts_total{provider="vonage",outcome="recorded"} 1"#,
+        r#"phonegate_receipts_total{provider="http",outcome="bad_signature"} 1"#,
+        r#"phonegate_receipts_total{provider="http",outcome="recorded"} 1"#,
+        r#"phonegate_otp_deliveries_total{provider="vonage",calling_code="44"} 1"#,
+        r#"phonegate_otp_deliveries_total{provider="http",calling_code="1"} 1"#,
+    ] {
+        assert!(metrics.contains(line), "{line} in {metrics}");
+    }
+}

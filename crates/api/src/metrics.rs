@@ -113,6 +113,7 @@ pub struct Registry {
     failovers: Counters<2>,
     circuits_open: Family<Labels<2>, Gauge>,
     circuit_changes: Counters<3>,
+    channel_fallbacks: Counters<2>,
 }
 
 /// Registers `metric` under `help`, a sentence. prometheus-client ends
@@ -224,7 +225,16 @@ impl Registry {
             "Providers' circuits opening and closing.",
             circuit_changes.clone(),
         );
+        let channel_fallbacks = Counters::default();
+        register(
+            &mut families,
+            "channel_fallbacks",
+            "Codes that could not reach their number on a channel (not a WhatsApp user) and were sent by another \
+             (SMS) instead.",
+            channel_fallbacks.clone(),
+        );
         Self {
+            channel_fallbacks,
             providers,
             families,
             provider_attempts,
@@ -334,6 +344,12 @@ impl Metrics for Registry {
 
     fn failover(&self, from: &'static str, to: &'static str) {
         self.failovers.get_or_create(&labels(["from", "to"], [from, to])).inc();
+    }
+
+    fn channel_fallback(&self, from: &'static str, to: &'static str) {
+        self.channel_fallbacks
+            .get_or_create(&labels(["from", "to"], [from, to]))
+            .inc();
     }
 
     fn provider_circuit(&self, provider: &'static str, channel: &'static str, open: bool) {

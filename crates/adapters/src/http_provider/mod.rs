@@ -311,6 +311,11 @@ impl HttpProvider {
                 http_status = status,
                 "the HTTP provider rejected the number"
             ),
+            DeliveryError::NotOnChannel => tracing::info!(
+                operation = op,
+                http_status = status,
+                "the HTTP provider cannot reach the number on this channel"
+            ),
             DeliveryError::Rejected(_) => tracing::info!(
                 operation = op,
                 http_status = status,

@@ -299,6 +299,12 @@ impl TwilioClient {
                         twilio_message = message,
                         "Twilio rejected the number"
                     ),
+                    DeliveryError::NotOnChannel => tracing::info!(
+                        operation = op,
+                        http_status = status,
+                        twilio_code = code,
+                        "Twilio cannot reach the number on this channel (not a WhatsApp user)"
+                    ),
                     DeliveryError::Rejected(_) => tracing::info!(
                         operation = op,
                         http_status = status,

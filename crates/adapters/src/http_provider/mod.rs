@@ -15,6 +15,7 @@
 //! and errors carry the operation and the HTTP status only.
 
 mod answer;
+mod whatsapp;
 
 use std::{fmt, sync::Arc, time::Duration};
 
@@ -161,6 +162,7 @@ impl fmt::Debug for Inner {
 #[derive(Debug, Clone, Copy)]
 enum Operation {
     SendSms,
+    SendWhatsApp,
     Call,
 }
 
@@ -168,6 +170,7 @@ impl Operation {
     const fn as_str(self) -> &'static str {
         match self {
             Self::SendSms => "send_sms",
+            Self::SendWhatsApp => "send_whatsapp",
             Self::Call => "call",
         }
     }
@@ -176,6 +179,7 @@ impl Operation {
     const fn channel(self) -> &'static str {
         match self {
             Self::SendSms => "sms",
+            Self::SendWhatsApp => "whatsapp",
             Self::Call => "call",
         }
     }

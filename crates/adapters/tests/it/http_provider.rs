@@ -29,6 +29,7 @@ use wiremock::{
 
 mod answers;
 mod secrets;
+mod whatsapp;
 
 /// The receiver's key; the provider is configured with its `whsec_` form.
 const KEY: &[u8] = b"an in-house gateway's 32-byte k!";

@@ -20,6 +20,7 @@ mod secrets;
 pub mod settings;
 pub mod telemetry;
 mod vendors;
+mod whatsapp;
 mod wiring;
 
 pub use self::{

@@ -98,7 +98,9 @@ pub struct Messenger {
     /// Shared by every clone: one set of circuits per instance.
     breaker: Arc<CircuitBreaker>,
     metrics: Arc<dyn Metrics>,
-    whatsapp: WhatsApp,
+    /// Shared by every clone, and kept out of line: messengers are moved
+    /// through the app's wiring futures, which must stay small.
+    whatsapp: Arc<WhatsApp>,
 }
 
 impl fmt::Debug for Messenger {
@@ -181,7 +183,7 @@ impl Messenger {
             templates: MessageTemplates::english(),
             breaker: Arc::new(CircuitBreaker::new(BreakerSettings::default())),
             metrics: Arc::new(NoMetrics),
-            whatsapp: WhatsApp::default(),
+            whatsapp: Arc::default(),
         }
     }
 

@@ -309,18 +309,13 @@ impl TwilioClient {
                         more_info,
                         "Twilio refused our credentials or settings; every request will fail until they are fixed"
                     ),
-                    DeliveryError::InvalidNumber => tracing::info!(
+                    // A number that is not a WhatsApp user is told apart by its code.
+                    DeliveryError::InvalidNumber | DeliveryError::NotOnChannel => tracing::info!(
                         operation = op,
                         http_status = status,
                         twilio_code = code,
                         twilio_message = message,
                         "Twilio rejected the number"
-                    ),
-                    DeliveryError::NotOnChannel => tracing::info!(
-                        operation = op,
-                        http_status = status,
-                        twilio_code = code,
-                        "Twilio cannot reach the number on this channel (not a WhatsApp user)"
                     ),
                     DeliveryError::Rejected(_) => tracing::info!(
                         operation = op,

@@ -2,7 +2,7 @@
 //! providers that carry it, and the same code by SMS when the number has
 //! no WhatsApp account.
 
-use std::collections::HashSet;
+use std::{collections::HashSet, sync::Arc};
 
 use super::{Messenger, Mode, routes::Routes};
 use crate::{
@@ -40,10 +40,10 @@ impl Messenger {
         purposes: impl IntoIterator<Item = Purpose>,
     ) -> Self {
         Self {
-            whatsapp: WhatsApp {
+            whatsapp: Arc::new(WhatsApp {
                 routes,
                 purposes: purposes.into_iter().collect(),
-            },
+            }),
             ..self
         }
     }

@@ -39,10 +39,6 @@ pub const OVER_BUDGET: &[(&str, &str)] = &[
         "crates/domain/src/otp/engine.rs",
         "the OtpEngine: issue, check and consume, whose race rules read best together",
     ),
-    (
-        "crates/adapters/src/sql/outbox.rs",
-        "the OutboxStore adapter: its statements and their Postgres forms",
-    ),
     // Tests of one unit or one HTTP contract: long because the contract is.
     ("crates/domain/src/abuse/tests.rs", "the SendGuard's unit tests"),
     ("crates/adapters/src/jwt/tests.rs", "the JWT adapter's unit tests"),

@@ -7,7 +7,9 @@ use std::{
 };
 
 use async_trait::async_trait;
-use phonegate_domain::ports::{DeliveryError, OutgoingCall, OutgoingSms, SmsSender, VoiceCaller};
+use phonegate_domain::ports::{
+    DeliveryError, MessageRef, OutgoingCall, OutgoingSms, ProviderMessageId, SmsSender, VoiceCaller, WhatsAppSender,
+};
 use secrecy::ExposeSecret as _;
 
 /// A message the console provider "sent".
@@ -17,7 +19,7 @@ pub struct OutboxMessage {
     /// from an earlier one with the same text, so the developer console can
     /// wait for the next message to a number.
     pub id: u64,
-    /// `sms` or `call`.
+    /// `sms`, `whatsapp` or `call`.
     pub channel: &'static str,
     pub to: String,
     /// The text of the SMS, or what the call would say.
@@ -106,6 +108,18 @@ impl SmsSender for ConsoleProvider {
     async fn send_sms(&self, message: &OutgoingSms) -> Result<(), DeliveryError> {
         self.record("sms", message.to.as_str(), message.body.expose_secret());
         Ok(())
+    }
+}
+
+#[async_trait]
+impl WhatsAppSender for ConsoleProvider {
+    async fn send_whatsapp(
+        &self,
+        message: &OutgoingSms,
+        _queued: MessageRef,
+    ) -> Result<Option<ProviderMessageId>, DeliveryError> {
+        self.record("whatsapp", message.to.as_str(), message.body.expose_secret());
+        Ok(None)
     }
 }
 

@@ -109,7 +109,8 @@ pub(crate) fn record_refusal(
             request_id,
             "the SMS provider refused our credentials or settings; every request will fail until they are fixed"
         ),
-        DeliveryError::InvalidNumber => tracing::info!(
+        // These vendors carry texts only, so no channel lacks the number.
+        DeliveryError::InvalidNumber | DeliveryError::NotOnChannel => tracing::info!(
             provider,
             operation,
             http_status = status,

@@ -116,7 +116,10 @@ impl From<Refusal> for Failure {
 impl From<DeliveryError> for Failure {
     fn from(error: DeliveryError) -> Self {
         match error {
-            DeliveryError::InvalidNumber => Self::UndeliverableNumber,
+            // Only a send can find a number without WhatsApp, and sends
+            // happen in the outbox, not during a request; like an invalid
+            // number, it is the number's.
+            DeliveryError::InvalidNumber | DeliveryError::NotOnChannel => Self::UndeliverableNumber,
             DeliveryError::RateLimited { retry_after } => Self::TooManyRequests { retry_after },
             error @ (DeliveryError::Unavailable(_) | DeliveryError::Misconfigured(_) | DeliveryError::Rejected(_)) => {
                 Self::unavailable(error)

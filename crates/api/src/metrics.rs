@@ -117,6 +117,7 @@ pub struct Registry {
     receipts: Counters<2>,
     undelivered_resends: Counters<2>,
     conversion: conversion::Conversion,
+    channel_fallbacks: Counters<2>,
 }
 
 /// Registers `metric` under `help`, a sentence. prometheus-client ends
@@ -243,7 +244,16 @@ impl Registry {
             undelivered_resends.clone(),
         );
         let conversion = conversion::Conversion::register(&mut families);
+        let channel_fallbacks = Counters::default();
+        register(
+            &mut families,
+            "channel_fallbacks",
+            "Codes that could not reach their number on a channel (not a WhatsApp user) and were sent by another \
+             (SMS) instead.",
+            channel_fallbacks.clone(),
+        );
         Self {
+            channel_fallbacks,
             providers,
             conversion,
             families,
@@ -368,6 +378,12 @@ impl Metrics for Registry {
 
     fn failover(&self, from: &'static str, to: &'static str) {
         self.failovers.get_or_create(&labels(["from", "to"], [from, to])).inc();
+    }
+
+    fn channel_fallback(&self, from: &'static str, to: &'static str) {
+        self.channel_fallbacks
+            .get_or_create(&labels(["from", "to"], [from, to]))
+            .inc();
     }
 
     fn provider_circuit(&self, provider: &'static str, channel: &'static str, open: bool) {

@@ -11,7 +11,7 @@ use phonegate_domain::{
     phone::PhoneNumber,
     ports::{
         DeliveryError, HostedCheck, HostedVerification, Mailer, MessageRef, Metrics, OutgoingCall, OutgoingMail,
-        OutgoingSms, ProviderMessageId, SmsSender, VoiceCaller,
+        OutgoingSms, ProviderMessageId, SmsSender, VoiceCaller, WhatsAppSender,
     },
 };
 
@@ -67,6 +67,20 @@ impl<T: SmsSender + ?Sized> SmsSender for Instrumented<T> {
         let started = Instant::now();
         let result = self.inner.send_queued_sms(message, queued).await;
         self.record("send_sms", started, &result);
+        result
+    }
+}
+
+#[async_trait]
+impl<T: WhatsAppSender + ?Sized> WhatsAppSender for Instrumented<T> {
+    async fn send_whatsapp(
+        &self,
+        message: &OutgoingSms,
+        queued: MessageRef,
+    ) -> Result<Option<ProviderMessageId>, DeliveryError> {
+        let started = Instant::now();
+        let result = self.inner.send_whatsapp(message, queued).await;
+        self.record("send_whatsapp", started, &result);
         result
     }
 }

@@ -22,6 +22,7 @@ pub mod settings;
 pub mod stats;
 pub mod telemetry;
 mod vendors;
+mod whatsapp;
 mod wiring;
 
 pub use self::{

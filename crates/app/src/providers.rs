@@ -18,7 +18,7 @@ use phonegate_adapters::{
 use phonegate_api::console::{DevMessage, DevOutbox};
 use phonegate_domain::{
     delivery::{MessageTemplates, Messenger, breaker::BreakerSettings, routes::RoutePrefix},
-    ports::{HostedVerification, Mailer, Metrics, Sender, SmsSender, VoiceCaller},
+    ports::{HostedVerification, Mailer, Metrics, Sender, SmsSender, VoiceCaller, WhatsAppSender},
 };
 use secrecy::ExposeSecret as _;
 
@@ -27,6 +27,7 @@ use crate::{
     routes,
     settings::{MailProvider, Settings, SmsProvider},
     vendors,
+    whatsapp::{self, WhatsAppPlan},
 };
 
 /// One provider's client, built and checked from its settings section.
@@ -62,6 +63,8 @@ pub(crate) struct SmsChoice {
     pub(crate) voice_routes: Vec<RoutePlan>,
     /// Twilio Verify makes and checks the codes (it is the default route).
     pub(crate) hosted: bool,
+    /// Who carries WhatsApp, for which surfaces.
+    pub(crate) whatsapp: WhatsAppPlan,
     /// Settings that work but deserve a second look.
     pub(crate) warnings: Vec<String>,
 }
@@ -109,6 +112,7 @@ pub(crate) fn sms_choice(settings: &Settings) -> anyhow::Result<SmsChoice> {
         sms_routes: plans.sms,
         voice_routes: plans.voice,
         hosted: settings.hosted_codes(),
+        whatsapp: whatsapp::plan(settings)?,
         warnings: plans.warnings,
     };
     routes::check_senders(settings, &choice)?;
@@ -138,6 +142,7 @@ fn twilio_client(settings: &Settings) -> anyhow::Result<TwilioClient> {
     client.from_number = twilio.from_number.clone();
     client.messaging_service_sid = twilio.messaging_service_sid.clone();
     client.verify_service_sid = twilio.verify_service_sid.clone();
+    client.whatsapp_from = twilio.whatsapp_from.clone();
     client.api_base_url = twilio.api_base_url.clone();
     client.verify_base_url = twilio.verify_base_url.clone();
     client.timeout = Duration::from_secs(twilio.timeout_seconds);
@@ -257,6 +262,15 @@ pub(crate) fn messenger(choice: SmsChoice, parts: MessengerParts<'_>) -> Deliver
     // with Verify leading the default route the rest are its fallback.
     let sms = routes::build(&choice.sms_routes, |provider, sender| bound.sms(provider, sender));
     let voice = routes::build(&choice.voice_routes, |provider, sender| bound.voice(provider, sender));
+    // One route for every number: WhatsApp's sender is the provider's own.
+    let whatsapp_route = RoutePlan {
+        prefix: None,
+        providers: choice.whatsapp.providers.clone(),
+        sender: None,
+    };
+    let whatsapp = routes::build(std::slice::from_ref(&whatsapp_route), |provider, _| {
+        bound.whatsapp(provider)
+    });
     let (messenger, hosted) = if choice.hosted {
         let Some(Client::Twilio(client)) = choice.client(SmsProvider::TwilioVerify) else {
             unreachable!("a hosted route names twilio_verify, whose client is built");
@@ -277,6 +291,7 @@ pub(crate) fn messenger(choice: SmsChoice, parts: MessengerParts<'_>) -> Deliver
     };
     Delivery {
         messenger: messenger
+            .with_whatsapp(whatsapp, choice.whatsapp.purposes.iter().copied())
             .with_templates(templates)
             .with_breaker(breaker)
             .with_metrics(metrics.clone()),
@@ -316,6 +331,22 @@ impl Bound<'_> {
             Client::Http(http) => {
                 Arc::new(bind(http.clone(), sender, HttpProvider::with_sender).with_metrics(self.metrics.clone()))
             }
+        };
+        Some(Arc::new(Instrumented::new(
+            client,
+            provider.as_str(),
+            self.metrics.clone(),
+        )))
+    }
+
+    fn whatsapp(&self, provider: SmsProvider) -> Option<Arc<dyn WhatsAppSender>> {
+        let client: Arc<dyn WhatsAppSender> = match self.choice.client(provider)? {
+            Client::Console => Arc::new(self.console?.clone()),
+            Client::Twilio(twilio) if twilio.sends_whatsapp() => {
+                Arc::new(twilio.clone().with_metrics(self.metrics.clone()))
+            }
+            Client::Http(http) => Arc::new(http.clone().with_metrics(self.metrics.clone())),
+            _ => return None,
         };
         Some(Arc::new(Instrumented::new(
             client,

@@ -29,6 +29,8 @@ pub struct Settings {
     pub sms: SmsSection,
     #[serde(default)]
     pub voice: VoiceSection,
+    #[serde(default)]
+    pub whatsapp: WhatsAppSection,
     pub twilio: TwilioSection,
     pub vonage: VonageSection,
     pub plivo: PlivoSection,
@@ -167,7 +169,7 @@ impl Settings {
         self.providers_in_use().contains(&provider)
     }
 
-    /// Every provider some route of texts or calls names, each once, in
+    /// Every provider some route of texts, calls or WhatsApp names, each once, in
     /// the order first named.
     pub fn providers_in_use(&self) -> Vec<SmsProvider> {
         let mut all = self.sms_default_route();
@@ -175,6 +177,7 @@ impl Settings {
         for provider in routes
             .flat_map(|route| route.providers.iter())
             .chain(&self.voice.providers)
+            .chain(&self.whatsapp.providers)
         {
             if !all.contains(provider) {
                 all.push(*provider);

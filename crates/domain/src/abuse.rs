@@ -333,7 +333,8 @@ impl SendGuard {
         // premium-rate, shared-cost, toll-free or unknown number (the
         // classic pumping targets).
         let reachable = match attempt.channel {
-            Channel::Sms => matches!(kind, Some(LineKind::Mobile | LineKind::FixedLineOrMobile)),
+            // WhatsApp accounts belong to mobiles, and its fallback is a text.
+            Channel::Sms | Channel::WhatsApp => matches!(kind, Some(LineKind::Mobile | LineKind::FixedLineOrMobile)),
             Channel::Call => matches!(
                 kind,
                 Some(LineKind::Mobile | LineKind::FixedLineOrMobile | LineKind::FixedLine)

@@ -5,6 +5,7 @@ pub mod breaker;
 mod failover;
 mod receipts;
 pub mod routes;
+mod whatsapp;
 
 use std::{collections::HashMap, fmt, sync::Arc};
 
@@ -13,6 +14,7 @@ use secrecy::SecretString;
 use self::{
     breaker::{BreakerSettings, CircuitBreaker},
     routes::{Hop, Routes},
+    whatsapp::WhatsApp,
 };
 pub use self::{
     failover::{Attempt, Delivery},
@@ -100,6 +102,9 @@ pub struct Messenger {
     /// Shared by every clone: one set of circuits per instance.
     breaker: Arc<CircuitBreaker>,
     metrics: Arc<dyn Metrics>,
+    /// Shared by every clone, and kept out of line: messengers are moved
+    /// through the app's wiring futures, which must stay small.
+    whatsapp: Arc<WhatsApp>,
 }
 
 impl fmt::Debug for Messenger {
@@ -182,6 +187,7 @@ impl Messenger {
             templates: MessageTemplates::english(),
             breaker: Arc::new(CircuitBreaker::new(BreakerSettings::default())),
             metrics: Arc::new(NoMetrics),
+            whatsapp: Arc::default(),
         }
     }
 
@@ -205,7 +211,7 @@ impl Messenger {
     pub fn deliverable_kinds(&self) -> Vec<&'static str> {
         let mut kinds = Vec::new();
         if let Mode::Hosted { .. } = self.mode {
-            kinds.extend(["hosted_sms", "hosted_call"]);
+            kinds.extend(["hosted_sms", "hosted_call", "hosted_whatsapp"]);
         }
         if let Some(LocalRoutes { sms, voice }) = self.local_routes() {
             let local = [
@@ -214,11 +220,14 @@ impl Messenger {
             ];
             kinds.extend(local.into_iter().flatten());
         }
+        if !self.whatsapp_routes().is_empty() {
+            kinds.push("whatsapp");
+        }
         kinds
     }
 
     /// Whether `provider`'s circuit for `channel` (`sms`, `call`,
-    /// `hosted`) is open at `now`: it is skipped until its cool-off ends.
+    /// `whatsapp`, `hosted`) is open at `now`: it is skipped until its cool-off ends.
     pub fn circuit_open(&self, provider: &'static str, channel: &'static str, now: Timestamp) -> bool {
         self.breaker.is_open((provider, channel), now)
     }
@@ -259,12 +268,14 @@ impl Messenger {
     }
 
     /// The outbox entry that delivers `issued` to `phone` over `channel`: a
-    /// text or call with our words, or a request to the provider that makes
-    /// its own codes. A test number gets nothing.
+    /// text, WhatsApp message or call with our words, or a request to the
+    /// provider that makes its own codes. A text goes by WhatsApp when the
+    /// surface's settings say so. A test number gets nothing.
     pub fn compose(&self, phone: &PhoneNumber, channel: Channel, issued: &IssuedCode, now: Timestamp) -> Outgoing {
         if issued.test_number {
             return Outgoing::Nothing;
         }
+        let channel = self.channel_for(issued.purpose, channel);
         let envelope = match (&self.mode, channel) {
             (Mode::Hosted { locale, fallback, .. }, channel) => Envelope::Hosted {
                 to: phone.clone(),
@@ -274,12 +285,16 @@ impl Messenger {
                 // the challenge's), sent only if the provider cannot start.
                 fallback: fallback.as_ref().map(|_| {
                     SecretString::from(match channel {
-                        Channel::Sms => self.sms_text(issued.purpose, &issued.code),
+                        Channel::Sms | Channel::WhatsApp => self.sms_text(issued.purpose, &issued.code),
                         Channel::Call => self.spoken_text(issued.purpose, &issued.code),
                     })
                 }),
             },
             (Mode::Local(_), Channel::Sms) => Envelope::Sms(OutgoingSms {
+                to: phone.clone(),
+                body: SecretString::from(self.sms_text(issued.purpose, &issued.code)),
+            }),
+            (Mode::Local(_), Channel::WhatsApp) => Envelope::WhatsApp(OutgoingSms {
                 to: phone.clone(),
                 body: SecretString::from(self.sms_text(issued.purpose, &issued.code)),
             }),

@@ -251,6 +251,40 @@ impl Dispatcher {
         }
     }
 
+    /// Sends `sms`, the same code by SMS, after WhatsApp could not reach
+    /// the number (`failed`): the row becomes the SMS first (kind `sms`,
+    /// or `hosted_sms` for a Verify start), so that a retry sends it that
+    /// way, then it is sent at once through the SMS route.
+    async fn send_by_sms(&self, id: i64, lease: i64, sms: Envelope, queued: MessageRef, failed: Delivery) -> Delivery {
+        match self.outbox.switch_channel(id, lease, &sms).await {
+            Ok(true) => {
+                tracing::warn!(
+                    id,
+                    purpose = queued.purpose,
+                    kind = sms.kind(),
+                    "WhatsApp cannot reach the number; sending the same code by SMS"
+                );
+                self.metrics.channel_fallback("whatsapp", "sms");
+                let then = self.messenger.deliver(&sms, queued, self.clock.now()).await;
+                failed.followed_by(then)
+            }
+            Ok(false) => {
+                tracing::warn!(id, "outbox lease lost before a WhatsApp message became an SMS");
+                failed
+            }
+            Err(error) => {
+                tracing::warn!(id, error = %error.report(), "could not turn a WhatsApp message into an SMS; will retry");
+                // The row is still the WhatsApp message, whose refusal is
+                // final: a retry (WhatsApp again, then this fallback) is
+                // what gets the code to the number.
+                Delivery {
+                    result: Err(DeliveryError::Unavailable("could not switch the message to SMS".into())),
+                    ..failed
+                }
+            }
+        }
+    }
+
     /// Counts a code a provider accepted, for conversion per provider and
     /// calling code, and a resend after a receipt said it did not arrive.
     fn count_sent(&self, envelope: &Envelope, delivery: &Delivery, avoided: Option<&str>) {
@@ -313,6 +347,10 @@ impl Dispatcher {
                     && let Some(local) = self.messenger.local_fallback(envelope, error)
                 {
                     delivery = self.reissue_locally(id, lease, local, queued, delivery).await;
+                } else if let Err(error) = &delivery.result
+                    && let Some(sms) = self.messenger.sms_fallback(envelope, error)
+                {
+                    delivery = self.send_by_sms(id, lease, sms, queued, delivery).await;
                 }
                 if delivery.result.is_ok() {
                     self.count_sent(envelope, &delivery, avoid.as_deref());
@@ -345,7 +383,7 @@ impl Dispatcher {
             Err(error) => error,
         };
         let retry_after = match &error {
-            DeliveryError::InvalidNumber | DeliveryError::Rejected(_) => {
+            DeliveryError::InvalidNumber | DeliveryError::Rejected(_) | DeliveryError::NotOnChannel => {
                 tracing::warn!(id, kind, purpose, attempts, provider = provider_label, %error, "provider refused the message for good");
                 return (DeliveryOutcome::Failed { error: errors }, via);
             }
@@ -379,3 +417,5 @@ impl Dispatcher {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod whatsapp_tests;

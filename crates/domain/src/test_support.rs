@@ -82,6 +82,11 @@ impl World {
             }
             Outgoing::Message(message) => match message.envelope {
                 Envelope::Sms(sms) => ("sms", sms.to.as_str().to_owned(), sms.body.expose_secret().to_owned()),
+                Envelope::WhatsApp(message) => (
+                    "whatsapp",
+                    message.to.as_str().to_owned(),
+                    message.body.expose_secret().to_owned(),
+                ),
                 Envelope::Call(call) => (
                     "call",
                     call.to.as_str().to_owned(),

@@ -6,7 +6,8 @@ use std::time::Duration;
 use phonegate_domain::ports::DeliveryError;
 use serde::Deserialize;
 
-/// How much of an error answer is read, to find `{"error":"invalid_number"}`;
+/// How much of an error answer is read, to find `{"error":"invalid_number"}`
+/// or `{"error":"not_on_channel"}`;
 /// the rest is not needed and is not waited for.
 const MAX_ERROR_BODY: usize = 4096;
 
@@ -35,7 +36,20 @@ fn classify(status: u16, retry_after: Option<Duration>, answer: &[u8]) -> Delive
     let summary = format!("http {status}");
     match status {
         429 => DeliveryError::RateLimited { retry_after },
-        400..=499 if is_invalid_number(answer) => DeliveryError::InvalidNumber,
+        400..=499 => match error_code(answer).as_deref() {
+            Some("invalid_number") => DeliveryError::InvalidNumber,
+            // The number has no account on the channel (not on WhatsApp):
+            // the dispatcher sends the same code by SMS instead.
+            Some("not_on_channel") => DeliveryError::NotOnChannel,
+            _ => other_refusal(status, summary),
+        },
+        _ => other_refusal(status, summary),
+    }
+}
+
+/// A refusal whose body named no error this contract defines.
+fn other_refusal(status: u16, summary: String) -> DeliveryError {
+    match status {
         // The receiver does not accept our signature (a wrong or rotated
         // secret) or our request at all: every message would fail the same
         // way, and the messages should survive until the settings are
@@ -49,8 +63,9 @@ fn classify(status: u16, retry_after: Option<Duration>, answer: &[u8]) -> Delive
     }
 }
 
-fn is_invalid_number(answer: &[u8]) -> bool {
-    serde_json::from_slice::<ErrorAnswer>(answer).is_ok_and(|answer| answer.error.as_deref() == Some("invalid_number"))
+/// The `error` of a JSON error answer, if it has one.
+fn error_code(answer: &[u8]) -> Option<String> {
+    serde_json::from_slice::<ErrorAnswer>(answer).ok()?.error
 }
 
 /// The first [`MAX_ERROR_BODY`] bytes of an answer (fewer if it cannot be
@@ -87,6 +102,10 @@ mod tests {
         assert!(matches!(
             classify(422, None, br#"{"error":"invalid_number"}"#),
             DeliveryError::InvalidNumber
+        ));
+        assert!(matches!(
+            classify(422, None, br#"{"error":"not_on_channel"}"#),
+            DeliveryError::NotOnChannel
         ));
         assert!(
             matches!(classify(400, None, br#"{"error":"other"}"#), DeliveryError::Rejected(text) if text == "http 400")

@@ -17,6 +17,7 @@
 
 mod answer;
 mod receipts;
+mod whatsapp;
 
 use std::{fmt, sync::Arc, time::Duration};
 
@@ -164,6 +165,7 @@ impl fmt::Debug for Inner {
 #[derive(Debug, Clone, Copy)]
 enum Operation {
     SendSms,
+    SendWhatsApp,
     Call,
 }
 
@@ -171,6 +173,7 @@ impl Operation {
     const fn as_str(self) -> &'static str {
         match self {
             Self::SendSms => "send_sms",
+            Self::SendWhatsApp => "send_whatsapp",
             Self::Call => "call",
         }
     }
@@ -179,6 +182,7 @@ impl Operation {
     const fn channel(self) -> &'static str {
         match self {
             Self::SendSms => "sms",
+            Self::SendWhatsApp => "whatsapp",
             Self::Call => "call",
         }
     }
@@ -313,6 +317,11 @@ impl HttpProvider {
                 operation = op,
                 http_status = status,
                 "the HTTP provider rejected the number"
+            ),
+            DeliveryError::NotOnChannel => tracing::info!(
+                operation = op,
+                http_status = status,
+                "the HTTP provider cannot reach the number on this channel"
             ),
             DeliveryError::Rejected(_) => tracing::info!(
                 operation = op,

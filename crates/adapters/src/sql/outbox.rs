@@ -209,6 +209,23 @@ fn static_purpose(purpose: &str) -> &'static str {
         .unwrap_or("other")
 }
 
+impl SqlStore {
+    /// The statement that makes the row `id`, still claimed under `lease`
+    /// and pending, hold `envelope` (its kind and sealed payload): the
+    /// same message by another channel or provider.
+    fn rewrite(&self, id: i64, lease: i64, envelope: &Envelope) -> Result<sea_query::UpdateStatement, StoreError> {
+        let (kind, payload) = self.sealer().seal_envelope(envelope)?;
+        Ok(Query::update()
+            .table(Outbox::Table)
+            .value(Outbox::Kind, kind)
+            .value(Outbox::Payload, payload)
+            .and_where(Expr::col(Outbox::Id).eq(id))
+            .and_where(Expr::col(Outbox::LeaseToken).eq(lease))
+            .and_where(Expr::col(Outbox::State).eq(state::PENDING))
+            .to_owned())
+    }
+}
+
 #[async_trait]
 impl OutboxStore for SqlStore {
     async fn enqueue_decoy(&self, decoy: OutboxMessage, now: Timestamp) -> Result<(), StoreError> {
@@ -340,16 +357,8 @@ impl OutboxStore for SqlStore {
     }
 
     async fn reissue_locally(&self, id: i64, lease: i64, envelope: &Envelope) -> Result<bool, StoreError> {
-        let (kind, payload) = self.sealer().seal_envelope(envelope)?;
+        let rewrite = self.rewrite(id, lease, envelope)?;
         let mut tx = self.db().begin().await.op("reissue_locally")?;
-        let rewrite = Query::update()
-            .table(Outbox::Table)
-            .value(Outbox::Kind, kind)
-            .value(Outbox::Payload, payload)
-            .and_where(Expr::col(Outbox::Id).eq(id))
-            .and_where(Expr::col(Outbox::LeaseToken).eq(lease))
-            .and_where(Expr::col(Outbox::State).eq(state::PENDING))
-            .to_owned();
         if tx.run().execute(&rewrite).await.op("reissue_locally")? != 1 {
             return Ok(false);
         }
@@ -369,6 +378,11 @@ impl OutboxStore for SqlStore {
         tx.run().execute(&local_code).await.op("reissue_locally")?;
         tx.commit().await.op("reissue_locally")?;
         Ok(true)
+    }
+
+    async fn switch_channel(&self, id: i64, lease: i64, envelope: &Envelope) -> Result<bool, StoreError> {
+        let rewrite = self.rewrite(id, lease, envelope)?;
+        Ok(self.db().run().execute(&rewrite).await.op("switch_channel")? == 1)
     }
 
     async fn extend_lease(&self, id: i64, lease: i64, until: Timestamp) -> Result<bool, StoreError> {

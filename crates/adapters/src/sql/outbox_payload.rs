@@ -104,6 +104,13 @@ pub(super) enum StoredEnvelope {
         to: String,
         text: String,
     },
+    /// Named as its row's kind; rows of the other kinds are unchanged, so
+    /// every row written before WhatsApp still opens.
+    #[serde(rename = "whatsapp")]
+    WhatsApp {
+        to: String,
+        body: String,
+    },
     Hosted {
         to: String,
         channel: String,
@@ -130,6 +137,10 @@ impl StoredEnvelope {
             Envelope::Call(call) => Self::Call {
                 to: call.to.as_str().to_owned(),
                 text: call.spoken_text.expose_secret().to_owned(),
+            },
+            Envelope::WhatsApp(message) => Self::WhatsApp {
+                to: message.to.as_str().to_owned(),
+                body: message.body.expose_secret().to_owned(),
             },
             Envelope::Hosted {
                 to,
@@ -165,6 +176,10 @@ impl StoredEnvelope {
                 to: phone(&to)?,
                 spoken_text: SecretString::from(text),
             }),
+            Self::WhatsApp { to, body } => Envelope::WhatsApp(OutgoingSms {
+                to: phone(&to)?,
+                body: SecretString::from(body),
+            }),
             Self::Hosted {
                 to,
                 channel,
@@ -172,7 +187,11 @@ impl StoredEnvelope {
                 fallback,
             } => Envelope::Hosted {
                 to: phone(&to)?,
-                channel: if channel == "call" { Channel::Call } else { Channel::Sms },
+                channel: match channel.as_str() {
+                    "call" => Channel::Call,
+                    "whatsapp" => Channel::WhatsApp,
+                    _ => Channel::Sms,
+                },
                 locale,
                 fallback: fallback.map(SecretString::from),
             },

@@ -16,6 +16,17 @@ const REGION_NOT_ENABLED: u32 = 21408;
 const UNSUBSCRIBED_RECIPIENT: u32 = 21610;
 /// Verify: the `To` number is invalid for the channel.
 const VERIFY_INVALID_PARAMETER: u32 = 60200;
+/// Messages: the channel could not find the `To` address, i.e. the
+/// number is not a WhatsApp user (WhatsApp's 1006, 1013, 1021).
+const CHANNEL_TO_NOT_FOUND: u32 = 63003;
+/// Messages: an invalid message recipient for the channel (WhatsApp's
+/// 1002, 1026: the receiver cannot get WhatsApp messages).
+const CHANNEL_INVALID_RECIPIENT: u32 = 63024;
+/// Messages: no channel has the `From` address (the WhatsApp sender is
+/// wrong or not approved).
+const CHANNEL_FROM_NOT_FOUND: u32 = 63007;
+/// Verify: the WhatsApp channel of the Verify service is not set up.
+const VERIFY_WHATSAPP_NOT_CONFIGURED: u32 = 68008;
 /// Too many requests for the account.
 const TOO_MANY_REQUESTS: u32 = 20429;
 /// Verify: too many verifications sent to this number.
@@ -125,7 +136,11 @@ impl TwilioError {
                     retry_after: self.retry_after,
                 }
             }
-            Some(AUTHENTICATE) => DeliveryError::Misconfigured(self.summary()),
+            // Verify passes the channel's errors on as Messages does.
+            Some(CHANNEL_TO_NOT_FOUND | CHANNEL_INVALID_RECIPIENT) => DeliveryError::NotOnChannel,
+            Some(AUTHENTICATE | CHANNEL_FROM_NOT_FOUND | VERIFY_WHATSAPP_NOT_CONFIGURED) => {
+                DeliveryError::Misconfigured(self.summary())
+            }
             _ => match self.status {
                 429 => DeliveryError::RateLimited {
                     retry_after: self.retry_after,
@@ -215,6 +230,18 @@ mod tests {
             error(400, Some(21602)).to_delivery_error(),
             DeliveryError::Unavailable(_)
         ));
+    }
+
+    #[test]
+    fn a_number_without_whatsapp_is_told_apart() {
+        for code in [63003, 63024] {
+            assert!(matches!(
+                error(400, Some(code)).to_delivery_error(),
+                DeliveryError::NotOnChannel
+            ));
+        }
+        assert!(is_misconfiguration(&error(400, Some(63007))));
+        assert!(is_misconfiguration(&error(400, Some(68008))));
     }
 
     #[test]

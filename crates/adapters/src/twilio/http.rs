@@ -10,6 +10,7 @@ use super::{TwilioClient, error::TwilioError};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Operation {
     SendSms,
+    SendWhatsApp,
     Call,
     VerifyStart,
     VerifyCheck,
@@ -19,6 +20,7 @@ impl Operation {
     pub(super) const fn as_str(self) -> &'static str {
         match self {
             Self::SendSms => "send_sms",
+            Self::SendWhatsApp => "send_whatsapp",
             Self::Call => "call",
             Self::VerifyStart => "verify_start",
             Self::VerifyCheck => "verify_check",

@@ -17,6 +17,7 @@ mod messages;
 mod receipts;
 pub mod signature;
 mod twiml;
+mod whatsapp;
 
 use std::{fmt, sync::Arc, time::Duration};
 
@@ -57,6 +58,9 @@ pub struct TwilioSettings {
     /// Where Twilio posts each text's delivery receipts (`StatusCallback`):
     /// the full URL of `/receipts/<provider name>`. No receipts without it.
     pub status_callback: Option<String>,
+    /// The WhatsApp sender (a number in E.164 registered with WhatsApp)
+    /// that WhatsApp messages come from, as `From=whatsapp:<number>`.
+    pub whatsapp_from: Option<String>,
     /// Defaults to [`DEFAULT_API_BASE_URL`]; tests point it at a local
     /// server.
     pub api_base_url: String,
@@ -87,6 +91,7 @@ impl TwilioSettings {
             messaging_service_sid: None,
             verify_service_sid: None,
             status_callback: None,
+            whatsapp_from: None,
             api_base_url: DEFAULT_API_BASE_URL.to_owned(),
             verify_base_url: DEFAULT_VERIFY_BASE_URL.to_owned(),
             timeout: Duration::from_secs(10),
@@ -106,6 +111,7 @@ impl fmt::Debug for TwilioSettings {
             .field("messaging_service_sid", &self.messaging_service_sid)
             .field("verify_service_sid", &self.verify_service_sid)
             .field("status_callback", &self.status_callback)
+            .field("whatsapp_from", &self.whatsapp_from)
             .field("api_base_url", &self.api_base_url)
             .field("verify_base_url", &self.verify_base_url)
             .field("timeout", &self.timeout)
@@ -177,12 +183,23 @@ impl TwilioClient {
         if settings.from_number.as_deref().is_some_and(str::is_empty) {
             return Err(invalid("from_number must not be empty when set"));
         }
+        if settings
+            .whatsapp_from
+            .as_deref()
+            .is_some_and(|from| !whatsapp::is_e164(from))
+        {
+            return Err(invalid(
+                "whatsapp_from must be a number in E.164 (+ and 8 to 15 digits)",
+            ));
+        }
         if settings.from_number.is_none()
             && settings.messaging_service_sid.is_none()
             && settings.verify_service_sid.is_none()
+            && settings.whatsapp_from.is_none()
         {
             return Err(invalid(
-                "set from_number or messaging_service_sid (SMS and calls), or verify_service_sid (Verify)",
+                "set from_number or messaging_service_sid (SMS and calls), verify_service_sid (Verify) or \
+                 whatsapp_from (WhatsApp)",
             ));
         }
         if settings.voice_language.is_empty() {
@@ -299,7 +316,8 @@ impl TwilioClient {
                         more_info,
                         "Twilio refused our credentials or settings; every request will fail until they are fixed"
                     ),
-                    DeliveryError::InvalidNumber => tracing::info!(
+                    // A number that is not a WhatsApp user is told apart by its code.
+                    DeliveryError::InvalidNumber | DeliveryError::NotOnChannel => tracing::info!(
                         operation = op,
                         http_status = status,
                         twilio_code = code,

@@ -310,7 +310,8 @@ impl VonageClient {
                         instance,
                         "Vonage refused our credentials or settings; every request will fail until they are fixed"
                     ),
-                    DeliveryError::InvalidNumber => tracing::info!(
+                    // These vendors carry texts only, so no channel lacks the number.
+                    DeliveryError::InvalidNumber | DeliveryError::NotOnChannel => tracing::info!(
                         operation = op,
                         http_status,
                         vonage_status,

@@ -30,6 +30,7 @@ use wiremock::{
 mod answers;
 mod receipts;
 mod secrets;
+mod whatsapp;
 
 /// The receiver's key; the provider is configured with its `whsec_` form.
 const KEY: &[u8] = b"an in-house gateway's 32-byte k!";

@@ -178,6 +178,53 @@ async fn a_failed_verify_start_is_reissued_as_a_local_text(backend: TestBackend)
     assert_eq!(text.body.expose_secret(), "Your phonegate code is 900003");
 }
 
+/// Issue 17: a WhatsApp message is sealed and claimed as kind `whatsapp`
+/// (only by an instance that names that kind), and a number that is not
+/// on WhatsApp has its row switched to the same text by SMS under the
+/// lease, leaving the challenge as it was.
+async fn a_whatsapp_message_is_switched_to_sms_under_its_lease(backend: TestBackend) {
+    let (_database, store) = store(backend).await;
+    let whatsapp = Outgoing::Message(OutboxMessage {
+        envelope: Envelope::WhatsApp(OutgoingSms {
+            to: phone(4),
+            body: SecretString::from("Your phonegate code is 900004"),
+        }),
+        purpose: "phone_verify",
+        created_at: NOW,
+        not_after: NOW.plus(Duration::from_secs(600)),
+    });
+    store.replace_live(challenge(4, NOW), whatsapp).await.unwrap();
+    assert!(store.claim_due(NOW, LEASE, 10, KINDS).await.unwrap().is_empty());
+    let claimed = store.claim_due(NOW, LEASE, 10, &["whatsapp"]).await.unwrap().remove(0);
+    let Envelope::WhatsApp(message) = &claimed.message.envelope else {
+        panic!("a WhatsApp message");
+    };
+    assert_eq!(message.body.expose_secret(), "Your phonegate code is 900004");
+    let sms = Envelope::Sms(OutgoingSms {
+        to: message.to.clone(),
+        body: message.body.clone(),
+    });
+    assert!(
+        !store.switch_channel(claimed.id, claimed.lease ^ 1, &sms).await.unwrap(),
+        "not our lease"
+    );
+    assert!(store.switch_channel(claimed.id, claimed.lease, &sms).await.unwrap());
+    assert!(!hosted_flag(&store).await, "still phonegate's own code");
+    let retry = DeliveryOutcome::Retry {
+        at: NOW,
+        error: "twilio: unavailable".into(),
+    };
+    store
+        .finish(claimed.id, claimed.lease, retry, Via::default(), NOW)
+        .await
+        .unwrap();
+    let again = store.claim_due(NOW, LEASE, 10, &["sms"]).await.unwrap().remove(0);
+    let Envelope::Sms(text) = &again.message.envelope else {
+        panic!("a text");
+    };
+    assert_eq!(text.body.expose_secret(), "Your phonegate code is 900004");
+}
+
 /// Whether the one challenge of the store is marked as Verify's code.
 async fn hosted_flag(store: &SqlStore) -> bool {
     let sql = "SELECT hosted FROM otp_challenges";
@@ -191,4 +238,5 @@ async fn hosted_flag(store: &SqlStore) -> bool {
 on_both_backends!(
     a_dispatcher_claims_only_the_kinds_it_can_send,
     a_failed_verify_start_is_reissued_as_a_local_text,
+    a_whatsapp_message_is_switched_to_sms_under_its_lease,
 );

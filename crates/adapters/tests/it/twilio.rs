@@ -27,6 +27,7 @@ use wiremock::{
 };
 
 mod receipts;
+mod whatsapp;
 
 const ACCOUNT_SID: &str = "AC0123456789abcdef0123456789abcdef";
 const AUTH_TOKEN: &str = "tok-9f8e7d6c5b4a39281706f5e4d3c2b1a0";

@@ -92,6 +92,17 @@ pub struct VoiceSection {
     pub routes: Vec<RouteEntry>,
 }
 
+/// `[whatsapp]`: who carries WhatsApp messages, for the surfaces whose
+/// `otp.<surface>.channel` is `whatsapp`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WhatsAppSection {
+    /// The providers to try, in order; when empty, the SMS default
+    /// route's providers that can carry WhatsApp.
+    #[serde(default)]
+    pub providers: Vec<SmsProvider>,
+}
+
 /// One route: numbers starting with `prefix` go to `providers`, in order.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -190,6 +190,10 @@ pub struct TwilioSection {
     pub messaging_service_sid: Option<String>,
     /// The Verify service (`sms.provider = "twilio_verify"`).
     pub verify_service_sid: Option<String>,
+    /// The WhatsApp sender (a number registered with WhatsApp), sent as
+    /// `From=whatsapp:<number>`.
+    #[serde(default)]
+    pub whatsapp_from: Option<String>,
     pub api_base_url: String,
     pub verify_base_url: String,
     pub timeout_seconds: u64,
@@ -355,6 +359,21 @@ pub struct CodePolicySection {
     pub length: usize,
     pub ttl_seconds: u64,
     pub max_attempts: u32,
+    /// How the surface's texts travel; calls are unchanged.
+    #[serde(default)]
+    pub channel: TextChannel,
+}
+
+/// How a surface's texts travel (`otp.<surface>.channel`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TextChannel {
+    #[default]
+    Sms,
+    /// A WhatsApp message with the same words, and the same code by SMS
+    /// when the number is not on WhatsApp.
+    #[serde(rename = "whatsapp")]
+    WhatsApp,
 }
 
 /// A test number with its fixed code.

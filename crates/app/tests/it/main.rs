@@ -37,3 +37,4 @@ mod sign_in_load;
 mod timing;
 mod tokens_http;
 mod twilio_e2e;
+mod whatsapp_e2e;

@@ -82,10 +82,11 @@ fn without<T: ?Sized>(hops: &[Hop<T>], avoid: Option<&str>) -> Vec<Hop<T>> {
 
 impl DeliveryError {
     /// Whether no provider can deliver the message either: the number
-    /// itself was refused. Every other failure is the provider's (an
+    /// itself was refused (or has no account on the channel: another
+    /// channel may reach it, see [`Messenger::sms_fallback`]). Every other failure is the provider's (an
     /// outage, a throttle, its settings), so the next provider may succeed.
     pub const fn is_final(&self) -> bool {
-        matches!(self, Self::InvalidNumber | Self::Rejected(_))
+        matches!(self, Self::InvalidNumber | Self::Rejected(_) | Self::NotOnChannel)
     }
 }
 
@@ -149,6 +150,13 @@ impl Messenger {
                 })
                 .await
             }
+            (_, _, Envelope::WhatsApp(message)) if !self.whatsapp_routes().is_empty() => {
+                let hops = without(self.whatsapp_routes().for_number(&message.to), avoid);
+                self.through("whatsapp", &hops, now, |client| async move {
+                    client.send_whatsapp(message, queued).await
+                })
+                .await
+            }
             (_, Some(routes), Envelope::Call(call)) => {
                 let hops = without(routes.voice.for_number(&call.to), avoid);
                 self.through("call", &hops, now, |client| async move {
@@ -197,10 +205,14 @@ impl Messenger {
             return None;
         }
         match channel {
-            Channel::Sms if !routes.sms.for_number(to).is_empty() => Some(Envelope::Sms(OutgoingSms {
-                to: to.clone(),
-                body: text.clone(),
-            })),
+            // A hosted WhatsApp message's fallback is a text: the number
+            // may not be on WhatsApp, and every local route sends texts.
+            Channel::Sms | Channel::WhatsApp if !routes.sms.for_number(to).is_empty() => {
+                Some(Envelope::Sms(OutgoingSms {
+                    to: to.clone(),
+                    body: text.clone(),
+                }))
+            }
             Channel::Call if !routes.voice.for_number(to).is_empty() => Some(Envelope::Call(OutgoingCall {
                 to: to.clone(),
                 spoken_text: text.clone(),

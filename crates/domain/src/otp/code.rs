@@ -85,6 +85,10 @@ impl Purpose {
 pub enum Channel {
     Sms,
     Call,
+    /// A WhatsApp message with the text of an SMS. Use cases ask for
+    /// [`Channel::Sms`]; the messenger sends a surface's texts this way
+    /// when its settings say so (`otp.<surface>.channel = "whatsapp"`).
+    WhatsApp,
 }
 
 impl Channel {
@@ -92,6 +96,7 @@ impl Channel {
         match self {
             Self::Sms => "sms",
             Self::Call => "call",
+            Self::WhatsApp => "whatsapp",
         }
     }
 }

@@ -309,7 +309,7 @@ fn a_verify_outage_sends_phonegates_own_code_instead() {
         );
         assert_eq!(
             dispatcher.deliverable_kinds(),
-            ["hosted_sms", "hosted_call", "sms", "mail"]
+            ["hosted_sms", "hosted_call", "hosted_whatsapp", "sms", "mail"]
         );
         let report = dispatcher.dispatch_due().await.unwrap();
         assert_eq!(report.sent, 1);

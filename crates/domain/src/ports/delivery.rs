@@ -64,11 +64,18 @@ pub enum DeliveryError {
     /// The provider is unreachable, failing or timing out, after retries.
     #[error("the provider is unavailable: {0}")]
     Unavailable(String),
+    /// The number has no account on the message's channel: it is not a
+    /// WhatsApp user (Twilio 63003, 63024). Final for that channel, as no
+    /// provider can reach an account that does not exist, but a text to
+    /// the same number may arrive: the dispatcher sends the same code by
+    /// SMS instead.
+    #[error("the number cannot be reached on this channel")]
+    NotOnChannel,
 }
 
 impl DeliveryError {
     /// A short, fixed name for metrics: `invalid_number`, `rejected`,
-    /// `rate_limited`, `misconfigured` or `unavailable`.
+    /// `rate_limited`, `misconfigured`, `unavailable` or `not_on_channel`.
     pub const fn kind(&self) -> &'static str {
         match self {
             Self::InvalidNumber => "invalid_number",
@@ -76,6 +83,7 @@ impl DeliveryError {
             Self::RateLimited { .. } => "rate_limited",
             Self::Misconfigured(_) => "misconfigured",
             Self::Unavailable(_) => "unavailable",
+            Self::NotOnChannel => "not_on_channel",
         }
     }
 }
@@ -183,6 +191,23 @@ pub trait SmsSender: Send + Sync {
         let _ = queued;
         self.send_sms(message).await.map(|()| None)
     }
+}
+
+/// Sends WhatsApp messages: the text of an SMS, to the number's WhatsApp
+/// account, from the deployment's WhatsApp sender.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait WhatsAppSender: Send + Sync {
+    /// Hands `message`, the outbox message `queued`, to the provider as a
+    /// WhatsApp message, and returns the provider's id for it when its
+    /// delivery receipts will name one. A number with no WhatsApp account
+    /// is [`DeliveryError::NotOnChannel`]. Implementations must not log
+    /// the body.
+    async fn send_whatsapp(
+        &self,
+        message: &OutgoingSms,
+        queued: MessageRef,
+    ) -> Result<Option<ProviderMessageId>, DeliveryError>;
 }
 
 /// A voice call that reads a code aloud. The text contains the code.

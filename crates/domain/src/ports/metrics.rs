@@ -53,6 +53,13 @@ pub trait Metrics: Send + Sync + std::fmt::Debug {
         let _ = (from, to);
     }
 
+    /// A message could not reach its number on channel `from` (the number
+    /// is not a WhatsApp user) and the same code was sent by `to` (`sms`)
+    /// instead.
+    fn channel_fallback(&self, from: &'static str, to: &'static str) {
+        let _ = (from, to);
+    }
+
     /// `provider`'s circuit for `channel` (`sms`, `call`, `hosted`) opened
     /// (`open`) or closed again.
     fn provider_circuit(&self, provider: &'static str, channel: &'static str, open: bool) {

@@ -18,6 +18,9 @@ pub enum Envelope {
     Sms(OutgoingSms),
     /// A call reading our own code aloud.
     Call(OutgoingCall),
+    /// A WhatsApp message with our own code in it: the text an SMS would
+    /// carry, to the number's WhatsApp account.
+    WhatsApp(OutgoingSms),
     /// Ask a provider that makes its own codes (Twilio Verify) to send one.
     Hosted {
         to: PhoneNumber,
@@ -37,25 +40,32 @@ impl Envelope {
     /// mail.
     pub const fn recipient(&self) -> Option<&PhoneNumber> {
         match self {
-            Self::Sms(OutgoingSms { to, .. }) | Self::Call(OutgoingCall { to, .. }) | Self::Hosted { to, .. } => {
-                Some(to)
-            }
+            Self::Sms(OutgoingSms { to, .. })
+            | Self::WhatsApp(OutgoingSms { to, .. })
+            | Self::Call(OutgoingCall { to, .. })
+            | Self::Hosted { to, .. } => Some(to),
             Self::Mail(_) => None,
         }
     }
 
-    /// A short name for logs and metrics: `sms`, `call`, `hosted_sms`,
-    /// `hosted_call` or `mail`.
+    /// A short name for logs and metrics, and the outbox's `kind` column:
+    /// `sms`, `call`, `whatsapp`, `hosted_sms`, `hosted_call`,
+    /// `hosted_whatsapp` or `mail`.
     pub const fn kind(&self) -> &'static str {
         match self {
             Self::Sms(_) => "sms",
             Self::Call(_) => "call",
+            Self::WhatsApp(_) => "whatsapp",
             Self::Hosted {
                 channel: Channel::Sms, ..
             } => "hosted_sms",
             Self::Hosted {
                 channel: Channel::Call, ..
             } => "hosted_call",
+            Self::Hosted {
+                channel: Channel::WhatsApp,
+                ..
+            } => "hosted_whatsapp",
             Self::Mail(_) => "mail",
         }
     }
@@ -194,6 +204,14 @@ pub trait OutboxStore: Send + Sync {
     /// compares it locally. Returns `false`, changing nothing, if the
     /// lease was lost.
     async fn reissue_locally(&self, id: i64, lease: i64, envelope: &Envelope) -> Result<bool, StoreError>;
+
+    /// The message `id`, claimed under `lease`, could not reach the number
+    /// on its channel (not a WhatsApp user): it becomes `envelope`, the
+    /// same code by another channel (an SMS, or a Verify start by SMS), in
+    /// one statement, so a retry sends it that way. The challenge is left
+    /// as it is: whoever made its code still checks it. Returns `false`,
+    /// changing nothing, if the lease was lost.
+    async fn switch_channel(&self, id: i64, lease: i64, envelope: &Envelope) -> Result<bool, StoreError>;
 
     /// Records how the attempt on `id` under `lease` ended, and `via`
     /// which provider (and under which of its ids). A text sent under a

@@ -55,7 +55,11 @@ impl WhatsAppSender for TwilioClient {
         };
         let to = format!("whatsapp:{}", message.to.as_str());
         let body = message.body.expose_secret();
-        let form = [("To", to.as_str()), sender, ("Body", body)];
+        let mut form = vec![("To", to.as_str()), sender, ("Body", body)];
+        // Receipts for WhatsApp messages come to the same endpoint as texts'.
+        if let Some(callback) = settings.status_callback.as_deref() {
+            form.push(("StatusCallback", callback));
+        }
         let answer = self
             .post_form(operation, &self.inner.messages_url, &form, &[body])
             .await

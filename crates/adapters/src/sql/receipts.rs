@@ -9,7 +9,7 @@ use phonegate_domain::{
     ports::{Receipt, ReceiptStore, ReceiptedMessage},
     time::Timestamp,
 };
-use sea_query::{Expr, ExprTrait as _, Query};
+use sea_query::{Expr, ExprTrait as _, Query, UpdateStatement};
 
 use super::{db::Backend, outbox::state, schema::Outbox, store::SqlStore};
 
@@ -106,7 +106,7 @@ impl ReceiptStore for SqlStore {
     ) -> Result<bool, StoreError> {
         let (kind, payload) = self.sealer().seal_envelope(envelope)?;
         let now_ms = now.unix_millis();
-        let requeue = Query::update()
+        let mut requeue = Query::update()
             .table(Outbox::Table)
             .value(Outbox::State, state::PENDING)
             .value(Outbox::Kind, kind)
@@ -123,11 +123,49 @@ impl ReceiptStore for SqlStore {
             .and_where(Expr::col(Outbox::State).eq(SENT))
             .and_where(Expr::col(Outbox::Provider).eq(avoid))
             .and_where(Expr::col(Outbox::AvoidProvider).is_null())
-            .and_where(Expr::col(Outbox::NotAfter).gt(now_ms))
-            .and_where(Expr::cust(LIVE_CHALLENGE))
             .to_owned();
+        self.requeue(&mut requeue, now).await
+    }
+
+    async fn resend_by_sms(
+        &self,
+        id: i64,
+        sent_through: &str,
+        sms: &Envelope,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let (kind, payload) = self.sealer().seal_envelope(sms)?;
+        let mut requeue = Query::update()
+            .table(Outbox::Table)
+            .value(Outbox::State, state::PENDING)
+            .value(Outbox::Kind, kind)
+            .value(Outbox::Payload, payload)
+            .value(Outbox::NextAttemptAt, now.unix_millis())
+            .value(Outbox::LeaseToken, Option::<i64>::None)
+            .value(Outbox::FinishedAt, Option::<i64>::None)
+            .value(
+                Outbox::LastError,
+                format!("{sent_through}: WhatsApp did not reach the number"),
+            )
+            .and_where(Expr::col(Outbox::Id).eq(id))
+            .and_where(Expr::col(Outbox::State).eq(SENT))
+            .and_where(Expr::col(Outbox::Kind).eq("whatsapp"))
+            .and_where(Expr::col(Outbox::Provider).eq(sent_through))
+            .to_owned();
+        self.requeue(&mut requeue, now).await
+    }
+}
+
+impl SqlStore {
+    /// Runs `requeue`, an update that puts a sent message back in the
+    /// queue, if the message's code still works at `now`, and wakes the
+    /// dispatchers of every instance when it did.
+    async fn requeue(&self, requeue: &mut UpdateStatement, now: Timestamp) -> Result<bool, StoreError> {
+        requeue
+            .and_where(Expr::col(Outbox::NotAfter).gt(now.unix_millis()))
+            .and_where(Expr::cust(LIVE_CHALLENGE));
         let mut tx = self.db().begin().await.op("resend_avoiding")?;
-        let queued = tx.run().execute(&requeue).await.op("resend_avoiding")? == 1;
+        let queued = tx.run().execute(&*requeue).await.op("resend_avoiding")? == 1;
         if queued && self.db().backend() == Backend::Postgres {
             // The notify trigger fires on inserts only: wake every
             // instance's dispatchers when this commits, as an insert would.

@@ -11,7 +11,7 @@ use phonegate_adapters::{
     testing::TestBackend,
 };
 use phonegate_domain::{
-    outbox::{ClaimedMessage, DeliveryOutcome, Envelope, OutboxStore, Via},
+    outbox::{ClaimedMessage, DeliveryOutcome, Envelope, OutboxStore, Outgoing, Via},
     ports::{ChallengeStore, Housekeeping, ProviderMessageId, Receipt, ReceiptStatus, ReceiptStore},
     time::Timestamp,
 };
@@ -205,7 +205,62 @@ async fn a_dead_or_expired_code_is_not_resent_and_its_payload_goes(backend: Test
     assert!(!rows(&store).await[0].5);
 }
 
+/// A WhatsApp message a receipt says did not arrive becomes a text with the
+/// same code, due now and claimable by any instance with SMS, once.
+async fn an_undelivered_whatsapp_message_is_queued_again_as_a_text(backend: TestBackend) {
+    let (_database, store) = store(backend).await;
+    let Outgoing::Message(mut message) = sms(4, NOW) else {
+        panic!("a message");
+    };
+    let Envelope::Sms(text) = message.envelope else {
+        panic!("a text");
+    };
+    message.envelope = Envelope::WhatsApp(text);
+    store
+        .replace_live(challenge(4, NOW), Outgoing::Message(message))
+        .await
+        .unwrap();
+    let claimed = store.claim_due(NOW, LEASE, 1, &["whatsapp"]).await.unwrap().remove(0);
+    finish_sent(&store, &claimed, "twilio", "SM4").await;
+    let found = store
+        .record_receipt(&receipt("twilio", "SM4", ReceiptStatus::Undelivered), NOW)
+        .await
+        .unwrap()
+        .unwrap();
+    let Some(Envelope::WhatsApp(whatsapp)) = found.envelope else {
+        panic!("the WhatsApp message");
+    };
+    let sms_envelope = Envelope::Sms(whatsapp);
+    assert!(
+        !store
+            .resend_by_sms(claimed.id, "vonage", &sms_envelope, NOW)
+            .await
+            .unwrap(),
+        "not sent there"
+    );
+    assert!(
+        store
+            .resend_by_sms(claimed.id, "twilio", &sms_envelope, NOW)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .resend_by_sms(claimed.id, "twilio", &sms_envelope, NOW)
+            .await
+            .unwrap(),
+        "once"
+    );
+    let again = store.claim_due(NOW, LEASE, 10, &["sms"]).await.unwrap().remove(0);
+    assert_eq!(again.avoid, None, "any SMS provider, the same one included");
+    let Envelope::Sms(text) = &again.message.envelope else {
+        panic!("a text");
+    };
+    assert_eq!(text.body.expose_secret(), "Your phonegate code is 900004");
+}
+
 on_both_backends!(
+    an_undelivered_whatsapp_message_is_queued_again_as_a_text,
     receipts_are_recorded_in_order_on_the_message_they_name,
     an_undelivered_text_is_queued_once_for_another_provider,
     a_dead_or_expired_code_is_not_resent_and_its_payload_goes,

@@ -129,6 +129,21 @@ impl Receipts {
             // Sent twice already, or its code no longer works.
             return Ok(ReceiptOutcome::Recorded);
         }
+        if let Some(sms) = Messenger::sms_instead(&envelope) {
+            // WhatsApp could not reach the number (Twilio says so later, in
+            // the receipt): the same code goes by SMS, through any provider
+            // of the SMS route.
+            if self.store.resend_by_sms(id, provider, &sms, now).await? {
+                tracing::warn!(
+                    id,
+                    provider,
+                    "WhatsApp cannot reach the number; sending the same code by SMS"
+                );
+                self.metrics.channel_fallback("whatsapp", "sms");
+                return Ok(ReceiptOutcome::Resent);
+            }
+            return Ok(ReceiptOutcome::Recorded);
+        }
         if !self.messenger.has_provider_besides(&envelope, provider) {
             tracing::info!(id, provider, "no other provider on the message's route; not resent");
             return Ok(ReceiptOutcome::Recorded);

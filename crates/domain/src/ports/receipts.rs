@@ -172,4 +172,17 @@ pub trait ReceiptStore: Send + Sync {
         envelope: &Envelope,
         now: Timestamp,
     ) -> Result<bool, StoreError>;
+
+    /// Queues WhatsApp message `id`, sent through `sent_through`, again,
+    /// due at `now`, as `sms`: the same code by SMS, through any provider
+    /// of the SMS route. Only if it is still a WhatsApp message sent
+    /// through `sent_through`, has not expired and its challenge is live;
+    /// returns whether it was queued.
+    async fn resend_by_sms(
+        &self,
+        id: i64,
+        sent_through: &str,
+        sms: &Envelope,
+        now: Timestamp,
+    ) -> Result<bool, StoreError>;
 }

@@ -173,3 +173,48 @@ fn a_resend_the_store_refuses_is_only_recorded() {
     let outcome = block_on(receipts.record(&receipt(ReceiptStatus::Undelivered))).unwrap();
     assert_eq!(outcome, ReceiptOutcome::Recorded);
 }
+
+/// Twilio reports a WhatsApp message to a number not on WhatsApp later, in
+/// its receipt: the same code then goes by SMS (through any provider of
+/// the SMS route, the one that carried the WhatsApp message included).
+#[test]
+fn a_whatsapp_message_that_did_not_arrive_goes_by_sms_with_the_same_code() {
+    let whatsapp = Envelope::WhatsApp(OutgoingSms {
+        to: PhoneNumber::parse_e164("+447700900123").unwrap(),
+        body: SecretString::from("Your phonegate code is 123456"),
+    });
+    let mut store = MockReceiptStore::new();
+    let mut message = Some(ReceiptedMessage {
+        envelope: Some(whatsapp),
+        ..found()
+    });
+    store
+        .expect_record_receipt()
+        .times(1)
+        .returning(move |_, _| Ok(message.take()));
+    store.expect_resend_avoiding().never();
+    let by_sms = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&by_sms);
+    store
+        .expect_resend_by_sms()
+        .times(1)
+        .returning(move |id, sent_through, sms, _| {
+            let Envelope::Sms(text) = sms else {
+                panic!("an SMS");
+            };
+            use secrecy::ExposeSecret as _;
+            seen.lock()
+                .unwrap()
+                .push((id, sent_through.to_owned(), text.body.expose_secret().to_owned()));
+            Ok(true)
+        });
+    let mut clock = MockClock::new();
+    clock.expect_now().return_const(Timestamp::from_unix_millis(NOW));
+    let receipts = Receipts::new(Arc::new(store), messenger(&["twilio"]), Arc::new(clock));
+    let outcome = block_on(receipts.record(&receipt(ReceiptStatus::Undelivered))).unwrap();
+    assert_eq!(outcome, ReceiptOutcome::Resent);
+    assert_eq!(
+        *by_sms.lock().unwrap(),
+        vec![(9, "twilio".to_owned(), "Your phonegate code is 123456".to_owned())]
+    );
+}

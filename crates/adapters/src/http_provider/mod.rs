@@ -406,9 +406,22 @@ impl SmsSender for HttpProvider {
         message: &OutgoingSms,
         queued: MessageRef,
     ) -> Result<Option<ProviderMessageId>, DeliveryError> {
+        self.deliver_queued_text(Operation::SendSms, message, queued).await
+    }
+}
+
+impl HttpProvider {
+    /// Delivers `message`, the outbox message `queued`, as `operation` (a
+    /// text or a WhatsApp message), under the `id` its receipts name.
+    async fn deliver_queued_text(
+        &self,
+        operation: Operation,
+        message: &OutgoingSms,
+        queued: MessageRef,
+    ) -> Result<Option<ProviderMessageId>, DeliveryError> {
         let id = queued_id(queued);
         self.deliver(
-            Operation::SendSms,
+            operation,
             message.to.as_str(),
             message.body.expose_secret(),
             &id,

@@ -4,9 +4,8 @@
 
 use async_trait::async_trait;
 use phonegate_domain::ports::{DeliveryError, MessageRef, OutgoingSms, ProviderMessageId, WhatsAppSender};
-use secrecy::ExposeSecret as _;
 
-use super::{HttpProvider, Operation, queued_id};
+use super::{HttpProvider, Operation};
 
 #[async_trait]
 impl WhatsAppSender for HttpProvider {
@@ -16,15 +15,6 @@ impl WhatsAppSender for HttpProvider {
         message: &OutgoingSms,
         queued: MessageRef,
     ) -> Result<Option<ProviderMessageId>, DeliveryError> {
-        let id = queued_id(queued);
-        self.deliver(
-            Operation::SendWhatsApp,
-            message.to.as_str(),
-            message.body.expose_secret(),
-            &id,
-            queued.purpose,
-        )
-        .await?;
-        Ok(ProviderMessageId::new(id))
+        self.deliver_queued_text(Operation::SendWhatsApp, message, queued).await
     }
 }

@@ -123,6 +123,20 @@ pub(crate) async fn register(base: &str, number: &str) -> Instant {
     answered
 }
 
+/// Vonage's SMS API accepting every text with its documented answer
+/// (message-id `0A0000000123ABCD1`).
+pub(crate) async fn mount_vonage_sms(vonage: &MockServer) {
+    Mock::given(method("POST"))
+        .and(path("/sms/json"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "message-count": "1",
+            "messages": [{"to": "447911123456", "message-id": "0A0000000123ABCD1", "status": "0",
+                          "remaining-balance": "3.14159265", "message-price": "0.03330000", "network": "12345"}]
+        })))
+        .mount(vonage)
+        .await;
+}
+
 async fn mount_twilio_messages(twilio: &MockServer) {
     Mock::given(method("POST"))
         .and(path(format!("/2010-04-01/Accounts/{SID}/Messages.json")))
@@ -347,15 +361,7 @@ async fn a_verify_outage_sends_phonegates_own_code_through_the_next_provider() {
 
 async fn numbers_take_the_route_of_their_prefix(backend: TestBackend) {
     let (vonage, twilio) = (MockServer::start().await, MockServer::start().await);
-    Mock::given(method("POST"))
-        .and(path("/sms/json"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "message-count": "1",
-            "messages": [{"to": "447911123456", "message-id": "0A0000000123ABCD1", "status": "0",
-                          "remaining-balance": "3.14159265", "message-price": "0.03330000", "network": "12345"}]
-        })))
-        .mount(&vonage)
-        .await;
+    mount_vonage_sms(&vonage).await;
     mount_twilio_messages(&twilio).await;
     let database = TestDatabase::create(backend).await;
     let settings = format!(

@@ -350,15 +350,7 @@ async fn sent_rows(database: &TestDatabase, rows: usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vonage_and_generic_receipts_are_verified_before_they_count() {
     let (vonage, gateway) = (MockServer::start().await, MockServer::start().await);
-    Mock::given(method("POST"))
-        .and(path("/sms/json"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "message-count": "1",
-            "messages": [{"to": "447911123456", "message-id": "0A0000000123ABCD1", "status": "0",
-                          "remaining-balance": "3.14159265", "message-price": "0.03330000", "network": "12345"}]
-        })))
-        .mount(&vonage)
-        .await;
+    crate::providers_e2e::mount_vonage_sms(&vonage).await;
     Mock::given(method("POST"))
         .and(path("/send"))
         .respond_with(ResponseTemplate::new(202))

@@ -16,6 +16,7 @@
 //! and errors carry the operation and the HTTP status only.
 
 mod answer;
+mod queued;
 mod receipts;
 mod whatsapp;
 
@@ -407,28 +408,6 @@ impl SmsSender for HttpProvider {
         queued: MessageRef,
     ) -> Result<Option<ProviderMessageId>, DeliveryError> {
         self.deliver_queued_text(Operation::SendSms, message, queued).await
-    }
-}
-
-impl HttpProvider {
-    /// Delivers `message`, the outbox message `queued`, as `operation` (a
-    /// text or a WhatsApp message), under the `id` its receipts name.
-    async fn deliver_queued_text(
-        &self,
-        operation: Operation,
-        message: &OutgoingSms,
-        queued: MessageRef,
-    ) -> Result<Option<ProviderMessageId>, DeliveryError> {
-        let id = queued_id(queued);
-        self.deliver(
-            operation,
-            message.to.as_str(),
-            message.body.expose_secret(),
-            &id,
-            queued.purpose,
-        )
-        .await?;
-        Ok(ProviderMessageId::new(id))
     }
 }
 
